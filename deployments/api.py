@@ -1,0 +1,82 @@
+from typing import Any, Literal, Optional
+
+from django.shortcuts import get_object_or_404
+from ninja import Router, Schema
+
+from portal.accounts import policies
+from portal.errors import Forbidden
+
+from . import services
+from .models import Service
+
+router = Router(tags=["services"])
+
+
+class ServiceIn(Schema):
+    name: str
+    manifest: str
+    strategy: Optional[Literal["rolling", "blue-green"]] = None
+    health_path: Optional[str] = None
+    team: Optional[str] = None
+    description: Optional[str] = None
+
+
+class ServicePatch(Schema):
+    manifest: Optional[str] = None
+    strategy: Optional[Literal["rolling", "blue-green"]] = None
+    health_path: Optional[str] = None
+    team: Optional[str] = None
+    description: Optional[str] = None
+
+
+def service_out(service, with_manifest=True):
+    data = {
+        "id": service.pk,
+        "name": service.name,
+        "team": service.team,
+        "description": service.description,
+        "strategy": service.strategy,
+        "health_path": service.health_path,
+        "created_at": service.created_at.isoformat(),
+        "updated_at": service.updated_at.isoformat(),
+    }
+    if with_manifest:
+        data["manifest"] = service.manifest
+    return data
+
+
+def _require_catalog(request):
+    if not policies.can_view_catalog(request.user):
+        raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")
+
+
+@router.get("/services", response=list[dict[str, Any]])
+def list_services(request, team: Optional[str] = None):
+    _require_catalog(request)
+    qs = Service.objects.all()
+    if team:
+        qs = qs.filter(team=team)
+    return [service_out(s, with_manifest=False) for s in qs]
+
+
+@router.post("/services", response={201: dict[str, Any]})
+def create_service(request, payload: ServiceIn):
+    return 201, service_out(services.create_service(request.user, payload.dict(exclude_unset=True), request=request))
+
+
+@router.get("/services/{name}", response=dict[str, Any])
+def get_service(request, name: str):
+    _require_catalog(request)
+    return service_out(get_object_or_404(Service, name=name))
+
+
+@router.patch("/services/{name}", response=dict[str, Any])
+def update_service(request, name: str, payload: ServicePatch):
+    service = get_object_or_404(Service, name=name)
+    return service_out(services.update_service(request.user, service, payload.dict(exclude_unset=True), request=request))
+
+
+@router.delete("/services/{name}", response={204: None})
+def delete_service(request, name: str):
+    services.delete_service(request.user, get_object_or_404(Service, name=name), request=request)
+    return 204, None

@@ -1,0 +1,3 @@
+ROLLING = "rolling"
+BLUE_GREEN = "blue-green"
+STRATEGY_CHOICES = [(ROLLING, "rolling"), (BLUE_GREEN, "blue-green")]

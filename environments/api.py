@@ -1,0 +1,141 @@
+from typing import Any, Literal, Optional
+
+from django.shortcuts import get_object_or_404
+from ninja import Router, Schema
+
+from portal.accounts import policies
+from portal.errors import Forbidden, NotFound
+
+from . import services
+from .models import Cluster, Environment
+from .serializers import cluster_out, environment_out
+
+router = Router(tags=["clusters and environments"])
+
+
+class ClusterIn(Schema):
+    name: str
+    server: Optional[str] = None
+    token: Optional[str] = None
+    ca_data: Optional[str] = None
+    insecure: Optional[bool] = None
+    kubeconfig: Optional[str] = None
+    kubeconfig_path: Optional[str] = None
+    context: Optional[str] = None
+    in_cluster: Optional[bool] = None
+
+
+class ClusterPatch(Schema):
+    name: Optional[str] = None
+    server: Optional[str] = None
+    token: Optional[str] = None
+    ca_data: Optional[str] = None
+    insecure: Optional[bool] = None
+    kubeconfig: Optional[str] = None
+    kubeconfig_path: Optional[str] = None
+    context: Optional[str] = None
+    in_cluster: Optional[bool] = None
+
+
+class EnvironmentIn(Schema):
+    name: str
+    tier: Literal["development", "staging", "production", "preview"]
+    slug: Optional[str] = None
+    cluster: Optional[str] = None
+    namespace: Optional[str] = None
+    template: Optional[str] = None
+    ttl_hours: Optional[int] = None
+    team: Optional[str] = None
+    description: Optional[str] = None
+
+
+class EnvironmentPatch(Schema):
+    name: Optional[str] = None
+    team: Optional[str] = None
+    description: Optional[str] = None
+    required_approvals: Optional[int] = None
+    prevent_self_approval: Optional[bool] = None
+    deployment_windows: Optional[list[dict[str, Any]]] = None
+    freeze: Optional[dict[str, Any]] = None
+
+
+def _require_global_read(request):
+    if not policies.can_view_everything(request.user):
+        raise Forbidden("listing clusters needs a global role (viewer or admin)")
+
+
+@router.get("/clusters", response=list[dict[str, Any]])
+def list_clusters(request):
+    _require_global_read(request)
+    return [cluster_out(c) for c in Cluster.objects.all()]
+
+
+@router.post("/clusters", response={201: dict[str, Any]})
+def create_cluster(request, payload: ClusterIn):
+    cluster = services.create_cluster(request.user, payload.dict(exclude_unset=True), request=request)
+    return 201, cluster_out(cluster)
+
+
+@router.get("/clusters/{name}", response=dict[str, Any])
+def get_cluster(request, name: str):
+    _require_global_read(request)
+    return cluster_out(get_object_or_404(Cluster, name=name))
+
+
+@router.patch("/clusters/{name}", response=dict[str, Any])
+def update_cluster(request, name: str, payload: ClusterPatch):
+    cluster = get_object_or_404(Cluster, name=name)
+    return cluster_out(services.update_cluster(request.user, cluster, payload.dict(exclude_unset=True), request=request))
+
+
+@router.delete("/clusters/{name}", response={204: None})
+def delete_cluster(request, name: str):
+    services.delete_cluster(request.user, get_object_or_404(Cluster, name=name), request=request)
+    return 204, None
+
+
+@router.post("/clusters/{name}/check", response={202: dict[str, Any]})
+def check_cluster(request, name: str):
+    job = services.check_cluster(request.user, get_object_or_404(Cluster, name=name), request=request)
+    return 202, {"job": str(job.pk), "state": job.state}
+
+
+def visible_environment(request, slug):
+    env = Environment.objects.select_related("cluster", "owner").filter(slug=slug).first()
+    if env is None or not policies.can_view_environment(request.user, env):
+        raise NotFound(f"no environment '{slug}'")
+    return env
+
+
+@router.get("/environments", response=list[dict[str, Any]])
+def list_environments(request, tier: Optional[str] = None):
+    if not policies.has_any_role(request.user):
+        raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")
+    qs = policies.restrict_environments(request.user, Environment.objects.select_related("cluster", "owner"))
+    if tier:
+        qs = qs.filter(tier=tier)
+    return [environment_out(e) for e in qs.order_by("name")]
+
+
+@router.post("/environments", response={201: dict[str, Any]})
+def create_environment(request, payload: EnvironmentIn):
+    env = services.create_environment(request.user, payload.dict(exclude_unset=True), request=request)
+    return 201, environment_out(env)
+
+
+@router.get("/environments/{slug}", response=dict[str, Any])
+def get_environment(request, slug: str):
+    return environment_out(visible_environment(request, slug))
+
+
+@router.patch("/environments/{slug}", response=dict[str, Any])
+def update_environment(request, slug: str, payload: EnvironmentPatch):
+    env = visible_environment(request, slug)
+    env = services.update_environment(request.user, env, payload.dict(exclude_unset=True), request=request)
+    return environment_out(Environment.objects.select_related("cluster", "owner").get(pk=env.pk))
+
+
+@router.delete("/environments/{slug}", response={204: None})
+def delete_environment(request, slug: str):
+    services.delete_environment(request.user, visible_environment(request, slug), request=request)
+    return 204, None

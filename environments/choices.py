@@ -1,0 +1,35 @@
+DEVELOPMENT = "development"
+STAGING = "staging"
+PRODUCTION = "production"
+PREVIEW = "preview"
+
+TIER_CHOICES = [(DEVELOPMENT, "development"), (STAGING, "staging"), (PRODUCTION, "production"), (PREVIEW, "preview")]
+TIERS = [value for value, _ in TIER_CHOICES]
+TIER_ORDER = {DEVELOPMENT: 0, PREVIEW: 1, STAGING: 2, PRODUCTION: 3}
+SELF_SERVICE_TIERS = {DEVELOPMENT, PREVIEW}
+
+
+class EnvironmentStatus:
+    REQUESTED = "requested"
+    PROVISIONING = "provisioning"
+    READY = "ready"
+    FAILED = "failed"
+    CHOICES = [(s, s) for s in (REQUESTED, PROVISIONING, READY, FAILED)]
+
+
+# Allowed status transitions of an environment (DESIGN rule 2).
+ENVIRONMENT_TRANSITIONS = {
+    EnvironmentStatus.REQUESTED: {EnvironmentStatus.PROVISIONING, EnvironmentStatus.FAILED},
+    EnvironmentStatus.PROVISIONING: {EnvironmentStatus.READY, EnvironmentStatus.FAILED},
+    EnvironmentStatus.READY: {EnvironmentStatus.PROVISIONING},
+    EnvironmentStatus.FAILED: {EnvironmentStatus.PROVISIONING},
+}
+
+CLUSTER_MODE_CHOICES = [
+    ("server", "API server URL and token"),
+    ("kubeconfig_path", "kubeconfig file on the Gantry host"),
+    ("kubeconfig", "pasted kubeconfig (stored encrypted)"),
+    ("in_cluster", "in-cluster service account"),
+]
+
+WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

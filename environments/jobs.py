@@ -1,0 +1,63 @@
+"""Background work for clusters and environments (registered job kinds)."""
+from django.db import transaction
+from django.utils import timezone
+
+from portal import kube
+from portal.audit.services import record
+from portal.jobs.services import JobFailed, job_kind
+
+from .choices import EnvironmentStatus
+from .models import Cluster, Environment
+from .services import set_environment_status
+
+
+@job_kind("cluster.check", queue="default", title="Check cluster connection")
+def check_cluster_job(job, log):
+    cluster = Cluster.objects.filter(pk=job.target_id).first()
+    if cluster is None:
+        raise JobFailed("the cluster was removed before the check ran")
+    log(f"connecting to {cluster.name} ({cluster.location})")
+    try:
+        info = kube.check_cluster(cluster)
+        ok, error = True, ""
+    except (kube.KubeError, ValueError, OSError) as exc:
+        info, ok, error = {}, False, str(exc)
+    with transaction.atomic():
+        Cluster.objects.filter(pk=cluster.pk).update(
+            last_checked_at=timezone.now(), last_check_ok=ok, last_error=error,
+            server_version=info.get("git_version", cluster.server_version),
+        )
+        record("cluster.checked", actor_name="gantry-worker", target=cluster,
+               outcome="success" if ok else "failure", detail={"version": info.get("git_version", ""), "error": error})
+    if not ok:
+        raise JobFailed(error)
+    log(f"reachable: Kubernetes {info.get('git_version')}, {info.get('namespaces')} namespace(s)")
+    return info
+
+
+@job_kind("environment.provision", queue="default", title="Provision environment")
+def provision_environment_job(job, log):
+    env = Environment.objects.select_related("cluster").filter(pk=job.target_id).first()
+    if env is None:
+        raise JobFailed("the environment was deleted before it was provisioned")
+    if env.cluster is None:
+        raise JobFailed(f"environment '{env.slug}' has no cluster")
+    if env.status != EnvironmentStatus.PROVISIONING:
+        # A retry after the status moved on: make it provisioning again so the table holds.
+        if env.status == EnvironmentStatus.READY:
+            log(f"environment is already ready; re-applying namespace {env.namespace}")
+        env = set_environment_status(env, EnvironmentStatus.PROVISIONING, reason="retry")
+    labels = {
+        "app.kubernetes.io/managed-by": "gantry",
+        "gantry.dev/environment": env.slug,
+        "gantry.dev/tier": env.tier,
+    }
+    log(f"applying namespace {env.namespace} on cluster {env.cluster.name}")
+    try:
+        kube.ensure_namespace(env.cluster, env.namespace, labels)
+    except (kube.KubeError, ValueError, OSError) as exc:
+        set_environment_status(env, EnvironmentStatus.FAILED, reason=str(exc))
+        raise JobFailed(f"could not create namespace {env.namespace}: {exc}")
+    set_environment_status(env, EnvironmentStatus.READY)
+    log(f"namespace {env.namespace} is ready")
+    return {"namespace": env.namespace}

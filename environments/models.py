@@ -1,0 +1,103 @@
+from django.conf import settings
+from django.db import models
+
+from portal import crypto
+
+from .choices import CLUSTER_MODE_CHOICES, TIER_CHOICES, EnvironmentStatus
+
+
+class Cluster(models.Model):
+    """A Kubernetes cluster Gantry can reach. Credentials are encrypted and never shown back."""
+
+    name = models.SlugField(max_length=63, unique=True)
+    mode = models.CharField(max_length=16, choices=CLUSTER_MODE_CHOICES, default="server")
+    server = models.URLField(max_length=300, blank=True, default="")
+    token_encrypted = models.TextField(blank=True, default="")
+    ca_data = models.TextField(blank=True, default="")
+    insecure = models.BooleanField(default=False)
+    kubeconfig_path = models.CharField(max_length=500, blank=True, default="")
+    kubeconfig_encrypted = models.TextField(blank=True, default="")
+    context = models.CharField(max_length=200, blank=True, default="")
+    is_sandbox = models.BooleanField(default=False, help_text="The built-in sandbox API used by the demo and tests.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_check_ok = models.BooleanField(null=True, blank=True)
+    server_version = models.CharField(max_length=64, blank=True, default="")
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_token(self):
+        return crypto.decrypt(self.token_encrypted)
+
+    def set_token(self, token):
+        self.token_encrypted = crypto.encrypt(token)
+
+    def get_kubeconfig(self):
+        if self.mode == "kubeconfig_path" and self.kubeconfig_path:
+            with open(self.kubeconfig_path, encoding="utf-8") as handle:
+                return handle.read()
+        return crypto.decrypt(self.kubeconfig_encrypted)
+
+    def set_kubeconfig(self, text):
+        self.kubeconfig_encrypted = crypto.encrypt(text)
+
+    @property
+    def has_token(self):
+        return bool(self.token_encrypted)
+
+    @property
+    def location(self):
+        """Where the cluster is, in words safe to show (never a credential)."""
+        if self.mode == "server":
+            return self.server
+        if self.mode == "kubeconfig_path":
+            return f"kubeconfig {self.kubeconfig_path}" + (f" (context {self.context})" if self.context else "")
+        if self.mode == "kubeconfig":
+            return "stored kubeconfig" + (f" (context {self.context})" if self.context else "")
+        return "in-cluster service account"
+
+
+class Environment(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=63, unique=True)
+    tier = models.CharField(max_length=16, choices=TIER_CHOICES, db_index=True)
+    cluster = models.ForeignKey(Cluster, null=True, blank=True, on_delete=models.PROTECT, related_name="environments")
+    namespace = models.CharField(max_length=63)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_environments"
+    )
+    team = models.CharField(max_length=100, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=16, choices=EnvironmentStatus.CHOICES, default=EnvironmentStatus.PROVISIONING)
+    template = models.CharField(max_length=100, blank=True, default="")
+    ttl_hours = models.PositiveIntegerField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # Protection rules (enforced by the releases and approvals flow).
+    required_approvals = models.PositiveSmallIntegerField(default=0)
+    prevent_self_approval = models.BooleanField(default=False)
+    deployment_windows = models.JSONField(default=list, blank=True)
+    freeze_until = models.DateTimeField(null=True, blank=True)
+    freeze_reason = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "namespace"], name="unique_namespace_per_cluster"),
+        ]
+
+    def __str__(self):
+        return self.slug
+
+    @property
+    def freeze(self):
+        if self.freeze_until is None:
+            return None
+        return {"until": self.freeze_until, "reason": self.freeze_reason}

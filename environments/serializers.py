@@ -1,0 +1,56 @@
+"""Plain-dict views of clusters and environments for the API (never a credential)."""
+from . import policies as rules
+
+
+def iso(value):
+    return value.isoformat() if value else None
+
+
+def cluster_out(cluster):
+    return {
+        "id": cluster.pk,
+        "name": cluster.name,
+        "mode": cluster.mode,
+        "server": cluster.server or None,
+        "in_cluster": cluster.mode == "in_cluster",
+        "kubeconfig_path": cluster.kubeconfig_path or None,
+        "context": cluster.context or None,
+        "insecure": cluster.insecure,
+        "has_credentials": bool(cluster.token_encrypted or cluster.kubeconfig_encrypted),
+        "is_sandbox": cluster.is_sandbox,
+        "server_version": cluster.server_version or None,
+        "last_checked_at": iso(cluster.last_checked_at),
+        "last_check_ok": cluster.last_check_ok,
+        "last_error": cluster.last_error or None,
+        "created_at": iso(cluster.created_at),
+    }
+
+
+def environment_out(env, *, with_rules=True):
+    data = {
+        "id": env.pk,
+        "name": env.name,
+        "slug": env.slug,
+        "tier": env.tier,
+        "status": env.status,
+        "cluster": env.cluster.name if env.cluster_id else None,
+        "namespace": env.namespace,
+        "owner": env.owner.get_username() if env.owner_id else None,
+        "team": env.team,
+        "description": env.description,
+        "template": env.template or None,
+        "ttl_hours": env.ttl_hours,
+        "expires_at": iso(env.expires_at),
+        "created_at": iso(env.created_at),
+        "updated_at": iso(env.updated_at),
+    }
+    if with_rules:
+        freeze = rules.active_freeze(env)
+        data.update({
+            "required_approvals": env.required_approvals,
+            "prevent_self_approval": env.prevent_self_approval,
+            "deployment_windows": env.deployment_windows,
+            "window_open": rules.window_open(env.deployment_windows),
+            "freeze": {"until": iso(freeze["until"]), "reason": freeze["reason"]} if freeze else None,
+        })
+    return data

@@ -1,0 +1,363 @@
+"""Clusters and environments: every change goes through these functions (pages, API, commands)."""
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from portal.accounts import policies
+from portal.audit.services import diff, record
+from portal.errors import Conflict, InvalidInput, deny
+from portal.validation import check_dns_label, check_text, slugify_name
+
+from . import policies as rules
+from .choices import ENVIRONMENT_TRANSITIONS, TIERS, EnvironmentStatus
+from .models import Cluster, Environment
+
+CLUSTER_FIELDS = ("name", "mode", "server", "insecure", "kubeconfig_path", "context", "is_sandbox")
+ENV_AUDIT_FIELDS = ("name", "slug", "tier", "cluster", "namespace", "owner", "team", "description", "status",
+                    "ttl_hours", "required_approvals", "prevent_self_approval", "deployment_windows",
+                    "freeze_until", "freeze_reason")
+
+
+class TransitionError(Conflict):
+    pass
+
+
+# ---------------------------------------------------------------- clusters
+
+def _clean_cluster(data, errors, instance=None):
+    from portal import kube
+
+    clean = {}
+    name = data.get("name", instance.name if instance else None)
+    clean["name"] = check_dns_label(name, "name", errors)
+    if data.get("in_cluster"):
+        mode = "in_cluster"
+    elif data.get("kubeconfig") not in (None, ""):
+        mode = "kubeconfig"
+    elif data.get("kubeconfig_path") not in (None, ""):
+        mode = "kubeconfig_path"
+    elif data.get("server") not in (None, ""):
+        mode = "server"
+    elif instance is not None:
+        mode = instance.mode
+    else:
+        errors.append("give one of: server (API URL), kubeconfig (text), kubeconfig_path, or in_cluster: true")
+        return clean
+    clean["mode"] = mode
+    clean["context"] = check_text(data.get("context", ""), "context", errors, required=False) or ""
+    if mode == "server":
+        server = data.get("server", instance.server if instance else "")
+        if not isinstance(server, str) or not server.startswith(("http://", "https://")):
+            errors.append(f"server: '{server}' is not an http(s) URL of a Kubernetes API server (e.g. https://10.0.0.1:6443)")
+        clean["server"] = server
+        clean["insecure"] = bool(data.get("insecure", instance.insecure if instance else False))
+        ca = data.get("ca_data")
+        if ca not in (None, "") and (not isinstance(ca, str) or "BEGIN CERTIFICATE" not in ca):
+            errors.append("ca_data: must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
+        if ca is not None:
+            clean["ca_data"] = ca or ""
+        if "token" in data:
+            clean["token"] = data.get("token") or ""
+    elif mode == "kubeconfig":
+        text = data.get("kubeconfig")
+        if text is not None:
+            try:
+                kube.validate_kubeconfig(text, clean["context"])
+            except ValueError as exc:
+                errors.append(f"kubeconfig: {exc}")
+            clean["kubeconfig"] = text
+    elif mode == "kubeconfig_path":
+        path = data.get("kubeconfig_path", instance.kubeconfig_path if instance else "")
+        clean["kubeconfig_path"] = path
+        try:
+            with open(path, encoding="utf-8") as handle:
+                kube.validate_kubeconfig(handle.read(), clean["context"])
+        except OSError as exc:
+            errors.append(f"kubeconfig_path: cannot read '{path}' on the Gantry host ({exc.strerror})")
+        except ValueError as exc:
+            errors.append(f"kubeconfig_path: {exc}")
+    if "is_sandbox" in data:
+        clean["is_sandbox"] = bool(data["is_sandbox"])
+    return clean
+
+
+def _cluster_snapshot(cluster):
+    return {field: getattr(cluster, field) for field in CLUSTER_FIELDS} | {
+        "credentials": "***" if (cluster.token_encrypted or cluster.kubeconfig_encrypted) else ""
+    }
+
+
+def _apply_cluster(cluster, clean):
+    for field in ("name", "mode", "server", "insecure", "kubeconfig_path", "context", "ca_data", "is_sandbox"):
+        if field in clean:
+            setattr(cluster, field, clean[field])
+    if clean.get("mode") != "server":
+        cluster.server = clean.get("server", "") if clean.get("mode") == "server" else ""
+        cluster.token_encrypted = ""
+        cluster.ca_data = ""
+    if clean.get("mode") not in ("kubeconfig",):
+        cluster.kubeconfig_encrypted = ""
+    if clean.get("mode") != "kubeconfig_path":
+        cluster.kubeconfig_path = ""
+    if "token" in clean:
+        cluster.set_token(clean["token"])
+    if "kubeconfig" in clean:
+        cluster.set_kubeconfig(clean["kubeconfig"])
+
+
+def create_cluster(user, data, request=None):
+    if not policies.can_manage_clusters(user):
+        deny("cluster.create", user=user, request=request, reason="only an admin can register clusters")
+    errors = []
+    clean = _clean_cluster(data, errors)
+    if errors:
+        raise InvalidInput(errors)
+    if Cluster.objects.filter(name=clean["name"]).exists():
+        raise InvalidInput(f"name: a cluster named '{clean['name']}' already exists")
+    cluster = Cluster()
+    _apply_cluster(cluster, clean)
+    with transaction.atomic():
+        cluster.save()
+        record("cluster.create", actor=user, request=request, target=cluster,
+               changes=diff({}, _cluster_snapshot(cluster)))
+        check_cluster(user, cluster, request=request)
+    return cluster
+
+
+def update_cluster(user, cluster, data, request=None):
+    if not policies.can_manage_clusters(user):
+        deny("cluster.update", user=user, request=request, target=cluster, reason="only an admin can change clusters")
+    errors = []
+    clean = _clean_cluster(data, errors, instance=cluster)
+    if errors:
+        raise InvalidInput(errors)
+    if Cluster.objects.filter(name=clean["name"]).exclude(pk=cluster.pk).exists():
+        raise InvalidInput(f"name: a cluster named '{clean['name']}' already exists")
+    before = _cluster_snapshot(cluster)
+    rotated = "token" in clean or "kubeconfig" in clean
+    _apply_cluster(cluster, clean)
+    with transaction.atomic():
+        cluster.save()
+        changes = diff(before, _cluster_snapshot(cluster))
+        if rotated:
+            changes["credentials"] = ["***", "*** (replaced)"]
+        record("cluster.update", actor=user, request=request, target=cluster, changes=changes)
+    return cluster
+
+
+def delete_cluster(user, cluster, request=None):
+    if not policies.can_manage_clusters(user):
+        deny("cluster.delete", user=user, request=request, target=cluster, reason="only an admin can remove clusters")
+    if cluster.environments.exists():
+        names = ", ".join(cluster.environments.values_list("slug", flat=True)[:5])
+        raise Conflict(f"cluster '{cluster.name}' still hosts environments ({names}); move or delete them first")
+    with transaction.atomic():
+        record("cluster.delete", actor=user, request=request, target=cluster, changes=diff(_cluster_snapshot(cluster), {}))
+        cluster.delete()
+
+
+def check_cluster(user, cluster, request=None):
+    """Queue a connectivity check of the cluster (version and namespaces)."""
+    from portal.jobs.services import enqueue_job
+
+    if not policies.can_manage_clusters(user):
+        deny("cluster.check", user=user, request=request, target=cluster, reason="only an admin can check clusters")
+    with transaction.atomic():
+        return enqueue_job("cluster.check", target=cluster, requested_by=user, request=request)
+
+
+def default_cluster():
+    return Cluster.objects.order_by("-is_sandbox", "name").first() if Cluster.objects.count() == 1 else (
+        Cluster.objects.filter(is_sandbox=True).first() or Cluster.objects.order_by("name").first()
+    )
+
+
+# ---------------------------------------------------------------- environments
+
+def env_snapshot(env):
+    data = {}
+    for field in ENV_AUDIT_FIELDS:
+        value = getattr(env, field)
+        if field in ("cluster", "owner"):
+            value = str(value) if value is not None else None
+        elif field == "freeze_until" and value is not None:
+            value = value.isoformat()
+        data[field] = value
+    return data
+
+
+def _clean_environment(data, errors, instance=None):
+    clean = {}
+    creating = instance is None
+    if creating or "name" in data:
+        clean["name"] = check_text(data.get("name"), "name", errors, max_length=100)
+    if creating:
+        slug = data.get("slug") or slugify_name(clean.get("name") or "")
+        clean["slug"] = check_dns_label(slug, "slug", errors)
+        tier = data.get("tier")
+        if tier not in TIERS:
+            errors.append(f"tier: '{tier}' is not one of {', '.join(TIERS)}")
+        clean["tier"] = tier
+        cluster_name = data.get("cluster")
+        if cluster_name:
+            cluster = Cluster.objects.filter(name=cluster_name).first()
+            if cluster is None:
+                errors.append(f"cluster: no cluster named '{cluster_name}'")
+            clean["cluster"] = cluster
+        else:
+            clean["cluster"] = default_cluster()
+        namespace = data.get("namespace") or clean.get("slug")
+        if namespace:
+            clean["namespace"] = check_dns_label(namespace, "namespace", errors)
+        ttl = data.get("ttl_hours")
+        if ttl not in (None, ""):
+            try:
+                ttl = int(ttl)
+                if not 1 <= ttl <= 24 * 90:
+                    raise ValueError
+                clean["ttl_hours"] = ttl
+            except (TypeError, ValueError):
+                errors.append(f"ttl_hours: '{ttl}' must be a whole number of hours between 1 and 2160")
+        template = data.get("template")
+        if template:
+            errors.append(f"template: no environment template named '{template}' (templates are not set up yet)")
+    for field, max_length in (("team", 100), ("description", 2000)):
+        if field in data:
+            clean[field] = check_text(data.get(field), field, errors, required=False, max_length=max_length) or ""
+    if "required_approvals" in data:
+        value = data.get("required_approvals")
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            value = int(value)
+            if not 0 <= value <= 10:
+                raise ValueError
+            clean["required_approvals"] = value
+        except (TypeError, ValueError):
+            errors.append(f"required_approvals: '{value}' must be a whole number from 0 to 10")
+    if "prevent_self_approval" in data:
+        value = data.get("prevent_self_approval")
+        if not isinstance(value, bool):
+            errors.append("prevent_self_approval: must be true or false")
+        clean["prevent_self_approval"] = value
+    if "deployment_windows" in data:
+        windows, window_errors = rules.clean_windows(data.get("deployment_windows"))
+        errors.extend(window_errors)
+        clean["deployment_windows"] = windows
+    if "freeze" in data:
+        freeze, freeze_errors = rules.clean_freeze(data.get("freeze"))
+        errors.extend(freeze_errors)
+        if freeze is not None:
+            clean["freeze_until"], clean["freeze_reason"] = freeze
+    if creating and "prevent_self_approval" not in clean and clean.get("tier") == "production":
+        clean["prevent_self_approval"] = True
+    if creating and "required_approvals" not in clean and clean.get("tier") == "production":
+        clean["required_approvals"] = 1
+    return clean
+
+
+def create_environment(user, data, request=None):
+    tier = data.get("tier")
+    if not policies.has_any_role(user) or (tier in TIERS and not policies.can_create_environment(user, tier)):
+        allowed = policies.creatable_tiers(user)
+        reason = (f"you may create {' and '.join(allowed)} environments only" if allowed
+                  else "creating environments needs the admin role, or deployer for development and preview")
+        deny("environment.create", user=user, request=request, reason=reason, environment=data.get("slug") or "")
+    errors = []
+    clean = _clean_environment(data, errors)
+    if errors:
+        raise InvalidInput(errors)
+    duplicates = []
+    if Environment.objects.filter(slug=clean["slug"]).exists():
+        duplicates.append(f"slug: an environment '{clean['slug']}' already exists; choose another slug")
+    if Environment.objects.filter(name=clean["name"]).exists():
+        duplicates.append(f"name: an environment named '{clean['name']}' already exists")
+    if clean.get("cluster") and Environment.objects.filter(cluster=clean["cluster"], namespace=clean["namespace"]).exists():
+        duplicates.append(f"namespace: '{clean['namespace']}' is already used on cluster '{clean['cluster']}'")
+    if duplicates:
+        raise InvalidInput(duplicates)
+    env = Environment(owner=user if user.is_authenticated else None, **clean)
+    if env.ttl_hours:
+        env.expires_at = timezone.now() + timedelta(hours=env.ttl_hours)
+    env.status = EnvironmentStatus.PROVISIONING if env.cluster_id else EnvironmentStatus.READY
+    try:
+        with transaction.atomic():
+            env.save()
+            record("environment.create", actor=user, request=request, target=env, changes=diff({}, env_snapshot(env)))
+            if env.cluster_id:
+                from portal.jobs.services import enqueue_job
+
+                enqueue_job("environment.provision", target=env, environment=env, requested_by=user, request=request)
+    except IntegrityError:
+        raise Conflict("an environment with this slug, name or namespace was created at the same moment; try again")
+    return env
+
+
+def update_environment(user, env, data, request=None):
+    if not policies.can_edit_environment(user, env):
+        deny("environment.update", user=user, request=request, target=env,
+             reason="only an admin can change an environment and its protection rules")
+    errors = []
+    unknown = set(data) - {"name", "team", "description", "required_approvals", "prevent_self_approval",
+                           "deployment_windows", "freeze"}
+    if unknown:
+        errors.append(f"cannot change {', '.join(sorted(unknown))} here (slug, tier, cluster and namespace are fixed at creation)")
+    clean = _clean_environment(data, errors, instance=env)
+    if errors:
+        raise InvalidInput(errors)
+    if "name" in clean and Environment.objects.filter(name=clean["name"]).exclude(pk=env.pk).exists():
+        raise InvalidInput(f"name: an environment named '{clean['name']}' already exists")
+    if "freeze" in data and data["freeze"] is None:
+        clean["freeze_until"], clean["freeze_reason"] = None, ""
+    with transaction.atomic():
+        env = Environment.objects.select_for_update().get(pk=env.pk)
+        before = env_snapshot(env)
+        for field, value in clean.items():
+            setattr(env, field, value)
+        env.save()
+        changes = diff(before, env_snapshot(env))
+        if changes:
+            rule_fields = {"required_approvals", "prevent_self_approval", "deployment_windows", "freeze_until", "freeze_reason"}
+            action = "environment.rules_update" if set(changes) & rule_fields else "environment.update"
+            record(action, actor=user, request=request, target=env, changes=changes)
+    return env
+
+
+def delete_environment(user, env, request=None):
+    if not policies.is_admin(user):
+        deny("environment.delete", user=user, request=request, target=env, reason="only an admin can delete environments")
+    with transaction.atomic():
+        record("environment.delete", actor=user, request=request, target=env, changes=diff(env_snapshot(env), {}))
+        env.delete()
+
+
+def set_environment_status(env, new_status, *, reason=""):
+    """Move an environment along its state table (jobs call this); audited."""
+    with transaction.atomic():
+        env = Environment.objects.select_for_update().get(pk=env.pk)
+        if new_status not in ENVIRONMENT_TRANSITIONS.get(env.status, set()):
+            raise TransitionError(f"environment '{env.slug}' cannot go from {env.status} to {new_status}")
+        old = env.status
+        env.status = new_status
+        env.save(update_fields=["status", "updated_at"])
+        record(f"environment.{new_status}", actor_name="gantry-worker", target=env,
+               changes={"status": [old, new_status]}, detail={"reason": reason} if reason else None)
+    return env
+
+
+def reprovision_environment(user, env, request=None):
+    if not policies.can_edit_environment(user, env):
+        deny("environment.provision", user=user, request=request, target=env, reason="only an admin can re-provision an environment")
+    if env.cluster_id is None:
+        raise Conflict(f"environment '{env.slug}' has no cluster to provision")
+    from portal.jobs.services import enqueue_job
+
+    with transaction.atomic():
+        env = Environment.objects.select_for_update().get(pk=env.pk)
+        if EnvironmentStatus.PROVISIONING not in ENVIRONMENT_TRANSITIONS.get(env.status, set()):
+            raise TransitionError(f"environment '{env.slug}' is {env.status}; wait until it is ready or failed")
+        env.status = EnvironmentStatus.PROVISIONING
+        env.save(update_fields=["status", "updated_at"])
+        record("environment.provisioning", actor=user, request=request, target=env)
+        return enqueue_job("environment.provision", target=env, environment=env, requested_by=user, request=request)

@@ -1,0 +1,106 @@
+"""Who may do what. Pages, the API, jobs and commands all ask these functions (DESIGN rule 1).
+
+A role is global (environment is null) or scoped to one environment. Roles do not imply each
+other, except admin, which implies every role in its scope. Any role on an environment lets its
+holder see that environment; a user with no role at all sees nothing.
+"""
+from .choices import ADMIN, APPROVER, DEPLOYER, VIEWER  # noqa: F401  (re-exported for callers)
+from .models import RoleAssignment
+
+_CACHE_ATTR = "_gantry_roles"
+
+
+def _grants(user):
+    """The set of (role, environment_id or None) the user holds, cached on the user object."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return frozenset()
+    grants = getattr(user, _CACHE_ATTR, None)
+    if grants is None:
+        grants = frozenset(RoleAssignment.objects.filter(user=user).values_list("role", "environment_id"))
+        setattr(user, _CACHE_ATTR, grants)
+    return grants
+
+
+def forget_roles(user):
+    """Drop the cached roles (after a grant or revoke in the same request)."""
+    if user is not None and hasattr(user, _CACHE_ATTR):
+        delattr(user, _CACHE_ATTR)
+
+
+def is_admin(user):
+    return (ADMIN, None) in _grants(user)
+
+
+def has_role(user, role, environment=None):
+    """True when the user holds `role` globally, or for `environment` when one is given."""
+    grants = _grants(user)
+    if (ADMIN, None) in grants or (role, None) in grants:
+        return True
+    if environment is None:
+        return False
+    env_id = environment if isinstance(environment, int) else environment.pk
+    return (role, env_id) in grants or (ADMIN, env_id) in grants
+
+
+def has_any_role(user):
+    return bool(_grants(user))
+
+
+def can_view_everything(user):
+    grants = _grants(user)
+    return any(env_id is None for _, env_id in grants)
+
+
+def visible_environment_ids(user):
+    """None means all environments; otherwise the set of ids the user may see."""
+    if can_view_everything(user):
+        return None
+    return {env_id for _, env_id in _grants(user) if env_id is not None}
+
+
+def restrict_environments(user, queryset):
+    """The one place that narrows an environment queryset to what the user may see."""
+    ids = visible_environment_ids(user)
+    return queryset if ids is None else queryset.filter(pk__in=ids)
+
+
+def can_view_environment(user, environment):
+    ids = visible_environment_ids(user)
+    return ids is None or environment.pk in ids
+
+
+def can_view_catalog(user):
+    """The service catalog and the job list are visible to anyone holding some role."""
+    return has_any_role(user)
+
+
+def can_manage_clusters(user):
+    return is_admin(user)
+
+
+def can_manage_services(user):
+    return is_admin(user)
+
+
+def can_view_audit(user):
+    """Auditors are global viewers; admins see everything too."""
+    return has_role(user, VIEWER) or is_admin(user)
+
+
+def creatable_tiers(user):
+    """The tiers this user may create environments in (admin: all; deployer: development/preview)."""
+    from environments.choices import SELF_SERVICE_TIERS, TIERS
+
+    if is_admin(user):
+        return list(TIERS)
+    if has_role(user, DEPLOYER):
+        return [t for t in TIERS if t in SELF_SERVICE_TIERS]
+    return []
+
+
+def can_create_environment(user, tier):
+    return tier in creatable_tiers(user)
+
+
+def can_edit_environment(user, environment):
+    return has_role(user, ADMIN, environment)

@@ -1,0 +1,65 @@
+"""The v1 API (API.md): one NinjaAPI; each app adds its router. Errors are JSON with `detail`."""
+from django.http import Http404
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from portal.api_auth import API_AUTH
+from portal.errors import GantryError
+
+api = NinjaAPI(
+    title="Gantry API",
+    version="1",
+    description="Environments, services, releases, deployments, approvals and the audit log. See API.md.",
+    auth=API_AUTH,
+    urls_namespace="api",
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+
+
+@api.exception_handler(GantryError)
+def gantry_error(request, exc):
+    return api.create_response(request, {"detail": exc.detail}, status=exc.status)
+
+
+def _location(loc):
+    parts = [str(p) for p in loc if p not in ("body", "payload", "query")]
+    return ".".join(parts) or "body"
+
+
+@api.exception_handler(ValidationError)
+def validation_error(request, exc):
+    messages = [f"{_location(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors]
+    return api.create_response(request, {"detail": messages}, status=400)
+
+
+@api.exception_handler(AuthenticationError)
+def authentication_error(request, exc):
+    return api.create_response(
+        request, {"detail": "authentication required: send 'Authorization: Bearer <token>' or log in"}, status=401
+    )
+
+
+@api.exception_handler(Http404)
+def not_found(request, exc):
+    return api.create_response(request, {"detail": str(exc) or "not found"}, status=404)
+
+
+@api.exception_handler(HttpError)
+def http_error(request, exc):
+    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
+
+def _add_routers():
+    from deployments.api import router as deployments_router
+    from environments.api import router as environments_router
+    from portal.audit.api import router as audit_router
+    from portal.jobs.api import router as jobs_router
+
+    api.add_router("", environments_router)
+    api.add_router("", deployments_router)
+    api.add_router("", audit_router)
+    api.add_router("", jobs_router)
+
+
+_add_routers()

@@ -1,0 +1,80 @@
+import base64
+from typing import Any, Optional
+
+from django.http import StreamingHttpResponse
+from ninja import Router
+
+from portal.accounts import policies
+from portal.errors import Forbidden, InvalidInput
+
+from .models import AuditEvent
+from .queries import FilterError, event_as_dict, export_csv, export_jsonl, filter_events
+
+router = Router(tags=["audit"])
+PAGE = 100
+
+
+def _filtered(request):
+    if not policies.can_view_audit(request.user):
+        raise Forbidden("the audit log needs the global viewer (auditor) or admin role")
+    try:
+        return filter_events(request.GET)
+    except FilterError as exc:
+        raise InvalidInput(str(exc))
+
+
+def _api_event(event):
+    data = event_as_dict(event)
+    return {
+        "id": data["id"], "seq": data["seq"], "at": event.at.isoformat(), "actor": data["actor"],
+        "action": data["action"], "outcome": data["outcome"], "target": data["target"] or None,
+        "target_type": data["target_type"] or None, "target_id": data["target_id"] or None,
+        "environment": data["environment"] or None, "ip": data["ip"] or None,
+        "changes": data["changes"], "detail": data["detail"], "hash": data["hash"], "prev_hash": data["prev_hash"],
+    }
+
+
+@router.get("/audit", response=dict[str, Any])
+def list_audit(request, actor: Optional[str] = None, action: Optional[str] = None, environment: Optional[str] = None,
+               outcome: Optional[str] = None, since: Optional[str] = None, until: Optional[str] = None,
+               cursor: Optional[str] = None, limit: int = PAGE):
+    qs = _filtered(request).order_by("-seq")
+    if cursor:
+        try:
+            before = int(base64.urlsafe_b64decode(cursor.encode()).decode())
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInput("cursor: not a cursor this API returned; start again without it")
+        qs = qs.filter(seq__lt=before)
+    limit = max(1, min(limit, 500))
+    events = list(qs[: limit + 1])
+    more = len(events) > limit
+    events = events[:limit]
+    next_cursor = base64.urlsafe_b64encode(str(events[-1].seq).encode()).decode() if more else None
+    return {"results": [_api_event(e) for e in events], "next": next_cursor}
+
+
+@router.get("/audit/export", response={200: None})
+def export_audit(request, format: str = "jsonl", actor: Optional[str] = None, action: Optional[str] = None,
+                 environment: Optional[str] = None, outcome: Optional[str] = None, since: Optional[str] = None,
+                 until: Optional[str] = None):
+    return stream_export(request, _filtered(request), format)
+
+
+def stream_export(request, queryset, fmt):
+    if fmt not in ("csv", "jsonl"):
+        raise InvalidInput("format: must be csv or jsonl")
+    content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
+    body = export_csv(queryset) if fmt == "csv" else export_jsonl(queryset)
+    response = StreamingHttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="gantry-audit.{fmt}"'
+    from django.db import transaction
+
+    from portal.audit.services import record
+
+    with transaction.atomic():
+        record("audit.export", request=request, detail={"format": fmt, "filters": {
+            k: v for k, v in request.GET.items() if k != "format"}})
+    return response
+
+
+__all__ = ["router", "AuditEvent", "stream_export"]

@@ -1,0 +1,34 @@
+"""On PostgreSQL, the database itself refuses UPDATE and DELETE of audit rows."""
+from django.db import migrations
+
+CREATE = """
+CREATE OR REPLACE FUNCTION gantry_audit_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'audit events are append-only: % refused on audit_auditevent', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS audit_append_only ON audit_auditevent;
+CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit_auditevent
+    FOR EACH ROW EXECUTE FUNCTION gantry_audit_append_only();
+"""
+
+DROP = """
+DROP TRIGGER IF EXISTS audit_append_only ON audit_auditevent;
+DROP FUNCTION IF EXISTS gantry_audit_append_only();
+"""
+
+
+def forwards(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(CREATE, params=None)
+
+
+def backwards(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(DROP, params=None)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("audit", "0001_initial")]
+    operations = [migrations.RunPython(forwards, backwards)]

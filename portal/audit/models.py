@@ -1,0 +1,41 @@
+from django.db import models
+
+
+class AuditEvent(models.Model):
+    """One append-only entry of the audit chain.
+
+    `hash` is SHA-256 over the event's canonical content including `prev_hash`, so changing or
+    removing a row breaks the chain at that row. The actor is kept as a name and an id rather
+    than a foreign key: the record must outlive the user, and a cascade would be an UPDATE.
+    """
+
+    OUTCOME_CHOICES = [("success", "success"), ("denied", "denied"), ("failure", "failure")]
+
+    seq = models.BigIntegerField(unique=True)
+    at = models.DateTimeField(db_index=True)
+    actor = models.CharField(max_length=150, db_index=True)
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    outcome = models.CharField(max_length=10, choices=OUTCOME_CHOICES, default="success", db_index=True)
+    target_type = models.CharField(max_length=64, blank=True, default="")
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    target_repr = models.CharField(max_length=255, blank=True, default="")
+    environment = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    ip = models.CharField(max_length=45, blank=True, default="")
+    changes = models.JSONField(default=dict, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [models.Index(fields=["environment", "-seq"]), models.Index(fields=["actor", "-seq"])]
+
+    def __str__(self):
+        return f"#{self.seq} {self.actor} {self.action} {self.outcome}"
+
+    @property
+    def target(self):
+        if not self.target_type:
+            return ""
+        return f"{self.target_type}:{self.target_repr or self.target_id}"

@@ -1,0 +1,117 @@
+"""Writing audit events. Call `record` inside the transaction of the change it describes."""
+import json
+import re
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .chain import GENESIS, compute_hash
+from .models import AuditEvent
+
+# Advisory lock id for the chain's head on PostgreSQL (any constant shared by all writers).
+CHAIN_LOCK_ID = 0x6A6E7472  # "gntr"
+
+SECRET_KEY_PATTERN = re.compile(r"(token|password|passwd|secret|kubeconfig|ca_data|private|credential|api_key)", re.I)
+MASK = "***"
+
+
+def mask_secrets(value):
+    """Replace the values of secret-looking keys by *** (recursively), and make the value JSON-native."""
+    if isinstance(value, dict):
+        return {
+            str(k): (MASK if SECRET_KEY_PATTERN.search(str(k)) and v not in (None, "", False) else mask_secrets(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [mask_secrets(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if value == value else None
+    return str(value)
+
+
+def client_ip(request):
+    if request is None:
+        return ""
+    from django.conf import settings
+
+    if settings.GANTRY_TRUST_X_FORWARDED_FOR:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()[:45]
+    return (request.META.get("REMOTE_ADDR") or "")[:45]
+
+
+def diff(before, after):
+    """{field: [old, new]} for the fields whose value changed."""
+    changed = {}
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key):
+            changed[key] = [before.get(key), after.get(key)]
+    return changed
+
+
+def _lock_chain_head():
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_ID])
+    # SQLite: transactions start with BEGIN IMMEDIATE (settings), so one writer at a time already.
+
+
+def record(action, *, actor=None, actor_name=None, request=None, outcome="success", target=None,
+           target_type=None, environment=None, changes=None, detail=None):
+    """Append one event to the chain, in the caller's transaction.
+
+    `actor` is a user (or None for the system); `target` a model instance or None; `environment`
+    an Environment, a slug or None. Values under secret-looking keys are masked.
+    """
+    if actor is None and request is not None and getattr(request, "user", None) is not None:
+        if request.user.is_authenticated:
+            actor = request.user
+    if actor is not None and getattr(actor, "is_authenticated", False):
+        name, actor_pk = actor.get_username(), actor.pk
+    else:
+        name, actor_pk = (actor_name or "system"), None
+
+    env_slug = ""
+    if environment is not None:
+        env_slug = environment if isinstance(environment, str) else environment.slug
+    elif target is not None and target.__class__.__name__ == "Environment":
+        env_slug = target.slug
+
+    t_type, t_id, t_repr = "", "", ""
+    if target is not None:
+        t_type = target_type or target._meta.label_lower
+        t_id = str(target.pk)
+        t_repr = str(target)[:255]
+
+    with transaction.atomic():
+        _lock_chain_head()
+        head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+        seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        fields = {
+            "seq": seq,
+            "at": timezone.now(),
+            "actor": name[:150],
+            "actor_id": actor_pk,
+            "action": action,
+            "outcome": outcome,
+            "target_type": t_type,
+            "target_id": t_id,
+            "target_repr": t_repr,
+            "environment": env_slug,
+            "ip": client_ip(request),
+            "changes": json.loads(json.dumps(mask_secrets(changes or {}))),
+            "detail": json.loads(json.dumps(mask_secrets(detail or {}))),
+            "prev_hash": prev_hash,
+        }
+        fields["hash"] = compute_hash(fields)
+        return AuditEvent.objects.create(**fields)
+
+
+def record_denied(action, *, request=None, actor=None, target=None, environment=None, reason=""):
+    """Audit a refused attempt in its own transaction (the refused change itself never happens)."""
+    with transaction.atomic():
+        return record(action, actor=actor, request=request, outcome="denied", target=target,
+                      environment=environment, detail={"reason": reason})

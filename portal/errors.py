@@ -1,0 +1,39 @@
+"""Errors services raise; the API turns them into status codes, pages into messages."""
+
+
+class GantryError(Exception):
+    status = 400
+
+    def __init__(self, messages):
+        if isinstance(messages, str):
+            messages = [messages]
+        self.messages = list(messages)
+        super().__init__("; ".join(self.messages))
+
+    @property
+    def detail(self):
+        return self.messages[0] if len(self.messages) == 1 else self.messages
+
+
+class InvalidInput(GantryError):
+    status = 400
+
+
+class Forbidden(GantryError):
+    status = 403
+
+
+class NotFound(GantryError):
+    status = 404
+
+
+class Conflict(GantryError):
+    status = 409
+
+
+def deny(action, *, user, request=None, reason, target=None, environment=None):
+    """Audit a refused attempt (outcome `denied`) and raise Forbidden with the reason."""
+    from portal.audit.services import record_denied
+
+    record_denied(action, request=request, actor=user, target=target, environment=environment, reason=reason)
+    raise Forbidden(reason)

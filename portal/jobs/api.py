@@ -1,0 +1,59 @@
+import uuid
+from typing import Any, Optional
+
+from django.shortcuts import get_object_or_404
+from ninja import Router
+
+from portal.accounts import policies
+from portal.errors import Forbidden, NotFound
+
+from .models import Job
+
+router = Router(tags=["jobs"])
+
+
+def job_out(job, with_log=True):
+    data = {
+        "id": str(job.pk), "kind": job.kind, "queue": job.queue, "state": job.state,
+        "target": f"{job.target_type}:{job.target_repr}" if job.target_type else None,
+        "environment": job.environment.slug if job.environment_id else None,
+        "requested_by": job.requested_by.get_username() if job.requested_by_id else None,
+        "attempts": job.attempts, "error": job.error or None,
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+    if with_log:
+        data["log"] = [{"at": line.at.isoformat(), "level": line.level, "message": line.message}
+                       for line in job.log_lines.all()]
+    return data
+
+
+def visible_jobs(user):
+    if not policies.can_view_catalog(user):
+        raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")
+    qs = Job.objects.select_related("environment", "requested_by")
+    ids = policies.visible_environment_ids(user)
+    if ids is not None:
+        qs = qs.filter(environment_id__in=ids)
+    return qs
+
+
+@router.get("/jobs", response=list[dict[str, Any]])
+def list_jobs(request, state: Optional[str] = None, kind: Optional[str] = None):
+    qs = visible_jobs(request.user)
+    if state:
+        qs = qs.filter(state=state)
+    if kind:
+        qs = qs.filter(kind=kind)
+    return [job_out(j, with_log=False) for j in qs[:200]]
+
+
+@router.get("/jobs/{job_id}", response=dict[str, Any])
+def get_job(request, job_id: str):
+    qs = visible_jobs(request.user)
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        raise NotFound(f"no job '{job_id}'")
+    return job_out(get_object_or_404(qs, pk=job_id))

@@ -1,0 +1,273 @@
+"""Creating, running and reaping jobs.
+
+A job row is created in the caller's transaction; the RQ job, which carries only the row's id,
+is enqueued when that transaction commits. `run_job` is what an RQ worker executes. Job kinds
+register a function with `@job_kind`; the function must be idempotent so a retry is safe.
+"""
+import logging
+import os
+import socket
+import threading
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from portal.audit.services import record
+
+from .models import FINISHED_STATES, JOB_TRANSITIONS, Job, JobLogLine, JobState
+
+logger = logging.getLogger("gantry.jobs")
+
+QUEUES = ("deploy", "backups", "health", "default")
+_KINDS = {}
+
+
+class JobTransitionError(Exception):
+    pass
+
+
+class JobKind:
+    def __init__(self, name, func, queue, title):
+        self.name, self.func, self.queue, self.title = name, func, queue, title
+
+
+def job_kind(name, queue="default", title=""):
+    """Register `func(job, log)` as the code for jobs of kind `name`."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue}")
+
+    def decorator(func):
+        _KINDS[name] = JobKind(name, func, queue, title or name)
+        return func
+
+    return decorator
+
+
+def get_kind(name):
+    _load_job_modules()
+    return _KINDS.get(name)
+
+
+_loaded = False
+
+
+def _load_job_modules():
+    """Import each app's jobs.py so its kinds are registered (in the web process and in workers)."""
+    global _loaded
+    if _loaded:
+        return
+    from importlib import import_module
+
+    from django.apps import apps
+
+    for config in apps.get_app_configs():
+        try:
+            import_module(f"{config.name}.jobs")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{config.name}.jobs":
+                raise
+    _loaded = True
+
+
+def enqueue_job(kind, *, target=None, requested_by=None, environment=None, params=None, request=None):
+    """Create a queued job row (audited) and enqueue it on commit. Must run inside a transaction."""
+    spec = get_kind(kind)
+    if spec is None:
+        raise ValueError(f"unknown job kind {kind}")
+    job = Job.objects.create(
+        kind=kind,
+        queue=spec.queue,
+        target_type=target._meta.label_lower if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        target_repr=str(target)[:255] if target is not None else "",
+        environment=environment,
+        requested_by=requested_by if requested_by is not None and requested_by.is_authenticated else None,
+        params=params or {},
+    )
+    record("job.queued", actor=requested_by, request=request, target=job, environment=environment,
+           detail={"kind": kind, "queue": spec.queue})
+    transaction.on_commit(lambda: _send_to_queue(job))
+    return job
+
+
+def _send_to_queue(job):
+    if settings.GANTRY_JOBS_EAGER:
+        run_job(str(job.pk))
+        return
+    try:
+        import django_rq
+
+        django_rq.get_queue(job.queue).enqueue(
+            "portal.jobs.services.run_job", str(job.pk), job_id=f"{job.pk}-{job.attempts}",
+            job_timeout=settings.RQ_QUEUES[job.queue]["DEFAULT_TIMEOUT"],
+        )
+    except Exception as exc:  # Redis down: the row says so; the job can be retried from its page.
+        logger.exception("could not enqueue job %s", job.pk)
+        with transaction.atomic():
+            locked = Job.objects.select_for_update().get(pk=job.pk)
+            if locked.state == JobState.QUEUED:
+                _finish(locked, JobState.FAILED, f"could not reach the job queue: {exc}", actor_name="gantry-web")
+
+
+def _transition(job, new_state):
+    if new_state not in JOB_TRANSITIONS[JobState(job.state)]:
+        raise JobTransitionError(f"a {job.state} job cannot become {new_state}")
+    job.state = new_state
+
+
+def append_log(job, message, level="info"):
+    """Write one log line now (its own short transaction), so the job page shows it while the job runs."""
+    JobLogLine.objects.create(job_id=job.pk, message=str(message)[:10000], level=level)
+
+
+def _finish(job, state, error="", actor_name="gantry-worker"):
+    _transition(job, state)
+    job.finished_at = timezone.now()
+    job.error = error[:10000]
+    job.save(update_fields=["state", "finished_at", "error", "result"])
+    if error:
+        JobLogLine.objects.create(job_id=job.pk, message=error, level="error")
+    outcome = "success" if state == JobState.SUCCEEDED else "failure"
+    record(f"job.{state}", actor_name=actor_name, target=job, environment=job.environment,
+           outcome=outcome if state != JobState.CANCELLED else "success",
+           detail={"kind": job.kind, "error": error[:500]} if error else {"kind": job.kind})
+
+
+class JobLog:
+    """What a job function writes to: `log("text")`, `log.warning(...)`, `log.error(...)`."""
+
+    def __init__(self, job):
+        self.job = job
+
+    def __call__(self, message):
+        append_log(self.job, message)
+
+    def warning(self, message):
+        append_log(self.job, message, "warning")
+
+    def error(self, message):
+        append_log(self.job, message, "error")
+
+
+class JobFailed(Exception):
+    """Raise from a job function to fail the job with a message meant for users."""
+
+
+def _heartbeat(job_id, stop):
+    interval = settings.GANTRY_JOB_HEARTBEAT_SECONDS
+    while not stop.wait(interval):
+        try:
+            Job.objects.filter(pk=job_id, state=JobState.RUNNING).update(heartbeat_at=timezone.now())
+        except Exception:  # a missed beat is harmless; the next one retries
+            logger.warning("heartbeat for job %s failed", job_id, exc_info=True)
+        finally:
+            close_old_connections()
+
+
+def worker_name():
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_job(job_id):
+    """The RQ entry point: run the job whose row has this id, recording every step on the row."""
+    _load_job_modules()
+    with transaction.atomic():
+        job = Job.objects.select_for_update().select_related("requested_by", "environment").filter(pk=job_id).first()
+        if job is None:
+            logger.warning("job %s has no row; nothing to do", job_id)
+            return
+        if job.state != JobState.QUEUED:
+            logger.info("job %s is %s, not queued; skipping", job_id, job.state)
+            return
+        _transition(job, JobState.RUNNING)
+        now = timezone.now()
+        job.started_at, job.heartbeat_at, job.finished_at = now, now, None
+        job.worker = worker_name()
+        job.attempts += 1
+        job.save(update_fields=["state", "started_at", "heartbeat_at", "finished_at", "worker", "attempts"])
+        record("job.started", actor_name="gantry-worker", target=job, environment=job.environment,
+               detail={"kind": job.kind, "worker": job.worker, "attempt": job.attempts})
+    spec = _KINDS.get(job.kind)
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(job.pk, stop), daemon=True)
+    beat.start()
+    state, error = JobState.SUCCEEDED, ""
+    try:
+        if spec is None:
+            raise JobFailed(f"this worker does not know jobs of kind '{job.kind}'")
+        append_log(job, f"started on {job.worker} (attempt {job.attempts})")
+        result = spec.func(job, JobLog(job))
+        if isinstance(result, dict):
+            job.result = result
+    except JobFailed as exc:
+        state, error = JobState.FAILED, str(exc)
+    except Exception as exc:
+        logger.exception("job %s crashed", job.pk)
+        state, error = JobState.FAILED, f"unexpected error: {exc.__class__.__name__}: {exc}"
+    finally:
+        stop.set()
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().select_related("requested_by", "environment").get(pk=job.pk)
+        if locked.state != JobState.RUNNING:
+            return  # the reaper already gave up on it
+        locked.result = job.result
+        if state == JobState.SUCCEEDED:
+            JobLogLine.objects.create(job_id=job.pk, message="finished")
+        _finish(locked, state, error)
+
+
+def retry_job(job, *, user, request=None):
+    """Put a failed job back on its queue (the job code is idempotent)."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        _transition(job, JobState.QUEUED)
+        job.error = ""
+        job.started_at = job.finished_at = job.heartbeat_at = None
+        job.save(update_fields=["state", "error", "started_at", "finished_at", "heartbeat_at"])
+        JobLogLine.objects.create(job_id=job.pk, message=f"retry requested by {user.get_username()}")
+        record("job.retried", actor=user, request=request, target=job, environment=job.environment_id and job.environment)
+        transaction.on_commit(lambda: _send_to_queue(job))
+    return job
+
+
+def cancel_job(job, *, user, request=None):
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        _transition(job, JobState.CANCELLED)
+        job.finished_at = timezone.now()
+        job.save(update_fields=["state", "finished_at"])
+        JobLogLine.objects.create(job_id=job.pk, message=f"cancelled by {user.get_username()}")
+        record("job.cancelled", actor=user, request=request, target=job, environment=job.environment_id and job.environment)
+    return job
+
+
+def reap_stale_jobs(now=None):
+    """Mark running jobs whose worker stopped sending heartbeats as failed. Returns how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.GANTRY_JOB_STALE_SECONDS)
+    reaped = 0
+    for job_id in Job.objects.filter(state=JobState.RUNNING, heartbeat_at__lt=cutoff).values_list("pk", flat=True):
+        with transaction.atomic():
+            job = Job.objects.select_for_update().select_related("requested_by", "environment").get(pk=job_id)
+            if job.state != JobState.RUNNING or job.heartbeat_at >= cutoff:
+                continue
+            _finish(job, JobState.FAILED,
+                    f"the worker {job.worker or '(unknown)'} stopped responding (last heartbeat "
+                    f"{job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC); marked failed. Retry it from the job page.",
+                    actor_name="gantry-reaper")
+            reaped += 1
+    return reaped
+
+
+def queue_depths():
+    """{queue: waiting jobs} from the database, for the jobs page and /metrics."""
+    from django.db.models import Count
+
+    counts = dict(Job.objects.filter(state=JobState.QUEUED).values_list("queue").annotate(n=Count("pk")))
+    return {name: counts.get(name, 0) for name in QUEUES}
+
+
+__all__ = ["enqueue_job", "run_job", "retry_job", "cancel_job", "reap_stale_jobs", "job_kind", "JobFailed",
+           "FINISHED_STATES"]
