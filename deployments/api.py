@@ -1,7 +1,8 @@
 from typing import Any, Literal, Optional
 
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
+from pydantic import ConfigDict
 
 from portal.accounts import policies
 from portal.errors import Forbidden
@@ -13,6 +14,8 @@ router = Router(tags=["services"])
 
 
 class ServiceIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
     name: str
     manifest: str
     strategy: Optional[Literal["rolling", "blue-green"]] = None
@@ -22,6 +25,8 @@ class ServiceIn(Schema):
 
 
 class ServicePatch(Schema):
+    model_config = ConfigDict(extra="forbid")
+
     manifest: Optional[str] = None
     strategy: Optional[Literal["rolling", "blue-green"]] = None
     health_path: Optional[str] = None
@@ -61,7 +66,7 @@ def list_services(request, team: Optional[str] = None):
 
 @router.post("/services", response={201: dict[str, Any]})
 def create_service(request, payload: ServiceIn):
-    return 201, service_out(services.create_service(request.user, payload.dict(exclude_unset=True), request=request))
+    return Status(201, service_out(services.create_service(request.user, payload.dict(exclude_unset=True), request=request)))
 
 
 @router.get("/services/{name}", response=dict[str, Any])
@@ -79,4 +84,4 @@ def update_service(request, name: str, payload: ServicePatch):
 @router.delete("/services/{name}", response={204: None})
 def delete_service(request, name: str):
     services.delete_service(request.user, get_object_or_404(Service, name=name), request=request)
-    return 204, None
+    return Status(204, None)

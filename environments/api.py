@@ -1,7 +1,8 @@
 from typing import Any, Literal, Optional
 
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
+from pydantic import ConfigDict
 
 from portal.accounts import policies
 from portal.errors import Forbidden, NotFound
@@ -14,6 +15,8 @@ router = Router(tags=["clusters and environments"])
 
 
 class ClusterIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
     name: str
     server: Optional[str] = None
     token: Optional[str] = None
@@ -26,6 +29,8 @@ class ClusterIn(Schema):
 
 
 class ClusterPatch(Schema):
+    model_config = ConfigDict(extra="forbid")
+
     name: Optional[str] = None
     server: Optional[str] = None
     token: Optional[str] = None
@@ -38,6 +43,8 @@ class ClusterPatch(Schema):
 
 
 class EnvironmentIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
     name: str
     tier: Literal["development", "staging", "production", "preview"]
     slug: Optional[str] = None
@@ -50,6 +57,8 @@ class EnvironmentIn(Schema):
 
 
 class EnvironmentPatch(Schema):
+    model_config = ConfigDict(extra="forbid")
+
     name: Optional[str] = None
     team: Optional[str] = None
     description: Optional[str] = None
@@ -73,7 +82,7 @@ def list_clusters(request):
 @router.post("/clusters", response={201: dict[str, Any]})
 def create_cluster(request, payload: ClusterIn):
     cluster = services.create_cluster(request.user, payload.dict(exclude_unset=True), request=request)
-    return 201, cluster_out(cluster)
+    return Status(201, cluster_out(cluster))
 
 
 @router.get("/clusters/{name}", response=dict[str, Any])
@@ -91,13 +100,13 @@ def update_cluster(request, name: str, payload: ClusterPatch):
 @router.delete("/clusters/{name}", response={204: None})
 def delete_cluster(request, name: str):
     services.delete_cluster(request.user, get_object_or_404(Cluster, name=name), request=request)
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/clusters/{name}/check", response={202: dict[str, Any]})
 def check_cluster(request, name: str):
     job = services.check_cluster(request.user, get_object_or_404(Cluster, name=name), request=request)
-    return 202, {"job": str(job.pk), "state": job.state}
+    return Status(202, {"job": str(job.pk), "state": job.state})
 
 
 def visible_environment(request, slug):
@@ -120,7 +129,7 @@ def list_environments(request, tier: Optional[str] = None):
 @router.post("/environments", response={201: dict[str, Any]})
 def create_environment(request, payload: EnvironmentIn):
     env = services.create_environment(request.user, payload.dict(exclude_unset=True), request=request)
-    return 201, environment_out(env)
+    return Status(201, environment_out(env))
 
 
 @router.get("/environments/{slug}", response=dict[str, Any])
@@ -138,4 +147,4 @@ def update_environment(request, slug: str, payload: EnvironmentPatch):
 @router.delete("/environments/{slug}", response={204: None})
 def delete_environment(request, slug: str):
     services.delete_environment(request.user, visible_environment(request, slug), request=request)
-    return 204, None
+    return Status(204, None)

@@ -246,6 +246,7 @@ def _from_api_exception(error, url):
     if not status:  # the client reports TLS failures as status 0
         return _from_transport(error.reason or "", url)
     message, reason, _ = _status_of(error)
+    message = _short(message, 500)
     if status == 401:
         text = "the cluster rejected Gantry's credentials (401 Unauthorized); update the cluster's token or kubeconfig"
     elif status == 403 and "exceeded quota" in message:
@@ -281,12 +282,12 @@ def _from_transport(error, url):
                          "it may be overloaded, try again in a moment", reason="Timeout")
     if "refused" in text.lower():
         why = "connection refused"
+    elif isinstance(cause, urllib3.exceptions.NameResolutionError) or "Name or service not known" in text:
+        why = "its host name does not resolve"
     elif isinstance(cause, urllib3.exceptions.NewConnectionError):  # (a subclass of ConnectTimeoutError)
         why = _short(text.split(": ", 1)[-1])
     elif isinstance(cause, urllib3.exceptions.ConnectTimeoutError):
         why = f"no connection within {CONNECT_TIMEOUT} s"
-    elif "Name or service not known" in text or "nodename nor servname" in text or "Temporary failure in name resolution" in text:
-        why = "the host name does not resolve"
     else:
         why = _short(text)
     return KubeError(f"cannot reach the cluster at {url}: {why}; check the server address and that the cluster is running",

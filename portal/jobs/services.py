@@ -174,7 +174,7 @@ def run_job(job_id):
     """The RQ entry point: run the job whose row has this id, recording every step on the row."""
     _load_job_modules()
     with transaction.atomic():
-        job = Job.objects.select_for_update().select_related("requested_by", "environment").filter(pk=job_id).first()
+        job = Job.objects.select_for_update(of=("self",)).select_related("requested_by", "environment").filter(pk=job_id).first()
         if job is None:
             logger.warning("job %s has no row; nothing to do", job_id)
             return
@@ -209,7 +209,7 @@ def run_job(job_id):
     finally:
         stop.set()
     with transaction.atomic():
-        locked = Job.objects.select_for_update().select_related("requested_by", "environment").get(pk=job.pk)
+        locked = Job.objects.select_for_update(of=("self",)).select_related("requested_by", "environment").get(pk=job.pk)
         if locked.state != JobState.RUNNING:
             return  # the reaper already gave up on it
         locked.result = job.result
@@ -250,7 +250,7 @@ def reap_stale_jobs(now=None):
     reaped = 0
     for job_id in Job.objects.filter(state=JobState.RUNNING, heartbeat_at__lt=cutoff).values_list("pk", flat=True):
         with transaction.atomic():
-            job = Job.objects.select_for_update().select_related("requested_by", "environment").get(pk=job_id)
+            job = Job.objects.select_for_update(of=("self",)).select_related("requested_by", "environment").get(pk=job_id)
             if job.state != JobState.RUNNING or job.heartbeat_at >= cutoff:
                 continue
             _finish(job, JobState.FAILED,

@@ -32,10 +32,6 @@ class Resource:
         """How the API names the resource in messages: ``deployments.apps``, ``services``."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
-    @property
-    def prefix(self):
-        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-
 
 RESOURCES = [
     Resource("", "v1", "namespaces", "Namespace", namespaced=False),
@@ -108,6 +104,7 @@ def prepare(resource, obj, old, allocate_ip):
         _prepare_deployment(resource, obj, old)
     elif resource.kind == "Service":
         _prepare_service(resource, obj, old, allocate_ip)
+        obj.setdefault("status", {}).setdefault("loadBalancer", {})
     elif resource.kind == "Secret":
         obj.setdefault("type", "Opaque")
         string_data = obj.pop("stringData", None) or {}
@@ -123,6 +120,7 @@ def prepare(resource, obj, old, allocate_ip):
             raise invalid("spec.scaleTargetRef.name: Required value", resource, name, field="spec.scaleTargetRef.name")
         if not isinstance(spec.get("maxReplicas"), int) or spec["maxReplicas"] < 1:
             raise invalid("spec.maxReplicas: Invalid value: must be greater than or equal to 1", resource, name, field="spec.maxReplicas")
+        obj.setdefault("status", {}).setdefault("desiredReplicas", 0)  # not omitempty in the API, required by clients
     elif resource.kind == "NetworkPolicy":
         obj.setdefault("spec", {}).setdefault("podSelector", {})
     elif resource.kind == "Pod":

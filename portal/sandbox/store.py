@@ -164,7 +164,7 @@ class Store:
         if not isinstance(applied, dict) or not applied.get("apiVersion") or not applied.get("kind"):
             raise errors.bad_request("invalid object type: an applied configuration needs apiVersion and kind")
         applied = self._body(resource, namespace, applied, name)
-        for field in _SERVER_METADATA[:-2]:  # resourceVersion stays: it makes apply conditional
+        for field in ("uid", "creationTimestamp", "generation"):  # resourceVersion stays: it makes apply conditional
             applied["metadata"].pop(field, None)
         with self.lock:
             self._tick()
@@ -182,11 +182,15 @@ class Store:
 
     def write_status(self, resource, namespace, name, content_type, body, manager=None, dry_run=False):
         """PUT (content_type None) or PATCH of the ``status`` subresource: only status changes."""
+        if not isinstance(body, (dict, list)):
+            raise errors.bad_request("the body of the request must be an object (or a JSON patch)")
         with self.lock:
             self._tick()
             live = self._live(resource, namespace, name)
             kind = PATCH_TYPES.get(content_type) if content_type else "replace"
             if kind == "replace":
+                if not isinstance(body, dict):
+                    raise errors.bad_request("the body of the request must be an object")
                 self._check_version(resource, live, body)
                 source = body
             elif kind == "json":

@@ -1,0 +1,117 @@
+"""Pages for the service catalog. They parse the form, call deployments.services, render."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from portal.accounts import policies
+from portal.errors import Conflict, InvalidInput
+from portal.views import form_page, needs_role, paginate
+
+from . import services
+from .choices import STRATEGY_CHOICES
+from .models import Service
+
+FIELDS = ("name", "team", "description", "strategy", "health_path", "manifest")
+
+
+def _service(name):
+    service = Service.objects.filter(name=name).first()
+    if service is None:
+        raise Http404(f"no service '{name}'")
+    return service
+
+
+def _require_manager(request):
+    if not policies.can_manage_services(request.user):
+        raise PermissionDenied("only an admin can change the service catalog")
+
+
+@login_required
+@needs_role
+def service_list(request):
+    services_page = paginate(request, Service.objects.order_by("name").defer("manifest"))
+    return render(request, "services/list.html", {
+        "section": "services",
+        "page": services_page,
+        "can_manage": policies.can_manage_services(request.user),
+    })
+
+
+@login_required
+@needs_role
+def service_detail(request, name):
+    return render(request, "services/detail.html", {
+        "section": "services",
+        "service": _service(name),
+        "can_manage": policies.can_manage_services(request.user),
+    })
+
+
+def _form_context(values, service=None):
+    return {"section": "services", "values": values, "service": service, "strategies": STRATEGY_CHOICES}
+
+
+def _posted(request, fields):
+    # The manifest is kept exactly as typed (YAML is whitespace-sensitive); browsers send CRLF.
+    data = {field: request.POST.get(field, "").strip() for field in fields if field != "manifest"}
+    if "manifest" in fields:
+        data["manifest"] = request.POST.get("manifest", "").replace("\r\n", "\n")
+    return data
+
+
+@login_required
+@needs_role
+def service_create(request):
+    if request.method != "POST":
+        _require_manager(request)
+        return render(request, "services/form.html", _form_context({"strategy": "rolling", "health_path": "/health"}))
+    data = _posted(request, FIELDS)
+    try:
+        service = services.create_service(request.user, data, request=request)
+    except (InvalidInput, Conflict) as exc:
+        return form_page(request, "services/form.html", _form_context(data), exc.messages)
+    messages.success(request, f"Service {service.name} added to the catalog.")
+    return redirect("service_detail", name=service.name)
+
+
+@login_required
+@needs_role
+def service_edit(request, name):
+    service = _service(name)
+    if request.method != "POST":
+        _require_manager(request)
+        values = {field: getattr(service, field) for field in FIELDS}
+        return render(request, "services/form.html", _form_context(values, service))
+    data = _posted(request, [f for f in FIELDS if f != "name"])  # the name is fixed: releases refer to it
+    try:
+        service = services.update_service(request.user, service, data, request=request)
+    except InvalidInput as exc:
+        return form_page(request, "services/form.html", _form_context(dict(data, name=service.name), service),
+                         exc.messages)
+    messages.success(request, f"Service {service.name} saved.")
+    return redirect("service_detail", name=service.name)
+
+
+@login_required
+@needs_role
+def service_delete(request, name):
+    service = _service(name)
+    if request.method != "POST":
+        _require_manager(request)
+        return render(request, "confirm_delete.html", {
+            "section": "services",
+            "title": f"Remove service {service.name}?",
+            "what": f"the service {service.name} and its manifest",
+            "consequence": "Nothing running on a cluster changes; Gantry just stops deploying it.",
+            "cancel_url": reverse("service_detail", args=[service.name]),
+        })
+    try:
+        services.delete_service(request.user, service, request=request)
+    except Conflict as exc:
+        messages.error(request, "; ".join(exc.messages))
+        return redirect("service_detail", name=service.name)
+    messages.success(request, f"Service {service.name} removed.")
+    return redirect("service_list")

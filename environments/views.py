@@ -1,0 +1,330 @@
+"""Pages for environments and clusters. They parse the form, call environments.services, render."""
+import zoneinfo
+from datetime import datetime
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from portal.accounts import policies
+from portal.audit.models import AuditEvent
+from portal.errors import Conflict, InvalidInput
+from portal.views import TIERS_IN_ORDER, form_page, needs_role, paginate
+
+from . import policies as rules
+from . import services
+from .choices import CLUSTER_MODE_CHOICES, WEEKDAYS
+from .models import Cluster, Environment
+
+RECENT = 10
+
+
+def _visible_environment(request, slug):
+    """The environment, if this user may see it; a 404 otherwise (its existence is not revealed)."""
+    env = Environment.objects.select_related("cluster", "owner").filter(slug=slug).first()
+    if env is None or not policies.can_view_environment(request.user, env):
+        raise Http404(f"no environment '{slug}'")
+    return env
+
+
+# ---------------------------------------------------------------- environments
+
+@login_required
+@needs_role
+def environment_list(request):
+    tier = request.GET.get("tier", "")
+    qs = policies.restrict_environments(request.user, Environment.objects.select_related("cluster", "owner"))
+    if tier in TIERS_IN_ORDER:
+        qs = qs.filter(tier=tier)
+    else:
+        tier = ""
+    return render(request, "environments/list.html", {
+        "section": "environments",
+        "page": paginate(request, qs.order_by("name")),
+        "tiers": TIERS_IN_ORDER,
+        "tier": tier,
+    })
+
+
+@login_required
+@needs_role
+def environment_detail(request, slug):
+    env = _visible_environment(request, slug)
+    can_view_audit = policies.can_view_audit(request.user)
+    return render(request, "environments/detail.html", {
+        "section": "environments",
+        "env": env,
+        "window_open": rules.window_open(env.deployment_windows),
+        "next_window": rules.next_window_opening(env.deployment_windows),
+        "freeze": rules.active_freeze(env),
+        "jobs": env.jobs.select_related("requested_by")[:RECENT],
+        "can_view_audit": can_view_audit,
+        "events": AuditEvent.objects.filter(environment=env.slug).order_by("-seq")[:RECENT] if can_view_audit else [],
+        "can_edit": policies.can_edit_environment(request.user, env),
+        "can_delete": policies.is_admin(request.user),
+    })
+
+
+CREATE_FIELDS = ("name", "slug", "tier", "cluster", "namespace", "ttl_hours", "team", "description")
+
+
+def _create_context(request, values):
+    return {
+        "section": "environments",
+        "tiers": policies.creatable_tiers(request.user),
+        "clusters": Cluster.objects.only("name", "is_sandbox"),
+        "values": values,
+    }
+
+
+@login_required
+@needs_role
+def environment_create(request):
+    if request.method != "POST":
+        if not policies.creatable_tiers(request.user):
+            raise PermissionDenied("creating environments needs the admin role, or deployer for development and preview")
+        return render(request, "environments/form_create.html", _create_context(request, {}))
+    data = {field: request.POST.get(field, "").strip() for field in CREATE_FIELDS}
+    try:
+        env = services.create_environment(request.user, data, request=request)
+    except InvalidInput as exc:
+        return form_page(request, "environments/form_create.html", _create_context(request, data), exc.messages)
+    except Conflict as exc:
+        return form_page(request, "environments/form_create.html", _create_context(request, data), exc.messages, 409)
+    messages.success(request, f"Environment {env.name} created"
+                     + (f"; provisioning namespace {env.namespace} on {env.cluster}." if env.cluster_id else "."))
+    return redirect("environment_detail", slug=env.slug)
+
+
+def _blank_window():
+    return {"days": [], "start": "", "end": "", "timezone": timezone.get_current_timezone_name()}
+
+
+def _edit_context(env, values, windows):
+    return {
+        "section": "environments",
+        "env": env,
+        "values": values,
+        "windows": windows,
+        "weekdays": WEEKDAYS,
+        "freeze": rules.active_freeze(env),
+        "timezones": sorted(zoneinfo.available_timezones()),
+        "current_timezone": timezone.get_current_timezone_name(),
+    }
+
+
+def _windows_from_post(post):
+    """The window rows of the edit form, as entered (blank and removed rows left out)."""
+    windows = []
+    try:
+        count = min(int(post.get("window_count", "0")), 50)
+    except ValueError:
+        count = 0
+    for i in range(count):
+        row = {
+            "days": post.getlist(f"window-{i}-days"),
+            "start": post.get(f"window-{i}-start", "").strip(),
+            "end": post.get(f"window-{i}-end", "").strip(),
+            "timezone": post.get(f"window-{i}-timezone", "").strip(),
+        }
+        if post.get(f"window-{i}-remove") or not (row["days"] or row["start"] or row["end"]):
+            continue
+        windows.append(row)
+    return windows
+
+
+def _freeze_from_post(post, errors):
+    """None (clear), a {until, reason} dict, or "unchanged"; the until is local time in the chosen zone."""
+    if post.get("clear_freeze"):
+        return None
+    until_text = post.get("freeze_until", "").strip()
+    reason = post.get("freeze_reason", "").strip()
+    if not until_text and not reason:
+        return "unchanged"
+    if not until_text:
+        errors.append("freeze.until: give the date and time the freeze ends")
+        return "unchanged"
+    zone_name = post.get("freeze_timezone", "").strip() or "UTC"
+    try:
+        zone = zoneinfo.ZoneInfo(zone_name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        errors.append(f"freeze.timezone: unknown time zone '{zone_name}'")
+        return "unchanged"
+    try:
+        until = datetime.fromisoformat(until_text)
+    except ValueError:
+        errors.append(f"freeze.until: '{until_text}' is not a date and time")
+        return "unchanged"
+    return {"until": until.replace(tzinfo=zone).isoformat(), "reason": reason}
+
+
+@login_required
+@needs_role
+def environment_edit(request, slug):
+    env = _visible_environment(request, slug)
+    if request.method != "POST":
+        if not policies.can_edit_environment(request.user, env):
+            raise PermissionDenied("only an admin can change an environment and its protection rules")
+        values = {"name": env.name, "team": env.team, "description": env.description,
+                  "required_approvals": env.required_approvals, "prevent_self_approval": env.prevent_self_approval}
+        windows = list(env.deployment_windows) + [_blank_window()]
+        return render(request, "environments/form_edit.html", _edit_context(env, values, windows))
+
+    post = request.POST
+    values = {field: post.get(field, "").strip() for field in
+              ("name", "team", "description", "required_approvals", "freeze_until", "freeze_reason", "freeze_timezone")}
+    values["prevent_self_approval"] = bool(post.get("prevent_self_approval"))
+    values["clear_freeze"] = bool(post.get("clear_freeze"))
+    windows = _windows_from_post(post)
+    if post.get("add_window"):  # another blank row, nothing saved yet
+        return render(request, "environments/form_edit.html", _edit_context(env, values, windows + [_blank_window()]))
+
+    errors = []
+    data = {
+        "name": values["name"],
+        "team": values["team"],
+        "description": values["description"],
+        "required_approvals": values["required_approvals"],
+        "prevent_self_approval": values["prevent_self_approval"],
+        "deployment_windows": windows,
+    }
+    freeze = _freeze_from_post(post, errors)
+    if freeze != "unchanged":
+        data["freeze"] = freeze
+    try:
+        if errors and policies.can_edit_environment(request.user, env):
+            raise InvalidInput(errors)
+        # A user who may not edit gets the service's refusal (403, audited), whatever the input.
+        env = services.update_environment(request.user, env, data, request=request)
+    except InvalidInput as exc:
+        rows = windows + [_blank_window()]
+        return form_page(request, "environments/form_edit.html", _edit_context(env, values, rows), exc.messages)
+    messages.success(request, f"Environment {env.name} saved.")
+    return redirect("environment_detail", slug=env.slug)
+
+
+@login_required
+@needs_role
+def environment_delete(request, slug):
+    env = _visible_environment(request, slug)
+    if request.method != "POST":
+        if not policies.is_admin(request.user):
+            raise PermissionDenied("only an admin can delete environments")
+        return render(request, "confirm_delete.html", {
+            "section": "environments",
+            "title": f"Delete environment {env.name}?",
+            "what": f"the environment {env.name} ({env.tier}, namespace {env.namespace})",
+            "consequence": "Its role assignments go with it. Jobs and audit events stay. "
+                           "Resources on the cluster are not removed.",
+            "cancel_url": reverse("environment_detail", args=[env.slug]),
+        })
+    services.delete_environment(request.user, env, request=request)
+    messages.success(request, f"Environment {env.name} deleted.")
+    return redirect("environment_list")
+
+
+@login_required
+@needs_role
+@require_POST
+def environment_reprovision(request, slug):
+    env = _visible_environment(request, slug)
+    try:
+        job = services.reprovision_environment(request.user, env, request=request)
+    except Conflict as exc:
+        messages.error(request, "; ".join(exc.messages))
+        return redirect("environment_detail", slug=env.slug)
+    messages.success(request, f"Re-provisioning {env.name}.")
+    return redirect("job_detail", job_id=job.pk)
+
+
+# ---------------------------------------------------------------- clusters
+
+def _require_cluster_admin(request):
+    if not policies.can_manage_clusters(request.user):
+        raise PermissionDenied("clusters are managed by admins")
+
+
+@login_required
+@needs_role
+def cluster_list(request):
+    _require_cluster_admin(request)
+    clusters = Cluster.objects.annotate(environment_count=Count("environments")).order_by("name")
+    return render(request, "clusters/list.html", {"section": "clusters", "clusters": clusters})
+
+
+def _cluster_data(post):
+    """The fields of the chosen connection mode only (the service infers the mode from them)."""
+    mode = post.get("mode", "")
+    data = {"name": post.get("name", "").strip()}
+    if mode == "server":
+        data.update(server=post.get("server", "").strip(), token=post.get("token", "").strip(),
+                    ca_data=post.get("ca_data", "").strip(), insecure=bool(post.get("insecure")))
+    elif mode == "kubeconfig_path":
+        data.update(kubeconfig_path=post.get("kubeconfig_path", "").strip(), context=post.get("context", "").strip())
+    elif mode == "kubeconfig":
+        data.update(kubeconfig=post.get("kubeconfig", ""), context=post.get("context", "").strip())
+    elif mode == "in_cluster":
+        data["in_cluster"] = True
+    return data
+
+
+@login_required
+@needs_role
+def cluster_create(request):
+    context = {"section": "clusters", "modes": CLUSTER_MODE_CHOICES}
+    if request.method != "POST":
+        _require_cluster_admin(request)
+        return render(request, "clusters/form.html", dict(context, values={"mode": "server"}))
+    data = _cluster_data(request.POST)
+    try:
+        cluster = services.create_cluster(request.user, data, request=request)
+    except InvalidInput as exc:
+        # Secrets are not sent back into the page: the user types them again.
+        values = {key: request.POST.get(key, "") for key in ("name", "mode", "server", "kubeconfig_path", "context")}
+        values["insecure"] = bool(request.POST.get("insecure"))
+        return form_page(request, "clusters/form.html", dict(context, values=values), exc.messages)
+    messages.success(request, f"Cluster {cluster.name} registered; checking the connection now.")
+    return redirect("cluster_list")
+
+
+def _cluster(name):
+    cluster = Cluster.objects.filter(name=name).first()
+    if cluster is None:
+        raise Http404(f"no cluster '{name}'")
+    return cluster
+
+
+@login_required
+@needs_role
+@require_POST
+def cluster_check(request, name):
+    job = services.check_cluster(request.user, _cluster(name), request=request)
+    return redirect("job_detail", job_id=job.pk)
+
+
+@login_required
+@needs_role
+def cluster_delete(request, name):
+    cluster = _cluster(name)
+    if request.method != "POST":
+        _require_cluster_admin(request)
+        return render(request, "confirm_delete.html", {
+            "section": "clusters",
+            "title": f"Remove cluster {cluster.name}?",
+            "what": f"the cluster {cluster.name} ({cluster.location})",
+            "consequence": "Gantry forgets the cluster and its stored credentials. Nothing on the cluster changes.",
+            "cancel_url": reverse("cluster_list"),
+        })
+    try:
+        services.delete_cluster(request.user, cluster, request=request)
+    except Conflict as exc:
+        messages.error(request, "; ".join(exc.messages))
+        return redirect("cluster_list")
+    messages.success(request, f"Cluster {cluster.name} removed.")
+    return redirect("cluster_list")

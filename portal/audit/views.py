@@ -1,0 +1,60 @@
+"""The audit log page and its downloads (same filters as GET /api/v1/audit)."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from portal.accounts import policies
+from portal.errors import InvalidInput
+from portal.views import needs_role, paginate
+
+from .api import stream_export
+from .models import AuditEvent
+from .queries import FILTERS, FilterError, filter_events
+
+PER_PAGE = 50
+
+
+def _require_auditor(request):
+    if not policies.can_view_audit(request.user):
+        raise PermissionDenied("the audit log needs the global viewer (auditor) or admin role")
+
+
+@login_required
+@needs_role
+def audit_list(request):
+    _require_auditor(request)
+    filters = {name: request.GET.get(name, "") for name in FILTERS}
+    error, status = "", 200
+    try:
+        events = filter_events(request.GET).order_by("-seq")
+    except FilterError as exc:
+        error, status = str(exc), 400
+        events = AuditEvent.objects.none()
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("format", None)
+    return render(request, "audit/list.html", {
+        "section": "audit",
+        "page": paginate(request, events, PER_PAGE),
+        "filters": filters,
+        "filtered": any(filters.values()),
+        "filter_error": error,
+        "outcomes": [value for value, _ in AuditEvent.OUTCOME_CHOICES],
+        "export_query": query.urlencode(),
+    }, status=status)
+
+
+@login_required
+@needs_role
+def audit_export(request):
+    _require_auditor(request)
+    query = request.GET.copy()
+    query.pop("format", None)
+    back = reverse("audit_list") + (f"?{query.urlencode()}" if query else "")
+    try:
+        return stream_export(request, filter_events(request.GET), request.GET.get("format", "jsonl"))
+    except (FilterError, InvalidInput) as exc:
+        messages.error(request, str(exc))
+        return redirect(back)

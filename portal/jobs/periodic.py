@@ -1,0 +1,14 @@
+"""Periodic work, enqueued by the scheduler (`manage.py scheduler`, RQ's CronScheduler) and run by workers.
+
+Each entry: (dotted function, queue, interval in seconds or a cron expression). Later features
+add their entries here (deployment windows opening, health polls, backup schedules, TTL expiry).
+"""
+PERIODIC = [
+    ("portal.jobs.periodic.reap_stale_jobs", "default", {"interval": 20}),
+]
+
+
+def reap_stale_jobs():
+    from portal.jobs.services import reap_stale_jobs as reap
+
+    return reap()

@@ -1,0 +1,43 @@
+import json
+import sys
+
+from django.core.management.base import BaseCommand
+
+from portal.audit.chain import ChainError, verify_sequence
+from portal.audit.models import AuditEvent
+from portal.audit.chain import event_fields
+
+
+class Command(BaseCommand):
+    help = ("Check the audit hash chain in the database, or in a JSONL export with --file. "
+            "Exit 0 when intact; otherwise exit 1 and name the first bad event.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--file", help="a JSONL export (GET /api/v1/audit/export?format=jsonl, unfiltered)")
+
+    def handle(self, file=None, **options):
+        try:
+            if file:
+                count = verify_sequence(self._rows_from_file(file))
+                where = file
+            else:
+                rows = (event_fields(e) | {"hash": e.hash} for e in AuditEvent.objects.order_by("seq").iterator(chunk_size=2000))
+                count = verify_sequence(rows)
+                where = "the database"
+        except ChainError as exc:
+            self.stderr.write(f"audit chain BROKEN in {file or 'the database'}: {exc}")
+            sys.exit(1)
+        except (OSError, ValueError) as exc:
+            self.stderr.write(f"cannot read {file}: {exc}")
+            sys.exit(2)
+        self.stdout.write(f"audit chain intact: {count} event(s) verified in {where}")
+
+    def _rows_from_file(self, path):
+        with open(path, encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"line {lineno} is not JSON ({exc.msg})")

@@ -1,0 +1,134 @@
+"""Jobs run by a real `manage.py rqworker` process against real PostgreSQL and Redis."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import django_rq
+import pytest
+from django.db import connection, transaction
+
+from environments.models import Cluster, Environment
+from environments.services import create_environment
+from portal.audit.models import AuditEvent
+from portal.jobs.models import Job
+from portal.jobs.services import reap_stale_jobs, retry_job
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def empty_queues():
+    django_rq.get_connection("default").flushdb()
+    yield
+    django_rq.get_connection("default").flushdb()
+
+
+def worker_env():
+    db = connection.settings_dict
+    env = dict(os.environ)
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DEBUG": "1",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "GANTRY_JOB_HEARTBEAT_SECONDS": "1",
+    })
+    return env
+
+
+def run_worker(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "manage.py", "rqworker", *args, "default"], cwd=ROOT, env=worker_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def kill_worker_and_work_horse(pid):
+    """SIGKILL the worker and the work horse it forked (RQ moves the horse to its own session)."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    for target in [pid, *map(int, children)]:
+        try:
+            os.kill(target, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def wait_for(predicate, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_worker_provisions_an_environment_on_the_sandbox(admin, cluster, sandbox):
+    env = create_environment(admin, {"name": "Team A Dev", "tier": "development", "cluster": "sandbox"})
+    job = Job.objects.get(kind="environment.provision")
+    assert job.state == "queued"
+    worker = run_worker("--burst")
+    output, _ = worker.communicate(timeout=60)
+    job.refresh_from_db()
+    assert job.state == "succeeded", output
+    assert job.started_at and job.finished_at and job.attempts == 1
+    assert Environment.objects.get(pk=env.pk).status == "ready"
+    lines = list(job.log_lines.values_list("message", flat=True))
+    assert any("namespace team-a-dev is ready" in line for line in lines)
+    from portal import kube
+
+    namespace = kube.get(cluster, "v1", "Namespace", "", "team-a-dev")
+    assert namespace["metadata"]["labels"]["gantry.dev/environment"] == "team-a-dev"
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"job.queued", "job.started", "job.succeeded", "environment.ready"} <= actions
+
+
+def test_a_cluster_error_fails_the_job_with_a_readable_reason(admin):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+    Cluster.objects.create(name="gone", mode="server", server=f"http://127.0.0.1:{dead_port}")
+    env = create_environment(admin, {"name": "Orphan", "tier": "development", "cluster": "gone"})
+    worker = run_worker("--burst")
+    output, _ = worker.communicate(timeout=60)
+    job = Job.objects.get(kind="environment.provision")
+    assert job.state == "failed", output
+    assert "cannot reach the cluster" in job.error
+    assert Environment.objects.get(pk=env.pk).status == "failed"
+
+
+def test_a_killed_worker_leaves_a_job_the_reaper_marks_failed_and_a_retry_finishes_it(admin, sandbox):
+    # A cluster that accepts connections and never answers keeps the job running.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        port = silent.getsockname()[1]
+        cluster = Cluster.objects.create(name="slow", mode="server", server=f"http://127.0.0.1:{port}")
+        with transaction.atomic():
+            from environments.services import check_cluster
+
+            job = check_cluster(admin, cluster)
+        worker = run_worker()
+        assert wait_for(lambda: Job.objects.get(pk=job.pk).state == "running"), "the worker never started the job"
+        kill_worker_and_work_horse(worker.pid)
+        worker.wait(timeout=10)
+        assert Job.objects.get(pk=job.pk).state == "running"
+        assert wait_for(lambda: reap_stale_jobs() == 1, timeout=15)
+        job.refresh_from_db()
+        assert job.state == "failed"
+        assert "stopped responding" in job.error
+        assert AuditEvent.objects.filter(action="job.failed", actor="gantry-reaper").exists()
+    finally:
+        silent.close()
+
+    # Point the cluster at a working API and retry: the same job row finishes.
+    Cluster.objects.filter(pk=cluster.pk).update(server=sandbox.url)
+    retry_job(job, user=admin)
+    worker = run_worker("--burst")
+    output, _ = worker.communicate(timeout=60)
+    job.refresh_from_db()
+    assert job.state == "succeeded", output
+    assert job.attempts == 2
+    assert Cluster.objects.get(pk=cluster.pk).last_check_ok is True
