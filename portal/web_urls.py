@@ -2,10 +2,49 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from deployments import views as service_views
+from environments import views as environment_views
 from portal import views
+from portal.accounts import views as account_views
+from portal.audit import views as audit_views
+from portal.jobs import views as job_views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="login.html", redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.dashboard, name="dashboard"),
+    # environments
+    path("environments/", environment_views.environment_list, name="environment_list"),
+    path("environments/new/", environment_views.environment_create, name="environment_create"),
+    path("environments/<slug:slug>/", environment_views.environment_detail, name="environment_detail"),
+    path("environments/<slug:slug>/edit/", environment_views.environment_edit, name="environment_edit"),
+    path("environments/<slug:slug>/delete/", environment_views.environment_delete, name="environment_delete"),
+    path("environments/<slug:slug>/reprovision/", environment_views.environment_reprovision,
+         name="environment_reprovision"),
+    # clusters
+    path("clusters/", environment_views.cluster_list, name="cluster_list"),
+    path("clusters/new/", environment_views.cluster_create, name="cluster_create"),
+    path("clusters/<slug:name>/check/", environment_views.cluster_check, name="cluster_check"),
+    path("clusters/<slug:name>/delete/", environment_views.cluster_delete, name="cluster_delete"),
+    # the service catalog
+    path("services/", service_views.service_list, name="service_list"),
+    path("services/new/", service_views.service_create, name="service_create"),
+    path("services/<slug:name>/", service_views.service_detail, name="service_detail"),
+    path("services/<slug:name>/edit/", service_views.service_edit, name="service_edit"),
+    path("services/<slug:name>/delete/", service_views.service_delete, name="service_delete"),
+    # jobs
+    path("jobs/", job_views.job_list, name="job_list"),
+    path("jobs/<uuid:job_id>/", job_views.job_detail, name="job_detail"),
+    path("jobs/<uuid:job_id>/retry/", job_views.job_retry, name="job_retry"),
+    path("jobs/<uuid:job_id>/cancel/", job_views.job_cancel, name="job_cancel"),
+    # the audit log
+    path("audit/", audit_views.audit_list, name="audit_list"),
+    path("audit/export", audit_views.audit_export, name="audit_export"),
+    # users, roles and tokens
+    path("users/", account_views.user_list, name="user_list"),
+    path("users/roles/grant/", account_views.role_grant, name="role_grant"),
+    path("users/roles/<int:assignment_id>/revoke/", account_views.role_revoke, name="role_revoke"),
+    path("tokens/", account_views.token_list, name="token_list"),
+    path("tokens/new/", account_views.token_create, name="token_create"),
+    path("tokens/<int:token_id>/revoke/", account_views.token_revoke, name="token_revoke"),
 ]

@@ -1,0 +1,104 @@
+"""Users and roles (admins), and each user's own API tokens."""
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from environments.models import Environment
+from portal.errors import Conflict, InvalidInput, NotFound
+from portal.views import form_page, needs_role, refusals_as_pages
+
+from . import policies, services
+from .choices import ROLE_CHOICES
+from .models import ApiToken, RoleAssignment
+
+
+def _users_context(values=None):
+    assignments = RoleAssignment.objects.select_related("environment").order_by("environment__slug", "role")
+    users = get_user_model().objects.order_by("username").prefetch_related(
+        Prefetch("role_assignments", queryset=assignments, to_attr="roles"))
+    return {
+        "section": "users",
+        "users": users,
+        "roles": ROLE_CHOICES,
+        "environments": Environment.objects.only("slug", "name").order_by("slug"),
+        "values": values or {},
+    }
+
+
+@login_required
+@needs_role
+def user_list(request):
+    if not policies.is_admin(request.user):
+        raise PermissionDenied("only an admin can manage users and roles")
+    return render(request, "accounts/users.html", _users_context())
+
+
+@login_required
+@needs_role
+@require_POST
+def role_grant(request):
+    values = {field: request.POST.get(field, "").strip() for field in ("username", "role", "environment")}
+    try:
+        services.grant_role(request.user, values["username"], values["role"], values["environment"] or None,
+                            request=request, password=request.POST.get("password") or None)
+    except (InvalidInput, Conflict) as exc:
+        return form_page(request, "accounts/users.html", _users_context(values), exc.messages)
+    scope = f"on {values['environment']}" if values["environment"] else "globally"
+    messages.success(request, f"{values['username']} has the {values['role']} role {scope}.")
+    return redirect("user_list")
+
+
+@login_required
+@needs_role
+@require_POST
+def role_revoke(request, assignment_id):
+    try:
+        services.revoke_role(request.user, assignment_id, request=request)
+    except (Conflict, NotFound) as exc:
+        messages.error(request, "; ".join(exc.messages))
+        return redirect("user_list")
+    messages.success(request, "Role revoked.")
+    return redirect("user_list")
+
+
+# ---------------------------------------------------------------- API tokens (any signed-in user)
+
+def _tokens_context(request, **extra):
+    tokens = ApiToken.objects.filter(user=request.user, revoked_at__isnull=True).order_by("-created_at")
+    return {"section": "tokens", "tokens": tokens, **extra}
+
+
+@login_required
+def token_list(request):
+    return render(request, "accounts/tokens.html", _tokens_context(request))
+
+
+@never_cache
+@login_required
+@require_POST
+def token_create(request):
+    """The clear token is in this one response only (not cached, never stored)."""
+    name = request.POST.get("name", "")
+    try:
+        raw = services.create_api_token(request.user, name, request=request)
+    except InvalidInput as exc:
+        return form_page(request, "accounts/tokens.html", _tokens_context(request, name=name), exc.messages)
+    return render(request, "accounts/tokens.html", _tokens_context(request, new_token=raw, new_token_name=name.strip()))
+
+
+@login_required
+@require_POST
+@refusals_as_pages
+def token_revoke(request, token_id):
+    try:
+        services.revoke_api_token(request.user, token_id, request=request)
+    except Conflict as exc:
+        messages.error(request, "; ".join(exc.messages))
+        return redirect("token_list")
+    messages.success(request, "Token revoked; it no longer works.")
+    return redirect("token_list")

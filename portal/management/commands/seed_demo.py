@@ -1,0 +1,65 @@
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from deployments import services as service_services
+from deployments.models import Service
+from environments import services as env_services
+from environments.models import Cluster, Environment
+from portal.accounts.models import RoleAssignment
+from portal.audit.services import record
+from portal.demo_data import ENVIRONMENTS, RULES, SERVICES, USERS
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) the demo's users, sandbox cluster, environments and services. Prints the logins."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--sandbox-url", default="http://127.0.0.1:8001")
+        parser.add_argument("--password", help="use this password for every demo user (default: a new random one)")
+
+    def handle(self, sandbox_url, password=None, **options):
+        password = password or secrets.token_urlsafe(9)
+        User = get_user_model()
+        users = {}
+        with transaction.atomic():
+            for username, roles, _ in USERS:
+                user, created = User.objects.get_or_create(username=username, defaults={"email": f"{username}@example.com"})
+                user.set_password(password)
+                user.save()
+                if created:
+                    record("user.create", actor_name="seed_demo", target=user, changes={"username": [None, username]})
+                for role in roles:
+                    _, new = RoleAssignment.objects.get_or_create(user=user, role=role, environment=None)
+                    if new:
+                        record("role.grant", actor_name="seed_demo", target=user, changes={"role": [None, role]})
+                users[username] = user
+        admin = users["admin"]
+
+        cluster = Cluster.objects.filter(name="sandbox").first()
+        if cluster is None:
+            cluster = env_services.create_cluster(admin, {"name": "sandbox", "server": sandbox_url, "is_sandbox": True})
+        elif cluster.server != sandbox_url:
+            env_services.update_cluster(admin, cluster, {"server": sandbox_url})
+
+        for spec in ENVIRONMENTS:
+            env = Environment.objects.filter(slug=spec["slug"]).first()
+            if env is None:
+                owner = users["dana"] if spec["tier"] in ("development", "preview") else admin
+                env = env_services.create_environment(owner, {**spec, "cluster": "sandbox"})
+            elif env.status == "failed":
+                env_services.reprovision_environment(admin, env)
+            if spec["slug"] in RULES:
+                env_services.update_environment(admin, env, RULES[spec["slug"]])
+
+        for spec in SERVICES:
+            if not Service.objects.filter(name=spec["name"]).exists():
+                service_services.create_service(admin, spec)
+
+        self.stdout.write("")
+        self.stdout.write("Demo users (all with the same password):")
+        for username, roles, description in USERS:
+            self.stdout.write(f"  {username:<8} {description}")
+        self.stdout.write(f"Password: {password}")
