@@ -84,6 +84,17 @@ class Environment(models.Model):
     deployment_windows = models.JSONField(default=list, blank=True)
     freeze_until = models.DateTimeField(null=True, blank=True)
     freeze_reason = models.CharField(max_length=500, blank=True, default="")
+    approver_groups = models.JSONField(default=list, blank=True, help_text="Group names; when set, an approver must be in one.")
+    checklist = models.JSONField(default=list, blank=True, help_text="Items each approver ticks before approving.")
+    promotion_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="promotes_to",
+        help_text="A release must have succeeded there before it may be deployed here.",
+    )
+    replicas = models.PositiveSmallIntegerField(default=1, help_text="Replica count each service gets here (${replicas}).")
+    rollback_requires_approval = models.BooleanField(default=False, help_text="Rollbacks wait for approvals too.")
+    blue_green_keep_minutes = models.PositiveIntegerField(default=30, help_text="Blue-green: how long the old colour keeps running for a rollback.")
+    webhook_url = models.URLField(max_length=500, blank=True, default="")
+    notify_emails = models.TextField(blank=True, default="", help_text="Extra addresses, comma-separated.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -286,7 +286,7 @@ def cluster_create(request):
         cluster = services.create_cluster(request.user, data, request=request)
     except InvalidInput as exc:
         # Secrets are not sent back into the page: the user types them again.
-        values = {key: request.POST.get(key, "") for key in ("name", "mode", "server", "kubeconfig_path", "context")}
+        values = {key: request.POST.get(key, "") for key in ("name", "mode", "server", "ca_data", "kubeconfig_path", "context")}
         values["insecure"] = bool(request.POST.get("insecure"))
         return form_page(request, "clusters/form.html", dict(context, values=values), exc.messages)
     messages.success(request, f"Cluster {cluster.name} registered; checking the connection now.")

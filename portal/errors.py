@@ -31,9 +31,9 @@ class Conflict(GantryError):
     status = 409
 
 
-def deny(action, *, user, request=None, reason, target=None, environment=None):
-    """Audit a refused attempt (outcome `denied`) and raise Forbidden with the reason."""
+def deny(action, *, user, request=None, reason, target=None, environment=None, error=Forbidden):
+    """Audit a refused attempt (outcome `denied`) and raise `error` (Forbidden by default) with the reason."""
     from portal.audit.services import record_denied
 
     record_denied(action, request=request, actor=user, target=target, environment=environment, reason=reason)
-    raise Forbidden(reason)
+    raise error(reason)

@@ -64,6 +64,12 @@ def restrict_environments(user, queryset):
     return queryset if ids is None else queryset.filter(pk__in=ids)
 
 
+def restrict_environments_of(user, queryset, field="environment_id"):
+    """Narrow a queryset of things that belong to an environment (deployments, jobs) the same way."""
+    ids = visible_environment_ids(user)
+    return queryset if ids is None else queryset.filter(**{f"{field}__in": ids})
+
+
 def can_view_environment(user, environment):
     ids = visible_environment_ids(user)
     return ids is None or environment.pk in ids

@@ -1,0 +1,108 @@
+"""Notifications: a Slack-compatible webhook per environment and e-mail (Django's backend).
+
+`notify` is called inside the transaction of the change; the sending happens in a job after
+commit, so a slow webhook never holds a request and a failure is visible on the job page.
+"""
+import json
+import urllib.error
+import urllib.request
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db.models import Q
+
+from portal.accounts.models import RoleAssignment
+from portal.jobs.services import JobFailed, job_kind
+
+EVENTS = {
+    "approval_needed": "Approval needed",
+    "approved": "Approved",
+    "rejected": "Rejected",
+    "succeeded": "Deployment succeeded",
+    "failed": "Deployment failed",
+    "rolled_back": "Rolled back",
+}
+
+
+def notify(deployment, event):
+    """Queue the notification of `event` for a deployment (only the events people care about)."""
+    if event not in EVENTS:
+        return None
+    env = deployment.environment
+    if not env.webhook_url and not _recipients(deployment, event):
+        return None
+    from portal.jobs.services import enqueue_job
+
+    return enqueue_job("notification.send", target=deployment, environment=env,
+                       params={"deployment": deployment.pk, "event": event})
+
+
+def _recipients(deployment, event):
+    env = deployment.environment
+    User = get_user_model()
+    addresses = set()
+    if event == "approval_needed":
+        approver_ids = RoleAssignment.objects.filter(Q(environment__isnull=True) | Q(environment=env),
+                                                     role__in=["approver"]).values_list("user_id", flat=True)
+        addresses |= set(User.objects.filter(pk__in=approver_ids, is_active=True).exclude(email="")
+                         .values_list("email", flat=True))
+    elif deployment.requested_by_id and deployment.requested_by.email:
+        addresses.add(deployment.requested_by.email)
+    addresses |= {a.strip() for a in env.notify_emails.split(",") if a.strip()}
+    return sorted(addresses)
+
+
+def message(deployment, event):
+    env = deployment.environment
+    who = deployment.requested_by.get_username() if deployment.requested_by_id else "someone"
+    flag = " [BREAK-GLASS]" if deployment.break_glass else ""
+    text = (f"{EVENTS[event]}{flag}: {deployment.release} to {env.slug} ({env.tier}), deployment #{deployment.pk}, "
+            f"requested by {who}.")
+    if event == "failed" and deployment.error:
+        text += f" Reason: {deployment.error[:300]}"
+    base = getattr(settings, "GANTRY_BASE_URL", "")
+    if base:
+        text += f" {base.rstrip('/')}/deployments/{deployment.pk}/"
+    return text
+
+
+def post_webhook(url, payload, timeout=5):
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "User-Agent": "Gantry"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (admin-configured URL)
+        return response.status
+
+
+@job_kind("notification.send", queue="default", title="Send notification")
+def send_notification(job, log):
+    from .models import Deployment
+
+    deployment = (Deployment.objects.select_related("environment", "release__service", "requested_by")
+                  .filter(pk=job.params.get("deployment")).first())
+    if deployment is None:
+        log("the deployment is gone; nothing to send")
+        return {}
+    event = job.params["event"]
+    text = message(deployment, event)
+    env = deployment.environment
+    problems = []
+    if env.webhook_url:
+        payload = {"text": text, "username": "Gantry",
+                   "attachments": [{"color": "danger" if event in ("failed", "rejected") else "good",
+                                    "fields": [{"title": "environment", "value": env.slug, "short": True},
+                                               {"title": "release", "value": str(deployment.release), "short": True},
+                                               {"title": "state", "value": deployment.state, "short": True}]}]}
+        try:
+            status = post_webhook(env.webhook_url, payload)
+            log(f"webhook answered HTTP {status}")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            problems.append(f"webhook failed: {exc}")
+    recipients = _recipients(deployment, event)
+    if recipients:
+        sent = send_mail(f"[Gantry] {EVENTS[event]}: {deployment.release} to {env.slug}", text,
+                         getattr(settings, "DEFAULT_FROM_EMAIL", "gantry@localhost"), recipients, fail_silently=False)
+        log(f"e-mail sent to {len(recipients)} recipient(s)" if sent else "e-mail backend sent nothing")
+    if problems:
+        raise JobFailed("; ".join(problems))
+    return {"event": event, "emails": len(recipients)}

@@ -1,0 +1,100 @@
+"""The rules of releases, deployments and approvals. Pages, the API and jobs all ask these."""
+from environments import policies as env_rules
+from portal.accounts import policies as roles
+
+from .choices import APPROVE, ROLLBACK, DeploymentState as S
+
+
+def approvals_required(deployment):
+    """The environment's required approvals, plus one for a break-glass override; none for a rollback
+    unless the environment asks for it."""
+    if deployment.kind == ROLLBACK and not deployment.environment.rollback_requires_approval:
+        return 0
+    required = deployment.environment.required_approvals
+    return required + 1 if deployment.break_glass else required
+
+
+def valid_approvals(deployment, current_hash=None, approvals=None):
+    """The approvals that still count: decision approve, bound to the current image and manifests."""
+    current_hash = current_hash or deployment.manifest_hash
+    approvals = deployment.approvals.all() if approvals is None else approvals
+    return [a for a in approvals if a.decision == APPROVE and a.image == deployment.image and a.manifest_hash == current_hash]
+
+
+def stale_approvals(deployment, current_hash=None, approvals=None):
+    """Approvals given to an earlier image or manifest, with the reason they no longer count."""
+    current_hash = current_hash or deployment.manifest_hash
+    approvals = deployment.approvals.all() if approvals is None else approvals
+    stale = []
+    for approval in approvals:
+        if approval.decision != APPROVE:
+            continue
+        if approval.image != deployment.image:
+            stale.append((approval, f"the image changed from {approval.image} to {deployment.image}"))
+        elif approval.manifest_hash != current_hash:
+            stale.append((approval, "the rendered manifests changed after this approval"))
+    return stale
+
+
+def decision_refusal(user, deployment, decision, approvals=None):
+    """Why `user` may not approve (or reject) `deployment` now, or None when they may.
+
+    The one place that decides: the approver role for the environment, approver groups,
+    no self-approval when the environment prevents it, one decision per approver, and only
+    while the deployment is waiting for approval.
+    """
+    env = deployment.environment
+    if not roles.has_role(user, roles.APPROVER, env):
+        return f"you need the approver role for {env.slug} to {decision} deployments there"
+    if env.approver_groups:
+        names = set(user.groups.values_list("name", flat=True))
+        if not names & set(env.approver_groups):
+            return f"approvers of {env.slug} must be in one of the groups: {', '.join(env.approver_groups)}"
+    if deployment.state != S.PENDING_APPROVAL:
+        word = {S.REJECTED: "was rejected", S.CANCELLED: "was cancelled", S.APPROVED: "is already approved",
+                S.QUEUED: "has already been queued", S.RUNNING: "has already started"}.get(deployment.state,
+                                                                                    f"is {deployment.state}")
+        return f"deployment #{deployment.pk} {word}; decisions are closed"
+    approvals = deployment.approvals.all() if approvals is None else approvals
+    if decision == APPROVE and deployment.requested_by_id == user.pk and env.prevent_self_approval:
+        return f"{env.slug} prevents self-approval: someone other than the requester must approve"
+    if any(a.user_id == user.pk for a in approvals):
+        return f"you already decided on deployment #{deployment.pk}"
+    return None
+
+
+def may_decide(user, deployment, decision=APPROVE, approvals=None):
+    return decision_refusal(user, deployment, decision, approvals) is None
+
+
+def start_blocker(deployment, at=None):
+    """Why an approved deployment cannot start now (closed window, freeze), or None."""
+    if deployment.break_glass or deployment.kind == ROLLBACK:
+        return None  # a rollback returns to an already approved state; it is not held by windows or freezes
+    env = deployment.environment
+    freeze = env_rules.active_freeze(env, at)
+    if freeze:
+        return f"{env.slug} is frozen until {freeze['until']:%Y-%m-%d %H:%M %Z}: {freeze['reason']}"
+    if not env_rules.window_open(env.deployment_windows, at):
+        opening = env_rules.next_window_opening(env.deployment_windows, at)
+        when = f"; the next window opens {opening:%a %Y-%m-%d %H:%M %Z}" if opening else ""
+        return f"the deployment window of {env.slug} is closed{when}"
+    return None
+
+
+def request_refusal(user, environment):
+    if not roles.has_role(user, roles.DEPLOYER, environment):
+        return f"you need the deployer role for {environment.slug} to request deployments there"
+    return None
+
+
+def cancel_refusal(user, deployment):
+    if deployment.state not in S.OPEN:
+        return None  # the state machine answers that one (409)
+    if deployment.requested_by_id == user.pk or roles.has_role(user, roles.ADMIN, deployment.environment):
+        return None
+    return "only the requester or an admin can cancel a deployment"
+
+
+def may_cancel(user, deployment):
+    return deployment.state in S.OPEN and cancel_refusal(user, deployment) is None

@@ -1,0 +1,50 @@
+/* Gantry's page behaviour. Loaded from /static (the CSP allows no inline script). */
+(function () {
+  "use strict";
+
+  // (a) The browser's time zone, so the server renders times in it (UserTimezoneMiddleware).
+  // IANA names ("Asia/Seoul", "Etc/GMT+5") are valid cookie values as they are.
+  function rememberTimeZone() {
+    var zone = "";
+    try {
+      zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+    } catch (e) {
+      return;
+    }
+    if (!/^[A-Za-z0-9_+\-\/]{1,64}$/.test(zone)) {
+      return;
+    }
+    var current = document.cookie.split("; ").filter(function (c) {
+      return c.indexOf("gantry_tz=") === 0;
+    })[0];
+    if (current !== "gantry_tz=" + zone) {
+      var secure = window.location.protocol === "https:" ? "; Secure" : "";
+      document.cookie = "gantry_tz=" + zone + "; path=/; max-age=31536000; SameSite=Lax" + secure;
+    }
+  }
+
+  // (b) Destructive actions: <form data-confirm="Delete X?"> asks before submitting.
+  function confirmDestructive(event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement)) {
+      return;
+    }
+    var question = form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }
+
+  // (c) htmx requests carry the CSRF token from <meta name="csrf-token">.
+  function addCsrfHeader(event) {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta && event.detail && event.detail.headers) {
+      event.detail.headers["X-CSRFToken"] = meta.getAttribute("content");
+    }
+  }
+
+  rememberTimeZone();
+  document.addEventListener("submit", confirmDestructive, true);
+  document.addEventListener("htmx:configRequest", addCsrfHeader);
+})();
