@@ -66,6 +66,14 @@ class EnvironmentPatch(Schema):
     prevent_self_approval: Optional[bool] = None
     deployment_windows: Optional[list[dict[str, Any]]] = None
     freeze: Optional[dict[str, Any]] = None
+    approver_groups: Optional[list[str]] = None
+    checklist: Optional[list[str]] = None
+    promotion_from: Optional[str] = None
+    rollback_requires_approval: Optional[bool] = None
+    replicas: Optional[int] = None
+    blue_green_keep_minutes: Optional[int] = None
+    webhook_url: Optional[str] = None
+    notify_emails: Optional[str] = None
 
 
 def _require_global_read(request):
@@ -110,7 +118,7 @@ def check_cluster(request, name: str):
 
 
 def visible_environment(request, slug):
-    env = Environment.objects.select_related("cluster", "owner").filter(slug=slug).first()
+    env = Environment.objects.select_related("cluster", "owner", "promotion_from").filter(slug=slug).first()
     if env is None or not policies.can_view_environment(request.user, env):
         raise NotFound(f"no environment '{slug}'")
     return env
@@ -120,7 +128,7 @@ def visible_environment(request, slug):
 def list_environments(request, tier: Optional[str] = None):
     if not policies.has_any_role(request.user):
         raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")
-    qs = policies.restrict_environments(request.user, Environment.objects.select_related("cluster", "owner"))
+    qs = policies.restrict_environments(request.user, Environment.objects.select_related("cluster", "owner", "promotion_from"))
     if tier:
         qs = qs.filter(tier=tier)
     return [environment_out(e) for e in qs.order_by("name")]
@@ -141,7 +149,7 @@ def get_environment(request, slug: str):
 def update_environment(request, slug: str, payload: EnvironmentPatch):
     env = visible_environment(request, slug)
     env = services.update_environment(request.user, env, payload.dict(exclude_unset=True), request=request)
-    return environment_out(Environment.objects.select_related("cluster", "owner").get(pk=env.pk))
+    return environment_out(Environment.objects.select_related("cluster", "owner", "promotion_from").get(pk=env.pk))
 
 
 @router.delete("/environments/{slug}", response={204: None})

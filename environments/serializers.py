@@ -2,6 +2,16 @@
 from . import policies as rules
 
 
+def masked_url(url):
+    """A webhook URL carries its secret in the path: show only where it points."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/***"
+
+
 def iso(value):
     return value.isoformat() if value else None
 
@@ -52,5 +62,13 @@ def environment_out(env, *, with_rules=True):
             "deployment_windows": env.deployment_windows,
             "window_open": rules.window_open(env.deployment_windows),
             "freeze": {"until": iso(freeze["until"]), "reason": freeze["reason"]} if freeze else None,
+            "approver_groups": env.approver_groups,
+            "checklist": env.checklist,
+            "promotion_from": env.promotion_from.slug if env.promotion_from_id else None,
+            "rollback_requires_approval": env.rollback_requires_approval,
+            "replicas": env.replicas,
+            "blue_green_keep_minutes": env.blue_green_keep_minutes,
+            "webhook_url": masked_url(env.webhook_url),
+            "notify_emails": env.notify_emails or None,
         })
     return data

@@ -14,9 +14,13 @@ from .choices import ENVIRONMENT_TRANSITIONS, TIERS, EnvironmentStatus
 from .models import Cluster, Environment
 
 CLUSTER_FIELDS = ("name", "mode", "server", "insecure", "kubeconfig_path", "context", "is_sandbox")
+RULE_FIELDS = ("required_approvals", "prevent_self_approval", "deployment_windows", "freeze_until", "freeze_reason",
+               "approver_groups", "checklist", "promotion_from", "rollback_requires_approval")
 ENV_AUDIT_FIELDS = ("name", "slug", "tier", "cluster", "namespace", "owner", "team", "description", "status",
-                    "ttl_hours", "required_approvals", "prevent_self_approval", "deployment_windows",
-                    "freeze_until", "freeze_reason")
+                    "ttl_hours", "replicas", "blue_green_keep_minutes", "webhook_url", "notify_emails") + RULE_FIELDS
+EDITABLE_FIELDS = {"name", "team", "description", "required_approvals", "prevent_self_approval", "deployment_windows",
+                   "freeze", "approver_groups", "checklist", "promotion_from", "rollback_requires_approval",
+                   "replicas", "blue_green_keep_minutes", "webhook_url", "notify_emails"}
 
 
 class TransitionError(Conflict):
@@ -168,9 +172,8 @@ def check_cluster(user, cluster, request=None):
 
 
 def default_cluster():
-    return Cluster.objects.order_by("-is_sandbox", "name").first() if Cluster.objects.count() == 1 else (
-        Cluster.objects.filter(is_sandbox=True).first() or Cluster.objects.order_by("name").first()
-    )
+    """Where an environment goes when no cluster is named: the sandbox if there is one, else the first."""
+    return Cluster.objects.order_by("-is_sandbox", "name").first()
 
 
 # ---------------------------------------------------------------- environments
@@ -179,12 +182,25 @@ def env_snapshot(env):
     data = {}
     for field in ENV_AUDIT_FIELDS:
         value = getattr(env, field)
-        if field in ("cluster", "owner"):
+        if field in ("cluster", "owner", "promotion_from"):
             value = str(value) if value is not None else None
         elif field == "freeze_until" and value is not None:
             value = value.isoformat()
         data[field] = value
     return data
+
+
+def _clean_int(value, field, low, high, errors):
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = int(value)
+        if not low <= number <= high:
+            raise ValueError
+        return number
+    except (TypeError, ValueError):
+        errors.append(f"{field}: '{value}' must be a whole number from {low} to {high}")
+        return None
 
 
 def _clean_environment(data, errors, instance=None):
@@ -225,22 +241,61 @@ def _clean_environment(data, errors, instance=None):
     for field, max_length in (("team", 100), ("description", 2000)):
         if field in data:
             clean[field] = check_text(data.get(field), field, errors, required=False, max_length=max_length) or ""
-    if "required_approvals" in data:
-        value = data.get("required_approvals")
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            value = int(value)
-            if not 0 <= value <= 10:
-                raise ValueError
-            clean["required_approvals"] = value
-        except (TypeError, ValueError):
-            errors.append(f"required_approvals: '{value}' must be a whole number from 0 to 10")
-    if "prevent_self_approval" in data:
-        value = data.get("prevent_self_approval")
-        if not isinstance(value, bool):
-            errors.append("prevent_self_approval: must be true or false")
-        clean["prevent_self_approval"] = value
+    for field, low, high in (("required_approvals", 0, 10), ("replicas", 1, 100), ("blue_green_keep_minutes", 0, 1440)):
+        if field in data:
+            value = _clean_int(data.get(field), field, low, high, errors)
+            if value is not None:
+                clean[field] = value
+    for field in ("prevent_self_approval", "rollback_requires_approval"):
+        if field in data:
+            value = data.get(field)
+            if not isinstance(value, bool):
+                errors.append(f"{field}: must be true or false")
+            clean[field] = value
+    for field, max_items in (("approver_groups", 20), ("checklist", 30)):
+        if field in data:
+            items = data.get(field) or []
+            if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() and len(i) <= 200 for i in items):
+                errors.append(f"{field}: must be a list of non-empty texts (at most 200 characters each)")
+            elif len(items) > max_items:
+                errors.append(f"{field}: at most {max_items} items")
+            else:
+                clean[field] = [i.strip() for i in items]
+    if clean.get("approver_groups"):
+        from django.contrib.auth.models import Group
+
+        known = set(Group.objects.filter(name__in=clean["approver_groups"]).values_list("name", flat=True))
+        unknown = [g for g in clean["approver_groups"] if g not in known]
+        if unknown:
+            errors.append(f"approver_groups: no group named {', '.join(unknown)}")
+    if "promotion_from" in data:
+        source_slug = data.get("promotion_from")
+        if source_slug in (None, ""):
+            clean["promotion_from"] = None
+        else:
+            source = Environment.objects.filter(slug=source_slug).first()
+            if source is None:
+                errors.append(f"promotion_from: no environment '{source_slug}'")
+            elif instance is not None and source.pk == instance.pk:
+                errors.append("promotion_from: an environment cannot require itself")
+            clean["promotion_from"] = source
+    if "webhook_url" in data:
+        url = data.get("webhook_url") or ""
+        if url and (not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 500):
+            errors.append(f"webhook_url: '{url}' is not an http(s) URL")
+        clean["webhook_url"] = url
+    if "notify_emails" in data:
+        from django.core.validators import validate_email
+        from django.core.exceptions import ValidationError
+
+        text = data.get("notify_emails") or ""
+        addresses = [a.strip() for a in str(text).split(",") if a.strip()]
+        for address in addresses:
+            try:
+                validate_email(address)
+            except ValidationError:
+                errors.append(f"notify_emails: '{address}' is not an e-mail address")
+        clean["notify_emails"] = ", ".join(addresses)
     if "deployment_windows" in data:
         windows, window_errors = rules.clean_windows(data.get("deployment_windows"))
         errors.extend(window_errors)
@@ -299,8 +354,7 @@ def update_environment(user, env, data, request=None):
         deny("environment.update", user=user, request=request, target=env,
              reason="only an admin can change an environment and its protection rules")
     errors = []
-    unknown = set(data) - {"name", "team", "description", "required_approvals", "prevent_self_approval",
-                           "deployment_windows", "freeze"}
+    unknown = set(data) - EDITABLE_FIELDS
     if unknown:
         errors.append(f"cannot change {', '.join(sorted(unknown))} here (slug, tier, cluster and namespace are fixed at creation)")
     clean = _clean_environment(data, errors, instance=env)
@@ -318,8 +372,7 @@ def update_environment(user, env, data, request=None):
         env.save()
         changes = diff(before, env_snapshot(env))
         if changes:
-            rule_fields = {"required_approvals", "prevent_self_approval", "deployment_windows", "freeze_until", "freeze_reason"}
-            action = "environment.rules_update" if set(changes) & rule_fields else "environment.update"
+            action = "environment.rules_update" if set(changes) & set(RULE_FIELDS) else "environment.update"
             record(action, actor=user, request=request, target=env, changes=changes)
     return env
 

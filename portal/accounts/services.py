@@ -88,18 +88,19 @@ def revoke_role(actor, assignment, request=None):
     """Take a role away. The last global admin cannot be revoked (nobody could grant roles again)."""
     if not isinstance(assignment, RoleAssignment):
         assignment = RoleAssignment.objects.select_related("user", "environment").filter(pk=assignment).first()
-        if assignment is None:
-            raise NotFound("no such role assignment; it may have been revoked already")
     if not policies.is_admin(actor):
-        deny("role.revoke", user=actor, request=request, target=assignment.user,
-             environment=assignment.environment, reason="only an admin can revoke roles")
+        deny("role.revoke", user=actor, request=request, target=assignment.user if assignment else None,
+             environment=assignment.environment if assignment else None, reason="only an admin can revoke roles")
+    if assignment is None:
+        raise NotFound("no such role assignment; it may have been revoked already")
     with transaction.atomic():
         locked = RoleAssignment.objects.select_for_update().filter(pk=assignment.pk).first()
         if locked is None:
             raise NotFound("no such role assignment; it may have been revoked already")
         if locked.role == ADMIN and locked.environment_id is None:
+            # Lock every global admin row, so two admins revoking each other cannot both succeed.
             admins = RoleAssignment.objects.select_for_update().filter(role=ADMIN, environment__isnull=True)
-            if admins.count() <= 1:
+            if len(admins.values_list("pk", flat=True)) <= 1:
                 raise Conflict("this is the last global admin; grant admin to someone else first")
         user, env = assignment.user, assignment.environment
         record("role.revoke", actor=actor, request=request, target=user, environment=env,

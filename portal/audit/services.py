@@ -11,7 +11,7 @@ from .models import AuditEvent
 # Advisory lock id for the chain's head on PostgreSQL (any constant shared by all writers).
 CHAIN_LOCK_ID = 0x6A6E7472  # "gntr"
 
-SECRET_KEY_PATTERN = re.compile(r"(token|password|passwd|secret|kubeconfig|ca_data|private|credential|api_key)", re.I)
+SECRET_KEY_PATTERN = re.compile(r"(token|password|passwd|secret|kubeconfig|ca_data|private|credential|api_key|webhook)", re.I)
 MASK = "***"
 
 

@@ -5,6 +5,8 @@ add their entries here (deployment windows opening, health polls, backup schedul
 """
 PERIODIC = [
     ("portal.jobs.periodic.reap_stale_jobs", "default", {"interval": 20}),
+    ("portal.jobs.periodic.start_due_deployments", "default", {"interval": 30}),
+    ("portal.jobs.periodic.poll_health", "health", {"interval": 30}),
 ]
 
 
@@ -12,3 +14,15 @@ def reap_stale_jobs():
     from portal.jobs.services import reap_stale_jobs as reap
 
     return reap()
+
+
+def start_due_deployments():
+    from deployments.promotions import start_due_deployments as start
+
+    return start()
+
+
+def poll_health():
+    from deployments.health import poll_all
+
+    return poll_all()

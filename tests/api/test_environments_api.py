@@ -165,3 +165,38 @@ def test_delete_environment_is_admin_only_and_audited(api, admin, deployer, make
     assert api(admin).delete("/api/v1/environments/dev").status_code == 204
     assert not Environment.objects.exists()
     assert AuditEvent.objects.filter(action="environment.delete", outcome="success").exists()
+
+
+def test_admin_sets_checklist_promotion_order_and_notifications(api, admin, make_env):
+    make_env("staging", tier="staging")
+    make_env("prod", tier="production")
+    response = api(admin).patch("/api/v1/environments/prod", {
+        "checklist": ["DB migration reviewed", "Rollback plan ready"],
+        "promotion_from": "staging",
+        "webhook_url": "https://hooks.slack.com/services/T000/B000/secretpart",
+        "notify_emails": "release@example.com, sre@example.com",
+        "replicas": 3,
+    })
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["checklist"] == ["DB migration reviewed", "Rollback plan ready"]
+    assert body["promotion_from"] == "staging"
+    assert body["replicas"] == 3
+    assert body["webhook_url"] == "https://hooks.slack.com/***"
+    event = AuditEvent.objects.get(action="environment.rules_update")
+    assert "secretpart" not in str(event.changes)
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({"promotion_from": "nowhere"}, "no environment 'nowhere'"),
+    ({"promotion_from": "prod"}, "cannot require itself"),
+    ({"approver_groups": ["release-managers"]}, "no group named release-managers"),
+    ({"notify_emails": "not-an-address"}, "not an e-mail address"),
+    ({"webhook_url": "ftp://x"}, "http(s)"),
+    ({"replicas": 0}, "1 to 100"),
+])
+def test_bad_advanced_rules_are_refused(api, admin, make_env, payload, message):
+    make_env("prod", tier="production")
+    response = api(admin).patch("/api/v1/environments/prod", payload)
+    assert response.status_code == 400
+    assert message in str(response.json()["detail"])
