@@ -1,13 +1,39 @@
-"""Service manifests: YAML parsing with line/column errors, placeholders, rendering.
+"""Service manifests: YAML parsing with line/column errors, placeholders, rendering, validation.
 
 Placeholders use Python's string.Template (`${image}`; `$$` is a literal `$`). An unknown
-placeholder is an error. Schema validation against Kubernetes comes with the deploy job.
+placeholder is an error. A manifest is checked when it is saved (with sample values) and again
+by the deploy job (with the environment's values), each time against:
+
+- YAML syntax, with line and column;
+- the Kubernetes schema (kubernetes-validate, offline, for KUBERNETES_VERSION, strict: unknown
+  fields are errors, since a real API server would silently drop them);
+- Gantry's policy: kinds Gantry manages, CPU and memory requests and limits on every container,
+  no Secret values in a manifest.
+
+Every problem names its document (1-based), its path (`spec.template.spec.containers[0].resources`)
+and its line when the path can be found in the YAML, so the author can go straight to it.
 """
+import re
 import string
 
 import yaml
 
 PLACEHOLDERS = ("image", "version", "service", "environment", "namespace", "replicas", "color")
+KUBERNETES_VERSION = "1.30"
+PROTECTED_TIERS = ("staging", "production")
+
+# Where pod specs live in the kinds that hold them.
+POD_SPEC_PATHS = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+CONTAINER_LISTS = ("initContainers", "containers")
+REQUIRED_RESOURCES = (("requests", "cpu"), ("requests", "memory"), ("limits", "cpu"), ("limits", "memory"))
 
 
 class ManifestError(ValueError):
@@ -51,20 +77,203 @@ def render(text, values):
     return string.Template(text).substitute({k: str(v) for k, v in values.items()})
 
 
-def parse_documents(text):
-    """Parse YAML text into a list of mappings; raise ManifestError with line and column."""
+# --- parsing --------------------------------------------------------------------------------
+
+
+def _yaml_error(exc):
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    message = f"not valid YAML: {problem}" + (f" ({context})" if context else "")
+    return ManifestError([{
+        "line": mark.line + 1 if mark else None,
+        "column": mark.column + 1 if mark else None,
+        "message": message,
+    }])
+
+
+def _parse_with_lines(text):
+    """The non-empty documents of YAML text, each with ``{path tuple: line}`` from its node tree."""
+    documents, lines = [], []
+    loader = yaml.SafeLoader(text)
     try:
-        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+        while loader.check_node():
+            node = loader.get_node()
+            document = loader.construct_document(node)
+            if document is None:
+                continue
+            index = {}
+            _index_lines(node, (), index)
+            documents.append(document)
+            lines.append(index)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        context = getattr(exc, "context", None)
-        message = f"not valid YAML: {problem}" + (f" ({context})" if context else "")
-        raise ManifestError([{
-            "line": mark.line + 1 if mark else None,
-            "column": mark.column + 1 if mark else None,
-            "message": message,
-        }])
+        raise _yaml_error(exc) from None
+    finally:
+        loader.dispose()
+    return documents, lines
+
+
+def _index_lines(node, path, index):
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            child = path + (key_node.value,)
+            index.setdefault(child, key_node.start_mark.line + 1)
+            _index_lines(value_node, child, index)
+    elif isinstance(node, yaml.SequenceNode):
+        for position, item in enumerate(node.value):
+            child = path + (position,)
+            index.setdefault(child, item.start_mark.line + 1)
+            _index_lines(item, child, index)
+
+
+def parse_documents(text):
+    """Parse YAML text into a list of documents; raise ManifestError with line and column."""
+    return _parse_with_lines(text)[0]
+
+
+def format_path(path):
+    """``("spec", "containers", 0, "image")`` -> ``spec.containers[0].image``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def _line_for(lines, path):
+    """The line of the deepest part of ``path`` that the YAML holds (the document's own keys at worst)."""
+    path = tuple(path)
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return None
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+
+_UNEXPECTED = re.compile(r"\('([^']+)'(?:, '[^']+')* (?:was|were) unexpected\)")
+
+
+def _schema_problem(document):
+    """The first schema error of one document, as (path tuple, message), or None."""
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        path = tuple(exc.path)
+        message = (exc.message or "").replace(", 'null'", "")  # every optional field is nullable: noise
+        unexpected = _UNEXPECTED.search(message or "")
+        if unexpected and message.startswith("Additional properties"):
+            path += (unexpected.group(1),)
+            message = f"unknown field {unexpected.group(1)!r} (Kubernetes {KUBERNETES_VERSION} has no such field here; check its spelling and indentation)"
+        return path, message
+    except kubernetes_validate.SchemaNotFoundError:
+        return ("kind",), (f"Kubernetes {KUBERNETES_VERSION} has no kind {document.get('kind')} in apiVersion "
+                           f"{document.get('apiVersion')}; check apiVersion and kind")
+    except kubernetes_validate.InvalidSchemaError as exc:  # a broken bundled schema: not the author's fault
+        return (), f"could not check this object against the Kubernetes schema: {exc}"
+    return None
+
+
+def containers_of(document):
+    """``(path tuple, container)`` for every container and init container of a pod-holding object."""
+    spec_path = POD_SPEC_PATHS.get(document.get("kind"))
+    if spec_path is None:
+        return []
+    spec = document
+    for key in spec_path:
+        spec = spec.get(key) if isinstance(spec, dict) else None
+    if not isinstance(spec, dict):
+        return []
+    found = []
+    for field in CONTAINER_LISTS:
+        containers = spec.get(field)
+        if isinstance(containers, list):
+            found += [(spec_path + (field, i), c) for i, c in enumerate(containers) if isinstance(c, dict)]
+    return found
+
+
+def _resource_problems(document):
+    problems = []
+    for path, container in containers_of(document):
+        resources = container.get("resources") if isinstance(container.get("resources"), dict) else {}
+        missing = [f"resources.{section}.{name}" for section, name in REQUIRED_RESOURCES
+                   if not (isinstance(resources.get(section), dict) and resources[section].get(name) not in (None, ""))]
+        if missing:
+            problems.append((path + ("resources",),
+                             f"container '{container.get('name', '?')}' must set {', '.join(missing)}: Gantry requires "
+                             "CPU and memory requests and limits on every container"))
+    return problems
+
+
+def _managed_kinds():
+    from portal.kube import KINDS
+
+    return KINDS
+
+
+def document_problems(documents, lines=None):
+    """Every problem of parsed documents: structure, kinds, schema, Gantry's policy."""
+    problems = []
+    kinds = _managed_kinds()
+    for index, doc in enumerate(documents, start=1):
+        line_index = lines[index - 1] if lines else {}
+
+        def problem(path, message):
+            problems.append({"document": index, "path": format_path(path), "line": _line_for(line_index, path),
+                             "message": message})
+
+        if not isinstance(doc, dict):
+            problems.append({"document": index, "path": "", "line": None,
+                             "message": "each document must be a mapping (a Kubernetes object)"})
+            continue
+        structural = False
+        for key in ("apiVersion", "kind"):
+            if not isinstance(doc.get(key), str) or not doc.get(key):
+                problem((key,), f"{key} is required")
+                structural = True
+        metadata = doc.get("metadata")
+        if not isinstance(metadata, dict) or not metadata.get("name"):
+            problem(("metadata", "name"), "metadata.name is required")
+            structural = True
+        if structural:
+            continue
+        if (doc["apiVersion"], doc["kind"]) not in kinds:
+            known = ", ".join(f"{kind} ({version})" for (version, kind), (_, namespaced) in sorted(kinds.items()) if namespaced)
+            problem(("kind",), f"Gantry does not deploy {doc['kind']} objects of apiVersion {doc['apiVersion']}; "
+                               f"it deploys {known}")
+            continue
+        if not kinds[(doc["apiVersion"], doc["kind"])][1]:
+            problem(("kind",), f"a service's manifest holds namespaced objects only, not a {doc['kind']}: "
+                               "Gantry creates each environment's namespace itself")
+            continue
+        if doc["kind"] == "Secret" and (doc.get("data") or doc.get("stringData")):
+            problem(("data",) if doc.get("data") else ("stringData",),
+                    "Secret values do not belong in a manifest; reference an existing Secret instead")
+            continue
+        schema = _schema_problem(doc)
+        if schema is not None:
+            problem(*schema)
+        for path, message in _resource_problems(doc):
+            problem(path, message)
+    return problems
+
+
+def check_rendered(text):
+    """Parse and check rendered manifests (real or sample values): the documents, or ManifestError."""
+    documents, lines = _parse_with_lines(text)
+    if not documents:
+        raise ManifestError([{"message": "the manifest holds no Kubernetes object"}])
+    problems = document_problems(documents, lines)
+    if problems:
+        raise ManifestError(problems)
     return documents
 
 
@@ -75,22 +284,46 @@ def validate_manifest(text):
     problems = placeholder_problems(text)
     if problems:
         raise ManifestError(problems)
-    documents = parse_documents(render(text, SAMPLE_VALUES))
-    if not documents:
-        raise ManifestError([{"message": "the manifest holds no Kubernetes object"}])
-    for index, doc in enumerate(documents, start=1):
+    return check_rendered(render(text, SAMPLE_VALUES))
+
+
+# --- per-environment policy -----------------------------------------------------------------
+
+
+def image_tag(image):
+    """``(tag, digest)`` of an image reference; either may be None."""
+    reference, _, digest = image.partition("@")
+    last = reference.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else None
+    return tag or None, digest or None
+
+
+def environment_policy_problems(rendered_documents, environment):
+    """What the environment's tier forbids in rendered manifests, as sentences (empty: all fine).
+
+    Staging and production run only pinned images: a tag other than ``latest``, or a digest.
+    """
+    if environment.tier not in PROTECTED_TIERS:
+        return []
+    problems = []
+    for index, doc in enumerate(rendered_documents, start=1):
         if not isinstance(doc, dict):
-            problems.append({"document": index, "message": "each document must be a mapping (a Kubernetes object)"})
             continue
-        for key in ("apiVersion", "kind"):
-            if not isinstance(doc.get(key), str) or not doc.get(key):
-                problems.append({"document": index, "path": key, "message": f"{key} is required"})
-        metadata = doc.get("metadata")
-        if not isinstance(metadata, dict) or not metadata.get("name"):
-            problems.append({"document": index, "path": "metadata.name", "message": "metadata.name is required"})
-        if doc.get("kind") == "Secret" and (doc.get("data") or doc.get("stringData")):
-            problems.append({"document": index, "path": "data",
-                             "message": "Secret values do not belong in a manifest; reference an existing Secret instead"})
-    if problems:
-        raise ManifestError(problems)
-    return documents
+        name = f"{doc.get('kind')} {(doc.get('metadata') or {}).get('name')}"
+        for path, container in containers_of(doc):
+            image = container.get("image")
+            if not isinstance(image, str) or not image:
+                continue
+            tag, digest = image_tag(image)
+            if digest:
+                continue
+            if tag is None:
+                why = "has no tag and no digest"
+            elif tag == "latest":
+                why = "uses the tag 'latest'"
+            else:
+                continue
+            problems.append(f"document {index} ({name}), {format_path(path)}: image '{image}' {why}; {environment.tier} "
+                            f"environments such as {environment.slug} run only pinned images: register a release with "
+                            "a version tag or a digest (e.g. registry.example.com/web:1.4.2 or @sha256:...)")
+    return problems

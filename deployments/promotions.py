@@ -354,7 +354,7 @@ def cancel_deployment(user, deployment_id, reason="", request=None):
         if job is not None and job.state == "queued":
             from portal.jobs.services import cancel_job
 
-            cancel_job(job, user=user, request=request)
+            cancel_job(job, user=user, request=request, check=False)
     start_next_queued(deployment.service_id, deployment.environment_id)
     return get_deployment(deployment_id)
 

@@ -100,6 +100,9 @@ def update_service(user, service, data, request=None):
 def delete_service(user, service, request=None):
     if not policies.can_manage_services(user):
         deny("service.delete", user=user, request=request, target=service, reason="only an admin can remove services")
+    if service.releases.exists():
+        raise Conflict(f"service {service.name} has releases and deployments, which the audit trail needs; "
+                       "it cannot be removed")
     with transaction.atomic():
         record("service.delete", actor=user, request=request, target=service, changes=diff(service_snapshot(service), {}))
         service.delete()

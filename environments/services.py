@@ -380,6 +380,10 @@ def update_environment(user, env, data, request=None):
 def delete_environment(user, env, request=None):
     if not policies.is_admin(user):
         deny("environment.delete", user=user, request=request, target=env, reason="only an admin can delete environments")
+    active = env.deployments.filter(state__in=["approved", "queued", "running"]).count()
+    if active:
+        raise Conflict(f"environment '{env.slug}' has {active} deployment(s) approved, queued or running; "
+                       "cancel them or let them finish first")
     with transaction.atomic():
         record("environment.delete", actor=user, request=request, target=env, changes=diff(env_snapshot(env), {}))
         env.delete()

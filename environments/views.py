@@ -21,13 +21,14 @@ from . import policies as rules
 from . import services
 from .choices import CLUSTER_MODE_CHOICES, WEEKDAYS
 from .models import Cluster, Environment
+from .serializers import masked_url
 
 RECENT = 10
 
 
 def _visible_environment(request, slug):
     """The environment, if this user may see it; a 404 otherwise (its existence is not revealed)."""
-    env = Environment.objects.select_related("cluster", "owner").filter(slug=slug).first()
+    env = Environment.objects.select_related("cluster", "owner", "promotion_from").filter(slug=slug).first()
     if env is None or not policies.can_view_environment(request.user, env):
         raise Http404(f"no environment '{slug}'")
     return env
@@ -63,6 +64,7 @@ def environment_detail(request, slug):
         "window_open": rules.window_open(env.deployment_windows),
         "next_window": rules.next_window_opening(env.deployment_windows),
         "freeze": rules.active_freeze(env),
+        "webhook": masked_url(env.webhook_url),
         "jobs": env.jobs.select_related("requested_by")[:RECENT],
         "can_view_audit": can_view_audit,
         "events": AuditEvent.objects.filter(environment=env.slug).order_by("-seq")[:RECENT] if can_view_audit else [],
@@ -102,18 +104,28 @@ def environment_create(request):
     return redirect("environment_detail", slug=env.slug)
 
 
+# The edit form's fields, by how they are read from the form.
+TEXT_FIELDS = ("name", "team", "description", "required_approvals", "replicas", "blue_green_keep_minutes",
+               "notify_emails")
+FLAG_FIELDS = ("prevent_self_approval", "rollback_requires_approval")
+LIST_FIELDS = ("approver_groups", "checklist")  # comma-separated / one per line
+
+
 def _blank_window():
     return {"days": [], "start": "", "end": "", "timezone": timezone.get_current_timezone_name()}
 
 
-def _edit_context(env, values, windows):
+def _edit_context(request, env, values, windows):
     return {
         "section": "environments",
         "env": env,
+        "sources": policies.restrict_environments(request.user, Environment.objects.exclude(pk=env.pk))
+        .only("slug", "name").order_by("name"),
         "values": values,
         "windows": windows,
         "weekdays": WEEKDAYS,
         "freeze": rules.active_freeze(env),
+        "webhook": masked_url(env.webhook_url),
         "timezones": sorted(zoneinfo.available_timezones()),
         "current_timezone": timezone.get_current_timezone_name(),
     }
@@ -171,29 +183,31 @@ def environment_edit(request, slug):
     if request.method != "POST":
         if not policies.can_edit_environment(request.user, env):
             raise PermissionDenied("only an admin can change an environment and its protection rules")
-        values = {"name": env.name, "team": env.team, "description": env.description,
-                  "required_approvals": env.required_approvals, "prevent_self_approval": env.prevent_self_approval}
+        values = {field: getattr(env, field) for field in TEXT_FIELDS + FLAG_FIELDS}
+        values.update(approver_groups=", ".join(env.approver_groups), checklist="\n".join(env.checklist),
+                      promotion_from=env.promotion_from.slug if env.promotion_from_id else "")
         windows = list(env.deployment_windows) + [_blank_window()]
-        return render(request, "environments/form_edit.html", _edit_context(env, values, windows))
+        return render(request, "environments/form_edit.html", _edit_context(request, env, values, windows))
 
     post = request.POST
-    values = {field: post.get(field, "").strip() for field in
-              ("name", "team", "description", "required_approvals", "freeze_until", "freeze_reason", "freeze_timezone")}
-    values["prevent_self_approval"] = bool(post.get("prevent_self_approval"))
-    values["clear_freeze"] = bool(post.get("clear_freeze"))
+    values = {field: post.get(field, "").strip() for field in TEXT_FIELDS + LIST_FIELDS + (
+        "promotion_from", "freeze_until", "freeze_reason", "freeze_timezone")}
+    values.update({field: bool(post.get(field)) for field in FLAG_FIELDS + ("clear_freeze", "clear_webhook")})
     windows = _windows_from_post(post)
     if post.get("add_window"):  # another blank row, nothing saved yet
-        return render(request, "environments/form_edit.html", _edit_context(env, values, windows + [_blank_window()]))
+        if not policies.can_edit_environment(request.user, env):
+            raise PermissionDenied("only an admin can change an environment and its protection rules")
+        return render(request, "environments/form_edit.html", _edit_context(request, env, values, windows + [_blank_window()]))
 
     errors = []
-    data = {
-        "name": values["name"],
-        "team": values["team"],
-        "description": values["description"],
-        "required_approvals": values["required_approvals"],
-        "prevent_self_approval": values["prevent_self_approval"],
-        "deployment_windows": windows,
-    }
+    data = {field: values[field] for field in TEXT_FIELDS + FLAG_FIELDS + ("promotion_from",)}
+    data["approver_groups"] = [name.strip() for name in values["approver_groups"].split(",") if name.strip()]
+    data["checklist"] = [item.strip() for item in values["checklist"].splitlines() if item.strip()]
+    data["deployment_windows"] = windows
+    # The webhook URL holds its secret: never shown back, so an empty field keeps the stored one.
+    webhook = post.get("webhook_url", "").strip()
+    if webhook or values["clear_webhook"]:
+        data["webhook_url"] = webhook
     freeze = _freeze_from_post(post, errors)
     if freeze != "unchanged":
         data["freeze"] = freeze
@@ -204,7 +218,7 @@ def environment_edit(request, slug):
         env = services.update_environment(request.user, env, data, request=request)
     except InvalidInput as exc:
         rows = windows + [_blank_window()]
-        return form_page(request, "environments/form_edit.html", _edit_context(env, values, rows), exc.messages)
+        return form_page(request, "environments/form_edit.html", _edit_context(request, env, values, rows), exc.messages)
     messages.success(request, f"Environment {env.name} saved.")
     return redirect("environment_detail", slug=env.slug)
 
@@ -224,7 +238,11 @@ def environment_delete(request, slug):
                            "Resources on the cluster are not removed.",
             "cancel_url": reverse("environment_detail", args=[env.slug]),
         })
-    services.delete_environment(request.user, env, request=request)
+    try:
+        services.delete_environment(request.user, env, request=request)
+    except Conflict as exc:
+        messages.error(request, "; ".join(exc.messages))
+        return redirect("environment_detail", slug=env.slug)
     messages.success(request, f"Environment {env.name} deleted.")
     return redirect("environment_list")
 
@@ -288,6 +306,7 @@ def cluster_create(request):
         # Secrets are not sent back into the page: the user types them again.
         values = {key: request.POST.get(key, "") for key in ("name", "mode", "server", "ca_data", "kubeconfig_path", "context")}
         values["insecure"] = bool(request.POST.get("insecure"))
+        values["mode"] = values["mode"] or "server"
         return form_page(request, "clusters/form.html", dict(context, values=values), exc.messages)
     messages.success(request, f"Cluster {cluster.name} registered; checking the connection now.")
     return redirect("cluster_list")

@@ -3,6 +3,7 @@ import re
 import zoneinfo
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+RESERVED_NAMES = {"new", "edit", "delete", "export"}  # words the pages use in their URLs
 
 
 def check_dns_label(value, field, errors, max_length=63):
@@ -14,6 +15,9 @@ def check_dns_label(value, field, errors, max_length=63):
             f"{field}: '{value}' is not valid; use lowercase letters, digits and '-', starting and ending "
             f"with a letter or digit, at most {max_length} characters (e.g. 'team-a-dev')"
         )
+        return None
+    if value in RESERVED_NAMES:
+        errors.append(f"{field}: '{value}' is reserved; choose another name")
         return None
     return value
 

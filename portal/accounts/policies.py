@@ -110,3 +110,10 @@ def can_create_environment(user, tier):
 
 def can_edit_environment(user, environment):
     return has_role(user, ADMIN, environment)
+
+
+def can_manage_job(user, job):
+    """Retry and cancel a job: an admin (global or of its environment), or whoever requested it."""
+    if job.requested_by_id is not None and job.requested_by_id == user.pk:
+        return True
+    return has_role(user, ADMIN, job.environment_id) if job.environment_id else is_admin(user)

@@ -61,6 +61,13 @@ def grant_role(actor, username, role, environment=None, request=None, create_use
             User.username_validator(username)
         except ValidationError as exc:
             raise InvalidInput([f"username: {m}" for m in exc.messages])
+        if password:
+            from django.contrib.auth.password_validation import validate_password
+
+            try:
+                validate_password(password, User(username=username))
+            except ValidationError as exc:
+                raise InvalidInput([f"password: {m}" for m in exc.messages])
     try:
         with transaction.atomic():
             if user is None:

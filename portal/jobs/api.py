@@ -32,11 +32,7 @@ def job_out(job, with_log=True):
 def visible_jobs(user):
     if not policies.can_view_catalog(user):
         raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")
-    qs = Job.objects.select_related("environment", "requested_by")
-    ids = policies.visible_environment_ids(user)
-    if ids is not None:
-        qs = qs.filter(environment_id__in=ids)
-    return qs
+    return policies.restrict_environments_of(user, Job.objects.select_related("environment", "requested_by"))
 
 
 @router.get("/jobs", response=list[dict[str, Any]])

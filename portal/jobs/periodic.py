@@ -7,6 +7,7 @@ PERIODIC = [
     ("portal.jobs.periodic.reap_stale_jobs", "default", {"interval": 20}),
     ("portal.jobs.periodic.start_due_deployments", "default", {"interval": 30}),
     ("portal.jobs.periodic.poll_health", "health", {"interval": 30}),
+    ("deployments.executor.scale_down_idle_colors", "deploy", {"interval": 60}),
 ]
 
 

@@ -14,7 +14,9 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from portal.accounts import policies
 from portal.audit.services import record
+from portal.errors import Conflict, deny
 
 from .models import FINISHED_STATES, JOB_TRANSITIONS, Job, JobLogLine, JobState
 
@@ -24,7 +26,7 @@ QUEUES = ("deploy", "backups", "health", "default")
 _KINDS = {}
 
 
-class JobTransitionError(Exception):
+class JobTransitionError(Conflict):
     pass
 
 
@@ -113,7 +115,7 @@ def _send_to_queue(job):
 
 def _transition(job, new_state):
     if new_state not in JOB_TRANSITIONS[JobState(job.state)]:
-        raise JobTransitionError(f"a {job.state} job cannot become {new_state}")
+        raise JobTransitionError(f"the job is {job.state} and cannot become {new_state}")
     job.state = new_state
 
 
@@ -220,6 +222,7 @@ def run_job(job_id):
 
 def retry_job(job, *, user, request=None):
     """Put a failed job back on its queue (the job code is idempotent)."""
+    _check_may_manage(job, user, "job.retry", request)
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
         _transition(job, JobState.QUEUED)
@@ -232,7 +235,16 @@ def retry_job(job, *, user, request=None):
     return job
 
 
-def cancel_job(job, *, user, request=None):
+def _check_may_manage(job, user, action, request):
+    if not policies.can_manage_job(user, job):
+        deny(action, user=user, request=request, target=job, environment=job.environment_id and job.environment,
+             reason="only an admin or the person who requested the job can retry or cancel it")
+
+
+def cancel_job(job, *, user, request=None, check=True):
+    """Cancel a queued job. `check=False` when a service that already decided cancels it (a cancelled deployment)."""
+    if check:
+        _check_may_manage(job, user, "job.cancel", request)
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
         _transition(job, JobState.CANCELLED)

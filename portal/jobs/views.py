@@ -7,8 +7,8 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
 from portal.accounts import policies
-from portal.errors import deny
-from portal.views import needs_role, paginate
+
+from portal.views import needs_role, paginate, refusals_as_pages
 
 from . import services
 from .api import visible_jobs
@@ -28,15 +28,6 @@ def duration_text(delta):
     if minutes:
         return f"{minutes}m {seconds:02d}s"
     return f"{seconds}s"
-
-
-def may_manage_job(user, job):
-    """Retry and cancel: an admin, or whoever requested the job.
-
-    TODO(policies): this belongs in portal.accounts.policies (and in retry_job/cancel_job,
-    which check nothing today); it lives here until those grow it.
-    """
-    return policies.is_admin(user) or (job.requested_by_id is not None and job.requested_by_id == user.pk)
 
 
 @login_required
@@ -83,26 +74,19 @@ def job_detail(request, job_id):
         "job": job,
         "lines": lines,
         "last_line_id": lines[-1].id if lines else after,
-        "may_manage": may_manage_job(request.user, job),
+        "may_manage": policies.can_manage_job(request.user, job),
     }
     response = render(request, "jobs/log_fragment.html" if partial else "jobs/detail.html", context)
     patch_vary_headers(response, ("HX-Request",))
     return response
 
 
-def _managed_job(request, job_id, action):
-    job = _visible_job(request, job_id)
-    if not may_manage_job(request.user, job):
-        deny(action, user=request.user, request=request, target=job, environment=job.environment,
-             reason="only an admin or the person who requested the job can retry or cancel it")
-    return job
-
-
 @login_required
 @needs_role
 @require_POST
+@refusals_as_pages
 def job_retry(request, job_id):
-    job = _managed_job(request, job_id, "job.retry")
+    job = _visible_job(request, job_id)
     try:
         services.retry_job(job, user=request.user, request=request)
         messages.success(request, "Job queued again.")
@@ -114,8 +98,9 @@ def job_retry(request, job_id):
 @login_required
 @needs_role
 @require_POST
+@refusals_as_pages
 def job_cancel(request, job_id):
-    job = _managed_job(request, job_id, "job.cancel")
+    job = _visible_job(request, job_id)
     try:
         services.cancel_job(job, user=request.user, request=request)
         messages.success(request, "Job cancelled.")

@@ -219,7 +219,9 @@ def test_it_refuses_a_create_post_from_a_user_without_role(login, nobody):
 def edit_form(**overrides):
     data = {"name": "Prod", "team": "core", "description": "", "required_approvals": "1",
             "prevent_self_approval": "1", "window_count": "1", "window-0-days": [], "window-0-start": "",
-            "window-0-end": "", "window-0-timezone": "UTC", "save": "1"}
+            "window-0-end": "", "window-0-timezone": "UTC", "replicas": "1", "blue_green_keep_minutes": "30",
+            "notify_emails": "", "approver_groups": "", "checklist": "", "promotion_from": "",
+            "save": "1"}
     data.update(overrides)
     return data
 
@@ -366,6 +368,19 @@ def test_it_deletes_an_environment(login, admin, make_env):
     assert events("environment.delete", "success", environment="dev-a").exists()
 
 
+def test_it_explains_why_an_environment_with_running_deployments_stays(login, admin, make_env, make_service):
+    from deployments.models import Deployment, Release
+
+    env = make_env("dev-a")
+    service = make_service("web")
+    release = Release.objects.create(service=service, version="1.0.0", image="registry.example.com/web:1.0.0")
+    Deployment.objects.create(release=release, environment=env, service=service, state="running",
+                              image=release.image, manifest_hash="0" * 64)
+    response = login(admin).post("/environments/dev-a/delete/", follow=True)
+    assert "cancel them or let them finish first" in text(response)
+    assert Environment.objects.filter(slug="dev-a").exists()
+
+
 def test_it_refuses_a_direct_delete_post_from_a_deployer(login, deployer, make_env):
     make_env("dev-a")
     response = login(deployer).post("/environments/dev-a/delete/")
@@ -402,3 +417,51 @@ def test_it_refuses_a_direct_reprovision_post_from_a_viewer(login, viewer, make_
 def test_it_rejects_get_on_reprovision(login, admin, make_env):
     make_env("dev-a")
     assert login(admin).get("/environments/dev-a/reprovision/").status_code == 405
+
+
+# ---------------------------------------------------------------- more rules and notifications
+
+def test_it_saves_the_other_rules(login, admin, make_env):
+    make_env("staging", tier="staging", name="Staging")
+    env = make_env("prod", tier="production", name="Prod")
+    login(admin).post("/environments/prod/edit/", edit_form(
+        replicas="3", promotion_from="staging", checklist="Smoke tests green\r\nChangelog read\r\n",
+        rollback_requires_approval="1", notify_emails="ops@example.com, sre@example.com"))
+    env.refresh_from_db()
+    assert env.replicas == 3 and env.promotion_from.slug == "staging" and env.rollback_requires_approval
+    assert env.checklist == ["Smoke tests green", "Changelog read"]
+    assert env.notify_emails == "ops@example.com, sre@example.com"
+
+
+def test_it_refuses_an_unknown_approver_group(login, admin, make_env):
+    env = make_env("prod", tier="production", name="Prod")
+    response = login(admin).post("/environments/prod/edit/", edit_form(approver_groups="release-managers"))
+    assert response.status_code == 400 and "no group named release-managers" in text(response)
+    env.refresh_from_db()
+    assert env.approver_groups == []
+
+
+def test_it_never_shows_the_webhook_url_back(login, admin, make_env):
+    make_env("prod", tier="production", name="Prod", webhook_url="https://hooks.example.com/T000/B000/s3cr3t")
+    client = login(admin)
+    for url in ("/environments/prod/", "/environments/prod/edit/"):
+        body = text(client.get(url))
+        assert "s3cr3t" not in body and "https://hooks.example.com/***" in body
+
+
+def test_it_keeps_the_webhook_when_the_field_is_left_empty(login, admin, make_env):
+    env = make_env("prod", tier="production", name="Prod", webhook_url="https://hooks.example.com/s3cr3t")
+    login(admin).post("/environments/prod/edit/", edit_form(webhook_url=""))
+    env.refresh_from_db()
+    assert env.webhook_url == "https://hooks.example.com/s3cr3t"
+
+
+def test_it_replaces_and_removes_the_webhook(login, admin, make_env):
+    env = make_env("prod", tier="production", name="Prod", webhook_url="https://hooks.example.com/old")
+    client = login(admin)
+    client.post("/environments/prod/edit/", edit_form(webhook_url="https://hooks.example.com/new"))
+    env.refresh_from_db()
+    assert env.webhook_url == "https://hooks.example.com/new"
+    client.post("/environments/prod/edit/", edit_form(clear_webhook="1"))
+    env.refresh_from_db()
+    assert env.webhook_url == ""

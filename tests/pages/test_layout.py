@@ -1,6 +1,9 @@
 """The layout every page shares: navigation, logout, assets, CSP, no inline code."""
 import re
+from html.parser import HTMLParser
 from pathlib import Path
+
+import pytest
 
 from django.conf import settings
 
@@ -110,3 +113,44 @@ def test_static_js_sets_the_timezone_cookie_confirms_and_sends_csrf():
     source = (Path(settings.BASE_DIR) / "static/gantry.js").read_text()
     assert "gantry_tz=" in source and "resolvedOptions().timeZone" in source
     assert "data-confirm" in source and "htmx:configRequest" in source and "X-CSRFToken" in source
+
+
+class FormControls(HTMLParser):
+    """Collects form controls that have no label, and links or buttons that do nothing for a keyboard."""
+
+    def __init__(self):
+        super().__init__()
+        self.label_for, self.ids, self.unlabelled, self.fake_buttons, self.in_label = set(), {}, [], [], 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "label":
+            self.in_label += 1
+            if attrs.get("for"):
+                self.label_for.add(attrs["for"])
+        elif tag in ("input", "select", "textarea") and attrs.get("type") not in ("hidden", "submit"):
+            if not (self.in_label or attrs.get("aria-label") or attrs.get("aria-hidden")):
+                self.ids[attrs.get("id") or f"<{tag} name={attrs.get('name')}>"] = attrs.get("name")
+        elif tag in ("a", "div", "span") and ("onclick" in attrs or attrs.get("role") == "button"):
+            self.fake_buttons.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag == "label":
+            self.in_label -= 1
+
+    def missing(self):
+        return [name for name in self.ids if name not in self.label_for]
+
+
+@pytest.mark.parametrize("url", ["/", "/environments/", "/environments/new/", "/environments/dev-a/",
+                                 "/environments/dev-a/edit/", "/services/", "/services/new/", "/services/web/edit/",
+                                 "/clusters/", "/clusters/new/", "/jobs/", "/audit/", "/users/", "/tokens/",
+                                 "/environments/dev-a/delete/"])
+def test_every_form_control_has_a_label(login, admin, make_env, make_service, remote_cluster, url):
+    make_env("dev-a", cluster=remote_cluster)
+    make_service("web")
+    response = login(admin).get(url)
+    assert response.status_code == 200
+    parser = FormControls()
+    parser.feed(text(response))
+    assert parser.missing() == [] and parser.fake_buttons == []

@@ -152,3 +152,14 @@ def test_it_refuses_a_direct_delete_post_from_a_deployer(login, deployer, make_s
     assert login(deployer).post("/services/web/delete/").status_code == 403
     assert Service.objects.exists()
     assert events("service.delete", "denied", actor="dee").exists()
+
+
+def test_it_keeps_a_service_that_has_releases(login, admin, make_service):
+    from deployments.models import Release
+
+    service = make_service("web")
+    Release.objects.create(service=service, version="1.0.0", image="registry.example.com/web:1.0.0")
+    response = login(admin).post("/services/web/delete/", follow=True)
+    assert response.status_code == 200 and "cannot be removed" in text(response)
+    assert Service.objects.filter(name="web").exists()
+    assert not events("service.delete", "success").exists()

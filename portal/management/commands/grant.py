@@ -27,6 +27,14 @@ class Command(BaseCommand):
             if env is None:
                 raise CommandError(f"no environment '{environment}'")
         User = get_user_model()
+        if password:
+            from django.contrib.auth.password_validation import validate_password
+            from django.core.exceptions import ValidationError
+
+            try:
+                validate_password(password, User(username=username))
+            except ValidationError as exc:
+                raise CommandError("password: " + " ".join(exc.messages))
         with transaction.atomic():
             user = User.objects.filter(username=username).first()
             created = user is None

@@ -1,0 +1,148 @@
+"""Saving a service checks its manifest at once: YAML, the Kubernetes schema, Gantry's policy."""
+import pytest
+
+from deployments.manifests import ManifestError, environment_policy_problems, validate_manifest
+from deployments.models import Service
+from deployments.services import create_service, update_service
+from environments.models import Environment
+from portal.demo_data import SERVICES
+from portal.errors import InvalidInput
+from tests.fixtures_data import WEB_MANIFEST
+
+pytestmark = pytest.mark.django_db
+
+RESOURCES = """\
+          resources:
+            requests:
+              cpu: 250m
+              memory: 256Mi
+            limits:
+              cpu: "1"
+              memory: 512Mi
+"""
+
+
+def line_of(text, needle):
+    return next(number for number, line in enumerate(text.splitlines(), start=1) if needle in line)
+
+
+def refusal(admin, manifest, **extra):
+    with pytest.raises(InvalidInput) as refused:
+        create_service(admin, {"name": "web", "manifest": manifest, **extra})
+    assert not Service.objects.exists()
+    return refused.value.detail if isinstance(refused.value.detail, list) else [refused.value.detail]
+
+
+def problems_of(manifest):
+    with pytest.raises(ManifestError) as refused:
+        validate_manifest(manifest)
+    return refused.value.problems
+
+
+def test_the_shipped_manifests_pass():
+    assert [d["kind"] for d in validate_manifest(WEB_MANIFEST)] == ["Deployment", "Service"]
+    for service in SERVICES:
+        validate_manifest(service["manifest"])
+
+
+def test_it_refuses_a_schema_error_with_document_path_and_line(admin):
+    manifest = WEB_MANIFEST.replace("replicas: ${replicas}", 'replicas: "three"')
+    [message] = refusal(admin, manifest)
+    assert message == (f"manifest: document 1, line {line_of(manifest, 'replicas:')}, spec.replicas: "
+                       "'three' is not of type 'integer'")
+
+
+def test_it_refuses_an_unknown_field_at_its_own_line(admin):
+    manifest = WEB_MANIFEST.replace("          readinessProbe:", "          readynessProbe:")
+    [message] = refusal(admin, manifest)
+    assert message.startswith(f"manifest: document 1, line {line_of(manifest, 'readynessProbe')}, "
+                              "spec.template.spec.containers[0].readynessProbe: unknown field 'readynessProbe'")
+
+
+def test_it_names_the_document_of_the_problem():
+    manifest = WEB_MANIFEST.replace("    - port: 80", "    - port: eighty")
+    [problem] = problems_of(manifest)
+    assert problem["document"] == 2
+    assert problem["path"] == "spec.ports[0].port"
+    assert problem["line"] == line_of(manifest, "port: eighty")
+
+
+def test_it_refuses_yaml_syntax_errors_with_line_and_column(admin):
+    manifest = WEB_MANIFEST.replace("      app: ${service}\n  template:", "      app: [${service}\n  template:")
+    [message] = refusal(admin, manifest)
+    assert message.startswith("manifest: line ") and "column" in message and "not valid YAML" in message
+
+
+def test_it_refuses_a_container_without_resources(admin):
+    manifest = WEB_MANIFEST.replace(RESOURCES, "")
+    [message] = refusal(admin, manifest)
+    assert message == (f"manifest: document 1, line {line_of(manifest, '- name: ${service}')}, "
+                       "spec.template.spec.containers[0].resources: container 'svc' must set resources.requests.cpu, "
+                       "resources.requests.memory, resources.limits.cpu, resources.limits.memory: Gantry requires CPU "
+                       "and memory requests and limits on every container")
+
+
+def test_it_names_the_one_missing_limit():
+    manifest = WEB_MANIFEST.replace('              cpu: "1"\n', "")
+    [problem] = problems_of(manifest)
+    assert problem["path"] == "spec.template.spec.containers[0].resources"
+    assert problem["line"] == line_of(manifest, "resources:")
+    assert "must set resources.limits.cpu:" in problem["message"]
+
+
+def test_it_checks_init_containers_too():
+    manifest = WEB_MANIFEST.replace("      containers:\n", "      initContainers:\n        - name: migrate\n"
+                                    "          image: ${image}\n      containers:\n")
+    [problem] = problems_of(manifest)
+    assert problem["path"] == "spec.template.spec.initContainers[0].resources"
+    assert "container 'migrate'" in problem["message"]
+
+
+def test_it_refuses_secret_values():
+    manifest = WEB_MANIFEST + "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2\n"
+    [problem] = problems_of(manifest)
+    assert problem["document"] == 3 and problem["path"] == "stringData"
+    assert "Secret values do not belong in a manifest" in problem["message"]
+
+
+def test_it_refuses_kinds_gantry_does_not_deploy():
+    crd = "---\napiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: web\nspec: {}\n"
+    [problem] = problems_of(WEB_MANIFEST + crd)
+    assert problem["document"] == 3 and "Gantry does not deploy ServiceMonitor objects" in problem["message"]
+    namespace = "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: other\n"
+    [problem] = problems_of(WEB_MANIFEST + namespace)
+    assert "namespaced objects only" in problem["message"]
+
+
+def test_it_reports_every_document_problem_at_once():
+    manifest = WEB_MANIFEST.replace(RESOURCES, "").replace("    - port: 80", "    - port: eighty")
+    assert [(p["document"], p["path"]) for p in problems_of(manifest)] == [
+        (1, "spec.template.spec.containers[0].resources"), (2, "spec.ports[0].port")]
+
+
+def test_an_edit_with_a_bad_manifest_changes_nothing(admin, make_service):
+    service = make_service("web")
+    with pytest.raises(InvalidInput):
+        update_service(admin, service, {"manifest": WEB_MANIFEST.replace(RESOURCES, "")})
+    service.refresh_from_db()
+    assert service.manifest == WEB_MANIFEST
+
+
+@pytest.mark.parametrize("tier, image, refused", [
+    ("production", "registry.example.com/web:latest", "uses the tag 'latest'"),
+    ("staging", "registry.example.com:5000/web", "has no tag and no digest"),
+    ("production", "registry.example.com/web:1.4.2", None),
+    ("production", "registry.example.com/web@sha256:" + "0" * 64, None),
+    ("production", "registry.example.com/web:latest@sha256:" + "0" * 64, None),
+    ("development", "registry.example.com/web:latest", None),
+    ("preview", "web", None),
+])
+def test_protected_tiers_run_only_pinned_images(tier, image, refused):
+    documents = validate_manifest(WEB_MANIFEST)
+    documents[0]["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    problems = environment_policy_problems(documents, Environment(slug="env", tier=tier))
+    if refused is None:
+        assert problems == []
+    else:
+        [problem] = problems
+        assert refused in problem and image in problem and "spec.template.spec.containers[0]" in problem
