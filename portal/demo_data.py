@@ -15,7 +15,7 @@ ENVIRONMENTS = [
     {"name": "Staging", "slug": "staging", "tier": "staging", "team": "platform",
      "description": "Production-like; blue-green rehearsal, 02:00-04:00 KST window as in the staging plan."},
     {"name": "Production", "slug": "production", "tier": "production", "team": "platform",
-     "description": "Customer traffic. Two approvals, no self-approval, weekday night window."},
+     "description": "Customer traffic. Two approvals, no self-approval, a pre-deployment checklist."},
     {"name": "Preview: checkout redesign", "slug": "pr-481-checkout", "tier": "preview", "team": "storefront",
      "ttl_hours": 72, "description": "Preview of PR #481; expires after 72 hours."},
 ]
@@ -23,8 +23,9 @@ ENVIRONMENTS = [
 RULES = {
     "staging": {"required_approvals": 1, "deployment_windows": [
         {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "02:00", "end": "04:00", "timezone": "Asia/Seoul"}]},
-    "production": {"required_approvals": 2, "prevent_self_approval": True, "deployment_windows": [
-        {"days": ["mon", "tue", "wed", "thu"], "start": "02:00", "end": "04:00", "timezone": "Asia/Seoul"}]},
+    # Production has no window in the demo so the whole flow can be tried at any hour; staging shows one.
+    "production": {"required_approvals": 2, "prevent_self_approval": True,
+                   "checklist": ["Database migration reviewed", "On-call engineer informed"]},
 }
 
 

@@ -47,8 +47,10 @@ def diff(before, after):
     """{field: [old, new]} for the fields whose value changed."""
     changed = {}
     for key in sorted(set(before) | set(after)):
-        if before.get(key) != after.get(key):
-            changed[key] = [before.get(key), after.get(key)]
+        old, new = before.get(key), after.get(key)
+        if old == new or (old in (None, "", [], {}) and new in (None, "", [], {})):
+            continue  # unchanged, or empty on both sides (a create need not list every blank field)
+        changed[key] = [old, new]
     return changed
 
 

@@ -34,5 +34,5 @@ def login(page, live_server, username, password="pw-12345-gantry"):
     page.goto(f"{live_server.url}/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{live_server.url}/")
