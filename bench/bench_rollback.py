@@ -1,7 +1,8 @@
 """How fast a blue-green rollback moves traffic, and how fast an approval starts its deployment.
 
 Runs everything in this process against a sandbox cluster over real HTTP and a fresh PostgreSQL
-database (`gantry_bench` on 127.0.0.1:5432, dropped and created again each run; or DATABASE_URL),
+database (`gantry_bench_rollback` on 127.0.0.1:5432, dropped and created again each run, so no other
+benchmark's database is touched; or DATABASE_URL),
 with jobs run eagerly: the moment a change commits, its job runs here, as a worker that picks
 it up at once would. Redis and the worker's fork are therefore not part of the figures.
 
@@ -29,17 +30,18 @@ sys.path.insert(0, str(ROOT))
 
 
 def fresh_database():
-    """Point DATABASE_URL at a freshly created gantry_bench database (unless DATABASE_URL is set)."""
+    """Point DATABASE_URL at a freshly created database of this benchmark's own (unless DATABASE_URL is set)."""
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
     import psycopg
 
-    url = "postgres://postgres@127.0.0.1:5432/gantry_bench"
+    name = "gantry_bench_rollback"
+    url = f"postgres://postgres@127.0.0.1:5432/{name}"
     parts = urlsplit(url)
     with psycopg.connect(host=parts.hostname, port=parts.port, user=parts.username, dbname="postgres",
                          autocommit=True) as connection:
-        connection.execute("DROP DATABASE IF EXISTS gantry_bench")
-        connection.execute("CREATE DATABASE gantry_bench")
+        connection.execute(f"DROP DATABASE IF EXISTS {name}")
+        connection.execute(f"CREATE DATABASE {name}")
     os.environ["DATABASE_URL"] = url
     return url
 

@@ -122,7 +122,6 @@ setup()
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 User = get_user_model()
@@ -311,12 +310,6 @@ def normalize_sql(sql):
     return sql
 
 
-def repeated_queries(captured, at_least=3):
-    """[(count, shape)] of query shapes run at least `at_least` times in one request, most first."""
-    counts = Counter(normalize_sql(q["sql"]) for q in captured)
-    return [(n, shape) for shape, n in counts.most_common() if n >= at_least]
-
-
 def percentile(sorted_values, fraction):
     if not sorted_values:
         return float("nan")
@@ -324,7 +317,76 @@ def percentile(sorted_values, fraction):
     return sorted_values[index]
 
 
-def measure(client, url, n=300, *, budget_s=None, min_n=30, warmup=2, headers=None):
+class Budget:
+    """Share `seconds` among `rows` measurements: each row gets what is left over the rows left,
+    so time a fast page does not use goes to the slow ones measured after it."""
+
+    def __init__(self, seconds, rows):
+        self.seconds, self.rows_left, self.started = seconds, rows, time.perf_counter()
+
+    def next_row(self):
+        left = self.seconds - (time.perf_counter() - self.started)
+        share = max(0.0, left) / max(1, self.rows_left)
+        self.rows_left -= 1
+        return share
+
+    @property
+    def spent(self):
+        return time.perf_counter() - self.started
+
+
+class QueryLog:
+    """Every SQL statement run inside the block (a `connection.execute_wrapper`).
+
+    Like django.test.utils.CaptureQueriesContext, but exact past 9,000 queries: Django's debug
+    log (which CaptureQueriesContext slices) is a deque of the last 9,000, so a page with an N+1
+    over thousands of rows would be miscounted exactly when it matters.
+    """
+
+    def __init__(self, conn=None, with_origin=False):
+        self.connection = conn or connection
+        self.statements = []
+        self.with_origin = with_origin
+        self.origins = {}  # query shape -> the project's innermost frames that ran it (the 3rd time)
+        self._seen = Counter()
+
+    def _record(self, execute, sql, params, many, context):
+        self.statements.append(sql)
+        if self.with_origin:
+            shape = normalize_sql(sql)
+            self._seen[shape] += 1
+            # The 3rd run says more than the 1st: "SELECT user WHERE id = ?" is also the session's user.
+            if self._seen[shape] in (1, 3):
+                self.origins[shape] = project_frames()
+        return execute(sql, params, many, context)
+
+    def __enter__(self):
+        self._wrapper = self.connection.execute_wrapper(self._record)
+        self._wrapper.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._wrapper.__exit__(*exc_info)
+
+    def __len__(self):
+        return len(self.statements)
+
+    def repeats(self, at_least=3):
+        """[(count, shape, origin)] of query shapes run at least `at_least` times, most first."""
+        counts = Counter(normalize_sql(sql) for sql in self.statements)
+        return [(n, shape, self.origins.get(shape, "")) for shape, n in counts.most_common() if n >= at_least]
+
+
+def project_frames(limit=3):
+    """Where in Gantry's code (not Django's, not the bench's) a query comes from: 'file:line fn' <- ..."""
+    import traceback
+
+    frames = [f for f in traceback.extract_stack()
+              if f.filename.startswith(str(ROOT)) and "/.venv/" not in f.filename and "/bench/" not in f.filename]
+    return " <- ".join(f"{Path(f.filename).relative_to(ROOT)}:{f.lineno} {f.name}" for f in reversed(frames[-limit:]))
+
+
+def measure(client, url, n=300, *, budget_s=None, min_n=10, warmup=1, headers=None):
     """GET `url` n times (after `warmup` untimed requests); stop early once `budget_s` seconds are
     spent and at least `min_n` requests are done.
 
@@ -337,16 +399,19 @@ def measure(client, url, n=300, *, budget_s=None, min_n=30, warmup=2, headers=No
     timings, query_counts, status, size, repeats = [], [], None, 0, []
     started = time.perf_counter()
     for i in range(n):
-        with CaptureQueriesContext(connection) as captured:
+        with QueryLog() as queries:
             t0 = time.perf_counter()
             response = client.get(url, **headers)
             timings.append((time.perf_counter() - t0) * 1000)
-        query_counts.append(len(captured.captured_queries))
+        query_counts.append(len(queries))
         if i == 0:
-            status, size = response.status_code, len(response.content)
-            repeats = repeated_queries(captured.captured_queries)
+            status, size, repeats = response.status_code, len(response.content), queries.repeats()
         if budget_s is not None and i + 1 >= min_n and time.perf_counter() - started > budget_s:
             break
+    if repeats:  # one more, untimed, to say where the repeated queries come from
+        with QueryLog(with_origin=True) as queries:
+            client.get(url, **headers)
+        repeats = queries.repeats()
     ordered = sorted(timings)
     return {
         "url": url, "n": len(timings), "status": status, "bytes": size,
@@ -362,9 +427,9 @@ def count_queries(client, url, headers=None):
     """(status, number of queries, repeated query shapes) of one GET, after one warm-up request."""
     headers = headers or {}
     client.get(url, **headers)
-    with CaptureQueriesContext(connection) as captured:
+    with QueryLog(with_origin=True) as queries:
         response = client.get(url, **headers)
-    return response.status_code, len(captured.captured_queries), repeated_queries(captured.captured_queries)
+    return response.status_code, len(queries), queries.repeats()
 
 
 def url_exists(path):
@@ -433,10 +498,14 @@ def print_sizes(sizes, title="Data size"):
     sys.stdout.flush()
 
 
-def print_repeats(label, repeats, limit=3):
-    """Print the query shapes that ran several times in one request (the N+1 suspects)."""
-    for count, shape in repeats[:limit]:
-        print(f"  {label}: {count}x  {shape[:300]}")
+def print_repeats(label, repeats, limit=3, width=160):
+    """Print the query shapes that ran several times in one request (the N+1 suspects), and where from."""
+    print(f"  {label}")
+    for count, shape, origin in repeats[:limit]:
+        shape = re.sub(r'SELECT .*? FROM', "SELECT ... FROM", shape, count=1) if len(shape) > width else shape
+        print(f"    {count}x  {shape[:width]}")
+        if origin:
+            print(f"          from {origin}")
 
 
 def machine():
@@ -449,8 +518,8 @@ def machine():
 __all__ = [
     "ROOT", "setup", "reset", "step", "make_users", "make_cluster", "make_environments", "make_services",
     "make_releases", "bulk_audit", "verify_audit_chain", "table_sizes", "client_for", "measure", "count_queries",
-    "url_exists", "print_table", "print_sizes", "print_repeats", "latency_row", "LATENCY_COLUMNS", "machine",
-    "fake_digest", "normalize_sql", "repeated_queries", "transaction", "timezone", "User",
+    "url_exists", "project_frames", "Budget", "print_table", "print_sizes", "print_repeats", "latency_row", "LATENCY_COLUMNS", "machine",
+    "fake_digest", "normalize_sql", "QueryLog", "transaction", "timezone", "connection", "User",
 ]
 
 

@@ -25,7 +25,6 @@ runner, which records it (the deployment stays `running`, and a retry resumes it
 import copy
 import difflib
 import logging
-import os
 import time
 from datetime import timedelta
 
@@ -175,7 +174,8 @@ def _apply(run, obj, dry_run=False):
     try:
         applied = kube.apply(run.cluster, obj, dry_run=dry_run)
     except kube.KubeError as exc:
-        raise DeployFailed(f"{_kube_sentence(exc, run.namespace)} (applying {kind} {name} in namespace {run.namespace})") from None
+        where = f"applying {kind} {name} in namespace {run.namespace}"
+        raise DeployFailed(f"{_kube_sentence(exc, run.namespace)} ({where})") from None
     if not dry_run:
         run.log(f"applied {kind} {run.namespace}/{name}")
     return applied
@@ -194,7 +194,7 @@ def _deploy_rolling(run):
 
 
 def _rollout_timeout(deadline_seconds):
-    override = getattr(settings, "GANTRY_ROLLOUT_TIMEOUT_SECONDS", None) or os.environ.get("GANTRY_ROLLOUT_TIMEOUT_SECONDS")
+    override = settings.GANTRY_ROLLOUT_TIMEOUT_SECONDS
     if override:
         return float(override)
     return float(deadline_seconds or 600) + DEADLINE_GRACE_SECONDS
@@ -307,6 +307,7 @@ def _deploy_blue_green(run):
     deployment = run.deployment
     names = _names(_manifest_text(deployment, "blue"))
     if names is None:
+        _documents(run, "blue")  # the precise error, when the manifests are not valid at all
         raise DeployFailed("a blue-green service needs exactly one Deployment and one Service in its manifest; "
                            "fix the service's manifest")
     service_name = names[1]
@@ -357,7 +358,8 @@ def _is_ready(obj):
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     desired = spec.get("replicas", 1)
     return (desired > 0 and status.get("observedGeneration", 0) >= (obj.get("metadata") or {}).get("generation", 0)
-            and all(status.get(k, 0) == desired for k in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")))
+            and all(status.get(k, 0) == desired
+                    for k in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")))
 
 
 def _images(obj):
@@ -390,8 +392,8 @@ def _fast_rollback(run):
     if not _is_ready(live):
         replicas = (live.get("spec") or {}).get("replicas", 1)
         if replicas == 0:
-            annotations = (live.get("metadata") or {}).get("annotations") or {}
-            wanted = int(annotations.get(SCALED_FROM_ANNOTATION) or run.environment.replicas or 1)
+            recorded = ((live.get("metadata") or {}).get("annotations") or {}).get(SCALED_FROM_ANNOTATION, "")
+            wanted = int(recorded) if recorded.isdigit() and int(recorded) > 0 else (run.environment.replicas or 1)
             kube.patch_merge(run.cluster, "apps/v1", "Deployment", run.namespace, name,
                              {"metadata": {"annotations": {SCALED_FROM_ANNOTATION: None}}, "spec": {"replicas": wanted}})
             run.log(f"scaled Deployment {name} back up to {wanted} replica(s)")
@@ -412,45 +414,46 @@ def scale_down_idle_colors(now=None):
 
     The idle colour is what a fast rollback flips back to, so it keeps running for the
     environment's ``blue_green_keep_minutes`` after the live deployment finished, and is left
-    alone while any deployment or rollback of the service there is under way. Returns how many
-    Deployments were scaled down.
+    alone while any deployment or rollback of the service there is under way. The check and the
+    scale-down happen under the environment's row lock, the lock every deployment takes to
+    start, so no deployment can start in between. Returns how many Deployments were scaled down.
     """
-    from portal.audit.services import record
-
-    now = now or timezone.now()
-    busy = {S.PENDING_APPROVAL, S.APPROVED, S.QUEUED, S.RUNNING}
     pairs = (Deployment.objects.filter(service__strategy=BLUE_GREEN, state=S.SUCCEEDED)
              .order_by().values_list("service_id", "environment_id").distinct())
-    scaled = 0
-    for service_id, environment_id in pairs:
+    now = now or timezone.now()
+    return sum(_scale_down_idle_color(service_id, environment_id, now) for service_id, environment_id in pairs)
+
+
+def _scale_down_idle_color(service_id, environment_id, now):
+    from environments.models import Environment
+    from portal.audit.services import record
+
+    with transaction.atomic():
+        env = Environment.objects.select_for_update(of=("self",)).select_related("cluster").get(pk=environment_id)
         live = promotions.live_deployment(service_id, environment_id)
-        if live is None or live.color not in COLORS or live.finished_at is None:
-            continue
-        env = live.environment
-        if env.cluster_id is None or live.finished_at > now - timedelta(minutes=env.blue_green_keep_minutes):
-            continue
-        open_work = Deployment.objects.filter(service_id=service_id, environment_id=environment_id)
-        if open_work.filter(state__in=[S.QUEUED, S.RUNNING]).exists() or \
-                open_work.filter(kind=ROLLBACK, state__in=busy).exists():
-            continue
+        if live is None or live.color not in COLORS or live.finished_at is None or env.cluster_id is None:
+            return 0
+        if live.finished_at > now - timedelta(minutes=env.blue_green_keep_minutes):
+            return 0
+        others = Deployment.objects.filter(service_id=service_id, environment_id=environment_id)
+        if others.filter(state__in=[S.QUEUED, S.RUNNING]).exists() or others.filter(
+                kind=ROLLBACK, state__in=[S.PENDING_APPROVAL, S.APPROVED]).exists():
+            return 0
         names = _names(live.rendered_manifest)
         name = f"{names[0] if names else live.service.name}-{other_color(live.color)}"
         try:
             idle = kube.get(env.cluster, "apps/v1", "Deployment", env.namespace, name)
             replicas = ((idle or {}).get("spec") or {}).get("replicas", 0)
             if not replicas:
-                continue
+                return 0
             kube.patch_merge(env.cluster, "apps/v1", "Deployment", env.namespace, name,
                              {"metadata": {"annotations": {SCALED_FROM_ANNOTATION: str(replicas)}}, "spec": {"replicas": 0}})
         except kube.KubeError as exc:
             logger.warning("could not scale down %s in %s: %s", name, env.slug, exc)
-            continue
-        with transaction.atomic():
-            record("deployment.idle_color_scaled_down", actor_name="gantry-scheduler", target=live, environment=env,
-                   changes={"replicas": [replicas, 0]},
-                   detail={"deployment": name, "keep_minutes": env.blue_green_keep_minutes})
-        scaled += 1
-    return scaled
+            return 0
+        record("deployment.idle_color_scaled_down", actor_name="gantry-scheduler", target=live, environment=env,
+               changes={"replicas": [replicas, 0]}, detail={"deployment": name, "keep_minutes": env.blue_green_keep_minutes})
+    return 1
 
 
 # --- dry-run and diff for the approval page -------------------------------------------------

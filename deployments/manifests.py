@@ -172,7 +172,8 @@ def _schema_problem(document):
         unexpected = _UNEXPECTED.search(message or "")
         if unexpected and message.startswith("Additional properties"):
             path += (unexpected.group(1),)
-            message = f"unknown field {unexpected.group(1)!r} (Kubernetes {KUBERNETES_VERSION} has no such field here; check its spelling and indentation)"
+            message = (f"unknown field {unexpected.group(1)!r} (Kubernetes {KUBERNETES_VERSION} has no such field "
+                       "here; check its spelling and indentation)")
         return path, message
     except kubernetes_validate.SchemaNotFoundError:
         return ("kind",), (f"Kubernetes {KUBERNETES_VERSION} has no kind {document.get('kind')} in apiVersion "
@@ -246,7 +247,8 @@ def document_problems(documents, lines=None):
         if structural:
             continue
         if (doc["apiVersion"], doc["kind"]) not in kinds:
-            known = ", ".join(f"{kind} ({version})" for (version, kind), (_, namespaced) in sorted(kinds.items()) if namespaced)
+            known = ", ".join(f"{kind} ({version})"
+                              for (version, kind), (_, namespaced) in sorted(kinds.items()) if namespaced)
             problem(("kind",), f"Gantry does not deploy {doc['kind']} objects of apiVersion {doc['apiVersion']}; "
                                f"it deploys {known}")
             continue

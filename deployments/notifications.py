@@ -61,7 +61,7 @@ def message(deployment, event):
             f"requested by {who}.")
     if event == "failed" and deployment.error:
         text += f" Reason: {deployment.error[:300]}"
-    base = getattr(settings, "GANTRY_BASE_URL", "")
+    base = settings.GANTRY_BASE_URL
     if base:
         text += f" {base.rstrip('/')}/deployments/{deployment.pk}/"
     return text
@@ -101,7 +101,7 @@ def send_notification(job, log):
     recipients = _recipients(deployment, event)
     if recipients:
         sent = send_mail(f"[Gantry] {EVENTS[event]}: {deployment.release} to {env.slug}", text,
-                         getattr(settings, "DEFAULT_FROM_EMAIL", "gantry@localhost"), recipients, fail_silently=False)
+                         settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
         log(f"e-mail sent to {len(recipients)} recipient(s)" if sent else "e-mail backend sent nothing")
     if problems:
         raise JobFailed("; ".join(problems))

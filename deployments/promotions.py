@@ -51,11 +51,6 @@ def check_image_reference(image, errors):
     return image
 
 
-def pins_a_version(image):
-    match = IMAGE_REFERENCE.match(image or "")
-    return bool(match) and (bool(match.group("digest")) or match.group("tag") not in (None, "latest"))
-
-
 def register_release(user, data, request=None):
     service_name = data.get("service")
     service = Service.objects.filter(name=service_name).first() if isinstance(service_name, str) else None
@@ -178,6 +173,20 @@ def start_next_queued(service_id, environment_id):
             _start_job_if_free(waiting)
 
 
+def fail_abandoned_deployments(minutes=30):
+    """Periodic: a deployment whose deploy job failed (its worker died) and was not retried within
+    `minutes` fails, so the deployments queued behind it can go on."""
+    from datetime import timedelta
+
+    cutoff = timezone.now() - timedelta(minutes=minutes)
+    stuck = Deployment.objects.filter(state=S.RUNNING, job__state="failed", job__finished_at__lt=cutoff)
+    count = 0
+    for pk, error in stuck.values_list("pk", "job__error"):
+        finish_deployment(pk, False, error=f"the deploy job failed and was not retried within {minutes} minutes: {error}")
+        count += 1
+    return count
+
+
 def start_due_deployments():
     """Periodic: start approved deployments whose window has opened or whose freeze has ended."""
     started = 0
@@ -238,9 +247,9 @@ def request_deployment(user, data, request=None):
         if len(reason) > 500:
             raise InvalidInput("break_glass.reason: at most 500 characters")
         reason = reason.strip()
-    if environment.tier in ("staging", "production") and not pins_a_version(release.image):
-        raise InvalidInput(f"image: {release.image} has no tag or uses ':latest'; {environment.tier} takes only "
-                           "a pinned tag or a digest")
+    policy_problems = _environment_policy_problems(release, environment)
+    if policy_problems:
+        raise InvalidInput(policy_problems)
     if environment.status != "ready":
         raise Conflict(f"environment {environment.slug} is {environment.status}; deployments need a ready environment")
     if environment.promotion_from_id and not break_glass:
@@ -277,6 +286,17 @@ def request_deployment(user, data, request=None):
             notify(deployment, "approval_needed")
         advance(deployment)
     return deployment
+
+
+def _environment_policy_problems(release, environment):
+    """What the environment's tier forbids in this release's rendered manifests (e.g. `:latest` in production)."""
+    from .manifests import ManifestError, environment_policy_problems, parse_documents
+
+    try:
+        documents = parse_documents(render_text(release.service, release, environment))
+    except ManifestError as exc:
+        return [f"manifest: {exc}"]
+    return environment_policy_problems(documents, environment)
 
 
 def _clean_comment(comment, required):

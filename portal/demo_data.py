@@ -100,7 +100,7 @@ metadata:
   name: ${service}-config
 data:
   LOG_LEVEL: info
-  APP_VERSION: ${version}
+  APP_VERSION: "${version}"
 """)},
     {"name": "worker", "team": "platform", "strategy": "rolling", "health_path": "/health",
      "description": "Background worker (queue consumers).", "manifest": manifest(8080, "250m", "512Mi", "1", "1Gi")},

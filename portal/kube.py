@@ -524,7 +524,7 @@ def deployment_status(cluster, namespace, name):
         selector = _label_selector(spec.get("selector") or {})
         problem = _pod_problem(list_objects(cluster, "v1", "Pod", namespace, selector)) if selector else None
         replica_failure = conditions.get("ReplicaFailure") or {}
-        if progressing.get("reason") == "ProgressDeadlineExceeded":
+        if progressing.get("reason") == "ProgressDeadlineExceeded" and summary["observed_generation"] >= summary["generation"]:
             failure = "rollout deadline exceeded: " + (progressing.get("message") or "no progress within progressDeadlineSeconds")
             if problem:
                 failure += f"; {problem}"

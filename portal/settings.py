@@ -161,12 +161,27 @@ if not DEBUG:
     if env_bool("GANTRY_BEHIND_PROXY", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# E-mail for notifications (Django's SMTP backend; the console in DEBUG unless EMAIL_HOST is set).
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "gantry@localhost")
+if not EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
 # Gantry's own options.
 GANTRY_ENCRYPTION_KEY = os.environ.get("GANTRY_ENCRYPTION_KEY", "")
 GANTRY_PAGE_SIZE = int(os.environ.get("GANTRY_PAGE_SIZE", "50"))
 GANTRY_JOB_HEARTBEAT_SECONDS = int(os.environ.get("GANTRY_JOB_HEARTBEAT_SECONDS", "10"))
 GANTRY_JOB_STALE_SECONDS = int(os.environ.get("GANTRY_JOB_STALE_SECONDS", "40"))
 GANTRY_JOBS_EAGER = env_bool("GANTRY_JOBS_EAGER", False)
+GANTRY_ROLLOUT_TIMEOUT_SECONDS = float(os.environ["GANTRY_ROLLOUT_TIMEOUT_SECONDS"]) if os.environ.get(
+    "GANTRY_ROLLOUT_TIMEOUT_SECONDS") else None  # default: each Deployment's progressDeadlineSeconds
+GANTRY_ABANDON_MINUTES = int(os.environ.get("GANTRY_ABANDON_MINUTES", "30"))
+GANTRY_BASE_URL = os.environ.get("GANTRY_BASE_URL", "")
 GANTRY_TRUST_X_FORWARDED_FOR = env_bool("GANTRY_TRUST_X_FORWARDED_FOR", False)
 
 LOGGING = {

@@ -2,6 +2,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from deployments import flow_views
 from deployments import views as service_views
 from environments import views as environment_views
 from portal import views
@@ -32,6 +33,21 @@ urlpatterns = [
     path("services/<slug:name>/", service_views.service_detail, name="service_detail"),
     path("services/<slug:name>/edit/", service_views.service_edit, name="service_edit"),
     path("services/<slug:name>/delete/", service_views.service_delete, name="service_delete"),
+    # releases, deployments, approvals
+    path("approvals/", flow_views.approval_inbox, name="approval_inbox"),
+    path("approvals/badge.svg", flow_views.approval_badge, name="approval_badge"),
+    path("releases/", flow_views.release_list, name="release_list"),
+    path("releases/new/", flow_views.release_create, name="release_create"),
+    path("deployments/", flow_views.deployment_list, name="deployment_list"),
+    path("deployments/new/", flow_views.deployment_request, name="deployment_request"),
+    path("deployments/<int:deployment_id>/", flow_views.deployment_detail, name="deployment_detail"),
+    path("deployments/<int:deployment_id>/preview/", flow_views.deployment_preview, name="deployment_preview"),
+    path("deployments/<int:deployment_id>/approve", flow_views.deployment_approve, name="deployment_approve"),
+    path("deployments/<int:deployment_id>/reject", flow_views.deployment_reject, name="deployment_reject"),
+    path("deployments/<int:deployment_id>/cancel", flow_views.deployment_cancel, name="deployment_cancel"),
+    path("deployments/<int:deployment_id>/rollback", flow_views.deployment_rollback, name="deployment_rollback"),
+    path("environments/<slug:slug>/history/", flow_views.environment_history, name="environment_history"),
+    path("environments/<slug:slug>/live/", flow_views.environment_live, name="environment_live"),
     # jobs
     path("jobs/", job_views.job_list, name="job_list"),
     path("jobs/<uuid:job_id>/", job_views.job_detail, name="job_detail"),

@@ -7,6 +7,7 @@ PERIODIC = [
     ("portal.jobs.periodic.reap_stale_jobs", "default", {"interval": 20}),
     ("portal.jobs.periodic.start_due_deployments", "default", {"interval": 30}),
     ("portal.jobs.periodic.poll_health", "health", {"interval": 30}),
+    ("portal.jobs.periodic.fail_abandoned_deployments", "default", {"interval": 300}),
     ("deployments.executor.scale_down_idle_colors", "deploy", {"interval": 60}),
 ]
 
@@ -27,3 +28,11 @@ def poll_health():
     from deployments.health import poll_all
 
     return poll_all()
+
+
+def fail_abandoned_deployments():
+    from django.conf import settings
+
+    from deployments.promotions import fail_abandoned_deployments as fail
+
+    return fail(settings.GANTRY_ABANDON_MINUTES)

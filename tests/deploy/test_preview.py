@@ -37,7 +37,8 @@ def test_a_new_release_updates_only_the_deployment(deployer, prod, make_service,
     assert actions(result) == [("Deployment", "web", "update"), ("Service", "web", "unchanged")]
     changed = [line for line in result["objects"][0]["diff"] if line[:1] in "+-" and line[:3] not in ("+++", "---")]
     assert changed == [f"-        image: {image('web', '1.0.0')}", f"+        image: {image('web', '1.1.0')}"]
-    assert sandbox.get("deployments", "web", "prod")["spec"]["template"]["spec"]["containers"][0]["image"] == image("web", "1.0.0")
+    live = sandbox.get("deployments", "web", "prod")
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == image("web", "1.0.0")
 
 
 def test_a_blue_green_deployment_shows_the_idle_colour_and_the_flip(deployer, prod, make_service, sandbox):

@@ -1,6 +1,8 @@
 """Rolling deployments: server-side apply in order, rollout waits, failures a user can act on."""
 import pytest
 
+from deployments.models import Deployment
+
 from deployments import executor, promotions
 from portal import kube
 from portal.audit.models import AuditEvent
@@ -88,7 +90,8 @@ def test_an_image_pull_error_fails_the_deployment(deployer, prod, web, sandbox, 
 
 
 def test_a_quota_refusal_fails_the_deployment(deployer, prod, web, cluster, sandbox, log):
-    kube.apply(cluster, {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-deployments", "namespace": "prod"},
+    kube.apply(cluster, {"apiVersion": "v1", "kind": "ResourceQuota",
+                         "metadata": {"name": "no-deployments", "namespace": "prod"},
                          "spec": {"hard": {"count/deployments.apps": "0"}}})
     deployment = queue_deployment(deployer, prod, "web", "1.0.0")
     with pytest.raises(JobFailed, match="quota exceeded"):
@@ -115,16 +118,26 @@ def with_sidecar(manifest):
 
 def test_a_latest_image_in_the_manifest_is_refused_in_production(deployer, prod, make_service, web_manifest,
                                                                   sandbox, log):
-    # request_deployment checks the release's image; the job checks every image it would run.
+    # The request is refused for every image the manifests would run, not only the release's own.
+    from portal.errors import InvalidInput
+
     make_service("web", manifest=with_sidecar(web_manifest))
-    deployment = queue_deployment(deployer, prod, "web", "1.0.0")
-    with pytest.raises(JobFailed, match="image 'envoyproxy/envoy:latest' uses the tag 'latest'"):
-        executor.execute(deployment.pk, log)
-    deployment = state_of(deployment)
-    assert deployment.state == "failed"
-    assert "spec.template.spec.containers[0]" in deployment.error
-    assert "production environments such as prod run only pinned images" in deployment.error
+    with pytest.raises(InvalidInput) as refused:
+        queue_deployment(deployer, prod, "web", "1.0.0")
+    message = str(refused.value)
+    assert "image 'envoyproxy/envoy:latest' uses the tag 'latest'" in message
+    assert "spec.template.spec.containers[0]" in message
+    assert not Deployment.objects.exists()
     assert sandbox.get("deployments", "web", "prod") is None  # nothing was applied
+
+
+def test_the_tier_policy_finds_latest_in_any_container(prod, web_manifest):
+    from deployments import manifests
+
+    problems = manifests.environment_policy_problems(
+        manifests.parse_documents(with_sidecar(web_manifest).replace("${image}", "web:1").replace("${service}", "web")
+                                  .replace("${replicas}", "1").replace("${environment}", "prod")), prod)
+    assert problems and "latest" in problems[0]
 
 
 def test_a_latest_image_is_fine_in_development(deployer, make_env, cluster, make_service, web_manifest, sandbox, log):
@@ -174,7 +187,8 @@ def test_a_rolling_rollback_redeploys_the_previous_image(deployer, prod, web, sa
     executor.execute(first.pk, log)
     second = queue_deployment(deployer, prod, "web", "1.1.0")
     executor.execute(second.pk, log)
-    assert sandbox.get("deployments", "web", "prod")["spec"]["template"]["spec"]["containers"][0]["image"] == image("web", "1.1.0")
+    live = sandbox.get("deployments", "web", "prod")
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == image("web", "1.1.0")
 
     rollback = promotions.request_rollback(deployer, second.pk, reason="checkout broken")
     assert rollback.state == "queued" and rollback.kind == "rollback"
@@ -185,3 +199,11 @@ def test_a_rolling_rollback_redeploys_the_previous_image(deployer, prod, web, sa
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == image("web", "1.0.0")
     assert sandbox.get("configmaps", "web-config", "prod")["data"] == {"APP_VERSION": "1.0.0"}
     assert len(sandbox.list("deployments", "prod")) == 1
+
+
+def test_an_environment_without_a_cluster_fails_the_deployment(deployer, make_env, web, log):
+    env = make_env("staging", tier="staging")
+    deployment = queue_deployment(deployer, env, "web", "1.0.0")
+    with pytest.raises(JobFailed, match="environment staging has no cluster; attach one"):
+        executor.execute(deployment.pk, log)
+    assert state_of(deployment).state == "failed"
