@@ -14,7 +14,7 @@ Queries per request are also printed at 10 pending deployments, and once more wi
 groups set on the environments (a rule that reads the approver's groups): a count that grows with
 the number of pending deployments is one query per row (N+1).
 
-    .venv/bin/python bench/bench_approvals.py [--requests 200] [--budget 75]
+    .venv/bin/python bench/bench_approvals.py [--requests 200] [--budget 55]
 """
 import argparse
 import sys
@@ -203,7 +203,7 @@ def with_approver_groups(users, envs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200, help="requests per URL (default 200)")
-    parser.add_argument("--budget", type=float, default=75, help="seconds for the timed requests (default 75)")
+    parser.add_argument("--budget", type=float, default=55, help="seconds for the timed requests (default 55)")
     parser.add_argument("--pending", type=int, default=1000)
     args = parser.parse_args()
 
@@ -248,7 +248,7 @@ def main():
     for label, url in plan:
         if not label.startswith("inbox"):
             continue
-        result = common.measure(client, url, 3, warmup=0)
+        result = common.measure(client, url, 2, warmup=0)
         label = f"{label}, approver groups on"
         rows.append(common.latency_row("rita", result) | {"what": label})
         small_count = small_groups[label.split(",")[0]]
@@ -261,7 +261,7 @@ def main():
     columns = [("what", "what")] + [c for c in common.LATENCY_COLUMNS if c[0] != "who"]
     common.print_table(rows, columns, f"Latency as approver ({elapsed:.0f} s of timed requests; up to "
                                       f"{args.requests} per row, fewer when a row's share of the {args.budget:.0f} s "
-                                      "budget ran out; 3 per 'approver groups on' row)")
+                                      "budget ran out; 2 per 'approver groups on' row)")
     common.print_table(comparison, [("what", "what"), ("small", f"queries @{small_pending} pending"),
                                     ("full", f"queries @{args.pending} pending"), ("verdict", "")],
                        "Queries per request: small vs full size")

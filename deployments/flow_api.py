@@ -45,6 +45,7 @@ class DecisionIn(Schema):
 
     comment: Optional[str] = ""
     checklist: Optional[list[str]] = None
+    manifest_hash: Optional[str] = None  # the manifests the approver reviewed; 409 if they changed since
 
 
 class ReasonIn(Schema):
@@ -140,8 +141,8 @@ def get_deployment(request, deployment_id: int):
 def approve(request, deployment_id: int, payload: DecisionIn = None):
     _visible_deployment(request, deployment_id)
     payload = payload or DecisionIn()
-    promotions.approve_deployment(request.user, deployment_id, comment=payload.comment,
-                                  checklist=payload.checklist, request=request)
+    promotions.approve_deployment(request.user, deployment_id, comment=payload.comment, checklist=payload.checklist,
+                                  seen_manifest_hash=payload.manifest_hash, request=request)
     return _out(deployment_id)
 
 

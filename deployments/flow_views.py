@@ -140,20 +140,11 @@ def approval_badge(request):
 
 # ---------------------------------------------------------------- the deployment page
 
-def _current_manifest_hash(deployment):
-    """The manifests an approval given now would be bound to: an open request is re-rendered from
-    today's service template and environment when approved (promotions.advance), a started or
-    finished one, and any rollback, keeps what it recorded."""
-    if deployment.kind == DEPLOY and deployment.state in (S.PENDING_APPROVAL, S.APPROVED):
-        return rendering.manifest_hash(deployment.service, deployment.release, deployment.environment)
-    return deployment.manifest_hash
-
-
 def _panel_context(request, deployment, errors=None, values=None):
     """What the decision panel shows: state, approvals (and those that no longer count), the forms."""
     user = request.user
     approvals = list(deployment.approvals.all())
-    current = _current_manifest_hash(deployment)
+    current = promotions.current_manifest_hash(deployment)
     valid = {a.pk for a in policies.valid_approvals(deployment, current_hash=current, approvals=approvals)}
     stale = dict((a.pk, reason) for a, reason in
                  policies.stale_approvals(deployment, current_hash=current, approvals=approvals))
@@ -170,6 +161,7 @@ def _panel_context(request, deployment, errors=None, values=None):
             can_roll_back = rollback_to is not None and roles.has_role(user, roles.DEPLOYER, deployment.environment)
     return {
         "deployment": deployment,
+        "current_manifest_hash": current,
         "approval_rows": [{"approval": a, "counts": a.pk in valid, "stale": stale.get(a.pk)} for a in approvals],
         "approvals_required": required,
         "approvals_valid": len(valid),
@@ -201,7 +193,7 @@ def _job_context(request, deployment):
 
 def _detail_context(request, deployment, errors=None, values=None):
     env = deployment.environment
-    current = _current_manifest_hash(deployment)
+    current = promotions.current_manifest_hash(deployment)
     manifests_changed = current != deployment.manifest_hash
     # When the template changed since the request, show what an approval now would be bound to.
     manifest = (rendering.render_text(deployment.service, deployment.release, env) if manifests_changed
@@ -305,7 +297,9 @@ def deployment_approve(request, deployment_id):
 
     def approve():
         promotions.approve_deployment(request.user, deployment.pk, comment=request.POST.get("comment", ""),
-                                      checklist=request.POST.getlist("checklist"), request=request)
+                                      checklist=request.POST.getlist("checklist"),
+                                      seen_manifest_hash=request.POST.get("seen_manifest_hash") or None,
+                                      request=request)
 
     return _decide(request, deployment, APPROVE, approve, "You approved deployment #{d.pk}; it is now {state}.")
 
@@ -533,7 +527,7 @@ def environment_live(request, slug):
 # ---------------------------------------------------------------- releases
 
 def _may_register_releases(user):
-    return promotions._deployer_anywhere(user)  # the rule register_release enforces
+    return roles.can_register_releases(user)
 
 
 @login_required

@@ -47,8 +47,7 @@ def decision_refusal(user, deployment, decision, approvals=None):
     if not roles.has_role(user, roles.APPROVER, env):
         return f"you need the approver role for {env.slug} to {decision} deployments there"
     if env.approver_groups:
-        names = set(user.groups.values_list("name", flat=True))
-        if not names & set(env.approver_groups):
+        if not roles.group_names(user) & set(env.approver_groups):
             return f"approvers of {env.slug} must be in one of the groups: {', '.join(env.approver_groups)}"
     if deployment.state != S.PENDING_APPROVAL:
         word = {S.REJECTED: "was rejected", S.CANCELLED: "was cancelled", S.APPROVED: "is already approved",

@@ -10,6 +10,7 @@ import re
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from environments import policies as env_rules
 from environments.models import Environment
 from portal.audit.services import record
 from portal.errors import Conflict, InvalidInput, NotFound, deny
@@ -54,7 +55,7 @@ def check_image_reference(image, errors):
 def register_release(user, data, request=None):
     service_name = data.get("service")
     service = Service.objects.filter(name=service_name).first() if isinstance(service_name, str) else None
-    if not _deployer_anywhere(user):
+    if not roles.can_register_releases(user):
         deny("release.create", user=user, request=request, reason="registering releases needs the deployer role")
     errors = []
     if service is None:
@@ -85,12 +86,6 @@ def register_release(user, data, request=None):
     return release
 
 
-def _deployer_anywhere(user):
-    """Releases belong to no environment: a deployer (or admin) of any scope may register them."""
-    return any(roles.has_role(user, role, env_id) for role in (roles.DEPLOYER, roles.ADMIN)
-               for env_id in [None, *(roles.visible_environment_ids(user) or [])])
-
-
 # ---------------------------------------------------------------- the state machine
 
 def _lock_environment(environment_id):
@@ -118,13 +113,18 @@ def _move(deployment, new_state, *, actor=None, actor_name=None, request=None, d
     return deployment
 
 
-def _current_hash(deployment):
-    return manifest_hash(deployment.service, deployment.release, deployment.environment)
+def current_manifest_hash(deployment):
+    """The manifests an approval given now is bound to: an open request is re-rendered from today's
+    service template and environment; a started or finished deployment, and any rollback, keeps
+    what it recorded."""
+    if deployment.kind == DEPLOY and deployment.state in (S.PENDING_APPROVAL, S.APPROVED, S.QUEUED):
+        return manifest_hash(deployment.service, deployment.release, deployment.environment)
+    return deployment.manifest_hash
 
 
 def advance(deployment, *, actor_name="gantry"):
     """Move a deployment as far as its approvals, window and freeze allow. Call with the environment locked."""
-    current = _current_hash(deployment) if deployment.kind == DEPLOY else deployment.manifest_hash
+    current = current_manifest_hash(deployment)
     if current != deployment.manifest_hash and deployment.state in (S.PENDING_APPROVAL, S.APPROVED):
         old = deployment.manifest_hash
         deployment.manifest_hash = current
@@ -262,7 +262,7 @@ def request_deployment(user, data, request=None):
     probe = Deployment(environment=environment, break_glass=bool(break_glass))
     blocker = policies.start_blocker(probe)
     if blocker and not break_glass:
-        frozen = environment.freeze_until and environment.freeze_until > timezone.now()
+        frozen = env_rules.active_freeze(environment) is not None
         if frozen or start_now:
             deny(action, user=user, request=request, target=release, environment=environment, error=Conflict,
                  reason=blocker + ("" if frozen else "; ask again without start_now to wait for the window"))
@@ -312,10 +312,20 @@ def _clean_comment(comment, required):
     return comment
 
 
-def decide(user, deployment_id, decision, *, comment="", checklist=None, request=None):
-    """Approve or reject. The policy in deployments.policies decides who may; refusals are audited."""
-    comment = _clean_comment(comment, required=decision == REJECT)
+def decide(user, deployment_id, decision, *, comment="", checklist=None, seen_manifest_hash=None, request=None):
+    """Approve or reject. The policy in deployments.policies decides who may; refusals are audited.
+
+    `seen_manifest_hash`, when given, is the hash of the manifests the approver reviewed: if the
+    manifests changed since, the decision is refused (409) so nobody approves what they did not see.
+    """
     deployment = get_deployment(deployment_id)
+    early = policies.decision_refusal(user, deployment, decision)
+    if early:
+        deny(f"deployment.{decision}", user=user, request=request, target=deployment,
+             environment=deployment.environment, reason=early)
+    comment = _clean_comment(comment, required=decision == REJECT)
+    if seen_manifest_hash and seen_manifest_hash != current_manifest_hash(deployment):
+        raise Conflict("the manifests changed after you loaded this page; review the new diff and decide again")
     if decision == APPROVE and deployment.environment.checklist:
         ticked = [item for item in (checklist or []) if isinstance(item, str)]
         missing = [item for item in deployment.environment.checklist if item not in ticked]
@@ -348,8 +358,9 @@ def decide(user, deployment_id, decision, *, comment="", checklist=None, request
     return get_deployment(deployment_id)
 
 
-def approve_deployment(user, deployment_id, comment="", checklist=None, request=None):
-    return decide(user, deployment_id, APPROVE, comment=comment, checklist=checklist, request=request)
+def approve_deployment(user, deployment_id, comment="", checklist=None, seen_manifest_hash=None, request=None):
+    return decide(user, deployment_id, APPROVE, comment=comment, checklist=checklist,
+                  seen_manifest_hash=seen_manifest_hash, request=request)
 
 
 def reject_deployment(user, deployment_id, comment="", request=None):
@@ -388,7 +399,7 @@ def mark_running(deployment_id):
         deployment = _locked(deployment_id)
         if deployment.state == S.RUNNING:
             return deployment  # a retry after a crash: carry on (apply is idempotent)
-        if deployment.kind == DEPLOY and _current_hash(deployment) != deployment.manifest_hash:
+        if current_manifest_hash(deployment) != deployment.manifest_hash:
             raise StateError("the service's manifests changed after approval; request the deployment again")
         return _move(deployment, S.RUNNING, actor_name="gantry-worker")
 

@@ -117,3 +117,17 @@ def can_manage_job(user, job):
     if job.requested_by_id is not None and job.requested_by_id == user.pk:
         return True
     return has_role(user, ADMIN, job.environment_id) if job.environment_id else is_admin(user)
+
+
+def can_register_releases(user):
+    """Releases belong to no environment: a deployer (or admin) of any scope may register them."""
+    return any(role in (DEPLOYER, ADMIN) for role, _ in _grants(user))
+
+
+def group_names(user):
+    """The user's group names, cached on the user object like the roles."""
+    names = getattr(user, "_gantry_groups", None)
+    if names is None:
+        names = frozenset(user.groups.values_list("name", flat=True)) if user.is_authenticated else frozenset()
+        user._gantry_groups = names
+    return names

@@ -367,3 +367,22 @@ def test_approval_needed_goes_to_the_webhook_and_to_approvers_by_mail(api, deplo
     assert "web 1.4.2" in Hook.received[0]["text"]
     assert [m.to for m in mailoutbox] == [["rita@example.com"]]
     assert Job.objects.get(kind="notification.send").state == "succeeded"
+
+
+def test_an_approval_of_manifests_the_approver_did_not_see_is_refused(api, admin, deployer, approver, prod, release, web):
+    body = request_prod(api, deployer, release).json()
+    seen = body["manifest_hash"]
+    api(admin).patch("/api/v1/services/web", {"manifest": web.manifest.replace("cpu: 250m", "cpu: 300m")})
+    response = api(approver).post(f"/api/v1/deployments/{body['id']}/approve", {"manifest_hash": seen})
+    assert response.status_code == 409
+    assert "changed after you loaded" in response.json()["detail"]
+    assert not Approval.objects.exists()
+
+
+def test_a_non_approver_is_refused_before_input_is_checked(api, deployer, viewer, prod, release):
+    prod.checklist = ["DB migration reviewed"]
+    prod.save()
+    deployment_id = request_prod(api, deployer, release).json()["id"]
+    response = api(viewer).post(f"/api/v1/deployments/{deployment_id}/approve", {})
+    assert response.status_code == 403
+    assert AuditEvent.objects.filter(action="deployment.approve", outcome="denied", actor="vic").exists()

@@ -58,8 +58,37 @@ class Command(BaseCommand):
             if not Service.objects.filter(name=spec["name"]).exists():
                 service_services.create_service(admin, spec)
 
+        self.seed_history(users)
+
         self.stdout.write("")
         self.stdout.write("Demo users (all with the same password):")
         for username, roles, description in USERS:
             self.stdout.write(f"  {username:<8} {description}")
         self.stdout.write(f"Password: {password}")
+
+    def seed_history(self, users):
+        """Releases and deployments so every page has something to show, and production has a
+        live blue-green release (1.0.0) with the next one (1.1.0) waiting for two approvals."""
+        from deployments import promotions
+        from deployments.models import Release
+
+        if Release.objects.exists():
+            return
+        dana, rita, omar = users["dana"], users["rita"], users["omar"]
+        digest = "@sha256:" + "4f" * 32
+        releases = {}
+        for service, versions in (("web", ["1.0.0", "1.1.0"]), ("api", ["2.3.0"]), ("worker", ["2.3.0"])):
+            for version in versions:
+                releases[(service, version)] = promotions.register_release(dana, {
+                    "service": service, "version": version,
+                    "image": f"registry.example.com/shop/{service}:{version}{digest}",
+                    "git_sha": f"{abs(hash((service, version))) % 16**7:07x}",
+                    "notes": f"{service} {version}: see CHANGELOG.md"})
+        for key in (("web", "1.0.0"), ("api", "2.3.0"), ("worker", "2.3.0"), ("web", "1.1.0")):
+            promotions.request_deployment(dana, {"release": releases[key].pk, "environment": "dev"})
+        first = promotions.request_deployment(dana, {"release": releases[("web", "1.0.0")].pk, "environment": "production"})
+        checklist = list(first.environment.checklist)
+        for approver in (rita, omar):
+            promotions.approve_deployment(approver, first.pk, comment="Checked the diff and the runbook.",
+                                          checklist=checklist)
+        promotions.request_deployment(dana, {"release": releases[("web", "1.1.0")].pk, "environment": "production"})
