@@ -7,8 +7,9 @@ once against the Kubernetes schemas). 30% already carry one approval by another 
 one by the approver measured, so the inbox shows 900. Then, as that approver (global approver
 role), GETs the inbox and the approval page of three deployments (no approval yet, one approval
 by someone else, already approved by them), and prints p50/p95/max latency and queries per
-request. The pages (`/approvals/`, `/deployments/<id>/`) are measured when they exist, the API
-equivalents (`/api/v1/approvals`, `/api/v1/deployments/<id>`) always.
+request. The pages (`/approvals/`, `/deployments/<id>/`, and the navigation badge every page
+loads, `/approvals/badge.svg`) are measured when they exist, the API equivalents
+(`/api/v1/approvals`, `/api/v1/deployments/<id>`) always.
 
 Queries per request are also printed at 10 pending deployments, and once more with approver
 groups set on the environments (a rule that reads the approver's groups): a count that grows with
@@ -183,8 +184,10 @@ def urls(by_role):
         plan.append((f"deployment API ({label})", f"/api/v1/deployments/{deployment.pk}"))
     if common.url_exists("/approvals/"):
         plan.append(("inbox page", "/approvals/"))
-    if common.url_exists("/approvals/count/"):
-        plan.append(("inbox count (nav badge)", "/approvals/count/"))
+    for badge in ("/approvals/badge.svg", "/approvals/count/"):  # the navigation badge, loaded by every page
+        if common.url_exists(badge):
+            plan.append(("inbox count (nav badge)", badge))
+            break
     plan.append(("inbox API", "/api/v1/approvals"))
     return plan
 

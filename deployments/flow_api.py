@@ -14,7 +14,7 @@ from .serializers import deployment_out, release_out
 
 router = Router(tags=["releases and deployments"])
 
-DEPLOYMENT_RELATED = ("release__service", "service", "environment", "requested_by", "job")
+DEPLOYMENT_RELATED = ("release__service", "release__created_by", "service", "environment", "requested_by", "job")
 
 
 class ReleaseIn(Schema):
@@ -124,12 +124,12 @@ def list_deployments(request, environment: Optional[str] = None, service: Option
 
 
 @router.get("/approvals", response=list[dict[str, Any]])
-def approvals_inbox(request):
-    """Deployments waiting for a decision the caller may give."""
+def approvals_inbox(request, limit: int = 100):
+    """Deployments waiting for a decision the caller may give, oldest first (at most `limit`, up to 500)."""
     _require_role(request)
-    pending = visible_deployments(request.user).filter(state=S.PENDING_APPROVAL).order_by("requested_at")
-    return [deployment_out(d, with_log=False) for d in pending
-            if policies.may_decide(request.user, d, approvals=list(d.approvals.all()))]
+    pending = policies.decidable(request.user, visible_deployments(request.user)).order_by("requested_at", "id")
+    decidable = (d for d in pending if policies.may_decide(request.user, d, approvals=list(d.approvals.all())))
+    return [deployment_out(d, with_log=False) for _, d in zip(range(max(1, min(limit, 500))), decidable)]
 
 
 @router.get("/deployments/{deployment_id}", response=dict[str, Any])

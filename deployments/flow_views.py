@@ -97,10 +97,10 @@ def diff_rows(lines):
 def _inbox(user):
     """Deployments waiting for a decision this user may give, oldest first, with what they still need.
 
-    Three queries whatever the number: the deployments (with release, service, environment,
-    requester) and their approvals with the approvers; policies get the prefetched approvals.
+    Three queries whatever the number: the deployments (narrowed in SQL by policies.decidable),
+    and their approvals with the approvers; the policy has the final word on each.
     """
-    pending = (visible_deployments(user).filter(state=S.PENDING_APPROVAL)
+    pending = (policies.decidable(user, visible_deployments(user))
                .defer("rendered_manifest", "release__notes", "service__manifest")
                .order_by("requested_at", "id"))
     items = []
@@ -130,7 +130,8 @@ def approval_badge(request):
     An image rather than an htmx fragment: it needs no script and no trigger on every page (the
     job page, for one, promises not to poll once its job has finished).
     """
-    count = len(_inbox(request.user)) if roles.has_any_role(request.user) else 0
+    count = policies.count_decidable(user=request.user, queryset=visible_deployments(request.user)) \
+        if roles.has_any_role(request.user) else 0
     width = 10 + 7 * len(str(count))
     response = render(request, "deployments/approval_badge.svg",
                       {"count": count, "width": width, "center": width / 2}, content_type="image/svg+xml")
@@ -485,24 +486,18 @@ def _colors(env, service_ids):
 
 
 def _live_rows(request, env):
-    service_ids = list(Deployment.objects.filter(environment=env, state=S.SUCCEEDED)
-                       .order_by().values_list("service_id", flat=True).distinct())
-    lives = [promotions.live_deployment(service_id, env.pk) for service_id in service_ids]
-    lives = [live for live in lives if live is not None]
-    related = (Deployment.objects.select_related("release", "service", "requested_by")
-               .defer("rendered_manifest", "release__notes", "service__manifest")
-               .in_bulk([live.pk for live in lives]))
+    lives = promotions.live_and_rollback_targets(env.pk)
     health = {row.service_id: row for row in ServiceHealth.objects.filter(environment=env)}
     may_roll_back = roles.has_role(request.user, roles.DEPLOYER, env)
-    colors = _colors(env, [live.service_id for live in lives if related[live.pk].service.strategy == BLUE_GREEN])
+    colors = _colors(env, [sid for sid, (live, _) in lives.items() if live.service.strategy == BLUE_GREEN])
     rows = []
-    for live in sorted((related[live.pk] for live in lives), key=lambda d: d.service.name):
+    for live, target in sorted(lives.values(), key=lambda pair: pair[0].service.name):
         rows.append({
             "deployment": live,
             "health": health.get(live.service_id),
             "blue_green": live.service.strategy == BLUE_GREEN,
             "colors": [(color, colors.get(live.service_id, {}).get(color)) for color in COLORS],
-            "rollback_to": promotions.rollback_target(live) if may_roll_back else None,
+            "rollback_to": target if may_roll_back else None,
         })
     return rows
 

@@ -97,3 +97,22 @@ def cancel_refusal(user, deployment):
 
 def may_cancel(user, deployment):
     return deployment.state in S.OPEN and cancel_refusal(user, deployment) is None
+
+
+def decidable(user, queryset):
+    """Narrow deployments in SQL to those pending that `user` could decide on: the approver role for
+    their environment, not their own request where self-approval is prevented, no decision yet.
+    decision_refusal stays the final word (approver groups); this only keeps lists cheap."""
+    qs = queryset.filter(state=S.PENDING_APPROVAL).exclude(approvals__user=user)
+    env_ids = roles.environment_ids_with_role(user, roles.APPROVER)
+    if env_ids is not None:
+        qs = qs.filter(environment_id__in=env_ids)
+    return qs.exclude(requested_by=user, environment__prevent_self_approval=True)
+
+
+def count_decidable(user, queryset):
+    """How many deployments wait for this user's decision (the navigation badge)."""
+    qs = decidable(user, queryset)
+    plain = qs.filter(environment__approver_groups=[]).count()
+    grouped = qs.exclude(environment__approver_groups=[]).select_related("environment")
+    return plain + sum(1 for d in grouped if roles.group_names(user) & set(d.environment.approver_groups))

@@ -452,6 +452,34 @@ def rollback_target(deployment):
             .exclude(release_id=deployment.release_id).order_by("-finished_at", "-id").first())
 
 
+def live_and_rollback_targets(environment_id, depth=20):
+    """{service_id: (live deployment, rollback target or None)} for a whole environment in one query.
+
+    The same rules as live_deployment and rollback_target, over each service's `depth` most recent
+    successful deployments (a rollback further back than that is not offered here).
+    """
+    from django.db.models import F, Window
+    from django.db.models.functions import RowNumber
+
+    recent = (Deployment.objects.select_related("release", "service", "requested_by")
+              .defer("rendered_manifest", "release__notes", "service__manifest")
+              .filter(environment_id=environment_id, state__in=[S.SUCCEEDED, S.ROLLED_BACK])
+              .annotate(rank=Window(RowNumber(), partition_by=[F("service_id")],
+                                    order_by=[F("finished_at").desc(), F("id").desc()]))
+              .filter(rank__lte=depth).order_by("service_id", "rank"))
+    history = {}
+    for deployment in recent:
+        history.setdefault(deployment.service_id, []).append(deployment)
+    result = {}
+    for service_id, rows in history.items():
+        live = next((d for d in rows if d.state == S.SUCCEEDED), None)
+        if live is None:
+            continue
+        target = next((d for d in rows if d.finished_at < live.finished_at and d.release_id != live.release_id), None)
+        result[service_id] = (live, target)
+    return result
+
+
 def request_rollback(user, deployment_id, reason="", request=None):
     """Roll back the live deployment: a recorded deployment of its own that returns to the previous release."""
     reason = _clean_comment(reason, required=False)

@@ -131,3 +131,11 @@ def group_names(user):
         names = frozenset(user.groups.values_list("name", flat=True)) if user.is_authenticated else frozenset()
         user._gantry_groups = names
     return names
+
+
+def environment_ids_with_role(user, role):
+    """None when the user holds `role` (or admin) globally; else the ids of environments where they do."""
+    grants = _grants(user)
+    if (role, None) in grants or (ADMIN, None) in grants:
+        return None
+    return {env_id for r, env_id in grants if env_id is not None and r in (role, ADMIN)}
