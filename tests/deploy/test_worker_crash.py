@@ -1,22 +1,15 @@
 """A real `manage.py rqworker` killed with SIGKILL in the middle of a deployment; the retry finishes it."""
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import django_rq
 import pytest
-from django.db import connection
 
 from deployments.models import Deployment
 from portal.jobs.models import Job
 from portal.jobs.services import reap_stale_jobs, retry_job
 
+from tests.workers import kill_worker_and_work_horse, start_worker, wait_for
+
 from .conftest import queue_deployment
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -28,31 +21,7 @@ def empty_queues():
 
 
 def deploy_worker(*args):
-    """`manage.py rqworker ... deploy` against the test database, beating its heartbeat every second."""
-    db = connection.settings_dict
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="portal.settings", DEBUG="1", GANTRY_JOB_HEARTBEAT_SECONDS="1",
-               DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}")
-    return subprocess.Popen([sys.executable, "manage.py", "rqworker", *args, "deploy"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def kill_worker_and_work_horse(pid):
-    """SIGKILL the worker and the work horse it forked."""
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    for target in [pid, *map(int, children)]:
-        try:
-            os.kill(target, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def wait_for(predicate, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+    return start_worker("deploy", *args)
 
 
 def test_a_deployment_survives_a_killed_worker(admin, deployer, prod, make_service, sandbox):

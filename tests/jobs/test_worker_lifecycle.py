@@ -1,23 +1,17 @@
 """Jobs run by a real `manage.py rqworker` process against real PostgreSQL and Redis."""
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import django_rq
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from environments.models import Cluster, Environment
 from environments.services import create_environment
 from portal.audit.models import AuditEvent
 from portal.jobs.models import Job
 from portal.jobs.services import reap_stale_jobs, retry_job
+from tests.workers import kill_worker_and_work_horse, start_worker, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -28,40 +22,8 @@ def empty_queues():
     django_rq.get_connection("default").flushdb()
 
 
-def worker_env():
-    db = connection.settings_dict
-    env = dict(os.environ)
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DEBUG": "1",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "GANTRY_JOB_HEARTBEAT_SECONDS": "1",
-    })
-    return env
-
-
-def run_worker(*args, **kwargs):
-    return subprocess.Popen([sys.executable, "manage.py", "rqworker", *args, "default"], cwd=ROOT, env=worker_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
-
-
-def kill_worker_and_work_horse(pid):
-    """SIGKILL the worker and the work horse it forked (RQ moves the horse to its own session)."""
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    for target in [pid, *map(int, children)]:
-        try:
-            os.kill(target, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def wait_for(predicate, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+def run_worker(*args):
+    return start_worker("default", *args)
 
 
 def test_a_worker_provisions_an_environment_on_the_sandbox(admin, cluster, sandbox):
