@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, Prefetch, Window
 from django.db.models.functions import RowNumber
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
@@ -242,6 +242,9 @@ def deployment_detail(request, deployment_id):
     if request.htmx and not request.htmx.history_restore_request:
         # The poll says which job the page shows; a job that started since comes along (out of band).
         new_job = bool(deployment.job_id) and request.GET.get("job", "") != str(deployment.job_id)
+        seen = request.GET.get("hash", "")
+        if seen and seen != promotions.current_manifest_hash(deployment):
+            return _refresh_page()  # the manifests changed: the page's diff is stale, show the new one whole
         return _panel_response(request, deployment, include_job=new_job)
     response = render(request, "deployments/detail.html", _detail_context(request, deployment))
     patch_vary_headers(response, ("HX-Request",))
@@ -262,6 +265,13 @@ def deployment_preview(request, deployment_id):
     })
 
 
+def _refresh_page():
+    """Tell htmx to reload the whole page (its manifests and diff are out of date)."""
+    response = HttpResponse(status=200)
+    response["HX-Refresh"] = "true"
+    return response
+
+
 def _decide(request, deployment, decision, action, done_message):
     """Run a decision; answer htmx with the panel, a normal POST with a redirect (or the page with errors)."""
     values = {"comment": request.POST.get("comment", ""), "checklist": request.POST.getlist("checklist"),
@@ -269,6 +279,9 @@ def _decide(request, deployment, decision, action, done_message):
     errors, status = [], 200
     try:
         action()
+    except promotions.ManifestsChanged as exc:
+        messages.error(request, "; ".join(exc.messages))
+        return _refresh_page() if request.htmx else redirect("deployment_detail", deployment_id=deployment.pk)
     except InvalidInput as exc:
         errors, status = exc.messages, 400
     except Conflict as exc:

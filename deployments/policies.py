@@ -55,8 +55,11 @@ def decision_refusal(user, deployment, decision, approvals=None):
                                                                                     f"is {deployment.state}")
         return f"deployment #{deployment.pk} {word}; decisions are closed"
     approvals = deployment.approvals.all() if approvals is None else approvals
-    if decision == APPROVE and deployment.requested_by_id == user.pk and env.prevent_self_approval:
-        return f"{env.slug} prevents self-approval: someone other than the requester must approve"
+    if decision == APPROVE and deployment.requested_by_id == user.pk:
+        if env.prevent_self_approval:
+            return f"{env.slug} prevents self-approval: someone other than the requester must approve"
+        if deployment.break_glass:
+            return "a break-glass override must be approved by someone other than the admin who asked for it"
     if any(a.user_id == user.pk for a in approvals):
         return f"you already decided on deployment #{deployment.pk}"
     return None
@@ -107,7 +110,8 @@ def decidable(user, queryset):
     env_ids = roles.environment_ids_with_role(user, roles.APPROVER)
     if env_ids is not None:
         qs = qs.filter(environment_id__in=env_ids)
-    return qs.exclude(requested_by=user, environment__prevent_self_approval=True)
+    return qs.exclude(requested_by=user, environment__prevent_self_approval=True).exclude(requested_by=user,
+                                                                                          break_glass=True)
 
 
 def count_decidable(user, queryset):

@@ -8,6 +8,7 @@ one service to one environment never run together.
 import re
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from environments import policies as env_rules
@@ -37,6 +38,10 @@ GIT_SHA = re.compile(r"^[0-9a-f]{7,40}$")
 
 class StateError(Conflict):
     pass
+
+
+class ManifestsChanged(Conflict):
+    """The approver reviewed other manifests than those an approval would now be bound to."""
 
 
 # ---------------------------------------------------------------- releases
@@ -149,7 +154,7 @@ def _start_job_if_free(deployment):
     """Give a queued deployment its job, unless another of the same service and environment is ahead of it."""
     ahead = (Deployment.objects.filter(service_id=deployment.service_id, environment_id=deployment.environment_id)
              .filter(state__in=[S.QUEUED, S.RUNNING]).exclude(pk=deployment.pk))
-    if ahead.filter(state=S.RUNNING).exists() or ahead.filter(job__isnull=False).exists():
+    if ahead.filter(state=S.RUNNING).exists() or ahead.filter(job__isnull=False).exclude(job__state="failed").exists():
         return None
     if ahead.filter(requested_at__lt=deployment.requested_at).exists():
         return None
@@ -167,7 +172,8 @@ def start_next_queued(service_id, environment_id):
     with transaction.atomic():
         _lock_environment(environment_id)
         waiting = (Deployment.objects.select_related("release__service", "service", "environment")
-                   .filter(service_id=service_id, environment_id=environment_id, state=S.QUEUED, job__isnull=True)
+                   .filter(service_id=service_id, environment_id=environment_id, state=S.QUEUED)
+                   .filter(Q(job__isnull=True) | Q(job__state="failed"))  # never ran: its enqueue failed
                    .order_by("requested_at", "id").first())
         if waiting is not None:
             _start_job_if_free(waiting)
@@ -188,7 +194,12 @@ def fail_abandoned_deployments(minutes=30):
 
 
 def start_due_deployments():
-    """Periodic: start approved deployments whose window has opened or whose freeze has ended."""
+    """Periodic: start approved deployments whose window has opened or whose freeze has ended, and
+    give a job to queued deployments left without one (a crash between two steps, a failed enqueue)."""
+    orphans = (Deployment.objects.filter(state=S.QUEUED).filter(Q(job__isnull=True) | Q(job__state="failed"))
+               .values_list("service_id", "environment_id").distinct())
+    for service_id, environment_id in orphans:
+        start_next_queued(service_id, environment_id)
     started = 0
     for pk, env_id in Deployment.objects.filter(state=S.APPROVED).values_list("pk", "environment_id"):
         with transaction.atomic():
@@ -324,14 +335,12 @@ def decide(user, deployment_id, decision, *, comment="", checklist=None, seen_ma
         deny(f"deployment.{decision}", user=user, request=request, target=deployment,
              environment=deployment.environment, reason=early)
     comment = _clean_comment(comment, required=decision == REJECT)
-    if seen_manifest_hash and seen_manifest_hash != current_manifest_hash(deployment):
-        raise Conflict("the manifests changed after you loaded this page; review the new diff and decide again")
     if decision == APPROVE and deployment.environment.checklist:
         ticked = [item for item in (checklist or []) if isinstance(item, str)]
         missing = [item for item in deployment.environment.checklist if item not in ticked]
         if missing:
             raise InvalidInput([f"checklist: tick '{item}' before approving" for item in missing])
-    refusal = None
+    refusal, unseen = None, False
     with transaction.atomic():
         _lock_environment(deployment.environment_id)
         deployment = _locked(deployment_id)
@@ -339,7 +348,9 @@ def decide(user, deployment_id, decision, *, comment="", checklist=None, seen_ma
         if refusal is None:
             advance(deployment)  # re-bind to the current manifests first, so the approval is of what runs
             refusal = policies.decision_refusal(user, deployment, decision)
-        if refusal is None:
+        if refusal is None and seen_manifest_hash and seen_manifest_hash != deployment.manifest_hash:
+            unseen = True
+        elif refusal is None:
             Approval.objects.create(deployment=deployment, user=user, decision=decision, comment=comment,
                                     image=deployment.image, manifest_hash=deployment.manifest_hash,
                                     checklist=list(deployment.environment.checklist) if decision == APPROVE else [])
@@ -355,6 +366,8 @@ def decide(user, deployment_id, decision, *, comment="", checklist=None, seen_ma
     if refusal:
         deny(f"deployment.{decision}", user=user, request=request, target=deployment,
              environment=deployment.environment, reason=refusal)
+    if unseen:
+        raise ManifestsChanged("the manifests changed after you loaded this page; review the new diff and decide again")
     return get_deployment(deployment_id)
 
 
@@ -397,10 +410,16 @@ def mark_running(deployment_id):
     with transaction.atomic():
         _lock_environment(Deployment.objects.values_list("environment_id", flat=True).get(pk=deployment_id))
         deployment = _locked(deployment_id)
+        if deployment.kind == DEPLOY and manifest_hash(deployment.service, deployment.release,
+                                                       deployment.environment) != deployment.manifest_hash:
+            raise StateError("the service's manifests changed after approval; request the deployment again")
+        if deployment.kind == ROLLBACK and deployment.rollback_of_id:
+            live = live_deployment(deployment.service_id, deployment.environment_id)
+            if live is None or live.pk != deployment.rollback_of_id:
+                raise StateError(f"deployment #{deployment.rollback_of_id} is no longer what runs "
+                                 f"(#{live.pk if live else '-'} is); this rollback would undo a newer release")
         if deployment.state == S.RUNNING:
             return deployment  # a retry after a crash: carry on (apply is idempotent)
-        if current_manifest_hash(deployment) != deployment.manifest_hash:
-            raise StateError("the service's manifests changed after approval; request the deployment again")
         return _move(deployment, S.RUNNING, actor_name="gantry-worker")
 
 
@@ -496,9 +515,10 @@ def request_rollback(user, deployment_id, reason="", request=None):
         if deployment.state != S.SUCCEEDED or live is None or live.pk != deployment.pk:
             raise StateError(f"deployment #{deployment.pk} is not what runs now in {env.slug}"
                              + (f" (#{live.pk} is)" if live else "") + "; roll back the live deployment")
-        if Deployment.objects.filter(rollback_of=deployment, state__in=[S.PENDING_APPROVAL, S.APPROVED, S.QUEUED,
-                                                                       S.RUNNING]).exists():
-            raise StateError(f"a rollback of deployment #{deployment.pk} is already under way")
+        if Deployment.objects.filter(service_id=deployment.service_id, environment_id=env.pk,
+                                     state__in=[S.APPROVED, S.QUEUED, S.RUNNING]).exists():
+            raise StateError(f"a deployment or rollback of {deployment.service.name} in {env.slug} is already "
+                             "approved or under way; wait for it, or cancel it, before rolling back")
         target = rollback_target(deployment)
         if target is None:
             raise StateError(f"there is no earlier successful release of {deployment.service.name} in {env.slug} "

@@ -112,7 +112,10 @@ def clean_freeze(value):
         return None, ["freeze: must be null or an object {until, reason}"]
     errors = []
     until_text = value.get("until")
-    until = parse_datetime(until_text) if isinstance(until_text, str) else None
+    try:
+        until = parse_datetime(until_text) if isinstance(until_text, str) else None
+    except ValueError:  # well-formed but impossible, e.g. February 30th
+        until = None
     if until is None:
         errors.append(f"freeze.until: '{until_text}' is not an ISO 8601 time with a zone (e.g. 2026-12-24T00:00:00+09:00)")
     elif until.tzinfo is None:

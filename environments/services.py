@@ -49,7 +49,8 @@ def _clean_cluster(data, errors, instance=None):
         errors.append("give one of: server (API URL), kubeconfig (text), kubeconfig_path, or in_cluster: true")
         return clean
     clean["mode"] = mode
-    clean["context"] = check_text(data.get("context", ""), "context", errors, required=False) or ""
+    clean["context"] = check_text(data.get("context", instance.context if instance else ""), "context", errors,
+                                  required=False) or ""
     if mode == "server":
         server = data.get("server", instance.server if instance else "")
         if not isinstance(server, str) or not server.startswith(("http://", "https://")):
@@ -226,6 +227,8 @@ def _clean_environment(data, errors, instance=None):
         namespace = data.get("namespace") or clean.get("slug")
         if namespace:
             clean["namespace"] = check_dns_label(namespace, "namespace", errors)
+            if namespace == "default" or namespace.startswith("kube-"):
+                errors.append(f"namespace: '{namespace}' belongs to the cluster itself; choose another")
         ttl = data.get("ttl_hours")
         if ttl not in (None, ""):
             try:
@@ -314,7 +317,7 @@ def _clean_environment(data, errors, instance=None):
 
 def create_environment(user, data, request=None):
     tier = data.get("tier")
-    if not policies.has_any_role(user) or (tier in TIERS and not policies.can_create_environment(user, tier)):
+    if not policies.creatable_tiers(user) or (tier in TIERS and not policies.can_create_environment(user, tier)):
         allowed = policies.creatable_tiers(user)
         reason = (f"you may create {' and '.join(allowed)} environments only" if allowed
                   else "creating environments needs the admin role, or deployer for development and preview")
@@ -380,11 +383,12 @@ def update_environment(user, env, data, request=None):
 def delete_environment(user, env, request=None):
     if not policies.is_admin(user):
         deny("environment.delete", user=user, request=request, target=env, reason="only an admin can delete environments")
-    active = env.deployments.filter(state__in=["approved", "queued", "running"]).count()
-    if active:
-        raise Conflict(f"environment '{env.slug}' has {active} deployment(s) approved, queued or running; "
-                       "cancel them or let them finish first")
     with transaction.atomic():
+        env = Environment.objects.select_for_update().get(pk=env.pk)  # deployments start under this lock too
+        active = env.deployments.filter(state__in=["approved", "queued", "running"]).count()
+        if active:
+            raise Conflict(f"environment '{env.slug}' has {active} deployment(s) approved, queued or running; "
+                           "cancel them or let them finish first")
         record("environment.delete", actor=user, request=request, target=env, changes=diff(env_snapshot(env), {}))
         env.delete()
 

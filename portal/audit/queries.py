@@ -16,9 +16,12 @@ class FilterError(ValueError):
 
 
 def _parse_moment(name, text):
-    moment = parse_datetime(text)
+    try:
+        moment = parse_datetime(text)
+        day = parse_date(text) if moment is None else None
+    except ValueError:
+        raise FilterError(f"{name}: '{text}' is not a real date")
     if moment is None:
-        day = parse_date(text)
         if day is None:
             raise FilterError(f"{name}: '{text}' is not a date or an ISO 8601 time (e.g. 2026-11-21T03:00:00+09:00)")
         from datetime import datetime, time, timezone
@@ -76,6 +79,13 @@ CSV_COLUMNS = ("id", "seq", "at", "actor", "action", "outcome", "target", "envir
                "changes", "detail", "prev_hash", "hash")
 
 
+def _cell(value):
+    """Keep a spreadsheet from reading an attacker-chosen value (a username, say) as a formula."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def export_csv(queryset):
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -86,7 +96,7 @@ def export_csv(queryset):
         buffer.truncate()
         row = event_as_dict(event)
         writer.writerow([
-            json.dumps(row[c], sort_keys=True, ensure_ascii=False) if c in ("changes", "detail") else row[c]
+            _cell(json.dumps(row[c], sort_keys=True, ensure_ascii=False) if c in ("changes", "detail") else row[c])
             for c in CSV_COLUMNS
         ])
         yield buffer.getvalue()

@@ -113,7 +113,10 @@ def record(action, *, actor=None, actor_name=None, request=None, outcome="succes
 
 
 def record_denied(action, *, request=None, actor=None, target=None, environment=None, reason=""):
-    """Audit a refused attempt in its own transaction (the refused change itself never happens)."""
+    """Audit a refused attempt (the refused change itself never happens).
+
+    Call it outside any transaction that will roll back: inside one it is only a savepoint and
+    would vanish with the refused change. Services refuse before they open their transaction."""
     with transaction.atomic():
         return record(action, actor=actor, request=request, outcome="denied", target=target,
                       environment=environment, detail={"reason": reason})

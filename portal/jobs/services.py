@@ -241,10 +241,17 @@ def _check_may_manage(job, user, action, request):
              reason="only an admin or the person who requested the job can retry or cancel it")
 
 
+# Jobs that carry a state machine of their own: cancel the deployment or environment, not the job.
+OWNED_KINDS = {"deployment.apply": "cancel the deployment instead", "environment.provision":
+               "it provisions an environment; delete the environment instead"}
+
+
 def cancel_job(job, *, user, request=None, check=True):
     """Cancel a queued job. `check=False` when a service that already decided cancels it (a cancelled deployment)."""
     if check:
         _check_may_manage(job, user, "job.cancel", request)
+        if job.kind in OWNED_KINDS:
+            raise JobTransitionError(f"a {job.kind} job cannot be cancelled on its own: {OWNED_KINDS[job.kind]}")
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
         _transition(job, JobState.CANCELLED)

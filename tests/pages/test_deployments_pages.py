@@ -198,7 +198,7 @@ def test_it_brings_the_job_into_the_page_once_the_approval_starts_it(login, appr
     job = Deployment.objects.get(pk=deployment.pk).job
     assert '<section id="deployment-job" aria-labelledby="job-heading" hx-swap-oob="true">' in body
     assert f'hx-get="/jobs/{job.pk}/?after=0" hx-trigger="every 1s"' in body
-    assert f'hx-get="/deployments/{deployment.pk}/?job={job.pk}" hx-trigger="every 2s"' in body
+    assert f'hx-get="/deployments/{deployment.pk}/?job={job.pk}&amp;hash=' in body and 'hx-trigger="every 2s"' in body
 
 
 def test_it_approves_with_a_normal_post_and_redirects_with_a_message(login, approver, deployer, prod, web):

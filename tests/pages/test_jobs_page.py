@@ -162,11 +162,20 @@ def test_it_retries_a_failed_job(login, deployer, make_job):
 
 
 def test_it_cancels_a_queued_job(login, admin, make_job):
-    job = make_job(state="queued")
+    job = make_job(kind="cluster.check", state="queued")
     login(admin).post(f"/jobs/{job.pk}/cancel/")
     job.refresh_from_db()
     assert job.state == "cancelled"
     assert events("job.cancelled", "success", actor="ada").exists()
+
+
+@pytest.mark.parametrize("kind", ["environment.provision", "deployment.apply"])
+def test_it_does_not_cancel_a_job_that_a_state_machine_owns(login, admin, make_job, kind):
+    job = make_job(kind=kind, state="queued")
+    response = login(admin).post(f"/jobs/{job.pk}/cancel/", follow=True)
+    job.refresh_from_db()
+    assert job.state == "queued"
+    assert "cannot be cancelled on its own" in text(response)
 
 
 def test_it_explains_why_a_succeeded_job_cannot_be_retried(login, admin, make_job):
