@@ -475,6 +475,10 @@ def comparable(obj):
         metadata["annotations"] = annotations
     else:
         metadata.pop("annotations", None)
+    if obj.get("kind") == "Secret":  # never show a Secret's values, live or desired
+        for field in ("data", "stringData"):
+            if isinstance(obj.get(field), dict):
+                obj[field] = {key: "***" for key in obj[field]}
     return obj
 
 

@@ -58,7 +58,6 @@ class Deployment(models.Model):
     image = models.CharField(max_length=512, help_text="The image reference approvals are bound to.")
     manifest_hash = models.CharField(max_length=64, help_text="SHA-256 of the rendered manifests approvals are bound to.")
     rendered_manifest = models.TextField(blank=True, default="")
-    required_approvals = models.PositiveSmallIntegerField(default=0)
     rollback_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rollbacks")
     color = models.CharField(max_length=8, blank=True, default="", help_text="Blue-green: the colour this deployment went to.")
     previous_color = models.CharField(max_length=8, blank=True, default="")

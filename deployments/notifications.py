@@ -13,6 +13,7 @@ from django.core.mail import send_mail
 from django.db.models import Q
 
 from portal.accounts.models import RoleAssignment
+from environments.serializers import masked_url
 from portal.jobs.services import JobFailed, job_kind
 
 EVENTS = {
@@ -30,7 +31,7 @@ def notify(deployment, event):
     if event not in EVENTS:
         return None
     env = deployment.environment
-    if not env.webhook_url and not _recipients(deployment, event):
+    if not env.webhook_url_encrypted and not _recipients(deployment, event):
         return None
     from portal.jobs.services import enqueue_job
 
@@ -87,17 +88,19 @@ def send_notification(job, log):
     text = message(deployment, event)
     env = deployment.environment
     problems = []
-    if env.webhook_url:
+    webhook_url = env.webhook_url
+    if webhook_url:
         payload = {"text": text, "username": "Gantry",
                    "attachments": [{"color": "danger" if event in ("failed", "rejected") else "good",
                                     "fields": [{"title": "environment", "value": env.slug, "short": True},
                                                {"title": "release", "value": str(deployment.release), "short": True},
                                                {"title": "state", "value": deployment.state, "short": True}]}]}
         try:
-            status = post_webhook(env.webhook_url, payload)
+            status = post_webhook(webhook_url, payload)
             log(f"webhook answered HTTP {status}")
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            problems.append(f"webhook failed: {exc}")
+            reason = getattr(exc, "reason", None) or exc.__class__.__name__
+            problems.append(f"webhook to {masked_url(webhook_url)} failed: {reason}")
     recipients = _recipients(deployment, event)
     if recipients:
         sent = send_mail(f"[Gantry] {EVENTS[event]}: {deployment.release} to {env.slug}", text,

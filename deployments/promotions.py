@@ -284,7 +284,6 @@ def request_deployment(user, data, request=None):
             start_now=start_now, break_glass=bool(break_glass), break_glass_reason=reason, image=release.image,
             manifest_hash=manifest_hash(release.service, release, env),
             rendered_manifest=render_text(release.service, release, env),
-            required_approvals=env.required_approvals + (1 if break_glass else 0),
         )
         record("deployment.request", actor=user, request=request, target=deployment, environment=env,
                detail={"release": str(release), "image": release.image, "start_now": start_now}

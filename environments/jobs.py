@@ -54,6 +54,14 @@ def provision_environment_job(job, log):
     }
     log(f"applying namespace {env.namespace} on cluster {env.cluster.name}")
     try:
+        existing = kube.get(env.cluster, "v1", "Namespace", "", env.namespace)
+        owner = ((existing or {}).get("metadata", {}).get("labels") or {}).get("gantry.dev/environment")
+        if existing is not None and owner != env.slug:
+            reason = (f"namespace {env.namespace} already exists on {env.cluster.name} and is not Gantry's "
+                      f"environment {env.slug} ({'it belongs to ' + owner if owner else 'no gantry.dev/environment label'}); "
+                      "choose another namespace, or label it gantry.dev/environment=" + env.slug + " to adopt it")
+            set_environment_status(env, EnvironmentStatus.FAILED, reason=reason)
+            raise JobFailed(reason)
         kube.ensure_namespace(env.cluster, env.namespace, labels)
     except (kube.KubeError, ValueError, OSError) as exc:
         set_environment_status(env, EnvironmentStatus.FAILED, reason=str(exc))

@@ -93,7 +93,7 @@ class Environment(models.Model):
     replicas = models.PositiveSmallIntegerField(default=1, help_text="Replica count each service gets here (${replicas}).")
     rollback_requires_approval = models.BooleanField(default=False, help_text="Rollbacks wait for approvals too.")
     blue_green_keep_minutes = models.PositiveIntegerField(default=30, help_text="Blue-green: how long the old colour keeps running for a rollback.")
-    webhook_url = models.URLField(max_length=500, blank=True, default="")
+    webhook_url_encrypted = models.TextField(blank=True, default="", help_text="Slack-compatible webhook (its URL is a secret).")
     notify_emails = models.TextField(blank=True, default="", help_text="Extra addresses, comma-separated.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -106,6 +106,14 @@ class Environment(models.Model):
 
     def __str__(self):
         return self.slug
+
+    @property
+    def webhook_url(self):
+        return crypto.decrypt(self.webhook_url_encrypted)
+
+    @webhook_url.setter
+    def webhook_url(self, url):
+        self.webhook_url_encrypted = crypto.encrypt(url or "")
 
     @property
     def freeze(self):

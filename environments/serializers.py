@@ -9,7 +9,7 @@ def masked_url(url):
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/***"
+    return f"{parts.scheme}://{parts.hostname or ''}/***"
 
 
 def iso(value):

@@ -68,7 +68,7 @@ def _clean_cluster(data, errors, instance=None):
         text = data.get("kubeconfig")
         if text is not None:
             try:
-                kube.validate_kubeconfig(text, clean["context"])
+                kube.validate_kubeconfig(text, clean["context"], pasted=True)
             except ValueError as exc:
                 errors.append(f"kubeconfig: {exc}")
             clean["kubeconfig"] = text
@@ -284,8 +284,16 @@ def _clean_environment(data, errors, instance=None):
             clean["promotion_from"] = source
     if "webhook_url" in data:
         url = data.get("webhook_url") or ""
-        if url and (not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 500):
-            errors.append(f"webhook_url: '{url}' is not an http(s) URL")
+        if url:
+            from django.core.exceptions import ValidationError
+            from django.core.validators import URLValidator
+
+            try:
+                URLValidator(schemes=["http", "https"])(url)
+                if len(url) > 500:
+                    raise ValidationError("too long")
+            except (ValidationError, TypeError):
+                errors.append("webhook_url: not a valid http(s) URL of at most 500 characters")
         clean["webhook_url"] = url
     if "notify_emails" in data:
         from django.core.validators import validate_email

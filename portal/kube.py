@@ -84,11 +84,18 @@ class KubeError(Exception):
 # --- kubeconfig -----------------------------------------------------------------------------
 
 
-def parse_kubeconfig(text, context=""):
+# In a kubeconfig pasted into Gantry these would run a program or read a file on Gantry's host.
+HOST_REACHING_USER_KEYS = ("exec", "auth-provider", "tokenFile", "client-certificate", "client-key")
+HOST_REACHING_CLUSTER_KEYS = ("certificate-authority",)
+
+
+def parse_kubeconfig(text, context="", pasted=False):
     """Load kubeconfig YAML text into a dict, refusing what could not work, with the reason.
 
     Raises ``ValueError`` when the text is not YAML, is not a kubeconfig, names a context it
-    does not define, or leaves the context to use ambiguous.
+    does not define, or leaves the context to use ambiguous. A `pasted` kubeconfig (stored in
+    Gantry) may not run programs or read files on Gantry's host: embed tokens and certificates
+    (`token`, `client-certificate-data`, `certificate-authority-data`) instead.
     """
     try:
         data = yaml.safe_load(text or "")
@@ -113,12 +120,23 @@ def parse_kubeconfig(text, context=""):
         defined = {entry.get("name") for entry in data[section] if isinstance(entry, dict)}
         if wanted not in defined:
             raise ValueError(f"context {chosen!r} refers to {key} {wanted!r}, which the kubeconfig does not define under {section}")
+    if pasted:
+        for section, key, forbidden in (("users", "user", HOST_REACHING_USER_KEYS),
+                                        ("clusters", "cluster", HOST_REACHING_CLUSTER_KEYS)):
+            for entry in data[section]:
+                body = (entry or {}).get(key) or {} if isinstance(entry, dict) else {}
+                found = [k for k in forbidden if k in body]
+                if found:
+                    raise ValueError(f"{section[:-1]} {entry.get('name')!r} uses {', '.join(found)}, which would run a "
+                                     "program or read a file on the Gantry host; embed the credentials instead "
+                                     "(token, client-certificate-data, client-key-data, certificate-authority-data), "
+                                     "or register the kubeconfig as a file path")
     return data
 
 
-def validate_kubeconfig(text, context=""):
+def validate_kubeconfig(text, context="", pasted=False):
     """Check kubeconfig text (see ``parse_kubeconfig``); return its context names."""
-    data = parse_kubeconfig(text, context)
+    data = parse_kubeconfig(text, context, pasted=pasted)
     return [entry["name"] for entry in data["contexts"] if isinstance(entry, dict) and entry.get("name")]
 
 
@@ -159,11 +177,17 @@ def _fingerprint_and_loader(cluster):
     if mode == "server":
         if not getattr(cluster, "server", ""):
             raise KubeError(f"cluster {cluster.name!r} has no server address; set one like https://host:6443", reason="ConfigError")
-        kubeconfig = _server_kubeconfig(cluster)
+        try:
+            kubeconfig = _server_kubeconfig(cluster)
+        except ValueError as error:  # the stored token no longer decrypts
+            raise KubeError(str(error), reason="ConfigError") from None
         return ("server", _digest(json.dumps(kubeconfig, sort_keys=True))), lambda cfg: _load_dict(kubeconfig, None, cfg)
     if mode in ("kubeconfig", "kubeconfig_path"):
         if mode == "kubeconfig":
-            text, origin = cluster.get_kubeconfig() or "", "the cluster's kubeconfig"
+            try:
+                text, origin = cluster.get_kubeconfig() or "", "the cluster's kubeconfig"
+            except ValueError as error:  # the stored secret no longer decrypts
+                raise KubeError(str(error), reason="ConfigError") from None
         else:
             path = os.path.expanduser(getattr(cluster, "kubeconfig_path", "") or "")
             try:
@@ -174,7 +198,7 @@ def _fingerprint_and_loader(cluster):
                                 "check the path and that Gantry may read it", reason="ConfigError") from None
             origin = f"the kubeconfig file {path}"
         try:
-            data = parse_kubeconfig(text, context or "")
+            data = parse_kubeconfig(text, context or "", pasted=mode == "kubeconfig")
         except ValueError as error:
             raise KubeError(f"{origin} cannot be used: {error}", reason="ConfigError") from None
         if not context and not data.get("current-context"):

@@ -10,3 +10,14 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("", include("portal.web_urls")),
 ]
+
+
+def api_not_found(request, rest):
+    """Unknown paths under /api/v1/ answer JSON like the rest of the API, never an HTML page."""
+    from django.http import JsonResponse
+
+    return JsonResponse({"detail": f"no API endpoint /api/v1/{rest}; see /api/v1/openapi.json"}, status=404)
+
+
+urlpatterns.insert(urlpatterns.index(next(p for p in urlpatterns if str(p.pattern) == "api/v1/")) + 1,
+                   path("api/v1/<path:rest>", api_not_found))

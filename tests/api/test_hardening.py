@@ -1,0 +1,138 @@
+"""Refusals and edge cases found in review: each must refuse clearly and change nothing."""
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from deployments import promotions
+from deployments.models import Deployment
+from environments.models import Cluster
+from portal.audit.models import AuditEvent
+from portal.audit.queries import export_csv
+from portal.audit.services import record
+from portal.errors import Conflict, Forbidden
+
+pytestmark = pytest.mark.django_db
+
+KUBECONFIG_WITH_CONTEXTS = """
+apiVersion: v1
+kind: Config
+clusters:
+- {name: a, cluster: {server: "https://10.0.0.1:6443"}}
+- {name: b, cluster: {server: "https://10.0.0.2:6443"}}
+users:
+- {name: u, user: {token: "t"}}
+contexts:
+- {name: ctx-a, context: {cluster: a, user: u}}
+- {name: ctx-b, context: {cluster: b, user: u}}
+current-context: ctx-a
+"""
+
+EXEC_KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters: [{name: a, cluster: {server: "https://10.0.0.1:6443"}}]
+users: [{name: u, user: {exec: {command: /bin/sh, args: ["-c", "id"], apiVersion: client.authentication.k8s.io/v1}}}]
+contexts: [{name: c, context: {cluster: a, user: u}}]
+current-context: c
+"""
+
+
+def test_editing_a_cluster_keeps_its_context(api, admin):
+    client = api(admin)
+    assert client.post("/api/v1/clusters", {"name": "kc", "kubeconfig": KUBECONFIG_WITH_CONTEXTS,
+                                             "context": "ctx-b"}).status_code == 201
+    assert client.patch("/api/v1/clusters/kc", {"insecure": True}).status_code == 200
+    assert Cluster.objects.get(name="kc").context == "ctx-b"
+
+
+def test_a_pasted_kubeconfig_may_not_run_programs_on_the_host(api, admin):
+    response = api(admin).post("/api/v1/clusters", {"name": "kc", "kubeconfig": EXEC_KUBECONFIG})
+    assert response.status_code == 400
+    assert "run a program or read a file on the Gantry host" in str(response.json()["detail"])
+    assert not Cluster.objects.exists()
+
+
+@pytest.mark.parametrize("namespace", ["kube-system", "default"])
+def test_the_clusters_own_namespaces_are_refused(api, admin, namespace):
+    response = api(admin).post("/api/v1/environments", {"name": "X", "tier": "development", "namespace": namespace})
+    assert response.status_code == 400
+    assert "belongs to the cluster itself" in str(response.json()["detail"])
+
+
+def test_an_impossible_freeze_date_is_a_400(api, admin, make_env):
+    make_env("prod", tier="production")
+    response = api(admin).patch("/api/v1/environments/prod", {"freeze": {"until": "2030-02-30T00:00:00Z", "reason": "x"}})
+    assert response.status_code == 400
+
+
+def test_an_impossible_audit_filter_date_is_a_400(api, viewer):
+    assert api(viewer).get("/api/v1/audit", {"since": "2030-02-30"}).status_code == 400
+
+
+def test_unknown_api_paths_answer_json(api, viewer):
+    response = api(viewer).get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert "detail" in response.json()
+
+
+def test_csv_export_neutralises_formulas():
+    with transaction.atomic():
+        record("auth.login_failed", actor_name="=HYPERLINK(\"http://evil\")", outcome="denied")
+    text = "".join(export_csv(AuditEvent.objects.all()))
+    assert "'=HYPERLINK" in text
+
+
+def test_a_viewer_without_creatable_tiers_is_denied_even_for_a_bad_tier(api, viewer):
+    response = api(viewer).post("/api/v1/environments", {"name": "X", "tier": "development"})
+    assert response.status_code == 403
+    assert AuditEvent.objects.filter(action="environment.create", outcome="denied").exists()
+
+
+def test_an_admin_cannot_approve_their_own_break_glass(make_user, make_env, make_service):
+    env = make_env("stage", tier="staging", required_approvals=0)
+    env.freeze_until, env.freeze_reason = timezone.now() + timedelta(days=1), "release freeze"
+    env.save()
+    make_service("web")
+    boss = make_user("boss", "admin")
+    release = promotions.register_release(boss, {"service": "web", "version": "1", "image": "web:1"})
+    deployment = promotions.request_deployment(boss, {"release": release.pk, "environment": "stage",
+                                                      "break_glass": {"reason": "outage"}})
+    with pytest.raises(Forbidden, match="someone other than the admin"):
+        promotions.approve_deployment(boss, deployment.pk)
+
+
+def test_a_rollback_is_refused_while_a_newer_deployment_is_queued(make_user, make_env, make_service):
+    env = make_env("dev")
+    make_service("web")
+    dee = make_user("dee2", "deployer")
+    releases = [promotions.register_release(dee, {"service": "web", "version": v, "image": f"web:{v}"})
+                for v in ("1", "2", "3")]
+    for release in releases[:2]:
+        deployment = promotions.request_deployment(dee, {"release": release.pk, "environment": "dev"})
+        promotions.mark_running(deployment.pk)
+        promotions.finish_deployment(deployment.pk, True)
+    promotions.request_deployment(dee, {"release": releases[2].pk, "environment": "dev"})
+    live = promotions.live_deployment(deployment.service_id, env.pk)
+    with pytest.raises(Conflict, match="already approved or under way"):
+        promotions.request_rollback(dee, live.pk)
+    assert not Deployment.objects.filter(kind="rollback").exists()
+
+
+def test_provisioning_does_not_adopt_a_namespace_gantry_does_not_own(admin, cluster, django_capture_on_commit_callbacks):
+    from environments.services import create_environment
+    from portal import kube
+    from portal.jobs.models import Job
+    from portal.jobs.services import run_job
+
+    kube.ensure_namespace(cluster, "payments", {"team": "payments"})
+    env = create_environment(admin, {"name": "Pay", "tier": "development", "cluster": "sandbox",
+                                     "namespace": "payments"})
+    run_job(str(Job.objects.get(kind="environment.provision").pk))
+    env.refresh_from_db()
+    assert env.status == "failed"
+    job = Job.objects.get(kind="environment.provision")
+    assert "already exists" in job.error and "not Gantry's" in job.error
+    labels = kube.get(cluster, "v1", "Namespace", "", "payments")["metadata"]["labels"]
+    assert "gantry.dev/environment" not in labels
