@@ -137,7 +137,7 @@ def seed(pending):
             deployments.append(Deployment(
                 release=release, environment=env, service=svc, kind="deploy", state="pending_approval",
                 requested_by=users["dana"], image=release.image, manifest_hash=manifest_hash(svc, release, env),
-                rendered_manifest=render_text(svc, release, env), required_approvals=env.required_approvals,
+                rendered_manifest=render_text(svc, release, env),
                 reason=f"Roll out {svc.name} 1.1.0 (change ticket CHG-{10000 + i})"))
         deployments = Deployment.objects.bulk_create(deployments, batch_size=500)
         with common.connection.cursor() as cursor:  # auto_now_add gave them all "now": spread them out

@@ -89,7 +89,7 @@ def seed(n_envs, n_services):
                 deployments.append(Deployment(
                     release=release, environment=env, service=svc, kind="deploy", state="succeeded",
                     requested_by=users["dana"], image=release.image, manifest_hash=manifest_hash(svc, release, env),
-                    rendered_manifest=render_text(svc, release, env), required_approvals=env.required_approvals,
+                    rendered_manifest=render_text(svc, release, env),
                     color="blue" if svc.strategy == "blue-green" else "", job_id=job.pk,
                     started_at=finished - timedelta(seconds=40), finished_at=finished))
                 health.append(ServiceHealth(environment=env, service=svc, status="healthy" if (e + s) % 17 else
@@ -108,8 +108,8 @@ def seed(n_envs, n_services):
         Deployment.objects.update(requested_at=F("started_at") - timedelta(minutes=5))
         Job.objects.update(created_at=F("started_at") - timedelta(seconds=2))
         approvals = [Approval(deployment=d, user=u, decision="approve", image=d.image, manifest_hash=d.manifest_hash)
-                     for d in deployments if d.required_approvals
-                     for u in (users["rita"], users["omar"])[: d.required_approvals]]
+                     for d in deployments if d.environment.required_approvals
+                     for u in (users["rita"], users["omar"])[: d.environment.required_approvals]]
         Approval.objects.bulk_create(approvals, batch_size=2000)
 
         events = audit_history(users, envs, services, releases, deployments, now)

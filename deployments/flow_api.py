@@ -8,7 +8,6 @@ from portal.accounts import policies as roles
 from portal.errors import Forbidden, NotFound
 
 from . import policies, promotions
-from .choices import DeploymentState as S
 from .models import Deployment, Release
 from .serializers import deployment_out, release_out
 

@@ -29,7 +29,7 @@ from portal.jobs.views import duration_text
 from portal.views import form_page, needs_role, paginate
 
 from . import policies, promotions, rendering
-from .choices import APPROVE, BLUE_GREEN, DEPLOY, REJECT, DeploymentState as S
+from .choices import APPROVE, BLUE_GREEN, REJECT, DeploymentState as S
 from .flow_api import visible_deployments
 from .models import Approval, Deployment, Release, Service, ServiceHealth
 
@@ -63,7 +63,7 @@ def _deployable_environments(user):
     """Environments where this user may request deployments (the deployer role there)."""
     envs = roles.restrict_environments(user, Environment.objects.only("slug", "name", "tier", "status"))
     envs = envs.order_by("name")
-    return [env for env in envs if roles.has_role(user, roles.DEPLOYER, env)]
+    return [env for env in envs if policies.may_request(user, env)]
 
 
 def _safe_next(request, fallback):
@@ -159,7 +159,7 @@ def _panel_context(request, deployment, errors=None, values=None):
         live = promotions.live_deployment(deployment.service_id, deployment.environment_id)
         if live is not None and live.pk == deployment.pk:
             rollback_to = promotions.rollback_target(deployment)
-            can_roll_back = rollback_to is not None and roles.has_role(user, roles.DEPLOYER, deployment.environment)
+            can_roll_back = rollback_to is not None and policies.may_request(user, deployment.environment)
     return {
         "deployment": deployment,
         "current_manifest_hash": current,
@@ -450,7 +450,7 @@ def deployment_list(request):
         "environments": environments,
         "services": services,
         "states": S.CHOICES,
-        "can_request": any(roles.has_role(request.user, roles.DEPLOYER, env) for env in environments),
+        "can_request": any(policies.may_request(request.user, env) for env in environments),
     })
 
 
@@ -501,7 +501,7 @@ def _colors(env, service_ids):
 def _live_rows(request, env):
     lives = promotions.live_and_rollback_targets(env.pk)
     health = {row.service_id: row for row in ServiceHealth.objects.filter(environment=env)}
-    may_roll_back = roles.has_role(request.user, roles.DEPLOYER, env)
+    may_roll_back = policies.may_request(request.user, env)
     colors = _colors(env, [sid for sid, (live, _) in lives.items() if live.service.strategy == BLUE_GREEN])
     rows = []
     for live, target in sorted(lives.values(), key=lambda pair: pair[0].service.name):
@@ -524,7 +524,7 @@ def environment_live(request, slug):
         "section": "environments",
         "env": env,
         "rows": _live_rows(request, env),
-        "can_request": roles.has_role(request.user, roles.DEPLOYER, env),
+        "can_request": policies.may_request(request.user, env),
     }
     partial = request.htmx and not request.htmx.history_restore_request
     response = render(request, "deployments/_live.html" if partial else "deployments/live.html", context)

@@ -5,8 +5,8 @@ from django.utils import timezone
 from environments.models import Environment
 from portal import kube
 
-from .choices import BLUE_GREEN, DeploymentState as S
-from .models import Deployment, ServiceHealth
+from .choices import BLUE_GREEN
+from .models import ServiceHealth
 
 
 def _deployment_names(deployment):
@@ -69,10 +69,9 @@ def poll_environment(environment):
     """Refresh the ServiceHealth rows of every service that has a live deployment here."""
     if environment.cluster_id is None:
         return []
-    live = {}
-    for deployment in (Deployment.objects.select_related("service", "release")
-                       .filter(environment=environment, state=S.SUCCEEDED).order_by("finished_at", "id")):
-        live[deployment.service_id] = deployment
+    from .promotions import live_and_rollback_targets
+
+    live = {service_id: pair[0] for service_id, pair in live_and_rollback_targets(environment.pk, with_manifests=True).items()}
     rows = []
     now = timezone.now()
     for deployment in live.values():

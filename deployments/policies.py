@@ -84,6 +84,11 @@ def start_blocker(deployment, at=None):
     return None
 
 
+def may_request(user, environment):
+    """May `user` request deployments (and rollbacks) in `environment`? Pages ask this to show buttons."""
+    return request_refusal(user, environment) is None
+
+
 def request_refusal(user, environment):
     if not roles.has_role(user, roles.DEPLOYER, environment):
         return f"you need the deployer role for {environment.slug} to request deployments there"

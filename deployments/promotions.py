@@ -470,7 +470,7 @@ def rollback_target(deployment):
             .exclude(release_id=deployment.release_id).order_by("-finished_at", "-id").first())
 
 
-def live_and_rollback_targets(environment_id, depth=20):
+def live_and_rollback_targets(environment_id, depth=20, with_manifests=False):
     """{service_id: (live deployment, rollback target or None)} for a whole environment in one query.
 
     The same rules as live_deployment and rollback_target, over each service's `depth` most recent
@@ -479,8 +479,9 @@ def live_and_rollback_targets(environment_id, depth=20):
     from django.db.models import F, Window
     from django.db.models.functions import RowNumber
 
+    deferred = ("release__notes", "service__manifest") + (() if with_manifests else ("rendered_manifest",))
     recent = (Deployment.objects.select_related("release", "service", "requested_by")
-              .defer("rendered_manifest", "release__notes", "service__manifest")
+              .defer(*deferred)
               .filter(environment_id=environment_id, state__in=[S.SUCCEEDED, S.ROLLED_BACK])
               .annotate(rank=Window(RowNumber(), partition_by=[F("service_id")],
                                     order_by=[F("finished_at").desc(), F("id").desc()]))
