@@ -120,7 +120,9 @@ def _inbox(user):
 @login_required
 @needs_role
 def approval_inbox(request):
-    return render(request, "deployments/inbox.html", {"section": "approvals", "deployments": _inbox(request.user)})
+    page = paginate(request, _inbox(request.user))
+    return render(request, "deployments/inbox.html", {"section": "approvals", "page": page,
+                                                      "deployments": page.object_list})
 
 
 @login_required
