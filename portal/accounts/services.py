@@ -36,13 +36,15 @@ def _resolve_environment(environment, errors):
     return found
 
 
-def grant_role(actor, username, role, environment=None, request=None, create_user=True, password=None):
+def grant_role(actor, username, role, environment=None, request=None, create_user=True, password=None,
+               operator=None):
     """Give `username` the `role` (globally, or for one environment). Idempotent.
 
     Creates the user when missing and `create_user` is true (with `password`, else an unusable
     password, so they sign in some other way or get one set later). Returns the RoleAssignment.
+    `operator` names who acts from the host's console (`manage.py grant`): no user, no role check.
     """
-    if not policies.is_admin(actor):
+    if operator is None and not policies.is_admin(actor):
         deny("role.grant", user=actor, request=request, reason="only an admin can grant roles",
              environment=environment or None)
     errors = []
@@ -77,17 +79,18 @@ def grant_role(actor, username, role, environment=None, request=None, create_use
                 else:
                     user.set_unusable_password()
                 user.save()
-                record("user.create", actor=actor, request=request, target=user,
+                record("user.create", actor=actor, actor_name=operator, request=request, target=user,
                        changes={"username": [None, username]})
             assignment, created = RoleAssignment.objects.get_or_create(user=user, role=role, environment=env)
             if created:
-                record("role.grant", actor=actor, request=request, target=user, environment=env,
+                record("role.grant", actor=actor, actor_name=operator, request=request, target=user, environment=env,
                        changes={"role": [None, role], "scope": [None, _scope(env)]})
     except IntegrityError:
         raise Conflict(f"{username} was given this role at the same moment; reload the page")
     policies.forget_roles(user)
     if getattr(actor, "pk", None) == user.pk:
         policies.forget_roles(actor)
+    assignment.created = created
     return assignment
 
 
@@ -118,8 +121,9 @@ def revoke_role(actor, assignment, request=None):
         policies.forget_roles(actor)
 
 
-def create_api_token(user, name="", request=None):
-    """Create a bearer token for `user`; return the clear token (shown once, never stored)."""
+def create_api_token(user, name="", request=None, operator=None):
+    """Create a bearer token for `user`; return the clear token (shown once, never stored).
+    `operator` names who acts from the host's console (`manage.py create_api_token`)."""
     if user is None or not user.is_authenticated or not user.is_active:
         raise InvalidInput("an API token needs an active, signed-in user")
     errors = []
@@ -130,7 +134,8 @@ def create_api_token(user, name="", request=None):
     with transaction.atomic():
         token = ApiToken.objects.create(user=user, name=name, prefix=prefix, digest=digest)
         # No part of the token in the event: the id and the label identify it.
-        record("token.create", actor=user, request=request, target=user, detail={"id": token.pk, "name": name})
+        record("token.create", actor=None if operator else user, actor_name=operator, request=request, target=user,
+               detail={"id": token.pk, "name": name})
     return raw
 
 

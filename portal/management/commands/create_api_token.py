@@ -1,9 +1,8 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
-from portal.accounts.models import ApiToken
-from portal.audit.services import record
+from portal.accounts.services import create_api_token
+from portal.errors import GantryError
 
 
 class Command(BaseCommand):
@@ -17,9 +16,9 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
             raise CommandError(f"no active user '{username}'; create one with: manage.py grant {username} ROLE")
-        raw, prefix, digest = ApiToken.generate()
-        with transaction.atomic():
-            token = ApiToken.objects.create(user=user, name=name[:100], prefix=prefix, digest=digest)
-            record("token.create", actor_name="manage.py", target=user, detail={"token_prefix": prefix, "name": name})
-        self.stderr.write(f"token {token.prefix}… for {username}; store it now, it cannot be shown again")
+        try:
+            raw = create_api_token(user, name=name, operator="manage.py")
+        except GantryError as exc:
+            raise CommandError("; ".join(exc.messages))
+        self.stderr.write(f"token {raw[:12]}… for {username}; store it now, it cannot be shown again")
         self.stdout.write(raw)

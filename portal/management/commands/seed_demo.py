@@ -8,7 +8,7 @@ from deployments import services as service_services
 from deployments.models import Service
 from environments import services as env_services
 from environments.models import Cluster, Environment
-from portal.accounts.models import RoleAssignment
+from portal.accounts.services import grant_role
 from portal.audit.services import record
 from portal.demo_data import ENVIRONMENTS, RULES, SERVICES, USERS
 
@@ -32,9 +32,7 @@ class Command(BaseCommand):
                 if created:
                     record("user.create", actor_name="seed_demo", target=user, changes={"username": [None, username]})
                 for role in roles:
-                    _, new = RoleAssignment.objects.get_or_create(user=user, role=role, environment=None)
-                    if new:
-                        record("role.grant", actor_name="seed_demo", target=user, changes={"role": [None, role]})
+                    grant_role(None, username, role, operator="seed_demo")
                 users[username] = user
         admin = users["admin"]
 
