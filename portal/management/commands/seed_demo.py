@@ -64,6 +64,20 @@ class Command(BaseCommand):
             self.stdout.write(f"  {username:<8} {description}")
         self.stdout.write(f"Password: {password}")
 
+    def wait_until_ready(self, slugs, timeout=60):
+        """The worker provisions namespaces in the background; deployments need ready environments."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            statuses = set(Environment.objects.filter(slug__in=slugs).values_list("status", flat=True))
+            if statuses == {"ready"}:
+                return True
+            if "failed" in statuses:
+                return False
+            time.sleep(0.3)
+        return False
+
     def seed_history(self, users):
         """Releases and deployments so every page has something to show, and production has a
         live blue-green release (1.0.0) with the next one (1.1.0) waiting for two approvals."""
@@ -71,6 +85,9 @@ class Command(BaseCommand):
         from deployments.models import Release
 
         if Release.objects.exists():
+            return
+        if not self.wait_until_ready(["dev", "production"]):
+            self.stderr.write("the environments are not ready yet (is a worker running?); skipping demo history")
             return
         dana, rita, omar = users["dana"], users["rita"], users["omar"]
         digest = "@sha256:" + "4f" * 32

@@ -1,0 +1,37 @@
+"""The README's first command: `manage.py demo` sets everything up on SQLite and seeds a usable demo."""
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_demo_seeds_environments_services_and_a_deployment_history(tmp_path):
+    database = tmp_path / "demo.sqlite3"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update({"DEBUG": "1", "DATABASE_URL": f"sqlite:///{database}", "DJANGO_SETTINGS_MODULE": "portal.settings"})
+    result = subprocess.run(
+        [sys.executable, "manage.py", "demo", "--seed-only", "--password", "demo-pass-42",
+         "--port", str(free_port()), "--sandbox-port", str(free_port()), "--redis-port", str(free_port())],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Password: demo-pass-42" in result.stdout
+    assert "rita" in result.stdout and "admin" in result.stdout
+    db = sqlite3.connect(database)
+    environments = dict(db.execute("SELECT slug, tier FROM environments_environment"))
+    assert environments == {"dev": "development", "staging": "staging", "production": "production",
+                            "pr-481-checkout": "preview"}
+    services = {row[0] for row in db.execute("SELECT name FROM deployments_service")}
+    assert services == {"web", "api", "worker"}
+    pending = db.execute("SELECT count(*) FROM deployments_deployment WHERE state = 'pending_approval'").fetchone()[0]
+    assert pending == 1
+    assert db.execute("SELECT count(*) FROM audit_auditevent").fetchone()[0] > 20
