@@ -47,6 +47,7 @@ POLL_SECONDS = 0.25
 DEADLINE_GRACE_SECONDS = 30  # our own backstop past progressDeadlineSeconds (the controller reports first)
 PROBE_ATTEMPTS = 5
 PROBE_INTERVAL_SECONDS = 0.4
+POST_SWITCH_PROBES = 3  # probes through the live Service after a switch; a failure switches back
 SCALED_FROM_ANNOTATION = "gantry.dev/replicas-before-scale-down"
 
 # Dependency order of server-side apply: what pods need (config, accounts, quotas, policies)
@@ -331,7 +332,22 @@ def _deploy_blue_green(run):
     run.log(f"traffic switched: Service {service['metadata']['name']} now selects color={color}"
             + (f" (was {previous}); {previous} keeps running for {run.environment.blue_green_keep_minutes} min "
                "for a fast rollback" if previous and previous != color else ""))
+    _verify_after_switch(run, service, color, previous)
     return {"color": color, "previous_color": previous if previous != color else ""}
+
+
+def _verify_after_switch(run, service, color, previous):
+    """Probe through the live Service once traffic moved; if it fails, flip traffic back at once."""
+    name = service["metadata"]["name"]
+    try:
+        _health_check(run, name, _service_port(service), previous, attempts=POST_SWITCH_PROBES)
+    except DeployFailed as failure:
+        if not previous or previous == color:
+            raise
+        _apply(run, colored_service(service, previous, name=name))
+        run.log.error(f"traffic switched back: Service {name} selects color={previous} again")
+        raise DeployFailed(f"the health check failed after the switch to {color}, so traffic went back to "
+                           f"{previous}: {failure}") from None
 
 
 def _health_check(run, service_name, port, previous, attempts=PROBE_ATTEMPTS):

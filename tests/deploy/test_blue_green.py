@@ -92,6 +92,28 @@ def test_a_failing_health_check_leaves_traffic_on_the_old_colour(deployer, prod,
     assert promotions.live_deployment(web.pk, prod.pk).release.version == "1.0.0"
 
 
+def test_a_health_check_failing_after_the_switch_switches_traffic_back(deployer, prod, web, sandbox, log,
+                                                                       monkeypatch):
+    monkeypatch.setattr(executor, "PROBE_INTERVAL_SECONDS", 0.05)
+    deploy(deployer, prod, "1.0.0", log)
+    real_probe = executor.kube.probe_service
+
+    def probe(cluster, namespace, service, port, path="/"):
+        # The new colour answers through its own Service, but not once it takes the live traffic.
+        if service == "web" and selector(sandbox)["color"] == "green":
+            return False, "HTTP 503: overloaded"
+        return real_probe(cluster, namespace, service, port, path)
+
+    monkeypatch.setattr(executor.kube, "probe_service", probe)
+    second = queue_deployment(deployer, prod, "web", "1.1.0")
+    with pytest.raises(JobFailed, match="after the switch to green, so traffic went back to blue"):
+        executor.execute(second.pk, log)
+    assert selector(sandbox)["color"] == "blue"
+    assert state_of(second).state == "failed"
+    assert promotions.live_deployment(web.pk, prod.pk).release.version == "1.0.0"
+    assert ("error", "traffic switched back: Service web selects color=blue again") in log.lines
+
+
 def test_a_failed_rollout_of_the_new_colour_leaves_traffic_alone(deployer, prod, web, sandbox, log):
     deploy(deployer, prod, "1.0.0", log)
     sandbox.set_fault("web-green", "fail_rollout")
