@@ -54,7 +54,9 @@ def test_a_failed_rollout_is_reported(api, viewer, cluster, sandbox, running):
     env, deployment, text = running
     sandbox.set_fault("web", "fail_rollout")
     apply_all(cluster, text, "prod")
-    time.sleep(0.5)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not kube.deployment_status(cluster, "prod", "web").get("failure"):
+        time.sleep(0.05)
     rows = api(viewer).get("/api/v1/environments/prod/health", {"refresh": "true"}).json()
     assert rows[0]["status"] in ("down", "degraded")
     assert "deadline" in rows[0]["detail"]

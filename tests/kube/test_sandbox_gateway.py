@@ -254,7 +254,7 @@ def test_image_pull_failure_is_reported_from_the_pods(sandbox, cluster, ns):
 def test_clearing_a_fault_lets_the_rollout_finish(sandbox, cluster, ns):
     sandbox.set_fault("web", "never_ready")
     kube.apply(cluster, deployment())
-    time.sleep(0.3)
+    time.sleep(0.3)  # longer than the sandbox's rollout delay: a healthy rollout would be done by now
     assert kube.deployment_status(cluster, ns, "web")["done"] is False
 
     sandbox.set_fault("web", "clear")
