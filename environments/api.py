@@ -152,7 +152,12 @@ def update_environment(request, slug: str, payload: EnvironmentPatch):
     return environment_out(Environment.objects.select_related("cluster", "owner", "promotion_from").get(pk=env.pk))
 
 
-@router.delete("/environments/{slug}", response={204: None})
+@router.delete("/environments/{slug}", response={202: dict[str, Any], 204: None})
 def delete_environment(request, slug: str):
-    services.delete_environment(request.user, visible_environment(request, slug), request=request)
-    return Status(204, None)
+    """204 when the environment is gone; 202 while a job removes its namespace first (status `deleting`)."""
+    env = visible_environment(request, slug)
+    job = services.delete_environment(request.user, env, request=request)
+    if job is None:
+        return Status(204, None)
+    return Status(202, environment_out(Environment.objects.select_related("cluster", "owner", "promotion_from")
+                                       .get(pk=env.pk)) | {"job": str(job.pk)})

@@ -14,15 +14,18 @@ class EnvironmentStatus:
     PROVISIONING = "provisioning"
     READY = "ready"
     FAILED = "failed"
-    CHOICES = [(s, s) for s in (REQUESTED, PROVISIONING, READY, FAILED)]
+    DELETING = "deleting"
+    CHOICES = [(s, s) for s in (REQUESTED, PROVISIONING, READY, FAILED, DELETING)]
 
 
 # Allowed status transitions of an environment (DESIGN rule 2).
+# Leaving `deleting`, the row itself goes (the teardown job deletes it once the namespace is gone).
 ENVIRONMENT_TRANSITIONS = {
-    EnvironmentStatus.REQUESTED: {EnvironmentStatus.PROVISIONING, EnvironmentStatus.FAILED},
-    EnvironmentStatus.PROVISIONING: {EnvironmentStatus.READY, EnvironmentStatus.FAILED},
-    EnvironmentStatus.READY: {EnvironmentStatus.PROVISIONING},
-    EnvironmentStatus.FAILED: {EnvironmentStatus.PROVISIONING},
+    EnvironmentStatus.REQUESTED: {EnvironmentStatus.PROVISIONING, EnvironmentStatus.FAILED, EnvironmentStatus.DELETING},
+    EnvironmentStatus.PROVISIONING: {EnvironmentStatus.READY, EnvironmentStatus.FAILED, EnvironmentStatus.DELETING},
+    EnvironmentStatus.READY: {EnvironmentStatus.PROVISIONING, EnvironmentStatus.DELETING},
+    EnvironmentStatus.FAILED: {EnvironmentStatus.PROVISIONING, EnvironmentStatus.DELETING},
+    EnvironmentStatus.DELETING: set(),
 }
 
 CLUSTER_MODE_CHOICES = [

@@ -8,7 +8,7 @@ from portal.jobs.services import JobFailed, job_kind
 
 from .choices import EnvironmentStatus
 from .models import Cluster, Environment
-from .services import set_environment_status
+from .services import finish_teardown, set_environment_status
 
 
 @job_kind("cluster.check", queue="default", title="Check cluster connection")
@@ -68,4 +68,29 @@ def provision_environment_job(job, log):
         raise JobFailed(f"could not create namespace {env.namespace}: {exc}")
     set_environment_status(env, EnvironmentStatus.READY)
     log(f"namespace {env.namespace} is ready")
+    return {"namespace": env.namespace}
+
+
+@job_kind("environment.teardown", queue="default", title="Tear down environment")
+def teardown_environment_job(job, log):
+    env = Environment.objects.select_related("cluster").filter(pk=job.target_id).first()
+    if env is None:
+        log("the environment is already gone")
+        return {}
+    if env.cluster is not None:
+        try:
+            existing = kube.get(env.cluster, "v1", "Namespace", "", env.namespace)
+            owner = ((existing or {}).get("metadata", {}).get("labels") or {}).get("gantry.dev/environment")
+            if existing is None:
+                log(f"namespace {env.namespace} does not exist on {env.cluster.name}; nothing to remove")
+            elif owner != env.slug:
+                log.warning(f"namespace {env.namespace} is not labelled as {env.slug}'s; it is left in place")
+            else:
+                log(f"deleting namespace {env.namespace} on cluster {env.cluster.name} and everything in it")
+                kube.delete_namespace(env.cluster, env.namespace)
+        except (kube.KubeError, ValueError, OSError) as exc:
+            raise JobFailed(f"could not delete namespace {env.namespace}: {exc}; retry this job once the cluster "
+                            "answers (the environment stays `deleting` until then)")
+    finish_teardown(env)
+    log(f"environment {env.slug} deleted")
     return {"namespace": env.namespace}

@@ -389,15 +389,59 @@ def update_environment(user, env, data, request=None):
 
 
 def delete_environment(user, env, request=None):
+    """Delete an environment. With a cluster, a teardown job removes its namespace first and then the
+    row (the environment shows `deleting` meanwhile); without one, the row goes at once.
+    Returns the job, or None when the environment is already gone."""
     if not policies.is_admin(user):
         deny("environment.delete", user=user, request=request, target=env, reason="only an admin can delete environments")
+    return _tear_down(env, actor=user, request=request, action="environment.delete")
+
+
+def expire_environments(now=None):
+    """Periodic: tear down environments whose time to live has run out."""
+    now = now or timezone.now()
+    expired = 0
+    for env in Environment.objects.filter(expires_at__lte=now).exclude(status=EnvironmentStatus.DELETING):
+        try:
+            _tear_down(env, actor=None, action="environment.expired", reason=f"its time to live ({env.ttl_hours} h) ran out")
+            expired += 1
+        except Conflict:
+            continue  # a deployment is under way; the next round tries again
+    return expired
+
+
+def _tear_down(env, *, actor, action, request=None, reason=""):
     with transaction.atomic():
         env = Environment.objects.select_for_update().get(pk=env.pk)  # deployments start under this lock too
         active = env.deployments.filter(state__in=["approved", "queued", "running"]).count()
         if active:
             raise Conflict(f"environment '{env.slug}' has {active} deployment(s) approved, queued or running; "
                            "cancel them or let them finish first")
-        record("environment.delete", actor=user, request=request, target=env, changes=diff(env_snapshot(env), {}))
+        if env.status == EnvironmentStatus.DELETING:
+            raise TransitionError(f"environment '{env.slug}' is already being deleted")
+        detail = {"reason": reason} if reason else None
+        if env.cluster_id is None:
+            record(action, actor=actor, actor_name=None if actor else "gantry-scheduler", request=request, target=env,
+                   changes=diff(env_snapshot(env), {}), detail=detail)
+            env.delete()
+            return None
+        old = env.status
+        env.status = EnvironmentStatus.DELETING
+        env.save(update_fields=["status", "updated_at"])
+        record(action, actor=actor, actor_name=None if actor else "gantry-scheduler", request=request, target=env,
+               changes={"status": [old, env.status]}, detail=detail)
+        from portal.jobs.services import enqueue_job
+
+        return enqueue_job("environment.teardown", target=env, environment=env, requested_by=actor, request=request)
+
+
+def finish_teardown(env):
+    """The teardown job removed the namespace: the environment row goes, audited."""
+    with transaction.atomic():
+        env = Environment.objects.select_for_update().filter(pk=env.pk).first()
+        if env is None:
+            return
+        record("environment.deleted", actor_name="gantry-worker", target=env, changes=diff(env_snapshot(env), {}))
         env.delete()
 
 

@@ -234,17 +234,21 @@ def environment_delete(request, slug):
             "section": "environments",
             "title": f"Delete environment {env.name}?",
             "what": f"the environment {env.name} ({env.tier}, namespace {env.namespace})",
-            "consequence": "Its role assignments go with it. Jobs and audit events stay. "
-                           "Resources on the cluster are not removed.",
+            "consequence": "Its namespace on the cluster (if Gantry created it) is deleted with everything in it, "
+                           "then the environment, its deployment history and role assignments. "
+                           "Jobs and audit events stay.",
             "cancel_url": reverse("environment_detail", args=[env.slug]),
         })
     try:
-        services.delete_environment(request.user, env, request=request)
+        job = services.delete_environment(request.user, env, request=request)
     except Conflict as exc:
         messages.error(request, "; ".join(exc.messages))
         return redirect("environment_detail", slug=env.slug)
-    messages.success(request, f"Environment {env.name} deleted.")
-    return redirect("environment_list")
+    if job is None:
+        messages.success(request, f"Environment {env.name} deleted.")
+        return redirect("environment_list")
+    messages.success(request, f"Environment {env.name} is being torn down: its namespace goes first.")
+    return redirect("job_detail", job_id=job.pk)
 
 
 @login_required

@@ -65,3 +65,11 @@ def test_secret_key_is_required_without_debug():
     result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert "SECRET_KEY is required" in result.stderr
+
+
+def test_the_models_and_migrations_agree():
+    result = subprocess.run([sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"], cwd=ROOT,
+                            env=dict(os.environ, DEBUG="1", DJANGO_SETTINGS_MODULE="portal.settings",
+                                     DATABASE_URL="sqlite:///:memory:"),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

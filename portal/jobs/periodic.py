@@ -8,6 +8,7 @@ PERIODIC = [
     ("portal.jobs.periodic.start_due_deployments", "default", {"interval": 30}),
     ("portal.jobs.periodic.poll_health", "health", {"interval": 30}),
     ("portal.jobs.periodic.fail_abandoned_deployments", "default", {"interval": 300}),
+    ("portal.jobs.periodic.expire_environments", "default", {"interval": 300}),
     ("deployments.executor.scale_down_idle_colors", "deploy", {"interval": 60}),
 ]
 
@@ -36,3 +37,9 @@ def fail_abandoned_deployments():
     from deployments.promotions import fail_abandoned_deployments as fail
 
     return fail(settings.GANTRY_ABANDON_MINUTES)
+
+
+def expire_environments():
+    from environments.services import expire_environments as expire
+
+    return expire()

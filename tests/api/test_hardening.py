@@ -136,3 +136,47 @@ def test_provisioning_does_not_adopt_a_namespace_gantry_does_not_own(admin, clus
     assert "already exists" in job.error and "not Gantry's" in job.error
     labels = kube.get(cluster, "v1", "Namespace", "", "payments")["metadata"]["labels"]
     assert "gantry.dev/environment" not in labels
+
+
+def test_deleting_an_environment_on_a_cluster_tears_down_its_namespace_first(api, admin, cluster):
+    from environments.models import Environment
+    from environments.services import create_environment
+    from portal import kube
+    from portal.jobs.models import Job
+    from portal.jobs.services import run_job
+
+    create_environment(admin, {"name": "Feature 9", "tier": "preview", "cluster": "sandbox"})
+    run_job(str(Job.objects.get(kind="environment.provision").pk))
+    response = api(admin).delete("/api/v1/environments/feature-9")
+    assert response.status_code == 202
+    assert response.json()["status"] == "deleting"
+    assert api(admin).delete("/api/v1/environments/feature-9").status_code == 409
+    run_job(response.json()["job"])
+    assert not Environment.objects.filter(slug="feature-9").exists()
+    assert kube.get(cluster, "v1", "Namespace", "", "feature-9") is None
+    actions = list(AuditEvent.objects.filter(environment="feature-9").values_list("action", flat=True))
+    assert "environment.delete" in actions and "environment.deleted" in actions
+
+
+def test_an_expired_environment_is_torn_down_but_a_foreign_namespace_is_left(admin, cluster):
+    from environments.models import Environment
+    from environments.services import expire_environments
+    from portal import kube
+    from portal.jobs.models import Job
+    from portal.jobs.services import run_job
+
+    kube.ensure_namespace(cluster, "shared", {"owner": "someone-else"})
+    env = Environment.objects.create(name="Old preview", slug="old-preview", tier="preview", cluster=cluster,
+                                     namespace="shared", status="ready", ttl_hours=1,
+                                     expires_at=timezone.now() - timedelta(minutes=1))
+    Environment.objects.create(name="Fresh", slug="fresh", tier="preview", namespace="fresh", status="ready",
+                               ttl_hours=1, expires_at=timezone.now() + timedelta(hours=1))
+    assert expire_environments() == 1
+    assert Environment.objects.get(pk=env.pk).status == "deleting"
+    assert AuditEvent.objects.filter(action="environment.expired", actor="gantry-scheduler").exists()
+    job = Job.objects.get(kind="environment.teardown")
+    run_job(str(job.pk))
+    assert not Environment.objects.filter(pk=env.pk).exists()
+    assert Environment.objects.filter(slug="fresh").exists()
+    assert kube.get(cluster, "v1", "Namespace", "", "shared") is not None
+    assert job.log_lines.filter(level="warning", message__contains="left in place").exists()
