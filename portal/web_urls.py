@@ -2,6 +2,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from portal.accounts.forms import ThrottledAuthenticationForm
+
 from deployments import flow_views
 from deployments import views as service_views
 from environments import views as environment_views
@@ -11,7 +13,8 @@ from portal.audit import views as audit_views
 from portal.jobs import views as job_views
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="login.html", redirect_authenticated_user=True), name="login"),
+    path("login/", auth_views.LoginView.as_view(template_name="login.html", redirect_authenticated_user=True,
+                                                authentication_form=ThrottledAuthenticationForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.dashboard, name="dashboard"),
     # environments
