@@ -180,3 +180,34 @@ def test_an_expired_environment_is_torn_down_but_a_foreign_namespace_is_left(adm
     assert Environment.objects.filter(slug="fresh").exists()
     assert kube.get(cluster, "v1", "Namespace", "", "shared") is not None
     assert job.log_lines.filter(level="warning", message__contains="left in place").exists()
+
+
+def _two_successful_deployments(make_user, make_env, make_service, **env_fields):
+    env = make_env("dev", **env_fields)
+    make_service("web")
+    dee = make_user("dee3", "deployer")
+    for version in ("1", "2"):
+        release = promotions.register_release(dee, {"service": "web", "version": version, "image": f"web:{version}"})
+        deployment = promotions.request_deployment(dee, {"release": release.pk, "environment": "dev"})
+        if deployment.state == "pending_approval":
+            for n in range(env.required_approvals):
+                promotions.approve_deployment(make_user(f"ok{version}{n}", "approver"), deployment.pk)
+        promotions.mark_running(deployment.pk)
+        promotions.finish_deployment(deployment.pk, True)
+    return env, dee, deployment
+
+
+def test_a_rollback_needs_no_approval_and_starts_at_once(make_user, make_env, make_service):
+    env, dee, live = _two_successful_deployments(make_user, make_env, make_service, required_approvals=1)
+    rollback = promotions.request_rollback(dee, live.pk, reason="errors after release 2")
+    assert rollback.kind == "rollback" and rollback.state == "queued" and rollback.job_id
+    assert rollback.release.version == "1"
+
+
+def test_a_rollback_waits_for_approval_when_the_environment_says_so(make_user, make_env, make_service):
+    env, dee, live = _two_successful_deployments(make_user, make_env, make_service, required_approvals=1,
+                                                 rollback_requires_approval=True)
+    rollback = promotions.request_rollback(dee, live.pk)
+    assert rollback.state == "pending_approval" and rollback.job_id is None
+    promotions.approve_deployment(make_user("rm", "approver"), rollback.pk)
+    assert Deployment.objects.get(pk=rollback.pk).state == "queued"
