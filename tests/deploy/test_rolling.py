@@ -7,6 +7,7 @@ from deployments import executor, promotions
 from portal import kube
 from portal.audit.models import AuditEvent
 from portal.jobs.models import Job
+from deployments.models import ServiceHealth
 from portal.jobs.services import JobFailed, run_job
 
 from .conftest import image, queue_deployment, state_of
@@ -58,6 +59,8 @@ def test_the_job_runner_runs_it_as_a_worker_would(deployer, prod, web, sandbox):
     lines = list(job.log_lines.values_list("message", flat=True))
     assert "applied Deployment prod/web" in lines
     assert job.result["deployment"] == deployment.pk
+    assert "health of web: healthy (1/1 ready)" in lines  # refreshed at once, not at the next poll
+    assert ServiceHealth.objects.get(service=web, environment=prod).status == "healthy"
 
 
 def test_a_failing_rollout_fails_the_deployment(deployer, prod, web, sandbox, log, short_rollouts):
