@@ -1,23 +1,20 @@
+from django.http import JsonResponse
 from django.urls import include, path
 
 from portal import health
 from portal.api import api
+
+
+def api_not_found(request, rest):
+    """Unknown paths under /api/v1/ answer JSON like the rest of the API, never an HTML page."""
+    return JsonResponse({"detail": f"no API endpoint /api/v1/{rest}; see /api/v1/openapi.json"}, status=404)
+
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("", include("django_prometheus.urls")),
     path("api/v1/", api.urls),
+    path("api/v1/<path:rest>", api_not_found),
     path("", include("portal.web_urls")),
 ]
-
-
-def api_not_found(request, rest):
-    """Unknown paths under /api/v1/ answer JSON like the rest of the API, never an HTML page."""
-    from django.http import JsonResponse
-
-    return JsonResponse({"detail": f"no API endpoint /api/v1/{rest}; see /api/v1/openapi.json"}, status=404)
-
-
-urlpatterns.insert(urlpatterns.index(next(p for p in urlpatterns if str(p.pattern) == "api/v1/")) + 1,
-                   path("api/v1/<path:rest>", api_not_found))
