@@ -241,12 +241,12 @@ def other_color(color):
     return {"blue": "green", "green": "blue"}.get(color, "blue")
 
 
-def _pick(documents, kind):
-    found = [d for d in documents if d.get("kind") == kind]
-    if len(found) != 1:
-        raise DeployFailed(f"a blue-green service needs exactly one {kind} in its manifest (found {len(found)}); "
+def _pair(documents):
+    pair = manifests.blue_green_pair(documents)
+    if pair is None:
+        raise DeployFailed("a blue-green service needs exactly one Deployment and one Service in its manifest; "
                            "fix the service's manifest")
-    return found[0]
+    return pair
 
 
 def colored_deployment(deployment, color):
@@ -297,11 +297,10 @@ def _names(text):
         documents = [d for d in yaml.safe_load_all(text or "") if isinstance(d, dict)]
     except yaml.YAMLError:
         return None
-    deployments = [d for d in documents if d.get("kind") == "Deployment"]
-    services = [d for d in documents if d.get("kind") == "Service"]
-    if len(deployments) != 1 or len(services) != 1:
+    pair = manifests.blue_green_pair(documents)
+    if pair is None:
         return None
-    return deployments[0]["metadata"]["name"], services[0]["metadata"]["name"], services[0]
+    return pair[0]["metadata"]["name"], pair[1]["metadata"]["name"], pair[1]
 
 
 def _deploy_blue_green(run):
@@ -321,7 +320,7 @@ def _deploy_blue_green(run):
         _record_color(deployment, color, previous)
     run.log(f"blue-green: traffic is on {previous or 'no colour yet'}; deploying to {color}")
     documents = _documents(run, color)
-    workload, service = _pick(documents, "Deployment"), _pick(documents, "Service")
+    workload, service = _pair(documents)
     for obj in _apply_order([d for d in documents if d is not workload and d is not service]):
         _apply(run, obj)
     colored = _apply(run, colored_deployment(workload, color))
@@ -516,7 +515,7 @@ def _desired_objects(deployment):
         live = _live_color(run, names[1])
         color = other_color(live) if live else "blue"
     documents = _documents(run, color)
-    workload, service = _pick(documents, "Deployment"), _pick(documents, "Service")
+    workload, service = _pair(documents)
     rest = _apply_order([d for d in documents if d is not workload and d is not service])
     return rest + [colored_deployment(workload, color), colored_service(service, color),
                    colored_service(service, color, name=service["metadata"]["name"])]

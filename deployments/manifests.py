@@ -329,3 +329,13 @@ def environment_policy_problems(rendered_documents, environment):
                             f"environments such as {environment.slug} run only pinned images: register a release with "
                             "a version tag or a digest (e.g. registry.example.com/web:1.4.2 or @sha256:...)")
     return problems
+
+
+def blue_green_pair(documents):
+    """The (Deployment, Service) documents of a blue-green manifest, or None unless there is exactly
+    one of each (API.md: Gantry derives both colours from that one Deployment)."""
+    deployments = [d for d in documents if isinstance(d, dict) and d.get("kind") == "Deployment"]
+    services = [d for d in documents if isinstance(d, dict) and d.get("kind") == "Service"]
+    if len(deployments) != 1 or len(services) != 1:
+        return None
+    return deployments[0], services[0]

@@ -7,7 +7,7 @@ from portal.errors import Conflict, InvalidInput, deny
 from portal.validation import check_dns_label, check_text
 
 from .choices import BLUE_GREEN, STRATEGY_CHOICES
-from .manifests import ManifestError, format_problem, validate_manifest
+from .manifests import ManifestError, blue_green_pair, format_problem, validate_manifest
 from .models import Service
 
 SERVICE_FIELDS = ("name", "team", "description", "strategy", "health_path", "manifest")
@@ -48,10 +48,7 @@ def _clean_service(data, errors, instance=None):
             errors.extend(f"manifest: {format_problem(p)}" for p in exc.problems)
     strategy = clean.get("strategy") or (instance.strategy if instance else "rolling")
     if documents is not None and strategy == BLUE_GREEN:
-        kinds = [(d.get("kind"), d.get("metadata", {}).get("name")) for d in documents]
-        deployments = [n for k, n in kinds if k == "Deployment"]
-        services = [n for k, n in kinds if k == "Service"]
-        if len(deployments) != 1 or len(services) != 1:
+        if blue_green_pair(documents) is None:
             errors.append("manifest: a blue-green service needs exactly one Deployment and one Service")
     return clean
 
