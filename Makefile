@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install browser bench clean
+.PHONY: demo test install system browser bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,16 +13,25 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-# Debian's chromium for the browser tests (never `playwright install`).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+# Debian packages the tests drive for real: chromium for the browser journeys (never
+# `playwright install`), prometheus for verification rules, the PostgreSQL client tools.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v pg_dump >/dev/null 2>&1 || missing="$$missing postgresql-client"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+browser: system
 
 demo: $(STAMP)
 	DEBUG=1 $(PY) manage.py demo
 
-test: $(STAMP) browser
+test: $(STAMP) system
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
