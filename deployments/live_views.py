@@ -7,6 +7,7 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 
 from environments.models import Environment
+from portal import live
 from portal.accounts import policies as roles
 from portal.views import needs_role, paginate
 
@@ -70,31 +71,45 @@ def _live_rows(request, env):
     lives = live_and_rollback_targets(env.pk)
     health = {row.service_id: row for row in ServiceHealth.objects.filter(environment=env)}
     may_roll_back = policies.may_request(request.user, env)
-    colors = _colors(env, [sid for sid, (live, _) in lives.items() if live.service.strategy == BLUE_GREEN])
+    colors = _colors(env, [sid for sid, (running, _) in lives.items() if running.service.strategy == BLUE_GREEN])
     rows = []
-    for live, target in sorted(lives.values(), key=lambda pair: pair[0].service.name):
+    for running, target in sorted(lives.values(), key=lambda pair: pair[0].service.name):
         rows.append({
-            "deployment": live,
-            "health": health.get(live.service_id),
-            "blue_green": live.service.strategy == BLUE_GREEN,
-            "colors": [(color, colors.get(live.service_id, {}).get(color)) for color in COLORS],
+            "deployment": running,
+            "health": health.get(running.service_id),
+            "blue_green": running.service.strategy == BLUE_GREEN,
+            "colors": [(color, colors.get(running.service_id, {}).get(color)) for color in COLORS],
             "rollback_to": target if may_roll_back else None,
         })
     return rows
 
 
+def live_view_parts(request, env):
+    """What the "Running now" fragment shows, as cheap version parts (portal/live.py)."""
+    return (live.state_of(Deployment.objects.filter(environment=env)),
+            live.state_of(ServiceHealth.objects.filter(environment=env), "checked_at"),
+            policies.may_request(request.user, env))
+
+
 @login_required
 @needs_role
 def environment_live(request, slug):
-    """What runs in the environment and whether it is healthy; the fragment polls itself every 5 s."""
+    """What runs in the environment and whether it is healthy: a live fragment (polled, 304 when unchanged)."""
     env = _visible_environment(request, slug)
-    context = {
-        "section": "environments",
-        "env": env,
-        "rows": _live_rows(request, env),
-        "can_request": policies.may_request(request.user, env),
-    }
-    partial = request.htmx and not request.htmx.history_restore_request
-    response = render(request, "deployments/_live.html" if partial else "deployments/live.html", context)
+    poll = live.Poll(request)
+
+    def render_live(tag=None):
+        context = {
+            "section": "environments",
+            "env": env,
+            "rows": _live_rows(request, env),
+            "can_request": policies.may_request(request.user, env),
+            "live_version": tag or poll.version_for(live_view_parts(request, env), "env-live"),
+        }
+        return render(request, "deployments/_live.html" if poll.is_poll else "deployments/live.html", context)
+
+    if poll.is_poll:
+        return poll.respond(live_view_parts(request, env), render_live, fragment_id="env-live")
+    response = render_live()
     patch_vary_headers(response, ("HX-Request",))
     return response
