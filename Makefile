@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install system browser bench clean
+.PHONY: demo test lint install system browser bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,14 @@ browser: system
 demo: $(STAMP)
 	DEBUG=1 $(PY) manage.py demo
 
-test: $(STAMP) system
+# ruff (pyflakes, bugbear, pyupgrade, simplify, Django, complexity <= 15), djlint on the
+# templates, and the import contracts (the layering in docs/architecture.md); all in pyproject.toml.
+lint: | $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/djlint --lint templates
+	$(VENV)/bin/lint-imports
+
+test: lint system
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

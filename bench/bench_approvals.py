@@ -118,7 +118,6 @@ def seed(pending):
     from portal.audit.models import AuditEvent
 
     common.reset()
-    now = common.timezone.now()
     manifest = realistic_manifest()
     with step(f"seeded {pending} pending deployments"), common.transaction.atomic():
         cluster = common.make_cluster("prod-cluster", sandbox=False)

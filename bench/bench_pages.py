@@ -98,7 +98,7 @@ def seed(n_envs, n_services):
                                             checked_at=now))
         # Deployments point at their jobs by a pre-generated uuid: the FK is checked at commit.
         deployments = Deployment.objects.bulk_create(deployments, batch_size=1000)
-        for job, deployment in zip(jobs, deployments):
+        for job, deployment in zip(jobs, deployments, strict=False):
             job.target_id, job.params = str(deployment.pk), {"deployment": deployment.pk}
         Job.objects.bulk_create(jobs, batch_size=1000)
         JobLogLine.objects.bulk_create([JobLogLine(job=job, level="info", message=message) for job in jobs

@@ -105,9 +105,9 @@ def main():
     from django.contrib.auth import get_user_model
 
     from deployments.actions import approve_deployment, request_deployment, request_rollback
-    from deployments.releases import register_release
-    from deployments.models import Deployment
     from deployments.catalog import create_service
+    from deployments.models import Deployment
+    from deployments.releases import register_release
     from environments.models import Cluster, Environment
     from portal import kube
     from portal.accounts.models import RoleAssignment

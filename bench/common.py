@@ -62,7 +62,7 @@ def ensure_database(url):
     except psycopg.OperationalError as exc:
         if "does not exist" not in str(exc):
             raise SystemExit(f"bench: cannot reach PostgreSQL at {url}: {exc}\n"
-                             "Start one on 127.0.0.1:5432 or set BENCH_DATABASE_URL.")
+                             "Start one on 127.0.0.1:5432 or set BENCH_DATABASE_URL.") from None
     with psycopg.connect(_admin_url(url), autocommit=True, connect_timeout=5) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
@@ -231,7 +231,7 @@ def make_releases(services, per_service, created_by=None):
                 created_by=created_by)
         for svc in services for k in range(per_service)
     ])
-    for release, svc in zip(releases, (s for s in services for _ in range(per_service))):
+    for release, svc in zip(releases, (s for s in services for _ in range(per_service)), strict=False):
         release.service = svc  # render_text reads release.service.name without a query
     return releases
 
@@ -280,7 +280,7 @@ def verify_audit_chain():
     try:
         call_command("audit_verify", stdout=out, stderr=err)
     except SystemExit:
-        raise SystemExit(f"bench: the seeded audit chain is broken: {err.getvalue().strip()}")
+        raise SystemExit(f"bench: the seeded audit chain is broken: {err.getvalue().strip()}") from None
     return out.getvalue().strip()
 
 
@@ -462,7 +462,7 @@ def print_table(rows, columns, title=None):
     numeric = [all(_looks_numeric(line[i]) for line in cells) and bool(cells) for i in range(len(columns))]
 
     def fmt_line(values):
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=False)).rstrip()
 
     if title:
         print()

@@ -10,11 +10,15 @@ from environments.models import Environment
 from portal.accounts import policies as roles
 from portal.audit.services import record
 from portal.errors import Conflict, InvalidInput, deny
+from portal.jobs.services import cancel_job
 
 from . import policies
-from .choices import APPROVE, DEPLOY, DEPLOYMENT_TRANSITIONS, REJECT, ROLLBACK, DeploymentState as S
+from .choices import APPROVE, DEPLOY, DEPLOYMENT_TRANSITIONS, REJECT, ROLLBACK
+from .choices import DeploymentState as S
 from .live import live_deployment, rollback_target
+from .manifests import ManifestError, environment_policy_problems, parse_documents
 from .models import Approval, Deployment, Release
+from .notifications import notify
 from .rendering import manifest_hash, render_text
 from .state import StateError, advance, get_deployment, lock_environment, locked_deployment, move, start_next_queued
 
@@ -25,8 +29,8 @@ class ManifestsChanged(Conflict):
     """The approver reviewed other manifests than those an approval would now be bound to."""
 
 
-def request_deployment(user, data, request=None):
-    """A deployer asks to run a release in an environment. Returns the new deployment."""
+def _parse_request(user, data):
+    """(release, environment, start_now, break_glass) of a request; InvalidInput naming what is unknown."""
     errors = []
     release_id = data.get("release")
     release = None
@@ -38,25 +42,29 @@ def request_deployment(user, data, request=None):
     environment = Environment.objects.filter(slug=slug).first() if isinstance(slug, str) else None
     if environment is None or not roles.can_view_environment(user, environment):
         errors.append(f"environment: no environment '{slug}'")
-    start_now = bool(data.get("start_now", False))
-    break_glass = data.get("break_glass") or None
     if errors:
         raise InvalidInput(errors)
+    return release, environment, bool(data.get("start_now", False)), data.get("break_glass") or None
+
+
+def _break_glass_reason(user, break_glass, release, environment, request):
+    """The reason of a break-glass override ("" without one); only an admin may ask for one."""
+    if break_glass is None:
+        return ""
+    if not roles.has_role(user, roles.ADMIN, environment):
+        deny("deployment.break_glass", user=user, request=request, target=release, environment=environment,
+             reason="only an admin can request a break-glass override")
+    reason = break_glass.get("reason") if isinstance(break_glass, dict) else None
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("break_glass.reason: required (say why the rules must be overridden)")
+    if len(reason) > 500:
+        raise InvalidInput("break_glass.reason: at most 500 characters")
+    return reason.strip()
+
+
+def _check_request_rules(user, release, environment, start_now, break_glass, request):
+    """The environment's rules for a new request: tier policy, ready, promotion order, freeze and window."""
     action = "deployment.request"
-    refusal = policies.request_refusal(user, environment)
-    if refusal:
-        deny(action, user=user, request=request, reason=refusal, target=release, environment=environment)
-    reason = ""
-    if break_glass is not None:
-        if not roles.has_role(user, roles.ADMIN, environment):
-            deny("deployment.break_glass", user=user, request=request, target=release, environment=environment,
-                 reason="only an admin can request a break-glass override")
-        reason = break_glass.get("reason") if isinstance(break_glass, dict) else None
-        if not isinstance(reason, str) or not reason.strip():
-            raise InvalidInput("break_glass.reason: required (say why the rules must be overridden)")
-        if len(reason) > 500:
-            raise InvalidInput("break_glass.reason: at most 500 characters")
-        reason = reason.strip()
     policy_problems = _environment_policy_problems(release, environment)
     if policy_problems:
         raise InvalidInput(policy_problems)
@@ -76,6 +84,16 @@ def request_deployment(user, data, request=None):
         if frozen or start_now:
             deny(action, user=user, request=request, target=release, environment=environment, error=Conflict,
                  reason=blocker + ("" if frozen else "; ask again without start_now to wait for the window"))
+
+
+def request_deployment(user, data, request=None):
+    """A deployer asks to run a release in an environment. Returns the new deployment."""
+    release, environment, start_now, break_glass = _parse_request(user, data)
+    refusal = policies.request_refusal(user, environment)
+    if refusal:
+        deny("deployment.request", user=user, request=request, reason=refusal, target=release, environment=environment)
+    reason = _break_glass_reason(user, break_glass, release, environment, request)
+    _check_request_rules(user, release, environment, start_now, break_glass, request)
     with transaction.atomic():
         env = lock_environment(environment.pk)
         deployment = Deployment.objects.create(
@@ -90,8 +108,6 @@ def request_deployment(user, data, request=None):
         if policies.approvals_required(deployment) == 0:
             move(deployment, S.APPROVED, actor_name="gantry", detail={"reason": "no approval required"})
         else:
-            from .notifications import notify
-
             notify(deployment, "approval_needed")
         advance(deployment)
     return deployment
@@ -99,8 +115,6 @@ def request_deployment(user, data, request=None):
 
 def _environment_policy_problems(release, environment):
     """What the environment's tier forbids in this release's rendered manifests (e.g. `:latest` in production)."""
-    from .manifests import ManifestError, environment_policy_problems, parse_documents
-
     try:
         documents = parse_documents(render_text(release.service, release, environment))
     except ManifestError as exc:
@@ -194,8 +208,6 @@ def cancel_deployment(user, deployment_id, reason="", request=None):
         job = deployment.job
         move(deployment, S.CANCELLED, actor=user, request=request, detail={"reason": reason})
         if job is not None and job.state == "queued":
-            from portal.jobs.services import cancel_job
-
             cancel_job(job, user=user, request=request, check=False)
     start_next_queued(deployment.service_id, deployment.environment_id)
     return get_deployment(deployment_id)
@@ -237,8 +249,6 @@ def request_rollback(user, deployment_id, reason="", request=None):
         if policies.approvals_required(rollback) == 0:
             move(rollback, S.APPROVED, actor_name="gantry", detail={"reason": "a rollback returns to an approved release"})
         else:
-            from .notifications import notify
-
             notify(rollback, "approval_needed")
         advance(rollback)  # a rollback re-applies exactly what ran before: no re-binding to today's manifests
     return get_deployment(rollback.pk)

@@ -4,7 +4,7 @@ from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers
 
 from portal.accounts import policies as roles
-from portal.views import needs_role, paginate
+from portal.pages import needs_role, paginate
 
 from . import policies
 from .queries import visible_deployments

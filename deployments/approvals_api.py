@@ -18,4 +18,4 @@ def approvals_inbox(request, limit: int = 100):
     require_role(request)
     pending = policies.decidable(request.user, visible_deployments(request.user)).order_by("requested_at", "id")
     decidable = (d for d in pending if policies.may_decide(request.user, d, approvals=list(d.approvals.all())))
-    return [deployment_out(d, with_log=False) for _, d in zip(range(max(1, min(limit, 500))), decidable)]
+    return [deployment_out(d, with_log=False) for _, d in zip(range(max(1, min(limit, 500))), decidable, strict=False)]

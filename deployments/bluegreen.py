@@ -19,6 +19,11 @@ COLORS = ("blue", "green")
 SCALED_FROM_ANNOTATION = "gantry.dev/replicas-before-scale-down"
 
 
+def colored_name(name, color):
+    """``<name>-<color>``: the Deployment running one colour, or the Service probing it."""
+    return f"{name}-{color}"
+
+
 def other_color(color):
     return {"blue": "green", "green": "blue"}.get(color, "blue")
 
@@ -35,7 +40,7 @@ def colored_deployment(deployment, color):
     """``<name>-<color>``: the Deployment with ``color`` in its selector and pod labels."""
     colored = copy.deepcopy(deployment)
     metadata = colored["metadata"]
-    metadata["name"] = f"{metadata['name']}-{color}"
+    metadata["name"] = colored_name(metadata["name"], color)
     metadata["labels"] = {**(metadata.get("labels") or {}), "color": color}
     spec = colored.setdefault("spec", {})
     selector = spec.setdefault("selector", {})
@@ -49,7 +54,7 @@ def colored_service(service, color, name=None):
     """The Service selecting one colour: ``name`` (the main Service at the flip) or ``<name>-<color>``."""
     colored = copy.deepcopy(service)
     metadata = colored["metadata"]
-    metadata["name"] = name or f"{metadata['name']}-{color}"
+    metadata["name"] = name or colored_name(metadata["name"], color)
     spec = colored.setdefault("spec", {})
     spec["selector"] = {**(spec.get("selector") or {}), "color": color}
     return colored
@@ -77,3 +82,10 @@ def manifest_names(text):
     if pair is None:
         return None
     return pair[0]["metadata"]["name"], pair[1]["metadata"]["name"], pair[1]
+
+
+def live_names(rendered_manifest, fallback):
+    """(Deployment name, live Service name) of a blue-green deployment, read from the manifests it
+    ran; `fallback` (the catalog name) for both when they cannot be read."""
+    names = manifest_names(rendered_manifest)
+    return (names[0], names[1]) if names else (fallback, fallback)

@@ -1,4 +1,6 @@
 """The service catalog: adding, changing and removing services. Every change goes through these functions (pages, API, commands)."""
+import hashlib
+
 from django.db import IntegrityError, transaction
 
 from portal.accounts import policies
@@ -16,7 +18,6 @@ STRATEGIES = [value for value, _ in STRATEGY_CHOICES]
 
 def service_snapshot(service):
     data = {field: getattr(service, field) for field in SERVICE_FIELDS if field != "manifest"}
-    import hashlib
 
     data["manifest_sha256"] = hashlib.sha256(service.manifest.encode()).hexdigest()[:16]
     return data
@@ -47,9 +48,8 @@ def _clean_service(data, errors, instance=None):
         except ManifestError as exc:
             errors.extend(f"manifest: {format_problem(p)}" for p in exc.problems)
     strategy = clean.get("strategy") or (instance.strategy if instance else "rolling")
-    if documents is not None and strategy == BLUE_GREEN:
-        if blue_green_pair(documents) is None:
-            errors.append("manifest: a blue-green service needs exactly one Deployment and one Service")
+    if documents is not None and strategy == BLUE_GREEN and blue_green_pair(documents) is None:
+        errors.append("manifest: a blue-green service needs exactly one Deployment and one Service")
     return clean
 
 
@@ -69,7 +69,7 @@ def create_service(user, data, request=None):
             record("service.create", actor=user, request=request, target=service,
                    changes=diff({}, service_snapshot(service)))
     except IntegrityError:
-        raise Conflict(f"a service named '{clean['name']}' was created at the same moment")
+        raise Conflict(f"a service named '{clean['name']}' was created at the same moment") from None
     return service
 
 

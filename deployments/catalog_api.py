@@ -1,5 +1,5 @@
 """API for the service catalog (API.md): list, add, fetch, change, remove services."""
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
@@ -19,20 +19,20 @@ class ServiceIn(Schema):
 
     name: str
     manifest: str
-    strategy: Optional[Literal["rolling", "blue-green"]] = None
-    health_path: Optional[str] = None
-    team: Optional[str] = None
-    description: Optional[str] = None
+    strategy: Literal["rolling", "blue-green"] | None = None
+    health_path: str | None = None
+    team: str | None = None
+    description: str | None = None
 
 
 class ServicePatch(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    manifest: Optional[str] = None
-    strategy: Optional[Literal["rolling", "blue-green"]] = None
-    health_path: Optional[str] = None
-    team: Optional[str] = None
-    description: Optional[str] = None
+    manifest: str | None = None
+    strategy: Literal["rolling", "blue-green"] | None = None
+    health_path: str | None = None
+    team: str | None = None
+    description: str | None = None
 
 
 def service_out(service, with_manifest=True):
@@ -57,7 +57,7 @@ def _require_catalog(request):
 
 
 @router.get("/services", response=list[dict[str, Any]])
-def list_services(request, team: Optional[str] = None):
+def list_services(request, team: str | None = None):
     _require_catalog(request)
     qs = Service.objects.all()
     if team:

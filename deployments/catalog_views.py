@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from portal.accounts import policies
 from portal.errors import Conflict, InvalidInput
-from portal.views import form_page, needs_role, paginate
+from portal.pages import form_page, needs_role, paginate
 
 from . import catalog
 from .choices import STRATEGY_CHOICES

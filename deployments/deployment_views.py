@@ -24,10 +24,11 @@ from portal.accounts import policies as roles
 from portal.errors import Conflict, Forbidden, InvalidInput
 from portal.jobs.models import JobLogLine
 from portal.jobs.views import duration_text
-from portal.views import form_page, needs_role, paginate
+from portal.pages import form_page, needs_role, paginate
 
 from . import actions, policies, rendering
-from .choices import APPROVE, REJECT, DeploymentState as S
+from .choices import APPROVE, REJECT
+from .choices import DeploymentState as S
 from .live import live_deployment, rollback_target
 from .models import Deployment, Service
 from .preview import preview as dry_run

@@ -1,5 +1,5 @@
 """API for deployments (API.md): request, list, fetch, approve, reject, cancel, roll back."""
-from typing import Any, Optional
+from typing import Any
 
 from ninja import Router, Schema, Status
 from pydantic import ConfigDict
@@ -24,22 +24,22 @@ class DeploymentIn(Schema):
 
     release: int
     environment: str
-    start_now: Optional[bool] = False
-    break_glass: Optional[BreakGlassIn] = None
+    start_now: bool | None = False
+    break_glass: BreakGlassIn | None = None
 
 
 class DecisionIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    comment: Optional[str] = ""
-    checklist: Optional[list[str]] = None
-    manifest_hash: Optional[str] = None  # the manifests the approver reviewed; 409 if they changed since
+    comment: str | None = ""
+    checklist: list[str] | None = None
+    manifest_hash: str | None = None  # the manifests the approver reviewed; 409 if they changed since
 
 
 class ReasonIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Optional[str] = ""
+    reason: str | None = ""
 
 
 def _visible_deployment(request, deployment_id):
@@ -64,8 +64,8 @@ def create_deployment(request, payload: DeploymentIn):
 
 
 @router.get("/deployments", response=list[dict[str, Any]])
-def list_deployments(request, environment: Optional[str] = None, service: Optional[str] = None,
-                     state: Optional[str] = None, limit: int = 100):
+def list_deployments(request, environment: str | None = None, service: str | None = None,
+                     state: str | None = None, limit: int = 100):
     require_role(request)
     qs = visible_deployments(request.user)
     if environment:

@@ -5,6 +5,7 @@ from django.utils import timezone
 from environments.models import Environment
 from portal import kube
 
+from . import bluegreen
 from .choices import BLUE_GREEN
 from .live import live_and_rollback_targets
 from .models import ServiceHealth
@@ -42,11 +43,12 @@ def check_service(environment, deployment):
     color = ""
     names = _deployment_names(deployment)
     if deployment.service.strategy == BLUE_GREEN:
-        service_obj = kube.get(cluster, "v1", "Service", environment.namespace, deployment.service.name)
-        color = ((service_obj or {}).get("spec", {}).get("selector") or {}).get("color", "")
+        # The live Service and the Deployment are those the manifest names (bluegreen), not the catalog entry.
+        workload_name, service_name = bluegreen.live_names(deployment.rendered_manifest, deployment.service.name)
+        color = bluegreen.live_color(cluster, environment.namespace, service_name)
         if not color:
-            return "down", 0, 0, "", f"Service {deployment.service.name} selects no colour"
-        names = [f"{name}-{color}" for name in names]
+            return "down", 0, 0, "", f"Service {service_name} selects no colour"
+        names = [bluegreen.colored_name(workload_name, color)]
     ready_total = desired_total = 0
     worst, details = "healthy", []
     order = ["healthy", "progressing", "degraded", "down"]

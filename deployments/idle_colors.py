@@ -9,8 +9,9 @@ from environments.models import Environment
 from portal import kube
 from portal.audit.services import record
 
-from .bluegreen import COLORS, SCALED_FROM_ANNOTATION, manifest_names, other_color
-from .choices import BLUE_GREEN, ROLLBACK, DeploymentState as S
+from .bluegreen import COLORS, SCALED_FROM_ANNOTATION, colored_name, live_names, other_color
+from .choices import BLUE_GREEN, ROLLBACK
+from .choices import DeploymentState as S
 from .live import live_deployment
 from .models import Deployment
 
@@ -44,8 +45,8 @@ def _scale_down_idle_color(service_id, environment_id, now):
         if others.filter(state__in=[S.QUEUED, S.RUNNING]).exists() or others.filter(
                 kind=ROLLBACK, state__in=[S.PENDING_APPROVAL, S.APPROVED]).exists():
             return 0
-        names = manifest_names(live.rendered_manifest)
-        name = f"{names[0] if names else live.service.name}-{other_color(live.color)}"
+        workload_name, _ = live_names(live.rendered_manifest, live.service.name)
+        name = colored_name(workload_name, other_color(live.color))
         try:
             idle = kube.get(env.cluster, "apps/v1", "Deployment", env.namespace, name)
             replicas = ((idle or {}).get("spec") or {}).get("replicas", 0)

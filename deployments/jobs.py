@@ -3,12 +3,13 @@ from portal import kube
 from portal.jobs.services import job_kind
 
 from . import notifications  # noqa: F401  (registers notification.send)
+from .health import poll_environment
+from .models import Deployment
+from .rollout import execute
 
 
 @job_kind("deployment.apply", queue="deploy", title="Apply deployment")
 def apply_deployment_job(job, log):
-    from .rollout import execute
-
     result = execute(job.params["deployment"], log)
     _refresh_health(job, log)
     return result
@@ -16,9 +17,6 @@ def apply_deployment_job(job, log):
 
 def _refresh_health(job, log):
     """Show the new health at once rather than at the next poll; a failure here fails nothing."""
-    from .health import poll_environment
-    from .models import Deployment
-
     deployment = Deployment.objects.select_related("environment__cluster").filter(pk=job.params["deployment"]).first()
     if deployment is None:
         return

@@ -9,11 +9,12 @@ from django.utils.cache import patch_vary_headers
 from environments.models import Environment
 from portal import live
 from portal.accounts import policies as roles
-from portal.views import needs_role, paginate
+from portal.pages import needs_role, paginate
 
 from . import policies
 from .bluegreen import COLORS
-from .choices import APPROVE, BLUE_GREEN, DeploymentState as S
+from .choices import APPROVE, BLUE_GREEN
+from .choices import DeploymentState as S
 from .live import live_and_rollback_targets
 from .models import Approval, Deployment, Service, ServiceHealth
 

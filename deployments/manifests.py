@@ -18,6 +18,8 @@ import string
 
 import yaml
 
+from portal.kube import KINDS
+
 PLACEHOLDERS = ("image", "version", "service", "environment", "namespace", "replicas", "color")
 KUBERNETES_VERSION = "1.30"
 PROTECTED_TIERS = ("staging", "production")
@@ -215,8 +217,6 @@ def _resource_problems(document):
 
 
 def _managed_kinds():
-    from portal.kube import KINDS
-
     return KINDS
 
 
@@ -227,7 +227,7 @@ def document_problems(documents, lines=None):
     for index, doc in enumerate(documents, start=1):
         line_index = lines[index - 1] if lines else {}
 
-        def problem(path, message):
+        def problem(path, message, index=index, line_index=line_index):
             problems.append({"document": index, "path": format_path(path), "line": _line_for(line_index, path),
                              "message": message})
 

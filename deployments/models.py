@@ -111,3 +111,6 @@ class ServiceHealth(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["environment", "service"], name="one_health_row")]
+
+    def __str__(self):
+        return f"{self.service_id} in {self.environment_id}: {self.status}"

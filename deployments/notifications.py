@@ -12,9 +12,11 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db.models import Q
 
-from portal.accounts.models import RoleAssignment
 from environments.serializers import masked_url
-from portal.jobs.services import JobFailed, job_kind
+from portal.accounts.models import RoleAssignment
+from portal.jobs.services import JobFailed, enqueue_job, job_kind
+
+from .models import Deployment
 
 EVENTS = {
     "approval_needed": "Approval needed",
@@ -33,7 +35,6 @@ def notify(deployment, event):
     env = deployment.environment
     if not env.webhook_url_encrypted and not _recipients(deployment, event):
         return None
-    from portal.jobs.services import enqueue_job
 
     return enqueue_job("notification.send", target=deployment, environment=env,
                        params={"deployment": deployment.pk, "event": event})
@@ -77,8 +78,6 @@ def post_webhook(url, payload, timeout=5):
 
 @job_kind("notification.send", queue="default", title="Send notification")
 def send_notification(job, log):
-    from .models import Deployment
-
     deployment = (Deployment.objects.select_related("environment", "release__service", "requested_by")
                   .filter(pk=job.params.get("deployment")).first())
     if deployment is None:

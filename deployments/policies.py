@@ -46,9 +46,8 @@ def decision_refusal(user, deployment, decision, approvals=None):
     env = deployment.environment
     if not roles.has_role(user, roles.APPROVER, env):
         return f"you need the approver role for {env.slug} to {decision} deployments there"
-    if env.approver_groups:
-        if not roles.group_names(user) & set(env.approver_groups):
-            return f"approvers of {env.slug} must be in one of the groups: {', '.join(env.approver_groups)}"
+    if env.approver_groups and not roles.group_names(user) & set(env.approver_groups):
+        return f"approvers of {env.slug} must be in one of the groups: {', '.join(env.approver_groups)}"
     if deployment.state != S.PENDING_APPROVAL:
         word = {S.REJECTED: "was rejected", S.CANCELLED: "was cancelled", S.APPROVED: "is already approved",
                 S.QUEUED: "has already been queued", S.RUNNING: "has already started"}.get(deployment.state,

@@ -8,7 +8,15 @@ from portal import kube
 
 from . import manifests
 from .apply import DeployFailed, Run, apply_order, documents_of, kube_sentence, manifest_text, sentence
-from .bluegreen import COLORS, colored_deployment, colored_service, live_color, manifest_names, other_color, require_pair
+from .bluegreen import (
+    COLORS,
+    colored_deployment,
+    colored_service,
+    live_color,
+    manifest_names,
+    other_color,
+    require_pair,
+)
 from .choices import BLUE_GREEN, ROLLBACK
 
 _STRIPPED_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink")
@@ -86,10 +94,7 @@ def preview(deployment):
             problems.append(f"{kind} {name}: {kube_sentence(exc, env.namespace)}")
             continue
         before, after = _dump(comparable(live)) if live else [], _dump(comparable(desired))
-        if live is None:
-            action = "create"
-        else:
-            action = "unchanged" if before == after else "update"
+        action = "create" if live is None else "unchanged" if before == after else "update"
         diff = list(difflib.unified_diff(before, after, fromfile=f"live {kind}/{name}" if live else "/dev/null",
                                          tofile=f"desired {kind}/{name}", lineterm="")) if action != "unchanged" else []
         objects.append({"kind": kind, "name": name, "action": action, "diff": diff})

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from portal.accounts import policies as roles
 from portal.errors import Conflict, InvalidInput
-from portal.views import form_page, needs_role, paginate
+from portal.pages import form_page, needs_role, paginate
 
 from .models import Release, Service
 from .queries import deployable_environments

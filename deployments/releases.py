@@ -62,5 +62,5 @@ def register_release(user, data, request=None):
                    changes={"service": [None, service.name], "version": [None, version], "image": [None, image],
                             "git_sha": [None, git_sha]})
     except IntegrityError:
-        raise Conflict(f"{service.name} {version} was registered at the same moment; fetch it instead")
+        raise Conflict(f"{service.name} {version} was registered at the same moment; fetch it instead") from None
     return release

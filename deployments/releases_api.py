@@ -1,5 +1,5 @@
 """API for releases (API.md): register, list, fetch."""
-from typing import Any, Optional
+from typing import Any
 
 from ninja import Router, Schema, Status
 from pydantic import ConfigDict
@@ -20,8 +20,8 @@ class ReleaseIn(Schema):
     service: str
     version: str
     image: str
-    git_sha: Optional[str] = None
-    notes: Optional[str] = None
+    git_sha: str | None = None
+    notes: str | None = None
 
 
 @router.post("/releases", response={201: dict[str, Any]})
@@ -31,7 +31,7 @@ def create_release(request, payload: ReleaseIn):
 
 
 @router.get("/releases", response=list[dict[str, Any]])
-def list_releases(request, service: Optional[str] = None, limit: int = 100):
+def list_releases(request, service: str | None = None, limit: int = 100):
     require_role(request)
     qs = Release.objects.select_related("service", "created_by")
     if service:

@@ -31,9 +31,20 @@ from portal.jobs.services import JobFailed
 
 from . import manifests, worker_callbacks
 from .apply import DeployFailed, Run, apply_object, apply_order, documents_of, kube_sentence, manifest_text, sentence
-from .bluegreen import (COLORS, SCALED_FROM_ANNOTATION, colored_deployment, colored_service, live_color,
-                        manifest_names, other_color, require_pair, service_port)
-from .choices import BLUE_GREEN, DEPLOY, ROLLBACK, DeploymentState as S
+from .bluegreen import (
+    COLORS,
+    SCALED_FROM_ANNOTATION,
+    colored_deployment,
+    colored_name,
+    colored_service,
+    live_color,
+    manifest_names,
+    other_color,
+    require_pair,
+    service_port,
+)
+from .choices import BLUE_GREEN, DEPLOY, ROLLBACK
+from .choices import DeploymentState as S
 from .models import Deployment
 from .state import StateError
 
@@ -234,7 +245,7 @@ def _fast_rollback(run):
     if color not in COLORS or names is None:
         return None
     workload_name, service_name, service = names
-    name = f"{workload_name}-{color}"
+    name = colored_name(workload_name, color)
     live = kube.get(run.cluster, "apps/v1", "Deployment", run.namespace, name)
     if live is None:
         run.log(f"Deployment {name} is gone; deploying {deployment.release} again instead of switching back")
@@ -254,7 +265,7 @@ def _fast_rollback(run):
             run.log(f"scaled Deployment {name} back up to {wanted} replica(s)")
         _wait_for_rollout(run, name, (live.get("spec") or {}).get("progressDeadlineSeconds", 600))
         attempts = PROBE_ATTEMPTS
-    _health_check(run, f"{service_name}-{color}", service_port(service), deployment.previous_color, attempts)
+    _health_check(run, colored_name(service_name, color), service_port(service), deployment.previous_color, attempts)
     kube.patch_merge(run.cluster, "v1", "Service", run.namespace, service_name, {"spec": {"selector": {"color": color}}})
     run.log(f"traffic switched back: Service {service_name} now selects color={color}"
             + (f" (was {deployment.previous_color})" if deployment.previous_color else ""))

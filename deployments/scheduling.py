@@ -1,6 +1,7 @@
 """Periodic work on deployments: starting those whose window opened, failing abandoned ones."""
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -11,9 +12,10 @@ from .state import advance, lock_environment, locked_deployment, start_next_queu
 from .worker_callbacks import finish_deployment
 
 
-def fail_abandoned_deployments(minutes=30):
+def fail_abandoned_deployments(minutes=None):
     """Periodic: a deployment whose deploy job failed (its worker died) and was not retried within
-    `minutes` fails, so the deployments queued behind it can go on."""
+    `minutes` (default: settings.GANTRY_ABANDON_MINUTES) fails, so the deployments queued behind it can go on."""
+    minutes = minutes or settings.GANTRY_ABANDON_MINUTES
     cutoff = timezone.now() - timedelta(minutes=minutes)
     stuck = Deployment.objects.filter(state=S.RUNNING, job__state="failed", job__finished_at__lt=cutoff)
     count = 0

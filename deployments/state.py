@@ -12,10 +12,13 @@ from django.utils import timezone
 from environments.models import Environment
 from portal.audit.services import record
 from portal.errors import Conflict, NotFound
+from portal.jobs.services import enqueue_job
 
 from . import policies
-from .choices import DEPLOY, DEPLOYMENT_TRANSITIONS, DeploymentState as S
+from .choices import DEPLOY, DEPLOYMENT_TRANSITIONS
+from .choices import DeploymentState as S
 from .models import Deployment
+from .notifications import notify
 from .rendering import manifest_hash, render_text
 
 
@@ -42,7 +45,6 @@ def move(deployment, new_state, *, actor=None, actor_name=None, request=None, de
     record(f"deployment.{new_state}", actor=actor, actor_name=actor_name, request=request, target=deployment,
            environment=deployment.environment, outcome=outcome, changes={"state": [old, new_state]},
            detail=(detail or {}) | ({"break_glass": True} if deployment.break_glass else {}))
-    from .notifications import notify
 
     notify(deployment, new_state)
     return deployment
@@ -88,7 +90,6 @@ def _start_job_if_free(deployment):
         return None
     if ahead.filter(requested_at__lt=deployment.requested_at).exists():
         return None
-    from portal.jobs.services import enqueue_job
 
     job = enqueue_job("deployment.apply", target=deployment, environment=deployment.environment,
                       requested_by=deployment.requested_by, params={"deployment": deployment.pk})

@@ -1,7 +1,8 @@
 """What the deploy job reports: a deployment starts running, succeeds or fails (called by `rollout`)."""
 from django.db import transaction
 
-from .choices import DEPLOY, ROLLBACK, DeploymentState as S
+from .choices import DEPLOY, ROLLBACK
+from .choices import DeploymentState as S
 from .live import live_deployment
 from .models import Deployment
 from .rendering import manifest_hash

@@ -6,6 +6,7 @@ PREVIEW = "preview"
 TIER_CHOICES = [(DEVELOPMENT, "development"), (STAGING, "staging"), (PRODUCTION, "production"), (PREVIEW, "preview")]
 TIERS = [value for value, _ in TIER_CHOICES]
 TIER_ORDER = {DEVELOPMENT: 0, PREVIEW: 1, STAGING: 2, PRODUCTION: 3}
+TIERS_IN_ORDER = sorted(TIERS, key=TIER_ORDER.get)
 SELF_SERVICE_TIERS = {DEVELOPMENT, PREVIEW}
 
 

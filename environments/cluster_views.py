@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from portal.accounts import policies
 from portal.errors import Conflict, InvalidInput
-from portal.views import form_page, needs_role
+from portal.pages import form_page, needs_role
 
 from . import clusters
 from .choices import CLUSTER_MODE_CHOICES

@@ -6,6 +6,7 @@ from portal import kube
 from portal.accounts import policies
 from portal.audit.services import diff, record
 from portal.errors import Conflict, InvalidInput, deny
+from portal.jobs.services import enqueue_job
 from portal.validation import check_dns_label, check_text
 
 from .models import Cluster
@@ -13,57 +14,69 @@ from .models import Cluster
 CLUSTER_FIELDS = ("name", "mode", "server", "insecure", "kubeconfig_path", "context", "is_sandbox")
 
 
+def _cluster_mode(data, instance):
+    """The connection mode the given fields ask for (the instance's when none is given)."""
+    if data.get("in_cluster"):
+        return "in_cluster"
+    for field, mode in (("kubeconfig", "kubeconfig"), ("kubeconfig_path", "kubeconfig_path"), ("server", "server")):
+        if data.get(field) not in (None, ""):
+            return mode
+    return instance.mode if instance is not None else None
+
+
+def _clean_server(data, clean, errors, instance):
+    server = data.get("server", instance.server if instance else "")
+    if not isinstance(server, str) or not server.startswith(("http://", "https://")):
+        errors.append(f"server: '{server}' is not an http(s) URL of a Kubernetes API server (e.g. https://10.0.0.1:6443)")
+    clean["server"] = server
+    clean["insecure"] = bool(data.get("insecure", instance.insecure if instance else False))
+    ca = data.get("ca_data")
+    if ca not in (None, "") and (not isinstance(ca, str) or "BEGIN CERTIFICATE" not in ca):
+        errors.append("ca_data: must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
+    if ca is not None:
+        clean["ca_data"] = ca or ""
+    if "token" in data:
+        clean["token"] = data.get("token") or ""
+
+
+def _clean_pasted_kubeconfig(data, clean, errors):
+    text = data.get("kubeconfig")
+    if text is not None:
+        try:
+            kube.validate_kubeconfig(text, clean["context"], pasted=True)
+        except ValueError as exc:
+            errors.append(f"kubeconfig: {exc}")
+        clean["kubeconfig"] = text
+
+
+def _clean_kubeconfig_path(data, clean, errors, instance):
+    path = data.get("kubeconfig_path", instance.kubeconfig_path if instance else "")
+    clean["kubeconfig_path"] = path
+    try:
+        kube.validate_kubeconfig(kube.read_kubeconfig_file(path), clean["context"])
+    except OSError as exc:
+        errors.append(f"kubeconfig_path: cannot read '{path}' on the Gantry host ({exc.strerror})")
+    except ValueError as exc:
+        errors.append(f"kubeconfig_path: {exc}")
+
+
 def _clean_cluster(data, errors, instance=None):
     clean = {}
     name = data.get("name", instance.name if instance else None)
     clean["name"] = check_dns_label(name, "name", errors)
-    if data.get("in_cluster"):
-        mode = "in_cluster"
-    elif data.get("kubeconfig") not in (None, ""):
-        mode = "kubeconfig"
-    elif data.get("kubeconfig_path") not in (None, ""):
-        mode = "kubeconfig_path"
-    elif data.get("server") not in (None, ""):
-        mode = "server"
-    elif instance is not None:
-        mode = instance.mode
-    else:
+    mode = _cluster_mode(data, instance)
+    if mode is None:
         errors.append("give one of: server (API URL), kubeconfig (text), kubeconfig_path, or in_cluster: true")
         return clean
     clean["mode"] = mode
     clean["context"] = check_text(data.get("context", instance.context if instance else ""), "context", errors,
                                   required=False) or ""
     if mode == "server":
-        server = data.get("server", instance.server if instance else "")
-        if not isinstance(server, str) or not server.startswith(("http://", "https://")):
-            errors.append(f"server: '{server}' is not an http(s) URL of a Kubernetes API server (e.g. https://10.0.0.1:6443)")
-        clean["server"] = server
-        clean["insecure"] = bool(data.get("insecure", instance.insecure if instance else False))
-        ca = data.get("ca_data")
-        if ca not in (None, "") and (not isinstance(ca, str) or "BEGIN CERTIFICATE" not in ca):
-            errors.append("ca_data: must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
-        if ca is not None:
-            clean["ca_data"] = ca or ""
-        if "token" in data:
-            clean["token"] = data.get("token") or ""
+        _clean_server(data, clean, errors, instance)
     elif mode == "kubeconfig":
-        text = data.get("kubeconfig")
-        if text is not None:
-            try:
-                kube.validate_kubeconfig(text, clean["context"], pasted=True)
-            except ValueError as exc:
-                errors.append(f"kubeconfig: {exc}")
-            clean["kubeconfig"] = text
+        _clean_pasted_kubeconfig(data, clean, errors)
     elif mode == "kubeconfig_path":
-        path = data.get("kubeconfig_path", instance.kubeconfig_path if instance else "")
-        clean["kubeconfig_path"] = path
-        try:
-            with open(path, encoding="utf-8") as handle:
-                kube.validate_kubeconfig(handle.read(), clean["context"])
-        except OSError as exc:
-            errors.append(f"kubeconfig_path: cannot read '{path}' on the Gantry host ({exc.strerror})")
-        except ValueError as exc:
-            errors.append(f"kubeconfig_path: {exc}")
+        _clean_kubeconfig_path(data, clean, errors, instance)
     if "is_sandbox" in data:
         clean["is_sandbox"] = bool(data["is_sandbox"])
     return clean
@@ -146,8 +159,6 @@ def delete_cluster(user, cluster, request=None):
 
 def check_cluster(user, cluster, request=None):
     """Queue a connectivity check of the cluster (version and namespaces)."""
-    from portal.jobs.services import enqueue_job
-
     if not policies.can_manage_clusters(user):
         deny("cluster.check", user=user, request=request, target=cluster, reason="only an admin can check clusters")
     with transaction.atomic():

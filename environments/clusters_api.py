@@ -1,5 +1,5 @@
 """API for clusters (API.md): list, register, fetch, change, remove, check."""
-from typing import Any, Optional
+from typing import Any
 
 from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
@@ -19,28 +19,28 @@ class ClusterIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    server: Optional[str] = None
-    token: Optional[str] = None
-    ca_data: Optional[str] = None
-    insecure: Optional[bool] = None
-    kubeconfig: Optional[str] = None
-    kubeconfig_path: Optional[str] = None
-    context: Optional[str] = None
-    in_cluster: Optional[bool] = None
+    server: str | None = None
+    token: str | None = None
+    ca_data: str | None = None
+    insecure: bool | None = None
+    kubeconfig: str | None = None
+    kubeconfig_path: str | None = None
+    context: str | None = None
+    in_cluster: bool | None = None
 
 
 class ClusterPatch(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    name: Optional[str] = None
-    server: Optional[str] = None
-    token: Optional[str] = None
-    ca_data: Optional[str] = None
-    insecure: Optional[bool] = None
-    kubeconfig: Optional[str] = None
-    kubeconfig_path: Optional[str] = None
-    context: Optional[str] = None
-    in_cluster: Optional[bool] = None
+    name: str | None = None
+    server: str | None = None
+    token: str | None = None
+    ca_data: str | None = None
+    insecure: bool | None = None
+    kubeconfig: str | None = None
+    kubeconfig_path: str | None = None
+    context: str | None = None
+    in_cluster: bool | None = None
 
 
 def _require_global_read(request):

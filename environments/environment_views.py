@@ -14,11 +14,11 @@ from django.views.decorators.http import require_POST
 from portal.accounts import policies
 from portal.audit.models import AuditEvent
 from portal.errors import Conflict, InvalidInput
-from portal.views import TIERS_IN_ORDER, form_page, needs_role, paginate
+from portal.pages import form_page, needs_role, paginate
 
-from . import policies as rules
 from . import lifecycle
-from .choices import WEEKDAYS
+from . import policies as rules
+from .choices import TIERS_IN_ORDER, WEEKDAYS
 from .models import Cluster, Environment
 from .serializers import masked_url
 
@@ -76,7 +76,7 @@ CREATE_FIELDS = ("name", "slug", "tier", "cluster", "namespace", "ttl_hours", "t
 def _create_context(request, values):
     return {
         "section": "environments",
-        "tiers": policies.creatable_tiers(request.user),
+        "tiers": rules.creatable_tiers(request.user),
         "clusters": Cluster.objects.only("name", "is_sandbox"),
         "values": values,
     }
@@ -86,7 +86,7 @@ def _create_context(request, values):
 @needs_role
 def environment_create(request):
     if request.method != "POST":
-        if not policies.creatable_tiers(request.user):
+        if not rules.creatable_tiers(request.user):
             raise PermissionDenied("creating environments needs the admin role, or deployer for development and preview")
         return render(request, "environments/form_create.html", _create_context(request, {}))
     data = {field: request.POST.get(field, "").strip() for field in CREATE_FIELDS}

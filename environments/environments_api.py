@@ -1,5 +1,5 @@
 """API for environments (API.md): list, create, fetch, change, delete."""
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from ninja import Router, Schema, Status
 from pydantic import ConfigDict
@@ -19,33 +19,33 @@ class EnvironmentIn(Schema):
 
     name: str
     tier: Literal["development", "staging", "production", "preview"]
-    slug: Optional[str] = None
-    cluster: Optional[str] = None
-    namespace: Optional[str] = None
-    template: Optional[str] = None
-    ttl_hours: Optional[int] = None
-    team: Optional[str] = None
-    description: Optional[str] = None
+    slug: str | None = None
+    cluster: str | None = None
+    namespace: str | None = None
+    template: str | None = None
+    ttl_hours: int | None = None
+    team: str | None = None
+    description: str | None = None
 
 
 class EnvironmentPatch(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    name: Optional[str] = None
-    team: Optional[str] = None
-    description: Optional[str] = None
-    required_approvals: Optional[int] = None
-    prevent_self_approval: Optional[bool] = None
-    deployment_windows: Optional[list[dict[str, Any]]] = None
-    freeze: Optional[dict[str, Any]] = None
-    approver_groups: Optional[list[str]] = None
-    checklist: Optional[list[str]] = None
-    promotion_from: Optional[str] = None
-    rollback_requires_approval: Optional[bool] = None
-    replicas: Optional[int] = None
-    blue_green_keep_minutes: Optional[int] = None
-    webhook_url: Optional[str] = None
-    notify_emails: Optional[str] = None
+    name: str | None = None
+    team: str | None = None
+    description: str | None = None
+    required_approvals: int | None = None
+    prevent_self_approval: bool | None = None
+    deployment_windows: list[dict[str, Any]] | None = None
+    freeze: dict[str, Any] | None = None
+    approver_groups: list[str] | None = None
+    checklist: list[str] | None = None
+    promotion_from: str | None = None
+    rollback_requires_approval: bool | None = None
+    replicas: int | None = None
+    blue_green_keep_minutes: int | None = None
+    webhook_url: str | None = None
+    notify_emails: str | None = None
 
 
 def visible_environment(request, slug):
@@ -56,7 +56,7 @@ def visible_environment(request, slug):
 
 
 @router.get("/environments", response=list[dict[str, Any]])
-def list_environments(request, tier: Optional[str] = None):
+def list_environments(request, tier: str | None = None):
     if not policies.has_any_role(request.user):
         raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")
     qs = policies.restrict_environments(request.user, Environment.objects.select_related("cluster", "owner", "promotion_from"))

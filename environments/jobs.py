@@ -65,7 +65,7 @@ def provision_environment_job(job, log):
         kube.ensure_namespace(env.cluster, env.namespace, labels)
     except (kube.KubeError, ValueError, OSError) as exc:
         set_environment_status(env, EnvironmentStatus.FAILED, reason=str(exc))
-        raise JobFailed(f"could not create namespace {env.namespace}: {exc}")
+        raise JobFailed(f"could not create namespace {env.namespace}: {exc}") from None
     set_environment_status(env, EnvironmentStatus.READY)
     log(f"namespace {env.namespace} is ready")
     return {"namespace": env.namespace}
@@ -90,7 +90,7 @@ def teardown_environment_job(job, log):
                 kube.delete_namespace(env.cluster, env.namespace)
         except (kube.KubeError, ValueError, OSError) as exc:
             raise JobFailed(f"could not delete namespace {env.namespace}: {exc}; retry this job once the cluster "
-                            "answers (the environment stays `deleting` until then)")
+                            "answers (the environment stays `deleting` until then)") from None
     finish_teardown(env)
     log(f"environment {env.slug} deleted")
     return {"namespace": env.namespace}

@@ -2,12 +2,16 @@
 Every change goes through these functions (pages, API, jobs, commands)."""
 from datetime import timedelta
 
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from portal.accounts import policies
 from portal.audit.services import diff, record
 from portal.errors import Conflict, InvalidInput, deny
+from portal.jobs.services import enqueue_job
 from portal.validation import check_dns_label, check_text, slugify_name
 
 from . import policies as rules
@@ -40,7 +44,7 @@ def env_snapshot(env):
     return data
 
 
-def _clean_int(value, field, low, high, errors):
+def _clean_int(value, field, low, high, errors, unit=""):
     try:
         if isinstance(value, bool):
             raise ValueError
@@ -49,47 +53,45 @@ def _clean_int(value, field, low, high, errors):
             raise ValueError
         return number
     except (TypeError, ValueError):
-        errors.append(f"{field}: '{value}' must be a whole number from {low} to {high}")
+        if unit:
+            errors.append(f"{field}: '{value}' must be a whole number of {unit} between {low} and {high}")
+        else:
+            errors.append(f"{field}: '{value}' must be a whole number from {low} to {high}")
         return None
 
 
-def _clean_environment(data, errors, instance=None):
-    clean = {}
-    creating = instance is None
-    if creating or "name" in data:
-        clean["name"] = check_text(data.get("name"), "name", errors, max_length=100)
-    if creating:
-        slug = data.get("slug") or slugify_name(clean.get("name") or "")
-        clean["slug"] = check_dns_label(slug, "slug", errors)
-        tier = data.get("tier")
-        if tier not in TIERS:
-            errors.append(f"tier: '{tier}' is not one of {', '.join(TIERS)}")
-        clean["tier"] = tier
-        cluster_name = data.get("cluster")
-        if cluster_name:
-            cluster = Cluster.objects.filter(name=cluster_name).first()
-            if cluster is None:
-                errors.append(f"cluster: no cluster named '{cluster_name}'")
-            clean["cluster"] = cluster
-        else:
-            clean["cluster"] = default_cluster()
-        namespace = data.get("namespace") or clean.get("slug")
-        if namespace:
-            clean["namespace"] = check_dns_label(namespace, "namespace", errors)
-            if namespace == "default" or namespace.startswith("kube-"):
-                errors.append(f"namespace: '{namespace}' belongs to the cluster itself; choose another")
-        ttl = data.get("ttl_hours")
-        if ttl not in (None, ""):
-            try:
-                ttl = int(ttl)
-                if not 1 <= ttl <= 24 * 90:
-                    raise ValueError
-                clean["ttl_hours"] = ttl
-            except (TypeError, ValueError):
-                errors.append(f"ttl_hours: '{ttl}' must be a whole number of hours between 1 and 2160")
-        template = data.get("template")
-        if template:
-            errors.append(f"template: no environment template named '{template}' (templates are not set up yet)")
+def _clean_placement(data, clean, errors):
+    """What is fixed at creation: slug, tier, cluster, namespace, time to live."""
+    slug = data.get("slug") or slugify_name(clean.get("name") or "")
+    clean["slug"] = check_dns_label(slug, "slug", errors)
+    tier = data.get("tier")
+    if tier not in TIERS:
+        errors.append(f"tier: '{tier}' is not one of {', '.join(TIERS)}")
+    clean["tier"] = tier
+    cluster_name = data.get("cluster")
+    if cluster_name:
+        cluster = Cluster.objects.filter(name=cluster_name).first()
+        if cluster is None:
+            errors.append(f"cluster: no cluster named '{cluster_name}'")
+        clean["cluster"] = cluster
+    else:
+        clean["cluster"] = default_cluster()
+    namespace = data.get("namespace") or clean.get("slug")
+    if namespace:
+        clean["namespace"] = check_dns_label(namespace, "namespace", errors)
+        if namespace == "default" or namespace.startswith("kube-"):
+            errors.append(f"namespace: '{namespace}' belongs to the cluster itself; choose another")
+    if data.get("ttl_hours") not in (None, ""):
+        ttl = _clean_int(data.get("ttl_hours"), "ttl_hours", 1, 24 * 90, errors, unit="hours")
+        if ttl is not None:
+            clean["ttl_hours"] = ttl
+    template = data.get("template")
+    if template:
+        errors.append(f"template: no environment template named '{template}' (templates are not set up yet)")
+
+
+def _clean_scalars(data, clean, errors):
+    """Texts, whole numbers and flags."""
     for field, max_length in (("team", 100), ("description", 2000)):
         if field in data:
             clean[field] = check_text(data.get(field), field, errors, required=False, max_length=max_length) or ""
@@ -104,6 +106,10 @@ def _clean_environment(data, errors, instance=None):
             if not isinstance(value, bool):
                 errors.append(f"{field}: must be true or false")
             clean[field] = value
+
+
+def _clean_lists(data, clean, errors):
+    """Approver groups (which must exist) and the approval checklist."""
     for field, max_items in (("approver_groups", 20), ("checklist", 30)):
         if field in data:
             items = data.get(field) or []
@@ -114,29 +120,30 @@ def _clean_environment(data, errors, instance=None):
             else:
                 clean[field] = [i.strip() for i in items]
     if clean.get("approver_groups"):
-        from django.contrib.auth.models import Group
-
         known = set(Group.objects.filter(name__in=clean["approver_groups"]).values_list("name", flat=True))
         unknown = [g for g in clean["approver_groups"] if g not in known]
         if unknown:
             errors.append(f"approver_groups: no group named {', '.join(unknown)}")
-    if "promotion_from" in data:
-        source_slug = data.get("promotion_from")
-        if source_slug in (None, ""):
-            clean["promotion_from"] = None
-        else:
-            source = Environment.objects.filter(slug=source_slug).first()
-            if source is None:
-                errors.append(f"promotion_from: no environment '{source_slug}'")
-            elif instance is not None and source.pk == instance.pk:
-                errors.append("promotion_from: an environment cannot require itself")
-            clean["promotion_from"] = source
+
+
+def _clean_promotion_from(data, clean, errors, instance):
+    source_slug = data.get("promotion_from")
+    if source_slug in (None, ""):
+        clean["promotion_from"] = None
+        return
+    source = Environment.objects.filter(slug=source_slug).first()
+    if source is None:
+        errors.append(f"promotion_from: no environment '{source_slug}'")
+    elif instance is not None and source.pk == instance.pk:
+        errors.append("promotion_from: an environment cannot require itself")
+    clean["promotion_from"] = source
+
+
+def _clean_notifications(data, clean, errors):
+    """Where notifications go: a webhook URL and e-mail addresses."""
     if "webhook_url" in data:
         url = data.get("webhook_url") or ""
         if url:
-            from django.core.exceptions import ValidationError
-            from django.core.validators import URLValidator
-
             try:
                 URLValidator(schemes=["http", "https"])(url)
                 if len(url) > 500:
@@ -145,9 +152,6 @@ def _clean_environment(data, errors, instance=None):
                 errors.append("webhook_url: not a valid http(s) URL of at most 500 characters")
         clean["webhook_url"] = url
     if "notify_emails" in data:
-        from django.core.validators import validate_email
-        from django.core.exceptions import ValidationError
-
         text = data.get("notify_emails") or ""
         addresses = [a.strip() for a in str(text).split(",") if a.strip()]
         for address in addresses:
@@ -156,6 +160,10 @@ def _clean_environment(data, errors, instance=None):
             except ValidationError:
                 errors.append(f"notify_emails: '{address}' is not an e-mail address")
         clean["notify_emails"] = ", ".join(addresses)
+
+
+def _clean_schedule(data, clean, errors):
+    """Deployment windows and the freeze (rules in environments.policies)."""
     if "deployment_windows" in data:
         windows, window_errors = rules.clean_windows(data.get("deployment_windows"))
         errors.extend(window_errors)
@@ -165,17 +173,31 @@ def _clean_environment(data, errors, instance=None):
         errors.extend(freeze_errors)
         if freeze is not None:
             clean["freeze_until"], clean["freeze_reason"] = freeze
-    if creating and "prevent_self_approval" not in clean and clean.get("tier") == "production":
-        clean["prevent_self_approval"] = True
-    if creating and "required_approvals" not in clean and clean.get("tier") == "production":
-        clean["required_approvals"] = 1
+
+
+def _clean_environment(data, errors, instance=None):
+    clean = {}
+    creating = instance is None
+    if creating or "name" in data:
+        clean["name"] = check_text(data.get("name"), "name", errors, max_length=100)
+    if creating:
+        _clean_placement(data, clean, errors)
+    _clean_scalars(data, clean, errors)
+    _clean_lists(data, clean, errors)
+    if "promotion_from" in data:
+        _clean_promotion_from(data, clean, errors, instance)
+    _clean_notifications(data, clean, errors)
+    _clean_schedule(data, clean, errors)
+    if creating:
+        for field, value in rules.tier_defaults(clean.get("tier")).items():
+            clean.setdefault(field, value)
     return clean
 
 
 def create_environment(user, data, request=None):
     tier = data.get("tier")
-    if not policies.creatable_tiers(user) or (tier in TIERS and not policies.can_create_environment(user, tier)):
-        allowed = policies.creatable_tiers(user)
+    if not rules.creatable_tiers(user) or (tier in TIERS and not rules.can_create_environment(user, tier)):
+        allowed = rules.creatable_tiers(user)
         reason = (f"you may create {' and '.join(allowed)} environments only" if allowed
                   else "creating environments needs the admin role, or deployer for development and preview")
         deny("environment.create", user=user, request=request, reason=reason, environment=data.get("slug") or "")
@@ -201,11 +223,9 @@ def create_environment(user, data, request=None):
             env.save()
             record("environment.create", actor=user, request=request, target=env, changes=diff({}, env_snapshot(env)))
             if env.cluster_id:
-                from portal.jobs.services import enqueue_job
-
                 enqueue_job("environment.provision", target=env, environment=env, requested_by=user, request=request)
     except IntegrityError:
-        raise Conflict("an environment with this slug, name or namespace was created at the same moment; try again")
+        raise Conflict("an environment with this slug, name or namespace was created at the same moment; try again") from None
     return env
 
 
@@ -274,13 +294,8 @@ def _tear_down(env, *, actor, action, request=None, reason=""):
                    changes=diff(env_snapshot(env), {}), detail=detail)
             env.delete()
             return None
-        old = env.status
-        env.status = EnvironmentStatus.DELETING
-        env.save(update_fields=["status", "updated_at"])
-        record(action, actor=actor, actor_name=None if actor else "gantry-scheduler", request=request, target=env,
-               changes={"status": [old, env.status]}, detail=detail)
-        from portal.jobs.services import enqueue_job
-
+        move_status(env, EnvironmentStatus.DELETING, action=action, actor=actor,
+                    actor_name=None if actor else "gantry-scheduler", request=request, reason=reason)
         return enqueue_job("environment.teardown", target=env, environment=env, requested_by=actor, request=request)
 
 
@@ -294,18 +309,25 @@ def finish_teardown(env):
         env.delete()
 
 
+def move_status(env, new_status, *, action=None, actor=None, actor_name=None, request=None, reason=""):
+    """The one writer of `Environment.status`: checks the state table (environments.choices.
+    ENVIRONMENT_TRANSITIONS), saves, and audits the move (`environment.<status>` unless `action` names
+    it) in the caller's transaction. Call it with the environment row locked (select_for_update)."""
+    if new_status not in ENVIRONMENT_TRANSITIONS.get(env.status, set()):
+        raise TransitionError(f"environment '{env.slug}' cannot go from {env.status} to {new_status}")
+    old = env.status
+    env.status = new_status
+    env.save(update_fields=["status", "updated_at"])
+    record(action or f"environment.{new_status}", actor=actor, actor_name=actor_name, request=request, target=env,
+           changes={"status": [old, new_status]}, detail={"reason": reason} if reason else None)
+    return env
+
+
 def set_environment_status(env, new_status, *, reason=""):
-    """Move an environment along its state table (jobs call this); audited."""
+    """Move an environment along its state table on behalf of a job (locks the row); audited."""
     with transaction.atomic():
         env = Environment.objects.select_for_update().get(pk=env.pk)
-        if new_status not in ENVIRONMENT_TRANSITIONS.get(env.status, set()):
-            raise TransitionError(f"environment '{env.slug}' cannot go from {env.status} to {new_status}")
-        old = env.status
-        env.status = new_status
-        env.save(update_fields=["status", "updated_at"])
-        record(f"environment.{new_status}", actor_name="gantry-worker", target=env,
-               changes={"status": [old, new_status]}, detail={"reason": reason} if reason else None)
-    return env
+        return move_status(env, new_status, actor_name="gantry-worker", reason=reason)
 
 
 def reprovision_environment(user, env, request=None):
@@ -313,13 +335,9 @@ def reprovision_environment(user, env, request=None):
         deny("environment.provision", user=user, request=request, target=env, reason="only an admin can re-provision an environment")
     if env.cluster_id is None:
         raise Conflict(f"environment '{env.slug}' has no cluster to provision")
-    from portal.jobs.services import enqueue_job
-
     with transaction.atomic():
         env = Environment.objects.select_for_update().get(pk=env.pk)
         if EnvironmentStatus.PROVISIONING not in ENVIRONMENT_TRANSITIONS.get(env.status, set()):
             raise TransitionError(f"environment '{env.slug}' is {env.status}; wait until it is ready or failed")
-        env.status = EnvironmentStatus.PROVISIONING
-        env.save(update_fields=["status", "updated_at"])
-        record("environment.provisioning", actor=user, request=request, target=env)
+        move_status(env, EnvironmentStatus.PROVISIONING, actor=user, request=request)
         return enqueue_job("environment.provision", target=env, environment=env, requested_by=user, request=request)

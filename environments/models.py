@@ -39,9 +39,7 @@ class Cluster(models.Model):
         self.token_encrypted = crypto.encrypt(token)
 
     def get_kubeconfig(self):
-        if self.mode == "kubeconfig_path" and self.kubeconfig_path:
-            with open(self.kubeconfig_path, encoding="utf-8") as handle:
-                return handle.read()
+        """The pasted kubeconfig, decrypted (a `kubeconfig_path` file is read by portal.kube)."""
         return crypto.decrypt(self.kubeconfig_encrypted)
 
     def set_kubeconfig(self, text):

@@ -6,9 +6,10 @@ from datetime import datetime, time, timedelta
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from portal.accounts import policies as roles
 from portal.validation import check_timezone
 
-from .choices import WEEKDAYS
+from .choices import SELF_SERVICE_TIERS, TIERS, WEEKDAYS
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -138,3 +139,27 @@ def active_freeze(environment, at=None):
     if environment.freeze_until and environment.freeze_until > at:
         return {"until": environment.freeze_until, "reason": environment.freeze_reason}
     return None
+
+
+# The protection a new environment of each tier gets unless its creator says otherwise.
+TIER_DEFAULTS = {
+    "production": {"prevent_self_approval": True, "required_approvals": 1},
+}
+
+
+def tier_defaults(tier):
+    """The rule values a new environment of `tier` starts with (those its creator did not give)."""
+    return dict(TIER_DEFAULTS.get(tier, {}))
+
+
+def creatable_tiers(user):
+    """The tiers this user may create environments in (admin: all; deployer: development/preview)."""
+    if roles.is_admin(user):
+        return list(TIERS)
+    if roles.has_role(user, roles.DEPLOYER):
+        return [t for t in TIERS if t in SELF_SERVICE_TIERS]
+    return []
+
+
+def can_create_environment(user, tier):
+    return tier in creatable_tiers(user)

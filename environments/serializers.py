@@ -1,4 +1,6 @@
 """Plain-dict views of clusters and environments for the API (never a credential)."""
+from urllib.parse import urlsplit
+
 from . import policies as rules
 
 
@@ -6,7 +8,6 @@ def masked_url(url):
     """A webhook URL carries its secret in the path: show only where it points."""
     if not url:
         return None
-    from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname or ''}/***"

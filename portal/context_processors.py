@@ -1,3 +1,5 @@
+"""What every page's navigation needs to know about the user."""
+from environments.policies import creatable_tiers
 from portal.accounts import policies
 
 
@@ -10,6 +12,6 @@ def navigation(request):
             "is_admin": policies.is_admin(user),
             "can_view_audit": policies.can_view_audit(user),
             "has_role": policies.has_any_role(user),
-            "can_create_environment": bool(policies.creatable_tiers(user)),
+            "can_create_environment": bool(creatable_tiers(user)),
         }
     }

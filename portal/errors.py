@@ -1,4 +1,5 @@
 """Errors services raise; the API turns them into status codes, pages into messages."""
+from portal.audit.services import record_denied
 
 
 class GantryError(Exception):
@@ -33,7 +34,5 @@ class Conflict(GantryError):
 
 def deny(action, *, user, request=None, reason, target=None, environment=None, error=Forbidden):
     """Audit a refused attempt (outcome `denied`) and raise `error` (Forbidden by default) with the reason."""
-    from portal.audit.services import record_denied
-
     record_denied(action, request=request, actor=user, target=target, environment=environment, reason=reason)
     raise error(reason)

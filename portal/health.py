@@ -4,6 +4,8 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from portal.jobs import queue
+
 
 @require_GET
 @never_cache
@@ -18,8 +20,6 @@ def check_database():
 
 
 def check_redis():
-    from portal.jobs import queue
-
     queue.ping()
 
 

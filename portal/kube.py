@@ -134,6 +134,12 @@ def parse_kubeconfig(text, context="", pasted=False):
     return data
 
 
+def read_kubeconfig_file(path):
+    """The text of a kubeconfig file on Gantry's host: the one place such a file is read. Raises OSError."""
+    with open(os.path.expanduser(path or ""), encoding="utf-8") as handle:
+        return handle.read()
+
+
 def validate_kubeconfig(text, context="", pasted=False):
     """Check kubeconfig text (see ``parse_kubeconfig``); return its context names."""
     data = parse_kubeconfig(text, context, pasted=pasted)
@@ -191,8 +197,7 @@ def _fingerprint_and_loader(cluster):
         else:
             path = os.path.expanduser(getattr(cluster, "kubeconfig_path", "") or "")
             try:
-                with open(path, encoding="utf-8") as handle:
-                    text = handle.read()
+                text = read_kubeconfig_file(path)
             except OSError as error:
                 raise KubeError(f"cannot read the kubeconfig file {path!r}: {error.strerror or error}; "
                                 "check the path and that Gantry may read it", reason="ConfigError") from None

@@ -136,10 +136,7 @@ class Poll:
         if not getattr(self.request.user, "is_authenticated", False):
             return _reload()
         tag = self.version_for(parts, fragment_id)
-        if client_version(self.request) == tag:
-            response = HttpResponse(status=304)
-        else:
-            response = render(tag)
+        response = HttpResponse(status=304) if client_version(self.request) == tag else render(tag)
         response["ETag"] = _quoted(tag)
         add_never_cache_headers(response)  # the browser must not answer for us from its cache
         patch_vary_headers(response, ("HX-Request", "HX-Target"))

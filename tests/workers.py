@@ -1,4 +1,5 @@
 """Real `manage.py rqworker` processes against the test database, for tests that need one."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -27,10 +28,8 @@ def kill_worker_and_work_horse(pid):
     """SIGKILL the worker and the work horse it forked (RQ moves the horse to its own session)."""
     children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     for target in [pid, *map(int, children)]:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(target, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def wait_for(predicate, timeout=20):

@@ -34,6 +34,9 @@ class Profile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
     timezone = models.CharField(max_length=64, blank=True, default="")
 
+    def __str__(self):
+        return f"profile of {self.user}"
+
 
 def hash_token(raw):
     return hashlib.sha256(raw.encode()).hexdigest()
@@ -52,10 +55,16 @@ class ApiToken(models.Model):
 
     PREFIX = "gty_"
 
+    def __str__(self):
+        return f"{self.prefix}… ({self.user})"
+
     @classmethod
     def generate(cls):
         raw = cls.PREFIX + secrets.token_urlsafe(32)
         return raw, raw[:12], hash_token(raw)
 
-    def __str__(self):
-        return f"{self.prefix}… ({self.user})"
+
+def environment_model():
+    """The model a role may be scoped to (environments.Environment), reached through the role's
+    foreign key so that accounts, a core app, imports no app."""
+    return RoleAssignment._meta.get_field("environment").related_model

@@ -93,19 +93,6 @@ def can_view_audit(user):
     return has_role(user, VIEWER) or is_admin(user)
 
 
-def creatable_tiers(user):
-    """The tiers this user may create environments in (admin: all; deployer: development/preview)."""
-    from environments.choices import SELF_SERVICE_TIERS, TIERS
-
-    if is_admin(user):
-        return list(TIERS)
-    if has_role(user, DEPLOYER):
-        return [t for t in TIERS if t in SELF_SERVICE_TIERS]
-    return []
-
-
-def can_create_environment(user, tier):
-    return tier in creatable_tiers(user)
 
 
 def can_edit_environment(user, environment):

@@ -5,6 +5,7 @@ attempts are audited with outcome `denied` through `portal.errors.deny`. Token v
 passwords never reach an audit event.
 """
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -15,7 +16,7 @@ from portal.validation import check_text
 
 from . import policies
 from .choices import ADMIN, ROLES
-from .models import ApiToken, RoleAssignment
+from .models import ApiToken, RoleAssignment, environment_model
 
 
 def _scope(environment):
@@ -24,10 +25,9 @@ def _scope(environment):
 
 def _resolve_environment(environment, errors):
     """An Environment, a slug, or None/"" (global) -> Environment or None."""
-    from environments.models import Environment
-
     if environment in (None, ""):
         return None
+    Environment = environment_model()  # a model class, named as one
     if isinstance(environment, Environment):
         return environment
     found = Environment.objects.filter(slug=str(environment)).first()
@@ -62,14 +62,12 @@ def grant_role(actor, username, role, environment=None, request=None, create_use
         try:
             User.username_validator(username)
         except ValidationError as exc:
-            raise InvalidInput([f"username: {m}" for m in exc.messages])
+            raise InvalidInput([f"username: {m}" for m in exc.messages]) from None
         if password:
-            from django.contrib.auth.password_validation import validate_password
-
             try:
                 validate_password(password, User(username=username))
             except ValidationError as exc:
-                raise InvalidInput([f"password: {m}" for m in exc.messages])
+                raise InvalidInput([f"password: {m}" for m in exc.messages]) from None
     try:
         with transaction.atomic():
             if user is None:
@@ -86,7 +84,7 @@ def grant_role(actor, username, role, environment=None, request=None, create_use
                 record("role.grant", actor=actor, actor_name=operator, request=request, target=user, environment=env,
                        changes={"role": [None, role], "scope": [None, _scope(env)]})
     except IntegrityError:
-        raise Conflict(f"{username} was given this role at the same moment; reload the page")
+        raise Conflict(f"{username} was given this role at the same moment; reload the page") from None
     policies.forget_roles(user)
     if getattr(actor, "pk", None) == user.pk:
         policies.forget_roles(actor)

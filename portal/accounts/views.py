@@ -8,13 +8,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from environments.models import Environment
 from portal.errors import Conflict, InvalidInput, NotFound
-from portal.views import form_page, needs_role, refusals_as_pages
+from portal.pages import form_page, needs_role, refusals_as_pages
 
 from . import policies, services
 from .choices import ROLE_CHOICES
-from .models import ApiToken, RoleAssignment
+from .models import ApiToken, RoleAssignment, environment_model
 
 
 def _users_context(values=None):
@@ -25,7 +24,7 @@ def _users_context(values=None):
         "section": "users",
         "users": users,
         "roles": ROLE_CHOICES,
-        "environments": Environment.objects.only("slug", "name").order_by("slug"),
+        "environments": environment_model().objects.only("slug", "name").order_by("slug"),
         "values": values or {},
     }
 

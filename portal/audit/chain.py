@@ -1,7 +1,7 @@
 """The audit hash chain: canonical content, hashing and verification (also of exports)."""
 import hashlib
 import json
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, UTC
 
 GENESIS = "0" * 64
 
@@ -15,7 +15,7 @@ CANONICAL_FIELDS = (
 def format_at(value):
     if isinstance(value, str):
         return value
-    return value.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def canonical(fields):

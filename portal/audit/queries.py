@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+from datetime import UTC, datetime, time
 
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -20,17 +21,13 @@ def _parse_moment(name, text):
         moment = parse_datetime(text)
         day = parse_date(text) if moment is None else None
     except ValueError:
-        raise FilterError(f"{name}: '{text}' is not a real date")
+        raise FilterError(f"{name}: '{text}' is not a real date") from None
     if moment is None:
         if day is None:
             raise FilterError(f"{name}: '{text}' is not a date or an ISO 8601 time (e.g. 2026-11-21T03:00:00+09:00)")
-        from datetime import datetime, time, timezone
-
-        moment = datetime.combine(day, time.min, tzinfo=timezone.utc)
+        moment = datetime.combine(day, time.min, tzinfo=UTC)
     if moment.tzinfo is None:
-        from datetime import timezone
-
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment
 
 

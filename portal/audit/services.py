@@ -68,9 +68,8 @@ def record(action, *, actor=None, actor_name=None, request=None, outcome="succes
     `actor` is a user (or None for the system); `target` a model instance or None; `environment`
     an Environment, a slug or None. Values under secret-looking keys are masked.
     """
-    if actor is None and request is not None and getattr(request, "user", None) is not None:
-        if request.user.is_authenticated:
-            actor = request.user
+    if actor is None and getattr(request, "user", None) is not None and request.user.is_authenticated:
+        actor = request.user
     if actor is not None and getattr(actor, "is_authenticated", False):
         name, actor_pk = actor.get_username(), actor.pk
     else:

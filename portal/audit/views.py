@@ -7,9 +7,9 @@ from django.urls import reverse
 
 from portal.accounts import policies
 from portal.errors import InvalidInput
-from portal.views import needs_role, paginate
+from portal.pages import needs_role, paginate
 
-from .api import stream_export
+from .downloads import stream_export
 from .models import AuditEvent
 from .queries import FILTERS, FilterError, filter_events
 

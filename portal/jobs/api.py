@@ -1,13 +1,12 @@
 import uuid
-from typing import Any, Optional
+from typing import Any
 
 from django.shortcuts import get_object_or_404
 from ninja import Router
 
-from portal.accounts import policies
-from portal.errors import Forbidden, NotFound
+from portal.errors import NotFound
 
-from .models import Job
+from .queries import visible_jobs
 
 router = Router(tags=["jobs"])
 
@@ -29,14 +28,8 @@ def job_out(job, with_log=True):
     return data
 
 
-def visible_jobs(user):
-    if not policies.can_view_catalog(user):
-        raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")
-    return policies.restrict_environments_of(user, Job.objects.select_related("environment", "requested_by"))
-
-
 @router.get("/jobs", response=list[dict[str, Any]])
-def list_jobs(request, state: Optional[str] = None, kind: Optional[str] = None):
+def list_jobs(request, state: str | None = None, kind: str | None = None):
     qs = visible_jobs(request.user)
     if state:
         qs = qs.filter(state=state)
@@ -51,5 +44,5 @@ def get_job(request, job_id: str):
     try:
         uuid.UUID(job_id)
     except ValueError:
-        raise NotFound(f"no job '{job_id}'")
+        raise NotFound(f"no job '{job_id}'") from None
     return job_out(get_object_or_404(qs, pk=job_id))

@@ -68,7 +68,6 @@ class Job(models.Model):
     def duration(self):
         if not self.started_at:
             return None
-        from django.utils import timezone
 
         return (self.finished_at or timezone.now()) - self.started_at
 

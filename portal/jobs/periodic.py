@@ -1,52 +1,30 @@
 """Periodic work, enqueued by the scheduler (`manage.py scheduler`, RQ's CronScheduler) and run by workers.
 
-Each entry: (dotted function, queue, interval in seconds or a cron expression). Later features
-add their entries here (deployment windows opening, health polls, backup schedules, TTL expiry).
+Each app lists its own periodic work in `<app>/periodic.py` as `PERIODIC`, a list of
+(dotted function, queue, timing: {"interval": seconds} or {"cron": expression}); `collect()`
+gathers them from every installed app, this module's (the core's own) included. The core never
+names an app's work.
 """
+from importlib import import_module
+
+from django.apps import apps
+
 PERIODIC = [
-    ("portal.jobs.periodic.reap_stale_jobs", "default", {"interval": 20}),
-    ("portal.jobs.periodic.reconcile_jobs", "default", {"interval": 30}),
-    ("portal.jobs.periodic.start_due_deployments", "default", {"interval": 30}),
-    ("portal.jobs.periodic.poll_health", "health", {"interval": 30}),
-    ("portal.jobs.periodic.fail_abandoned_deployments", "default", {"interval": 300}),
-    ("portal.jobs.periodic.expire_environments", "default", {"interval": 300}),
-    ("deployments.idle_colors.scale_down_idle_colors", "deploy", {"interval": 60}),
+    ("portal.jobs.services.reap_stale_jobs", "default", {"interval": 20}),
+    ("portal.jobs.reconcile.reconcile_jobs", "default", {"interval": 30}),
 ]
 
 
-def reap_stale_jobs():
-    from portal.jobs.services import reap_stale_jobs as reap
-
-    return reap()
-
-
-def reconcile_jobs():
-    from portal.jobs.reconcile import reconcile_jobs as reconcile
-
-    return reconcile()
-
-
-def start_due_deployments():
-    from deployments.scheduling import start_due_deployments as start
-
-    return start()
-
-
-def poll_health():
-    from deployments.health import poll_all
-
-    return poll_all()
-
-
-def fail_abandoned_deployments():
-    from django.conf import settings
-
-    from deployments.scheduling import fail_abandoned_deployments as fail
-
-    return fail(settings.GANTRY_ABANDON_MINUTES)
-
-
-def expire_environments():
-    from environments.lifecycle import expire_environments as expire
-
-    return expire()
+def collect():
+    """Every installed app's PERIODIC entries, in INSTALLED_APPS order."""
+    entries = []
+    for config in apps.get_app_configs():
+        name = f"{config.name}.periodic"
+        try:
+            module = import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        entries.extend(getattr(module, "PERIODIC", []))
+    return entries

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from . import queue
 from .models import Job, JobLogLine, JobState
+from .services import QUEUES
 
 logger = logging.getLogger("gantry.jobs")
 
@@ -33,7 +34,6 @@ def reconcile_jobs(now=None, limit=1000):
                       .order_by("sent_at").values_list("pk", "attempts", "queue")[:limit])
     if not candidates:
         return {"resent": 0, "checked": 0}
-    from .services import QUEUES
 
     try:
         held = queue.held_message_ids(QUEUES)

@@ -9,9 +9,12 @@ import os
 import socket
 import threading
 from datetime import timedelta
+from importlib import import_module
 
+from django.apps import apps
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from portal.accounts import policies
@@ -19,6 +22,7 @@ from portal.audit.services import record
 from portal.errors import Conflict, deny
 
 from .models import FINISHED_STATES, JOB_TRANSITIONS, Job, JobLogLine, JobState
+from .queue import send_or_wait
 
 logger = logging.getLogger("gantry.jobs")
 
@@ -60,9 +64,7 @@ def _load_job_modules():
     global _loaded
     if _loaded:
         return
-    from importlib import import_module
 
-    from django.apps import apps
 
     for config in apps.get_app_configs():
         try:
@@ -100,7 +102,6 @@ def _send_to_queue(job):
     if settings.GANTRY_JOBS_EAGER:
         run_job(str(job.pk))
         return
-    from .queue import send_or_wait
 
     send_or_wait(job)
 
@@ -275,8 +276,6 @@ def reap_stale_jobs(now=None):
 
 def queue_depths():
     """{queue: waiting jobs} from the database, for the jobs page and /metrics."""
-    from django.db.models import Count
-
     counts = dict(Job.objects.filter(state=JobState.QUEUED).values_list("queue").annotate(n=Count("pk")))
     return {name: counts.get(name, 0) for name in QUEUES}
 

@@ -1,4 +1,6 @@
 """The job list and the job page, whose log follows a running job by htmx polling."""
+import contextlib
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
@@ -8,10 +10,10 @@ from django.views.decorators.http import require_POST
 
 from portal.accounts import policies
 
-from portal.views import needs_role, paginate, refusals_as_pages
+from portal.pages import needs_role, paginate, refusals_as_pages
 
 from . import services
-from .api import visible_jobs
+from .queries import visible_jobs
 from .models import JobLogLine, JobState
 from .services import JobTransitionError
 
@@ -64,10 +66,8 @@ def job_detail(request, job_id):
     partial = request.htmx and not request.htmx.history_restore_request
     after = 0
     if partial:
-        try:
+        with contextlib.suppress(ValueError):
             after = max(int(request.GET.get("after", "0")), 0)
-        except ValueError:
-            pass
     lines = list(JobLogLine.objects.filter(job_id=job.pk, id__gt=after).order_by("id"))
     context = {
         "section": "jobs",

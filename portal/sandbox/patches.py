@@ -97,7 +97,7 @@ def _container(document, parts, op):
         try:
             node = node[int(part)] if isinstance(node, list) else node[part]
         except (KeyError, IndexError, ValueError, TypeError):
-            raise invalid(f"json patch {op} operation does not apply: doc is missing path: /{'/'.join(parts)}")
+            raise invalid(f"json patch {op} operation does not apply: doc is missing path: /{'/'.join(parts)}") from None
     return node
 
 
@@ -107,7 +107,7 @@ def _index(node, part, op, allow_end=False):
     try:
         index = int(part)
     except ValueError:
-        raise invalid(f"json patch {op} operation: invalid array index {part!r}")
+        raise invalid(f"json patch {op} operation: invalid array index {part!r}") from None
     if not 0 <= index <= len(node) - (0 if allow_end else 1):
         raise invalid(f"json patch {op} operation: array index {index} out of bounds")
     return index
@@ -122,7 +122,7 @@ def _read(document, parts, op):
             return node[_index(node, parts[-1], op)]
         return node[parts[-1]]
     except (KeyError, TypeError):
-        raise invalid(f"json patch {op} operation does not apply: doc is missing key: /{'/'.join(parts)}")
+        raise invalid(f"json patch {op} operation does not apply: doc is missing key: /{'/'.join(parts)}") from None
 
 
 def _remove(document, parts, op):

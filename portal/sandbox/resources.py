@@ -123,9 +123,8 @@ def prepare(resource, obj, old, allocate_ip):
         obj.setdefault("status", {}).setdefault("desiredReplicas", 0)  # not omitempty in the API, required by clients
     elif resource.kind == "NetworkPolicy":
         obj.setdefault("spec", {}).setdefault("podSelector", {})
-    elif resource.kind == "Pod":
-        if not (spec or {}).get("containers"):
-            raise invalid("spec.containers: Required value", resource, name, field="spec.containers")
+    elif resource.kind == "Pod" and not (spec or {}).get("containers"):
+        raise invalid("spec.containers: Required value", resource, name, field="spec.containers")
 
 
 def _prepare_deployment(resource, obj, old):
@@ -186,5 +185,5 @@ def _prepare_service(resource, obj, old, allocate_ip):
                 ipaddress.ip_address(spec["clusterIP"])
             except ValueError:
                 raise invalid(f"spec.clusterIP: Invalid value: {spec['clusterIP']!r}: must be a valid IP address",
-                              resource, name, field="spec.clusterIP")
+                              resource, name, field="spec.clusterIP") from None
         spec["clusterIPs"] = [spec["clusterIP"]]

@@ -50,7 +50,7 @@ _SERVER_METADATA = ("uid", "creationTimestamp", "generation", "resourceVersion",
 
 
 def now_iso():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Store:

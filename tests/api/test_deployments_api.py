@@ -4,14 +4,14 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.db import connections, transaction
+from django.db import connections
 from django.utils import timezone
 
 from deployments.actions import approve_deployment, request_deployment
+from deployments.models import Approval, Deployment, Release
 from deployments.releases import register_release
 from deployments.scheduling import start_due_deployments
 from deployments.worker_callbacks import finish_deployment, mark_running
-from deployments.models import Approval, Deployment, Release
 from portal.audit.models import AuditEvent
 from portal.jobs.models import Job
 

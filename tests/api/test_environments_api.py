@@ -33,7 +33,8 @@ def test_a_global_viewer_sees_every_environment(api, viewer, make_env):
 
 
 def test_a_scoped_viewer_sees_only_their_environment(api, make_user, make_env):
-    dev, prod = make_env("dev"), make_env("prod", tier="production")
+    dev = make_env("dev")
+    make_env("prod", tier="production")
     scoped = make_user("sam", ("viewer", dev))
     client = api(scoped)
     assert [e["slug"] for e in client.get("/api/v1/environments").json()] == ["dev"]
@@ -152,7 +153,8 @@ def test_only_admins_change_rules(api, make_user, make_env, role):
 
 
 def test_an_environment_scoped_admin_may_change_that_environment_only(api, make_user, make_env):
-    dev, other = make_env("dev"), make_env("other")
+    dev = make_env("dev")
+    make_env("other")
     scoped = make_user("sa", ("admin", dev))
     client = api(scoped)
     assert client.patch("/api/v1/environments/dev", {"team": "payments"}).status_code == 200

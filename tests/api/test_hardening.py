@@ -7,9 +7,9 @@ from django.utils import timezone
 
 from deployments.actions import approve_deployment, request_deployment, request_rollback
 from deployments.live import live_deployment
+from deployments.models import Deployment
 from deployments.releases import register_release
 from deployments.worker_callbacks import finish_deployment, mark_running
-from deployments.models import Deployment
 from environments.models import Cluster
 from portal.audit.models import AuditEvent
 from portal.audit.queries import export_csv
@@ -142,8 +142,8 @@ def test_provisioning_does_not_adopt_a_namespace_gantry_does_not_own(admin, clus
 
 
 def test_deleting_an_environment_on_a_cluster_tears_down_its_namespace_first(api, admin, cluster):
-    from environments.models import Environment
     from environments.lifecycle import create_environment
+    from environments.models import Environment
     from portal import kube
     from portal.jobs.models import Job
     from portal.jobs.services import run_job
@@ -162,8 +162,8 @@ def test_deleting_an_environment_on_a_cluster_tears_down_its_namespace_first(api
 
 
 def test_an_expired_environment_is_torn_down_but_a_foreign_namespace_is_left(admin, cluster):
-    from environments.models import Environment
     from environments.lifecycle import expire_environments
+    from environments.models import Environment
     from portal import kube
     from portal.jobs.models import Job
     from portal.jobs.services import run_job

@@ -2,8 +2,8 @@
 import pytest
 
 from deployments.actions import request_deployment
-from deployments.releases import register_release
 from deployments.models import Deployment
+from deployments.releases import register_release
 from portal import kube
 
 DIGEST = "sha256:" + "b" * 64

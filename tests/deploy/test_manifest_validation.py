@@ -1,9 +1,9 @@
 """Saving a service checks its manifest at once: YAML, the Kubernetes schema, Gantry's policy."""
 import pytest
 
+from deployments.catalog import create_service, update_service
 from deployments.manifests import ManifestError, environment_policy_problems, validate_manifest
 from deployments.models import Service
-from deployments.catalog import create_service, update_service
 from environments.models import Environment
 from portal.demo_data import SERVICES
 from portal.errors import InvalidInput

@@ -2,8 +2,8 @@
 import pytest
 
 from deployments import rollout
-from deployments.preview import preview
 from deployments.models import Deployment, Service
+from deployments.preview import preview
 
 from .conftest import Log, image, queue_deployment
 

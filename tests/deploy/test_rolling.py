@@ -1,14 +1,12 @@
 """Rolling deployments: server-side apply in order, rollout waits, failures a user can act on."""
 import pytest
 
-from deployments.models import Deployment
-
 from deployments import rollout
 from deployments.actions import request_rollback
+from deployments.models import Deployment, ServiceHealth
 from portal import kube
 from portal.audit.models import AuditEvent
 from portal.jobs.models import Job
-from deployments.models import ServiceHealth
 from portal.jobs.services import JobFailed, run_job
 
 from .conftest import image, queue_deployment, state_of

@@ -5,7 +5,6 @@ import pytest
 from deployments.models import Deployment
 from portal.jobs.models import Job
 from portal.jobs.services import reap_stale_jobs, retry_job
-
 from tests.workers import kill_worker_and_work_horse, start_worker, wait_for
 
 from .conftest import queue_deployment

@@ -10,8 +10,8 @@ from django.db import connection
 from playwright.sync_api import expect
 
 from deployments.actions import approve_deployment, request_deployment
-from deployments.releases import register_release
 from deployments.models import Deployment
+from deployments.releases import register_release
 from portal import kube
 from portal.jobs.services import run_job
 

@@ -3,8 +3,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from deployments.releases import register_release
 from deployments.models import Deployment
+from deployments.releases import register_release
 from deployments.rendering import manifest_hash, render_text
 
 from .conftest import login

@@ -4,8 +4,8 @@ import pytest
 import yaml
 from django.utils import timezone
 
-from deployments.releases import register_release
 from deployments.models import Deployment
+from deployments.releases import register_release
 from deployments.rendering import render_text
 from portal import kube
 

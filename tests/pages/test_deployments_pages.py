@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 
 from deployments.actions import approve_deployment, reject_deployment, request_deployment, request_rollback
-from deployments.releases import register_release
 from deployments.models import Approval, Deployment, Release, Service, ServiceHealth
+from deployments.releases import register_release
 from deployments.rendering import manifest_hash, render_text
 from portal import kube
 from portal.jobs.models import Job, JobLogLine

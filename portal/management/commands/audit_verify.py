@@ -40,4 +40,4 @@ class Command(BaseCommand):
                 try:
                     yield json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ValueError(f"line {lineno} is not JSON ({exc.msg})")
+                    raise ValueError(f"line {lineno} is not JSON ({exc.msg})") from None

@@ -19,6 +19,6 @@ class Command(BaseCommand):
         try:
             raw = create_api_token(user, name=name, operator="manage.py")
         except GantryError as exc:
-            raise CommandError("; ".join(exc.messages))
+            raise CommandError("; ".join(exc.messages)) from None
         self.stderr.write(f"token {raw[:12]}… for {username}; store it now, it cannot be shown again")
         self.stdout.write(raw)

@@ -1,4 +1,5 @@
 """Run the whole of Gantry on one machine: embedded Redis, sandbox cluster, worker, scheduler, web."""
+import contextlib
 import os
 import signal
 import socket
@@ -100,23 +101,21 @@ class Command(BaseCommand):
         return f"redis://127.0.0.1:{redis_port}/0"
 
     def spawn(self, name, args, env, state):
-        log = open(state / f"{name}.log", "a")
-        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(state / f"{name}.log", "a") as log:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.children.append((name, proc))
         return proc
 
     def stop_all(self):
-        for name, proc in reversed(getattr(self, "children", [])):
+        for _name, proc in reversed(getattr(self, "children", [])):
             if proc.poll() is None:
                 proc.terminate()
-        for name, proc in getattr(self, "children", []):
+        for _name, proc in getattr(self, "children", []):
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
         redis = getattr(self, "redis", None)
         if redis is not None:
-            try:
+            with contextlib.suppress(Exception):  # already gone
                 redis.shutdown(save=False, now=True)
-            except Exception:  # already gone
-                pass

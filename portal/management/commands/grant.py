@@ -1,4 +1,6 @@
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -24,7 +26,7 @@ class Command(BaseCommand):
             assignment = grant_role(None, username, role, environment=environment, password=password,
                                     operator="manage.py")
         except GantryError as exc:
-            raise CommandError("; ".join(exc.messages))
+            raise CommandError("; ".join(exc.messages)) from None
         if existing is not None and password:
             self._set_password(existing, password)
         scope = f"environment {environment}" if environment else "all environments"
@@ -32,13 +34,10 @@ class Command(BaseCommand):
         self.stdout.write(f"{username} {verb} {role} on {scope}" + (" (user created)" if existing is None else ""))
 
     def _set_password(self, user, password):
-        from django.contrib.auth.password_validation import validate_password
-        from django.core.exceptions import ValidationError
-
         try:
             validate_password(password, user)
         except ValidationError as exc:
-            raise CommandError("password: " + " ".join(exc.messages))
+            raise CommandError("password: " + " ".join(exc.messages)) from None
         with transaction.atomic():
             user.set_password(password)
             user.save(update_fields=["password"])

@@ -1,11 +1,13 @@
 import secrets
+import time
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from deployments import catalog
-from deployments.models import Service
+from deployments import actions, catalog
+from deployments.models import Release, Service
+from deployments.releases import register_release
 from environments import clusters, lifecycle
 from environments.models import Cluster, Environment
 from portal.accounts.services import grant_role
@@ -60,14 +62,12 @@ class Command(BaseCommand):
 
         self.stdout.write("")
         self.stdout.write("Demo users (all with the same password):")
-        for username, roles, description in USERS:
+        for username, _roles, description in USERS:
             self.stdout.write(f"  {username:<8} {description}")
         self.stdout.write(f"Password: {password}")
 
     def wait_until_ready(self, slugs, timeout=60):
         """The worker provisions namespaces in the background; deployments need ready environments."""
-        import time
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             statuses = set(Environment.objects.filter(slug__in=slugs).values_list("status", flat=True))
@@ -81,10 +81,6 @@ class Command(BaseCommand):
     def seed_history(self, users):
         """Releases and deployments so every page has something to show, and production has a
         live blue-green release (1.0.0) with the next one (1.1.0) waiting for two approvals."""
-        from deployments import actions
-        from deployments.releases import register_release
-        from deployments.models import Release
-
         if Release.objects.exists():
             return
         if not self.wait_until_ready(["dev", "production"]):

@@ -1,0 +1,4 @@
+"""Periodic work of the environments app (collected by portal.jobs.periodic)."""
+PERIODIC = [
+    ("environments.lifecycle.expire_environments", "default", {"interval": 300}),
+]
