@@ -4,7 +4,7 @@ from django.urls import path
 
 from portal.accounts.forms import ThrottledAuthenticationForm
 
-from deployments import flow_views
+from deployments import flow_views, nav_views
 from deployments import views as service_views
 from environments import views as environment_views
 from portal import views
@@ -39,6 +39,7 @@ urlpatterns = [
     # releases, deployments, approvals
     path("approvals/", flow_views.approval_inbox, name="approval_inbox"),
     path("approvals/badge.svg", flow_views.approval_badge, name="approval_badge"),
+    path("approvals/count/", nav_views.approval_count, name="approval_count"),
     path("releases/", flow_views.release_list, name="release_list"),
     path("releases/new/", flow_views.release_create, name="release_create"),
     path("deployments/", flow_views.deployment_list, name="deployment_list"),
