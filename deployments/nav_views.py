@@ -10,7 +10,7 @@ from portal.accounts import policies as roles
 from portal.live import Poll
 
 from . import policies
-from .flow_api import visible_deployments
+from .queries import visible_deployments
 
 
 def waiting_for(user):
