@@ -187,7 +187,7 @@ def restore(dsn, chunks, dbname=None, clean=False):
     _feed(proc, chunks, "pg_restore", dsn)
 
 
-_TOC_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE (\S+) (\S+) ")
+_TOC_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE (?!DATA )(\S+) (\S+) ")
 
 
 def list_dump_tables(chunks):

@@ -155,3 +155,38 @@ def run_jobs_of(row):
     run_job(str(row.job_id))
     row.refresh_from_db()
     return row
+
+
+@pytest.fixture(scope="session")
+def password_server():
+    """A throwaway PostgreSQL of our own that checks passwords (the shared one trusts everyone).
+    Yields (host, port, user, password)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from portal.testing import _pg_bindir
+
+    bindir = _pg_bindir()
+    datadir = tempfile.mkdtemp(prefix="gantry-pgpw-")
+    pwfile = os.path.join(datadir, "..", f"pw-{os.getpid()}")
+    with open(pwfile, "w") as handle:
+        handle.write("right-password\n")
+    port = _free_port()
+    as_postgres = []
+    if os.geteuid() == 0:
+        shutil.chown(datadir, "postgres", "postgres")
+        shutil.chown(pwfile, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(as_postgres + [f"{bindir}/initdb", "-D", datadir, "-U", "postgres", "--auth=scram-sha-256",
+                                  f"--pwfile={pwfile}", "--no-sync"], check=True, stdout=subprocess.DEVNULL)
+    os.unlink(pwfile)
+    subprocess.run(as_postgres + [f"{bindir}/pg_ctl", "-D", datadir, "-w", "-l", f"{datadir}/log", "-o",
+                                  f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                   check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield "127.0.0.1", port, "postgres", "right-password"
+    finally:
+        subprocess.run(as_postgres + [f"{bindir}/pg_ctl", "-D", datadir, "-m", "immediate", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(datadir, ignore_errors=True)
