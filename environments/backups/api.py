@@ -5,7 +5,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
-from environments.api import visible_environment
+from environments.environments_api import visible_environment
 from portal.accounts import policies as roles
 from portal.errors import NotFound
 
