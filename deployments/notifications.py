@@ -76,7 +76,7 @@ def post_webhook(url, payload, timeout=5):
         return response.status
 
 
-@job_kind("notification.send", queue="default", title="Send notification")
+@job_kind("notification.send", queue="default", title="Send notification", system=True)
 def send_notification(job, log):
     deployment = (Deployment.objects.select_related("environment", "release__service", "requested_by")
                   .filter(pk=job.params.get("deployment")).first())
