@@ -15,7 +15,6 @@ from portal.jobs.services import cancel_job
 from . import policies
 from .choices import APPROVE, DEPLOY, DEPLOYMENT_TRANSITIONS, REJECT, ROLLBACK
 from .choices import DeploymentState as S
-from .live import live_deployment, rollback_target
 from .manifests import ManifestError, environment_policy_problems, parse_documents
 from .models import Approval, Deployment, Release
 from .notifications import notify
@@ -218,25 +217,15 @@ def request_rollback(user, deployment_id, reason="", request=None):
     reason = _clean_comment(reason, required=False)
     deployment = get_deployment(deployment_id)
     env = deployment.environment
-    refusal = policies.request_refusal(user, env)
+    refusal = policies.rollback_refusal(user, env)
     if refusal:
-        deny("deployment.rollback", user=user, request=request, target=deployment, environment=env,
-             reason=refusal.replace("request deployments", "roll back"))
+        deny("deployment.rollback", user=user, request=request, target=deployment, environment=env, reason=refusal)
     with transaction.atomic():
         env = lock_environment(env.pk)
         deployment = locked_deployment(deployment_id)
-        live = live_deployment(deployment.service_id, env.pk)
-        if deployment.state != S.SUCCEEDED or live is None or live.pk != deployment.pk:
-            raise StateError(f"deployment #{deployment.pk} is not what runs now in {env.slug}"
-                             + (f" (#{live.pk} is)" if live else "") + "; roll back the live deployment")
-        if Deployment.objects.filter(service_id=deployment.service_id, environment_id=env.pk,
-                                     state__in=[S.APPROVED, S.QUEUED, S.RUNNING]).exists():
-            raise StateError(f"a deployment or rollback of {deployment.service.name} in {env.slug} is already "
-                             "approved or under way; wait for it, or cancel it, before rolling back")
-        target = rollback_target(deployment)
-        if target is None:
-            raise StateError(f"there is no earlier successful release of {deployment.service.name} in {env.slug} "
-                             "to roll back to")
+        target, blocker = policies.rollback_plan(deployment)
+        if blocker:
+            raise StateError(blocker)
         release = target.release
         rollback = Deployment.objects.create(
             release=release, environment=env, service=deployment.service, kind=ROLLBACK, requested_by=user,

@@ -7,36 +7,19 @@ from portal.accounts import policies as roles
 from portal.pages import needs_role, paginate
 
 from . import policies
-from .queries import visible_deployments
-
-
-def _inbox(user):
-    """Deployments waiting for a decision this user may give, oldest first, with what they still need.
-
-    Three queries whatever the number: the deployments (narrowed in SQL by policies.decidable),
-    and their approvals with the approvers; the policy has the final word on each.
-    """
-    pending = (policies.decidable(user, visible_deployments(user))
-               .defer("rendered_manifest", "release__notes", "service__manifest")
-               .order_by("requested_at", "id"))
-    items = []
-    for deployment in pending:
-        approvals = list(deployment.approvals.all())
-        if not policies.may_decide(user, deployment, approvals=approvals):
-            continue
-        deployment.approvals_required = policies.approvals_required(deployment)
-        deployment.approvals_valid = len(policies.valid_approvals(deployment, approvals=approvals))
-        deployment.approvals_missing = max(deployment.approvals_required - deployment.approvals_valid, 0)
-        items.append(deployment)
-    return items
+from . import queries
+from .queries import decidable_rows, visible_deployments
 
 
 @login_required
 @needs_role
 def approval_inbox(request):
-    page = paginate(request, _inbox(request.user))
+    """Paginated in SQL: a count and one page of rows (with their approvals); the policy is asked
+    about the rows of the page only."""
+    inbox = queries.approval_inbox(request.user).defer("rendered_manifest", "release__notes", "service__manifest")
+    page = paginate(request, inbox)
     return render(request, "deployments/inbox.html", {"section": "approvals", "page": page,
-                                                      "deployments": page.object_list})
+                                                      "deployments": decidable_rows(request.user, page.object_list)})
 
 
 @login_required

@@ -29,7 +29,7 @@ from portal.pages import form_page, needs_role, paginate
 from . import actions, policies, rendering
 from .choices import APPROVE, REJECT
 from .choices import DeploymentState as S
-from .live import live_deployment, rollback_target
+from .live import live_deployment
 from .models import Deployment, Service
 from .preview import preview as dry_run
 from .queries import deployable_environments, visible_deployments
@@ -86,13 +86,13 @@ def _panel_context(request, deployment, errors=None, values=None):
     approve_refusal = policies.decision_refusal(user, deployment, APPROVE, approvals)
     reject_refusal = policies.decision_refusal(user, deployment, REJECT, approvals)
     live = None
-    rollback_to = None
+    rollback_to = rollback_blocker = None
     can_roll_back = False
     if deployment.state == S.SUCCEEDED:
         live = live_deployment(deployment.service_id, deployment.environment_id)
         if live is not None and live.pk == deployment.pk:
-            rollback_to = rollback_target(deployment)
-            can_roll_back = rollback_to is not None and policies.may_request(user, deployment.environment)
+            rollback_to, rollback_blocker = policies.rollback_plan(deployment)
+            can_roll_back = rollback_to is not None and policies.rollback_refusal(user, deployment.environment) is None
     return {
         "deployment": deployment,
         "current_manifest_hash": current,
@@ -108,6 +108,7 @@ def _panel_context(request, deployment, errors=None, values=None):
         "is_live": live is not None and live.pk == deployment.pk,
         "can_roll_back": can_roll_back,
         "rollback_to": rollback_to,
+        "rollback_blocker": rollback_blocker,
         "checklist": deployment.environment.checklist,
         "errors": errors or [],
         "values": values or {},

@@ -71,7 +71,8 @@ def _colors(env, service_ids):
 def _live_rows(request, env):
     lives = live_and_rollback_targets(env.pk)
     health = {row.service_id: row for row in ServiceHealth.objects.filter(environment=env)}
-    may_roll_back = policies.may_request(request.user, env)
+    may_roll_back = policies.rollback_refusal(request.user, env) is None
+    busy = policies.services_in_flight(env.pk)  # a rollback waits for what is approved or under way
     colors = _colors(env, [sid for sid, (running, _) in lives.items() if running.service.strategy == BLUE_GREEN])
     rows = []
     for running, target in sorted(lives.values(), key=lambda pair: pair[0].service.name):
@@ -80,7 +81,7 @@ def _live_rows(request, env):
             "health": health.get(running.service_id),
             "blue_green": running.service.strategy == BLUE_GREEN,
             "colors": [(color, colors.get(running.service_id, {}).get(color)) for color in COLORS],
-            "rollback_to": target if may_roll_back else None,
+            "rollback_to": target if may_roll_back and running.service_id not in busy else None,
         })
     return rows
 

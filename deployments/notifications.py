@@ -8,14 +8,12 @@ import urllib.error
 import urllib.request
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db.models import Q
 
 from environments.serializers import masked_url
-from portal.accounts.models import RoleAssignment
 from portal.jobs.services import JobFailed, enqueue_job, job_kind
 
+from . import policies
 from .models import Deployment
 
 EVENTS = {
@@ -42,13 +40,9 @@ def notify(deployment, event):
 
 def _recipients(deployment, event):
     env = deployment.environment
-    User = get_user_model()
     addresses = set()
     if event == "approval_needed":
-        approver_ids = RoleAssignment.objects.filter(Q(environment__isnull=True) | Q(environment=env),
-                                                     role__in=["approver"]).values_list("user_id", flat=True)
-        addresses |= set(User.objects.filter(pk__in=approver_ids, is_active=True).exclude(email="")
-                         .values_list("email", flat=True))
+        addresses |= set(policies.approvers(env).exclude(email="").values_list("email", flat=True))
     elif deployment.requested_by_id and deployment.requested_by.email:
         addresses.add(deployment.requested_by.email)
     addresses |= {a.strip() for a in env.notify_emails.split(",") if a.strip()}

@@ -1,8 +1,15 @@
 """The rules of releases, deployments and approvals. Pages, the API and jobs all ask these."""
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
 from environments import policies as env_rules
+from environments.models import Environment
 from portal.accounts import policies as roles
+from portal.accounts.models import RoleAssignment
 
 from .choices import APPROVE, ROLLBACK, DeploymentState as S
+from .live import live_deployment, rollback_target
+from .models import Deployment
 
 
 def approvals_required(deployment):
@@ -106,21 +113,77 @@ def may_cancel(user, deployment):
     return deployment.state in S.OPEN and cancel_refusal(user, deployment) is None
 
 
+def _environments_closed_by_groups(user):
+    """Ids of environments whose approver groups the user is in none of (one small query)."""
+    rows = list(Environment.objects.exclude(approver_groups=[]).values_list("pk", "approver_groups"))
+    groups = roles.group_names(user) if rows else frozenset()  # the user's groups only when they matter
+    return [pk for pk, names in rows if not groups & set(names)]
+
+
 def decidable(user, queryset):
-    """Narrow deployments in SQL to those pending that `user` could decide on: the approver role for
-    their environment, not their own request where self-approval is prevented, no decision yet.
-    decision_refusal stays the final word (approver groups); this only keeps lists cheap."""
+    """The deployments of `queryset` that `user` may decide on now, narrowed in SQL by the same rules
+    as decision_refusal: pending approval, the approver role for their environment, in one of its
+    approver groups, not their own request where self-approval is prevented or break-glass, no
+    decision of theirs yet. Lists and counts paginate this in SQL; decision_refusal stays the word
+    on each row shown (it also words the reason)."""
     qs = queryset.filter(state=S.PENDING_APPROVAL).exclude(approvals__user=user)
     env_ids = roles.environment_ids_with_role(user, roles.APPROVER)
     if env_ids is not None:
         qs = qs.filter(environment_id__in=env_ids)
+    closed = _environments_closed_by_groups(user)
+    if closed:
+        qs = qs.exclude(environment_id__in=closed)
     return qs.exclude(requested_by=user, environment__prevent_self_approval=True).exclude(requested_by=user,
                                                                                           break_glass=True)
 
 
 def count_decidable(user, queryset):
-    """How many deployments wait for this user's decision (the navigation badge)."""
-    qs = decidable(user, queryset)
-    plain = qs.filter(environment__approver_groups=[]).count()
-    grouped = qs.exclude(environment__approver_groups=[]).select_related("environment")
-    return plain + sum(1 for d in grouped if roles.group_names(user) & set(d.environment.approver_groups))
+    """How many deployments wait for this user's decision (the navigation badge): one COUNT."""
+    return decidable(user, queryset).count()
+
+
+def approvers(environment):
+    """Who may approve deployments in `environment`: active users with the approver or admin role
+    there or globally, and, when the environment names approver groups, only members of one of them.
+    Notifications ask this; decision_refusal applies the same rule to one user."""
+    holders = RoleAssignment.objects.filter(Q(environment__isnull=True) | Q(environment=environment),
+                                            role__in=[roles.APPROVER, roles.ADMIN]).values("user_id")
+    users = get_user_model().objects.filter(pk__in=holders, is_active=True)
+    if environment.approver_groups:
+        users = users.filter(groups__name__in=environment.approver_groups).distinct()
+    return users
+
+
+def rollback_refusal(user, environment):
+    """Why `user` may not roll back in `environment` (the deployer role there), or None."""
+    if not roles.has_role(user, roles.DEPLOYER, environment):
+        return f"you need the deployer role for {environment.slug} to roll back there"
+    return None
+
+
+def services_in_flight(environment_id, service_id=None):
+    """Ids of the services with a deployment or rollback approved, queued or running in the environment."""
+    qs = Deployment.objects.filter(environment_id=environment_id, state__in=[S.APPROVED, S.QUEUED, S.RUNNING])
+    if service_id is not None:
+        qs = qs.filter(service_id=service_id)
+    return set(qs.values_list("service_id", flat=True).distinct())
+
+
+def rollback_plan(deployment):
+    """(what a rollback of `deployment` returns to, None) when it can be rolled back now, else (None, why not).
+
+    Only the deployment that runs now can be rolled back, not while another deployment or rollback
+    of the service there is approved or under way, and only to an earlier successful release.
+    """
+    env, service = deployment.environment, deployment.service
+    live = live_deployment(deployment.service_id, deployment.environment_id)
+    if deployment.state != S.SUCCEEDED or live is None or live.pk != deployment.pk:
+        return None, (f"deployment #{deployment.pk} is not what runs now in {env.slug}"
+                      + (f" (#{live.pk} is)" if live else "") + "; roll back the live deployment")
+    if deployment.service_id in services_in_flight(deployment.environment_id, deployment.service_id):
+        return None, (f"a deployment or rollback of {service.name} in {env.slug} is already approved or under way; "
+                      "wait for it, or cancel it, before rolling back")
+    target = rollback_target(deployment)
+    if target is None:
+        return None, f"there is no earlier successful release of {service.name} in {env.slug} to roll back to"
+    return target, None

@@ -18,3 +18,25 @@ def deployable_environments(user):
     envs = roles.restrict_environments(user, Environment.objects.only("slug", "name", "tier", "status"))
     envs = envs.order_by("name")
     return [env for env in envs if policies.may_request(user, env)]
+
+
+def approval_inbox(user):
+    """Deployments waiting for a decision `user` may give, oldest first: a queryset the page and
+    GET /api/v1/approvals paginate in SQL (policies.decidable narrows it by the decision rules)."""
+    return policies.decidable(user, visible_deployments(user)).order_by("requested_at", "id")
+
+
+def decidable_rows(user, deployments):
+    """The rows of one page of the inbox that the policy lets `user` decide on, each with
+    `approvals_required`, `approvals_valid` and `approvals_missing` (approvals prefetched)."""
+    rows = []
+    for deployment in deployments:
+        approvals = list(deployment.approvals.all())
+        if not policies.may_decide(user, deployment, approvals=approvals):
+            continue  # decided or changed since the page's query (decidable applies the same rules)
+        deployment.approvals_required = policies.approvals_required(deployment)
+        deployment.approvals_valid = len(policies.valid_approvals(deployment, approvals=approvals))
+        deployment.approvals_missing = max(deployment.approvals_required - deployment.approvals_valid, 0)
+        rows.append(deployment)
+    return rows
+

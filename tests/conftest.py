@@ -125,3 +125,19 @@ def make_service(db):
 @pytest.fixture
 def web_manifest():
     return WEB_MANIFEST
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The time Gantry reads (`django.utils.timezone.now`), set by the test: `clock.set(moment)`.
+
+    Window and freeze tests use it so that they pass at any hour of any day."""
+    from django.utils import timezone
+
+    class Clock:
+        def set(self, moment):
+            monkeypatch.setattr(timezone, "now", lambda: moment)
+            return moment
+
+    return Clock()
+

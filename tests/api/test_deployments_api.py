@@ -1,9 +1,10 @@
 import json
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connections
 from django.utils import timezone
 
@@ -216,12 +217,16 @@ def test_latest_images_are_refused_in_production(api, deployer, prod, web):
 
 # ------------------------------------------------------------------ windows, freezes, break-glass
 
-CLOSED_WINDOW = [{"days": ["mon"], "start": "00:00", "end": "00:01", "timezone": "Pacific/Kiritimati"}]
+WEEKDAY_MORNINGS = [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "12:00",
+                     "timezone": "Europe/Berlin"}]
+SUNDAY_NOON = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)  # closed: no window on Sundays
+MONDAY_TEN_BERLIN = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # 10:00 in Berlin: open
 
 
-def test_start_now_outside_the_window_is_refused_with_409(api, deployer, prod, release):
-    prod.deployment_windows = CLOSED_WINDOW
+def test_start_now_outside_the_window_is_refused_with_409(api, deployer, prod, release, clock):
+    prod.deployment_windows = WEEKDAY_MORNINGS
     prod.save()
+    clock.set(SUNDAY_NOON)
     response = request_prod(api, deployer, release, start_now=True)
     assert response.status_code == 409
     assert "window" in response.json()["detail"]
@@ -229,15 +234,16 @@ def test_start_now_outside_the_window_is_refused_with_409(api, deployer, prod, r
     assert AuditEvent.objects.filter(action="deployment.request", outcome="denied").exists()
 
 
-def test_outside_the_window_an_approved_deployment_waits_then_starts(api, deployer, approver, approver2, prod, release):
-    prod.deployment_windows = CLOSED_WINDOW
+def test_outside_the_window_an_approved_deployment_waits_then_starts(api, deployer, approver, approver2, prod, release,
+                                                                    clock):
+    prod.deployment_windows = WEEKDAY_MORNINGS
     prod.save()
+    clock.set(SUNDAY_NOON)
     deployment_id = request_prod(api, deployer, release).json()["id"]
     api(approver).post(f"/api/v1/deployments/{deployment_id}/approve", {})
     assert api(approver2).post(f"/api/v1/deployments/{deployment_id}/approve", {}).json()["state"] == "approved"
     assert start_due_deployments() == 0
-    prod.deployment_windows = []
-    prod.save()
+    clock.set(MONDAY_TEN_BERLIN)  # the window opens: the scheduler's next round starts it
     assert start_due_deployments() == 1
     assert Deployment.objects.get(pk=deployment_id).state == "queued"
 
@@ -389,3 +395,58 @@ def test_a_non_approver_is_refused_before_input_is_checked(api, deployer, viewer
     response = api(viewer).post(f"/api/v1/deployments/{deployment_id}/approve", {})
     assert response.status_code == 403
     assert AuditEvent.objects.filter(action="deployment.approve", outcome="denied", actor="vic").exists()
+
+
+# A window whose end is before its start runs past midnight (Fri 22:00 to Sat 02:00, Berlin).
+FRIDAY_NIGHTS = [{"days": ["fri"], "start": "22:00", "end": "02:00", "timezone": "Europe/Berlin"}]
+
+
+@pytest.mark.parametrize(("moment", "next_opening"), [
+    (datetime(2026, 11, 27, 20, 30, tzinfo=UTC), "Fri 2026-11-27 22:00 CET"),  # Fri 21:30 Berlin: not yet
+    (datetime(2026, 11, 27, 21, 0, tzinfo=UTC), None),                        # Fri 22:00: opens
+    (datetime(2026, 11, 27, 23, 30, tzinfo=UTC), None),                       # Sat 00:30: past midnight, open
+    (datetime(2026, 11, 28, 0, 59, tzinfo=UTC), None),                        # Sat 01:59
+    (datetime(2026, 11, 28, 1, 0, tzinfo=UTC), "Fri 2026-12-04 22:00 CET"),   # Sat 02:00: closed
+    (datetime(2026, 11, 28, 23, 30, tzinfo=UTC), "Fri 2026-12-04 22:00 CET"), # Sun 00:30: Saturday starts none
+])
+def test_a_window_past_midnight_is_open_until_its_end_the_next_day(api, deployer, prod, release, clock, moment,
+                                                                   next_opening):
+    prod.deployment_windows = FRIDAY_NIGHTS
+    prod.save()
+    clock.set(moment)
+    response = request_prod(api, deployer, release, start_now=True)
+    if next_opening is None:
+        assert response.status_code == 201, response.content
+    else:
+        assert response.status_code == 409
+        assert f"the next window opens {next_opening}" in response.json()["detail"]
+
+
+def test_the_approvals_api_answers_the_oldest_first_up_to_its_limit(api, deployer, approver, prod, web):
+    ids = []
+    for i in range(4):
+        release = register_release(deployer, {"service": "web", "version": f"2.{i}", "image": f"web:2.{i}"})
+        ids.append(request_prod(api, deployer, release).json()["id"])
+    response = api(approver).get("/api/v1/approvals", {"limit": 3})
+    assert response.status_code == 200
+    assert [d["id"] for d in response.json()] == ids[:3]
+    assert response.json()[0]["approvals_required"] == 2
+
+
+def test_approval_needed_mail_goes_to_the_approvers_and_admins_of_the_approver_groups(
+        deployer, make_user, make_env, web, settings, mailoutbox, django_capture_on_commit_callbacks):
+    group = Group.objects.create(name="release-managers")
+    env = make_env("payments", tier="production", required_approvals=1, approver_groups=["release-managers"])
+    for name, role, member in (("ina", "approver", True), ("oz", "approver", False), ("bea", "admin", True),
+                               ("al", "admin", False), ("dan", "deployer", True)):
+        user = make_user(name, role)
+        user.email = f"{name}@example.com"
+        user.save()
+        if member:
+            user.groups.add(group)
+    release = register_release(deployer, {"service": "web", "version": "3.0", "image": "web:3.0"})
+    settings.GANTRY_JOBS_EAGER = True
+    with django_capture_on_commit_callbacks(execute=True):
+        request_deployment(deployer, {"release": release.pk, "environment": env.slug})
+    assert [sorted(m.to) for m in mailoutbox] == [["bea@example.com", "ina@example.com"]]
+
