@@ -46,7 +46,7 @@ class EnvironmentIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    tier: Literal["development", "staging", "production", "preview"]
+    tier: Optional[Literal["development", "staging", "production", "preview"]] = None
     slug: Optional[str] = None
     cluster: Optional[str] = None
     namespace: Optional[str] = None
@@ -54,6 +54,7 @@ class EnvironmentIn(Schema):
     ttl_hours: Optional[int] = None
     team: Optional[str] = None
     description: Optional[str] = None
+    parameters: Optional[dict[str, Any]] = None
 
 
 class EnvironmentPatch(Schema):

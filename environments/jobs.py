@@ -47,28 +47,18 @@ def provision_environment_job(job, log):
         if env.status == EnvironmentStatus.READY:
             log(f"environment is already ready; re-applying namespace {env.namespace}")
         env = set_environment_status(env, EnvironmentStatus.PROVISIONING, reason="retry")
-    labels = {
-        "app.kubernetes.io/managed-by": "gantry",
-        "gantry.dev/environment": env.slug,
-        "gantry.dev/tier": env.tier,
-    }
-    log(f"applying namespace {env.namespace} on cluster {env.cluster.name}")
+    from .provisioning import ProvisioningFailed, apply_namespace_resources, deploy_template_services
+
+    log(f"provisioning namespace {env.namespace} on cluster {env.cluster.name}")
     try:
-        existing = kube.get(env.cluster, "v1", "Namespace", "", env.namespace)
-        owner = ((existing or {}).get("metadata", {}).get("labels") or {}).get("gantry.dev/environment")
-        if existing is not None and owner != env.slug:
-            reason = (f"namespace {env.namespace} already exists on {env.cluster.name} and is not Gantry's "
-                      f"environment {env.slug} ({'it belongs to ' + owner if owner else 'no gantry.dev/environment label'}); "
-                      "choose another namespace, or label it gantry.dev/environment=" + env.slug + " to adopt it")
-            set_environment_status(env, EnvironmentStatus.FAILED, reason=reason)
-            raise JobFailed(reason)
-        kube.ensure_namespace(env.cluster, env.namespace, labels)
-    except (kube.KubeError, ValueError, OSError) as exc:
+        applied = apply_namespace_resources(env, log)
+    except ProvisioningFailed as exc:
         set_environment_status(env, EnvironmentStatus.FAILED, reason=str(exc))
-        raise JobFailed(f"could not create namespace {env.namespace}: {exc}")
+        raise JobFailed(str(exc))
     set_environment_status(env, EnvironmentStatus.READY)
-    log(f"namespace {env.namespace} is ready")
-    return {"namespace": env.namespace}
+    log(f"namespace {env.namespace} is ready ({len(applied)} resource(s) applied)")
+    deployments = deploy_template_services(env, log)
+    return {"namespace": env.namespace, "applied": applied, "deployments": [d.pk for d in deployments]}
 
 
 @job_kind("environment.teardown", queue="default", title="Tear down environment")

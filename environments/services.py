@@ -238,9 +238,6 @@ def _clean_environment(data, errors, instance=None):
                 clean["ttl_hours"] = ttl
             except (TypeError, ValueError):
                 errors.append(f"ttl_hours: '{ttl}' must be a whole number of hours between 1 and 2160")
-        template = data.get("template")
-        if template:
-            errors.append(f"template: no environment template named '{template}' (templates are not set up yet)")
     for field, max_length in (("team", 100), ("description", 2000)):
         if field in data:
             clean[field] = check_text(data.get(field), field, errors, required=False, max_length=max_length) or ""
@@ -324,6 +321,10 @@ def _clean_environment(data, errors, instance=None):
 
 
 def create_environment(user, data, request=None):
+    if data.get("template"):  # self-service: the template's guardrails and approval rules apply
+        from .self_service import request_environment
+
+        return request_environment(user, data, request=request)
     tier = data.get("tier")
     if not policies.creatable_tiers(user) or (tier in TIERS and not policies.can_create_environment(user, tier)):
         allowed = policies.creatable_tiers(user)

@@ -54,10 +54,12 @@ def _add_routers():
     from deployments.api import router as deployments_router
     from deployments.flow_api import router as flow_router
     from environments.api import router as environments_router
+    from environments.self_service_api import router as self_service_router
     from portal.audit.api import router as audit_router
     from portal.jobs.api import router as jobs_router
 
     api.add_router("", environments_router)
+    api.add_router("", self_service_router)
     api.add_router("", deployments_router)
     api.add_router("", flow_router)
     api.add_router("", audit_router)

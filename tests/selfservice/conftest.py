@@ -1,0 +1,18 @@
+import pytest
+
+from portal.jobs.models import Job
+from portal.jobs.services import run_job
+
+
+@pytest.fixture
+def provision(django_capture_on_commit_callbacks):
+    """Run the environment's latest provisioning job in-process (what a worker does); returns the Job."""
+
+    def run(env_slug):
+        job = Job.objects.filter(kind="environment.provision", target_repr=env_slug).order_by("-created_at").first()
+        assert job is not None, f"no provisioning job for {env_slug}"
+        with django_capture_on_commit_callbacks(execute=False):
+            run_job(str(job.pk))
+        return Job.objects.get(pk=job.pk)
+
+    return run
