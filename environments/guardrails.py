@@ -38,9 +38,10 @@ def _fmt(key, amount):
 
 def name_problems(slug, *, cluster=None, namespace=None, exclude_pk=None):
     """Why `slug` cannot name a new environment (a DNS label, not reserved, free), [] when it can.
+    A name that is taken says "already" (the API answers 409 for those, 400 for the rest).
 
-    Environments marked `deleted` or `rejected` no longer hold their name, so CI can reuse a
-    pull request's name after the earlier environment was removed."""
+    Deleted and rejected environments keep their name: they stay in history and audit under it,
+    so a new environment needs a new name (CI: add the run number to the pull request's)."""
     from .models import Environment
 
     problems = []
@@ -51,20 +52,24 @@ def name_problems(slug, *, cluster=None, namespace=None, exclude_pk=None):
                 "ending with a letter or digit, at most 63 characters (e.g. 'pr-1234')"]
     if slug in RESERVED_NAMES:
         return [f"name: '{slug}' is reserved; choose another name"]
-    live = Environment.objects.exclude(status__in=GONE)
+    others = Environment.objects.all()
     if exclude_pk:
-        live = live.exclude(pk=exclude_pk)
-    if live.filter(slug=slug).exists():
+        others = others.exclude(pk=exclude_pk)
+    holder = others.filter(slug=slug).only("status").first()
+    if holder is not None and holder.status in GONE:
+        problems.append(f"name: '{slug}' already belonged to an environment that was {holder.status}; names stay "
+                        "with their history, choose another name")
+    elif holder is not None:
         problems.append(f"name: an environment '{slug}' already exists; choose another name")
     namespace = namespace or slug
     if namespace == "default" or namespace.startswith("kube-"):
         problems.append(f"namespace: '{namespace}' belongs to the cluster itself; choose another")
-    elif cluster is not None and live.filter(cluster=cluster, namespace=namespace).exists():
+    elif cluster is not None and holder is None and others.filter(cluster=cluster, namespace=namespace).exists():
         problems.append(f"namespace: '{namespace}' is already used on cluster '{cluster}'")
     return problems
 
 
-GONE = (getattr(EnvironmentStatus, "DELETED", "deleted"), getattr(EnvironmentStatus, "REJECTED", "rejected"))
+GONE = (EnvironmentStatus.DELETED, EnvironmentStatus.REJECTED)
 
 
 # ---------------------------------------------------------------- parameters and TTL
@@ -374,3 +379,25 @@ def clean_template(data, errors, instance=None):
                 continue
             clean["services"].append({"service": item["service"], "from_environment": item["from_environment"]})
     return clean
+
+
+# ---------------------------------------------------------------- deletion
+
+def deletion_refusal(user, env):
+    """Why `user` may not delete `env` (None when they may): the owner of a preview or development
+    environment, otherwise an admin."""
+    from portal.accounts import policies as roles
+
+    if roles.has_role(user, roles.ADMIN, env):
+        return None
+    mine = env.owner_id == user.pk and roles.has_any_role(user)
+    if mine and (env.tier not in PROTECTED_TIERS or env.status == EnvironmentStatus.REQUESTED):
+        return None  # (withdrawing one's own request is always allowed)
+    if env.tier in PROTECTED_TIERS:
+        return f"only an admin can delete a {env.tier} environment (and its deletion needs approval)"
+    return "only the environment's owner or an admin can delete it"
+
+
+def deletion_needs_approval(env):
+    """Deleting a staging or production environment needs approval (not a request never granted)."""
+    return env.tier in PROTECTED_TIERS and env.status != EnvironmentStatus.REQUESTED

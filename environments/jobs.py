@@ -61,6 +61,23 @@ def provision_environment_job(job, log):
     return {"namespace": env.namespace, "applied": applied, "deployments": [d.pk for d in deployments]}
 
 
+def wait_until_namespace_gone(env, log, timeout=None, interval=1.0):
+    """A deleted namespace terminates (its finalizers run) before it disappears: wait for that."""
+    import time
+
+    from django.conf import settings
+
+    timeout = timeout if timeout is not None else getattr(settings, "GANTRY_NAMESPACE_DELETE_TIMEOUT", 300)
+    deadline = time.monotonic() + timeout
+    while kube.get(env.cluster, "v1", "Namespace", "", env.namespace) is not None:
+        if time.monotonic() >= deadline:
+            raise JobFailed(f"namespace {env.namespace} is still terminating after {timeout} s; retry this job later "
+                            "(the environment stays `deleting` until the namespace is gone)")
+        log(f"namespace {env.namespace} is terminating; waiting")
+        time.sleep(interval)
+    log(f"namespace {env.namespace} is gone")
+
+
 @job_kind("environment.teardown", queue="default", title="Tear down environment")
 def teardown_environment_job(job, log):
     env = Environment.objects.select_related("cluster").filter(pk=job.target_id).first()
@@ -78,9 +95,32 @@ def teardown_environment_job(job, log):
             else:
                 log(f"deleting namespace {env.namespace} on cluster {env.cluster.name} and everything in it")
                 kube.delete_namespace(env.cluster, env.namespace)
+                wait_until_namespace_gone(env, log)
         except (kube.KubeError, ValueError, OSError) as exc:
             raise JobFailed(f"could not delete namespace {env.namespace}: {exc}; retry this job once the cluster "
                             "answers (the environment stays `deleting` until then)")
     finish_teardown(env)
     log(f"environment {env.slug} deleted")
     return {"namespace": env.namespace}
+
+
+@job_kind("environment.expiry_notice", queue="default", title="Tell the owner an environment expires soon")
+def expiry_notice_job(job, log):
+    from django.conf import settings
+    from django.core.mail import send_mail
+
+    from .expiry import notice_text, recipients
+
+    env = Environment.objects.select_related("owner").filter(pk=job.target_id).first()
+    if env is None or env.expires_at is None:
+        log("the environment is gone or no longer expires; nothing to send")
+        return {}
+    to = recipients(env)
+    if not to:
+        log.warning(f"environment {env.slug} has no owner e-mail or notify address; nobody to tell")
+        return {"emails": 0}
+    notice = job.params.get("notice", "24h")
+    send_mail(f"[Gantry] {env.slug} expires in {notice}", notice_text(env, notice), settings.DEFAULT_FROM_EMAIL, to,
+              fail_silently=False)
+    log(f"e-mail sent to {len(to)} recipient(s)")
+    return {"emails": len(to), "notice": notice}

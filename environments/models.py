@@ -82,6 +82,12 @@ class Environment(models.Model):
     # environment was requested (a later template edit does not change an existing environment).
     parameters = models.JSONField(default=dict, blank=True)
     guardrails = models.JSONField(default=dict, blank=True)
+    expiry_notices = models.JSONField(default=list, blank=True, help_text="Expiry notices already sent (\"24h\", \"1h\").")
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deletion_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="A protected environment's deletion waits for approval while this is set.")
+    deletion_requested_at = models.DateTimeField(null=True, blank=True)
     # Protection rules (enforced by the releases and approvals flow).
     required_approvals = models.PositiveSmallIntegerField(default=0)
     prevent_self_approval = models.BooleanField(default=False)
@@ -160,3 +166,22 @@ class EnvironmentTemplate(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class EnvironmentApproval(models.Model):
+    """One approver's decision on an environment request (creation from a protected template, or
+    the deletion of a protected environment). Who may decide is deployments.policies' rule."""
+
+    CREATE, DELETE = "create", "delete"
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="approvals")
+    purpose = models.CharField(max_length=8, default=CREATE, choices=[(CREATE, CREATE), (DELETE, DELETE)])
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="environment_approvals")
+    decision = models.CharField(max_length=8, choices=[("approve", "approve"), ("reject", "reject")])
+    comment = models.TextField(blank=True, default="")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [models.UniqueConstraint(fields=["environment", "purpose", "user"],
+                                               name="one_decision_per_environment_request")]

@@ -132,7 +132,7 @@ def check_request(user, data):
     problems = guardrails.name_problems(slug, cluster=cluster, namespace=namespace)
     taken += [p for p in problems if "already" in p]
     errors += [p for p in problems if "already" not in p]
-    if display and Environment.objects.exclude(status__in=guardrails.GONE).filter(name=display).exists():
+    if display and Environment.objects.filter(name=display).exclude(slug=slug).exists():
         taken.append(f"name: an environment named '{display}' already exists")
     clean["slug"], clean["namespace"] = slug, namespace
     parameters = dict(data.get("parameters") or {}) if isinstance(data.get("parameters"), dict) else data.get("parameters")

@@ -7,9 +7,9 @@ from pydantic import ConfigDict
 from portal.accounts import policies
 from portal.errors import Forbidden, NotFound
 
-from . import self_service
-from .models import EnvironmentTemplate
-from .serializers import template_out
+from . import approvals, expiry, self_service
+from .models import Environment, EnvironmentTemplate
+from .serializers import environment_out, template_out
 
 router = Router(tags=["self-service environments"])
 
@@ -91,3 +91,57 @@ def update_template(request, name: str, payload: TemplatePatch):
 def delete_template(request, name: str):
     self_service.delete_template(request.user, _template(name), request=request)
     return Status(204, None)
+
+
+class DecisionIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: Optional[str] = None
+
+
+class ExtendIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    hours: int
+
+
+def _environment(request, slug):
+    from .api import visible_environment
+
+    return visible_environment(request, slug)
+
+
+def _out(env):
+    env = Environment.objects.select_related("cluster", "owner", "promotion_from").get(pk=env.pk)
+    return environment_out(env) | approval_summary(env)
+
+
+def approval_summary(env):
+    purpose = approvals.pending_purpose(env)
+    decided = [a for a in env.approvals.select_related("user").all()]
+    return {
+        "pending_approval": purpose,
+        "approvals_required": approvals.required_approvals(env, purpose) if purpose else None,
+        "approvals": [{"user": a.user.get_username(), "purpose": a.purpose, "decision": a.decision,
+                       "comment": a.comment, "at": a.at.isoformat()} for a in decided],
+    }
+
+
+@router.post("/environments/{slug}/approve", response=dict[str, Any])
+def approve_environment(request, slug: str, payload: DecisionIn = None):
+    env, job = approvals.decide(request.user, _environment(request, slug), approvals.APPROVE,
+                                comment=(payload.comment if payload else "") or "", request=request)
+    return _out(env) | ({"job": str(job.pk)} if job is not None else {})
+
+
+@router.post("/environments/{slug}/reject", response=dict[str, Any])
+def reject_environment(request, slug: str, payload: DecisionIn):
+    env, _ = approvals.decide(request.user, _environment(request, slug), approvals.REJECT,
+                              comment=payload.comment or "", request=request)
+    return _out(env)
+
+
+@router.post("/environments/{slug}/extend", response=dict[str, Any])
+def extend_environment(request, slug: str, payload: ExtendIn):
+    env = expiry.extend_environment(request.user, _environment(request, slug), payload.hours, request=request)
+    return _out(env)

@@ -19,7 +19,7 @@ from portal.views import TIERS_IN_ORDER, form_page, needs_role, paginate
 
 from . import policies as rules
 from . import services
-from .choices import CLUSTER_MODE_CHOICES, WEEKDAYS
+from .choices import CLUSTER_MODE_CHOICES, WEEKDAYS, EnvironmentStatus
 from .models import Cluster, Environment
 from .serializers import masked_url
 
@@ -41,6 +41,7 @@ def _visible_environment(request, slug):
 def environment_list(request):
     tier = request.GET.get("tier", "")
     qs = policies.restrict_environments(request.user, Environment.objects.select_related("cluster", "owner"))
+    qs = qs.exclude(status__in=EnvironmentStatus.GONE)
     if tier in TIERS_IN_ORDER:
         qs = qs.filter(tier=tier)
     else:
@@ -228,8 +229,11 @@ def environment_edit(request, slug):
 def environment_delete(request, slug):
     env = _visible_environment(request, slug)
     if request.method != "POST":
-        if not policies.is_admin(request.user):
-            raise PermissionDenied("only an admin can delete environments")
+        from .guardrails import deletion_refusal
+
+        refusal = deletion_refusal(request.user, env)
+        if refusal:
+            raise PermissionDenied(refusal)
         return render(request, "confirm_delete.html", {
             "section": "environments",
             "title": f"Delete environment {env.name}?",
@@ -243,6 +247,9 @@ def environment_delete(request, slug):
         job = services.delete_environment(request.user, env, request=request)
     except Conflict as exc:
         messages.error(request, "; ".join(exc.messages))
+        return redirect("environment_detail", slug=env.slug)
+    if job is None and Environment.objects.filter(pk=env.pk, deletion_requested_at__isnull=False).exists():
+        messages.success(request, f"Deleting {env.name} needs approval; it stays until an approver agrees.")
         return redirect("environment_detail", slug=env.slug)
     if job is None:
         messages.success(request, f"Environment {env.name} deleted.")

@@ -6,6 +6,7 @@ from portal.accounts.forms import ThrottledAuthenticationForm
 
 from deployments import flow_views
 from deployments import views as service_views
+from environments import self_service_views
 from environments import views as environment_views
 from portal import views
 from portal.accounts import views as account_views
@@ -25,6 +26,11 @@ urlpatterns = [
     path("environments/<slug:slug>/delete/", environment_views.environment_delete, name="environment_delete"),
     path("environments/<slug:slug>/reprovision/", environment_views.environment_reprovision,
          name="environment_reprovision"),
+    path("environments/<slug:slug>/approve/", self_service_views.environment_decide, {"decision": "approve"},
+         name="environment_approve"),
+    path("environments/<slug:slug>/reject/", self_service_views.environment_decide, {"decision": "reject"},
+         name="environment_reject"),
+    path("environments/<slug:slug>/extend/", self_service_views.environment_extend, name="environment_extend"),
     # clusters
     path("clusters/", environment_views.cluster_list, name="cluster_list"),
     path("clusters/new/", environment_views.cluster_create, name="cluster_create"),

@@ -9,6 +9,7 @@ PERIODIC = [
     ("portal.jobs.periodic.poll_health", "health", {"interval": 30}),
     ("portal.jobs.periodic.fail_abandoned_deployments", "default", {"interval": 300}),
     ("portal.jobs.periodic.expire_environments", "default", {"interval": 300}),
+    ("portal.jobs.periodic.notify_expiring_environments", "default", {"interval": 300}),
     ("deployments.executor.scale_down_idle_colors", "deploy", {"interval": 60}),
 ]
 
@@ -43,3 +44,9 @@ def expire_environments():
     from environments.services import expire_environments as expire
 
     return expire()
+
+
+def notify_expiring_environments():
+    from environments.expiry import notify_expiring
+
+    return notify_expiring()

@@ -364,7 +364,7 @@ def test_it_deletes_an_environment(login, admin, make_env):
     make_env("dev-a")
     response = login(admin).post("/environments/dev-a/delete/")
     assert response.status_code == 302 and response.url == "/environments/"
-    assert not Environment.objects.filter(slug="dev-a").exists()
+    assert Environment.objects.get(slug="dev-a").status == "deleted"  # kept for history and audit
     assert events("environment.delete", "success", environment="dev-a").exists()
 
 

@@ -16,3 +16,14 @@ def provision(django_capture_on_commit_callbacks):
         return Job.objects.get(pk=job.pk)
 
     return run
+
+
+@pytest.fixture
+def login(client):
+    """login(user) -> the test client, signed in as user."""
+
+    def factory(user):
+        client.force_login(user)
+        return client
+
+    return factory
