@@ -129,7 +129,10 @@ def check_request(user, data):
         errors.append("cluster: no cluster is registered yet; an admin must add one first")
     clean["cluster"] = cluster
     namespace = data.get("namespace") or slug
-    problems = guardrails.name_problems(slug, cluster=cluster, namespace=namespace)
+    if display and not slug:
+        problems = [f"name: '{display}' has no letters or digits to make a DNS label from (e.g. 'pr-1234')"]
+    else:
+        problems = guardrails.name_problems(slug, cluster=cluster, namespace=namespace)
     taken += [p for p in problems if "already" in p]
     errors += [p for p in problems if "already" not in p]
     if display and Environment.objects.filter(name=display).exclude(slug=slug).exists():

@@ -58,7 +58,7 @@ def environment_extend(request, slug):
 
 def _request_data(post):
     data = {"name": post.get("name", "").strip(), "template": post.get("template", "").strip()}
-    for field in ("ttl_hours", "team", "description"):
+    for field in ("slug", "ttl_hours", "team", "description"):
         if post.get(field, "").strip():
             data[field] = post.get(field).strip()
     parameters = {key[len("param_"):]: value.strip() for key, value in post.items()
