@@ -75,7 +75,7 @@ def _clean_comment(comment, required):
 def decide(user, env, decision, comment="", request=None):
     """Approve or reject the pending request of `env`. The last approval needed starts the
     provisioning (creation) or the teardown (deletion); a rejection closes the request."""
-    from .services import set_environment_status
+    from .lifecycle import set_environment_status
 
     purpose = pending_purpose(env)
     early = refusal(user, env, decision)
@@ -107,7 +107,7 @@ def decide(user, env, decision, comment="", request=None):
                                            detail={"approvals": approvals})
                     enqueue_job("environment.provision", target=env, environment=env, requested_by=env.owner)
                 elif approvals >= required_approvals(env, purpose):
-                    from .services import _tear_down
+                    from .lifecycle import _tear_down
 
                     requester = env.deletion_requested_by
                     job = _tear_down(env, actor=user, request=request, action="environment.delete",

@@ -1,6 +1,6 @@
 """Time to live: extending an environment, telling its owner before it expires.
 
-The reaper itself is ``services.expire_environments`` (it tears expired ones down through the
+The reaper itself is ``lifecycle.expire_environments`` (it tears expired ones down through the
 cluster and marks them `deleted`). The bounds are ``guardrails.extension_refusal``.
 """
 from __future__ import annotations

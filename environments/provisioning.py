@@ -157,7 +157,7 @@ def deploy_template_services(env, log):
     """Request a deployment of each template service: the release that last succeeded in its
     `from_environment`, through the normal deployment path (approvals, windows, the deploy job).
     A retry does not request the same release twice. Returns the deployments (new or existing)."""
-    from deployments import promotions
+    from deployments import actions
     from deployments.choices import DeploymentState as S
     from deployments.models import Deployment
     from portal.errors import GantryError
@@ -181,7 +181,7 @@ def deploy_template_services(env, log):
             log.warning(f"service {service}: the environment has no owner to request the deployment")
             continue
         try:
-            deployment = promotions.request_deployment(env.owner, {"release": last.release.pk, "environment": env.slug})
+            deployment = actions.request_deployment(env.owner, {"release": last.release.pk, "environment": env.slug})
         except GantryError as exc:
             log.warning(f"service {service}: the deployment of {last.release} was refused: {exc}")
             continue

@@ -122,7 +122,7 @@ def check_request(user, data):
             errors.append(f"cluster: template '{template.name}' places environments on '{cluster.name}'")
         cluster = named or cluster
     if cluster is None:
-        from .services import default_cluster
+        from .clusters import default_cluster
 
         cluster = default_cluster()
     if cluster is None:
@@ -175,7 +175,7 @@ def request_environment(user, data, request=None):
         env.prevent_self_approval, env.required_approvals = True, 1
     if env.ttl_hours:
         env.expires_at = timezone.now() + timedelta(hours=env.ttl_hours)
-    from .services import env_snapshot
+    from .lifecycle import env_snapshot
 
     try:
         with transaction.atomic():

@@ -106,7 +106,7 @@ class ExtendIn(Schema):
 
 
 def _environment(request, slug):
-    from .api import visible_environment
+    from .environments_api import visible_environment
 
     return visible_environment(request, slug)
 

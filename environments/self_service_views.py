@@ -10,7 +10,7 @@ from portal.errors import Conflict, InvalidInput
 from portal.views import needs_role
 
 from . import approvals, expiry
-from .views import _visible_environment
+from .environment_views import _visible_environment
 
 
 def _back(request, env):
