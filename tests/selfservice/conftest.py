@@ -27,3 +27,15 @@ def login(client):
         return client
 
     return factory
+
+
+@pytest.fixture(autouse=True)
+def seeded_templates(request):
+    """The four templates the data migration seeds (a transactional test elsewhere may have flushed them)."""
+    if "django_db_setup" not in request.fixturenames and not request.node.get_closest_marker("django_db"):
+        return
+    request.getfixturevalue("django_db_blocker")
+    from environments.models import EnvironmentTemplate
+    from environments.template_defaults import seed_templates
+
+    seed_templates(EnvironmentTemplate)
