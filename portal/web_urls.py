@@ -4,8 +4,9 @@ from django.urls import path
 
 from portal.accounts.forms import ThrottledAuthenticationForm
 
-from deployments import approval_views, catalog_views, deployment_views, live_views, release_views
+from deployments import approval_views, catalog_views, deployment_views, live_views, nav_views, release_views
 from environments import cluster_views, environment_views, self_service_views
+from environments.backups import views as backup_views
 from portal import views
 from portal.accounts import views as account_views
 from portal.audit import views as audit_views
@@ -53,6 +54,7 @@ urlpatterns = [
     # releases, deployments, approvals
     path("approvals/", approval_views.approval_inbox, name="approval_inbox"),
     path("approvals/badge.svg", approval_views.approval_badge, name="approval_badge"),
+    path("approvals/count/", nav_views.approval_count, name="approval_count"),
     path("releases/", release_views.release_list, name="release_list"),
     path("releases/new/", release_views.release_create, name="release_create"),
     path("deployments/", deployment_views.deployment_list, name="deployment_list"),
@@ -65,6 +67,13 @@ urlpatterns = [
     path("deployments/<int:deployment_id>/rollback", deployment_views.deployment_rollback, name="deployment_rollback"),
     path("environments/<slug:slug>/history/", live_views.environment_history, name="environment_history"),
     path("environments/<slug:slug>/live/", live_views.environment_live, name="environment_live"),
+    # backups
+    path("environments/<slug:slug>/backups/", backup_views.backup_list, name="backup_list"),
+    path("environments/<slug:slug>/backups/targets/new/", backup_views.target_create, name="backup_target_create"),
+    path("environments/<slug:slug>/backups/start/", backup_views.backup_start, name="backup_start"),
+    path("backups/<int:backup_id>/verify/", backup_views.backup_verify, name="backup_verify"),
+    path("backups/<int:backup_id>/restore/", backup_views.backup_restore, name="backup_restore"),
+    path("drills/<int:drill_id>/", backup_views.drill_detail, name="drill_detail"),
     # jobs
     path("jobs/", job_views.job_list, name="job_list"),
     path("jobs/<uuid:job_id>/", job_views.job_detail, name="job_detail"),

@@ -12,6 +12,8 @@ PERIODIC = [
     ("portal.jobs.periodic.expire_environments", "default", {"interval": 300}),
     ("portal.jobs.periodic.notify_expiring_environments", "default", {"interval": 300}),
     ("deployments.idle_colors.scale_down_idle_colors", "deploy", {"interval": 60}),
+    ("environments.backups.periodic.tick", "default", {"interval": 60}),
+    ("environments.backups.periodic.fail_interrupted", "default", {"interval": 30}),
 ]
 
 
