@@ -18,7 +18,7 @@ from portal.errors import Conflict, InvalidInput, NotFound, deny
 from portal.accounts import policies as roles
 from portal.validation import check_text
 
-from . import policies
+from . import facts, policies
 from .choices import APPROVE, DEPLOY, DEPLOYMENT_TRANSITIONS, REJECT, ROLLBACK, DeploymentState as S
 from .models import Approval, Deployment, Release, Service
 from .rendering import manifest_hash, render_text
@@ -111,7 +111,8 @@ def _move(deployment, new_state, *, actor=None, actor_name=None, request=None, d
     deployment.save()
     record(f"deployment.{new_state}", actor=actor, actor_name=actor_name, request=request, target=deployment,
            environment=deployment.environment, outcome=outcome, changes={"state": [old, new_state]},
-           detail=(detail or {}) | ({"break_glass": True} if deployment.break_glass else {}))
+           detail=(detail or {}) | ({"break_glass": True} if deployment.break_glass else {})
+           | (facts.start_facts(deployment) if new_state in (S.QUEUED, S.RUNNING) else {}))
     from .notifications import notify
 
     notify(deployment, new_state)
@@ -287,6 +288,7 @@ def request_deployment(user, data, request=None):
         )
         record("deployment.request", actor=user, request=request, target=deployment, environment=env,
                detail={"release": str(release), "image": release.image, "start_now": start_now}
+               | facts.request_facts(deployment)
                | ({"break_glass": True, "break_glass_reason": reason} if break_glass else {}))
         if policies.approvals_required(deployment) == 0:
             _move(deployment, S.APPROVED, actor_name="gantry", detail={"reason": "no approval required"})
@@ -357,6 +359,7 @@ def decide(user, deployment_id, decision, *, comment="", checklist=None, seen_ma
                    environment=deployment.environment,
                    detail={"comment": comment, "image": deployment.image, "manifest_hash": deployment.manifest_hash,
                            "release": str(deployment.release)}
+                   | facts.decision_facts(deployment, deployment.environment.checklist if decision == APPROVE else [])
                    | ({"break_glass": True} if deployment.break_glass else {}))
             if decision == REJECT:
                 _move(deployment, S.REJECTED, actor=user, request=request, detail={"comment": comment})
@@ -531,7 +534,8 @@ def request_rollback(user, deployment_id, reason="", request=None):
             previous_color=deployment.color, color=target.color,
         )
         record("deployment.rollback_request", actor=user, request=request, target=rollback, environment=env,
-               detail={"rolls_back": deployment.pk, "to_release": str(release), "reason": reason})
+               detail={"rolls_back": deployment.pk, "to_release": str(release), "reason": reason}
+               | facts.request_facts(rollback))
         if policies.approvals_required(rollback) == 0:
             _move(rollback, S.APPROVED, actor_name="gantry", detail={"reason": "a rollback returns to an approved release"})
         else:
