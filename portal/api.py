@@ -52,6 +52,7 @@ def http_error(request, exc):
 
 def _add_routers():
     from deployments.api import router as deployments_router
+    from deployments.compliance.api import router as compliance_router
     from deployments.flow_api import router as flow_router
     from environments.api import router as environments_router
     from portal.audit.api import router as audit_router
@@ -62,6 +63,7 @@ def _add_routers():
     api.add_router("", flow_router)
     api.add_router("", audit_router)
     api.add_router("", jobs_router)
+    api.add_router("", compliance_router)
 
 
 _add_routers()

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "portal.jobs",
     "environments",
     "deployments",
+    "deployments.compliance",
 ]
 
 MIDDLEWARE = [
@@ -185,6 +186,7 @@ GANTRY_LOGIN_WINDOW_MINUTES = int(os.environ.get("GANTRY_LOGIN_WINDOW_MINUTES", 
 GANTRY_ABANDON_MINUTES = int(os.environ.get("GANTRY_ABANDON_MINUTES", "30"))
 GANTRY_BASE_URL = os.environ.get("GANTRY_BASE_URL", "")
 GANTRY_TRUST_X_FORWARDED_FOR = env_bool("GANTRY_TRUST_X_FORWARDED_FOR", False)
+GANTRY_EVIDENCE_DIR = os.environ.get("GANTRY_EVIDENCE_DIR", "")  # period evidence ZIPs (default BASE_DIR/.evidence)
 
 LOGGING = {
     "version": 1,

@@ -6,6 +6,7 @@ from portal.accounts.forms import ThrottledAuthenticationForm
 
 from deployments import flow_views
 from deployments import views as service_views
+from deployments.compliance import views as compliance_views
 from environments import views as environment_views
 from portal import views
 from portal.accounts import views as account_views
@@ -51,6 +52,14 @@ urlpatterns = [
     path("deployments/<int:deployment_id>/rollback", flow_views.deployment_rollback, name="deployment_rollback"),
     path("environments/<slug:slug>/history/", flow_views.environment_history, name="environment_history"),
     path("environments/<slug:slug>/live/", flow_views.environment_live, name="environment_live"),
+    # compliance: evidence packs and reports
+    path("deployments/<int:deployment_id>/evidence/", compliance_views.evidence_page, name="evidence_page"),
+    path("deployments/<int:deployment_id>/evidence.zip", compliance_views.evidence_zip, name="evidence_zip"),
+    path("compliance/", compliance_views.sod_report, name="compliance"),
+    path("compliance/separation-of-duties/", compliance_views.sod_report, name="sod_report"),
+    path("compliance/access/", compliance_views.access_report, name="access_report"),
+    path("compliance/period/", compliance_views.period_evidence, name="period_evidence"),
+    path("compliance/period/<uuid:job_id>.zip", compliance_views.period_evidence_zip, name="period_evidence_zip"),
     # jobs
     path("jobs/", job_views.job_list, name="job_list"),
     path("jobs/<uuid:job_id>/", job_views.job_detail, name="job_detail"),
