@@ -45,7 +45,7 @@ def text_sha256(text):
 
 def reviewed_diff(deployment):
     """Which diff an approver had on the approval page: against the live deployment's manifests."""
-    from .promotions import live_deployment
+    from .live import live_deployment
     from .rendering import manifest_diff
 
     live = live_deployment(deployment.service_id, deployment.environment_id)

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from deployments import promotions
+from deployments import releases
 from deployments.models import Deployment, Release
 from portal import kube
 from portal.jobs.services import run_job
@@ -22,7 +22,7 @@ def release(user, version, service="web", git_sha="3f2a9c1"):
     existing = Release.objects.filter(service__name=service, version=version).first()
     if existing:
         return existing
-    return promotions.register_release(user, {"service": service, "version": version, "image": image(service, version),
+    return releases.register_release(user, {"service": service, "version": version, "image": image(service, version),
                                               "git_sha": git_sha, "notes": f"release {version}"})
 
 

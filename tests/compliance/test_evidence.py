@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from deployments import promotions
+from deployments import actions
 from deployments.compliance.evidence import build_pack, pack_sha256
 from environments.models import Environment
 
@@ -18,9 +18,9 @@ CHECKLIST = ["Release notes read", "On-call informed"]
 
 def approved_deployment(people, version="1.0.0"):
     rel = release(people["dee"], version)
-    deployment = promotions.request_deployment(people["dee"], {"release": rel.pk, "environment": "prod"})
+    deployment = actions.request_deployment(people["dee"], {"release": rel.pk, "environment": "prod"})
     assert deployment.state == "pending_approval"
-    promotions.approve_deployment(people["abe"], deployment.pk, comment="looks right", checklist=CHECKLIST)
+    actions.approve_deployment(people["abe"], deployment.pk, comment="looks right", checklist=CHECKLIST)
     return run(deployment)
 
 
@@ -70,8 +70,8 @@ def test_only_auditors_get_packs(people, prod, web, api):
 
 def test_a_rejected_deployment(people, prod, web):
     rel = release(people["dee"], "1.0.0")
-    deployment = promotions.request_deployment(people["dee"], {"release": rel.pk, "environment": "prod"})
-    promotions.reject_deployment(people["abe"], deployment.pk, comment="no rollback plan")
+    deployment = actions.request_deployment(people["dee"], {"release": rel.pk, "environment": "prod"})
+    actions.reject_deployment(people["abe"], deployment.pk, comment="no rollback plan")
     pack = build_pack(deployment)
     [approval] = texts(pack, "approval")
     assert approval.startswith("Rejected by abe") and "comment: no rollback plan" in approval
@@ -86,9 +86,9 @@ def test_a_refused_self_approval_is_in_the_pack(people, prod, web, make_user):
 
     RoleAssignment.objects.create(user=people["dee"], role="approver", environment=prod)
     rel = release(people["dee"], "1.0.0")
-    deployment = promotions.request_deployment(people["dee"], {"release": rel.pk, "environment": "prod"})
+    deployment = actions.request_deployment(people["dee"], {"release": rel.pk, "environment": "prod"})
     with pytest.raises(Forbidden):
-        promotions.approve_deployment(people["dee"], deployment.pk, checklist=CHECKLIST)
+        actions.approve_deployment(people["dee"], deployment.pk, checklist=CHECKLIST)
     [refused] = texts(build_pack(deployment), "refused")
     assert refused.startswith("REFUSED: dee tried to approve") and "prevents self-approval" in refused
 
@@ -101,11 +101,11 @@ def test_a_break_glass_deployment_during_a_freeze(people, prod, web):
     Environment.objects.filter(pk=prod.pk).update(freeze_until=timezone.now() + timedelta(days=2),
                                                   freeze_reason="Black Friday")
     rel = release(people["ada"], "1.0.0")
-    deployment = promotions.request_deployment(people["ada"], {"release": rel.pk, "environment": "prod",
+    deployment = actions.request_deployment(people["ada"], {"release": rel.pk, "environment": "prod",
                                                                "break_glass": {"reason": "payment outage fix"}})
-    promotions.approve_deployment(people["abe"], deployment.pk, checklist=CHECKLIST)
-    assert promotions.get_deployment(deployment.pk).state == "pending_approval"  # one more than usual
-    promotions.approve_deployment(people["ann"], deployment.pk, checklist=CHECKLIST)
+    actions.approve_deployment(people["abe"], deployment.pk, checklist=CHECKLIST)
+    assert actions.get_deployment(deployment.pk).state == "pending_approval"  # one more than usual
+    actions.approve_deployment(people["ann"], deployment.pk, checklist=CHECKLIST)
     deployment = run(deployment)
     assert deployment.state == "succeeded", deployment.error
     pack = build_pack(deployment)
@@ -120,14 +120,14 @@ def test_a_break_glass_deployment_during_a_freeze(people, prod, web):
 
 def test_a_deployment_rolled_back_by_a_person(people, prod, web, sandbox):
     Environment.objects.filter(pk=prod.pk).update(required_approvals=0, checklist=[])
-    first = run(promotions.request_deployment(people["dee"], {"release": release(people["dee"], "1.0.0").pk,
+    first = run(actions.request_deployment(people["dee"], {"release": release(people["dee"], "1.0.0").pk,
                                                              "environment": "prod"}))
-    second = run(promotions.request_deployment(people["dee"], {"release": release(people["dee"], "1.1.0").pk,
+    second = run(actions.request_deployment(people["dee"], {"release": release(people["dee"], "1.1.0").pk,
                                                               "environment": "prod"}))
     assert (first.state, second.state) == ("succeeded", "succeeded")
-    rollback = promotions.request_rollback(people["dee"], second.pk, reason="error rate up")
+    rollback = actions.request_rollback(people["dee"], second.pk, reason="error rate up")
     assert run(rollback).state == "succeeded"
-    pack = build_pack(promotions.get_deployment(second.pk))
+    pack = build_pack(actions.get_deployment(second.pk))
     assert pack["verified"], pack["integrity"]
     assert texts(pack, "rolled_back")[0].endswith(f"by deployment #{rollback.pk}.")
     [story] = [s for s in pack["statements"] if s["key"] == "rollback"]

@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from deployments import promotions
+from deployments import actions
 from portal.jobs.models import Job
 from portal.jobs.services import run_job
 
@@ -24,9 +24,9 @@ def test_a_period_zip_holds_a_pack_per_production_deployment(people, prod, web, 
     from environments.models import Environment
 
     Environment.objects.filter(pk=prod.pk).update(required_approvals=0, checklist=[])
-    first = run(promotions.request_deployment(people["dee"], {"release": release(people["dee"], "1.0.0").pk,
+    first = run(actions.request_deployment(people["dee"], {"release": release(people["dee"], "1.0.0").pk,
                                                              "environment": "prod"}))
-    second = run(promotions.request_deployment(people["dee"], {"release": release(people["dee"], "1.1.0").pk,
+    second = run(actions.request_deployment(people["dee"], {"release": release(people["dee"], "1.1.0").pk,
                                                               "environment": "prod"}))
     assert api(people["dee"]).post("/api/v1/reports/evidence-period", {"since": "2020-01-01",
                                                                       "until": "2099-12-31"}).status_code == 403
