@@ -7,6 +7,7 @@ from portal.accounts.forms import ThrottledAuthenticationForm
 from deployments import approval_views, catalog_views, deployment_views, live_views, release_views
 from deployments.compliance import views as compliance_views
 from environments import cluster_views, environment_views
+from environments.backups import views as backup_views
 from portal import views
 from portal.accounts import views as account_views
 from portal.audit import views as audit_views
@@ -59,6 +60,13 @@ urlpatterns = [
     path("compliance/access/", compliance_views.access_report, name="access_report"),
     path("compliance/period/", compliance_views.period_evidence, name="period_evidence"),
     path("compliance/period/<uuid:job_id>.zip", compliance_views.period_evidence_zip, name="period_evidence_zip"),
+    # backups
+    path("environments/<slug:slug>/backups/", backup_views.backup_list, name="backup_list"),
+    path("environments/<slug:slug>/backups/targets/new/", backup_views.target_create, name="backup_target_create"),
+    path("environments/<slug:slug>/backups/start/", backup_views.backup_start, name="backup_start"),
+    path("backups/<int:backup_id>/verify/", backup_views.backup_verify, name="backup_verify"),
+    path("backups/<int:backup_id>/restore/", backup_views.backup_restore, name="backup_restore"),
+    path("drills/<int:drill_id>/", backup_views.drill_detail, name="drill_detail"),
     # jobs
     path("jobs/", job_views.job_list, name="job_list"),
     path("jobs/<uuid:job_id>/", job_views.job_detail, name="job_detail"),

@@ -11,6 +11,8 @@ PERIODIC = [
     ("portal.jobs.periodic.fail_abandoned_deployments", "default", {"interval": 300}),
     ("portal.jobs.periodic.expire_environments", "default", {"interval": 300}),
     ("deployments.idle_colors.scale_down_idle_colors", "deploy", {"interval": 60}),
+    ("environments.backups.periodic.tick", "default", {"interval": 60}),
+    ("environments.backups.periodic.fail_interrupted", "default", {"interval": 30}),
 ]
 
 
