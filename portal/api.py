@@ -52,6 +52,7 @@ def http_error(request, exc):
 
 def _add_routers():
     from deployments.approvals_api import router as approvals_router
+    from deployments.compliance.api import router as compliance_router
     from deployments.catalog_api import router as catalog_router
     from deployments.deployments_api import router as deployments_router
     from deployments.health_api import router as health_router
@@ -73,6 +74,7 @@ def _add_routers():
     api.add_router("", health_router)
     api.add_router("", audit_router)
     api.add_router("", jobs_router)
+    api.add_router("", compliance_router)
     api.add_router("", backups_router)
 
 

@@ -5,6 +5,7 @@ from django.urls import path
 from portal.accounts.forms import ThrottledAuthenticationForm
 
 from deployments import approval_views, catalog_views, deployment_views, live_views, nav_views, release_views
+from deployments.compliance import views as compliance_views
 from environments import cluster_views, environment_views, self_service_views
 from environments.backups import views as backup_views
 from portal import views
@@ -67,6 +68,14 @@ urlpatterns = [
     path("deployments/<int:deployment_id>/rollback", deployment_views.deployment_rollback, name="deployment_rollback"),
     path("environments/<slug:slug>/history/", live_views.environment_history, name="environment_history"),
     path("environments/<slug:slug>/live/", live_views.environment_live, name="environment_live"),
+    # compliance: evidence packs and reports
+    path("deployments/<int:deployment_id>/evidence/", compliance_views.evidence_page, name="evidence_page"),
+    path("deployments/<int:deployment_id>/evidence.zip", compliance_views.evidence_zip, name="evidence_zip"),
+    path("compliance/", compliance_views.sod_report, name="compliance"),
+    path("compliance/separation-of-duties/", compliance_views.sod_report, name="sod_report"),
+    path("compliance/access/", compliance_views.access_report, name="access_report"),
+    path("compliance/period/", compliance_views.period_evidence, name="period_evidence"),
+    path("compliance/period/<uuid:job_id>.zip", compliance_views.period_evidence_zip, name="period_evidence_zip"),
     # backups
     path("environments/<slug:slug>/backups/", backup_views.backup_list, name="backup_list"),
     path("environments/<slug:slug>/backups/targets/new/", backup_views.target_create, name="backup_target_create"),
