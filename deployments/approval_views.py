@@ -3,11 +3,11 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers
 
+from environments.approvals import pending_for
 from portal.accounts import policies as roles
 from portal.pages import needs_role, paginate
 
-from . import policies
-from . import queries
+from . import policies, queries
 from .queries import decidable_rows, visible_deployments
 
 
@@ -19,7 +19,8 @@ def approval_inbox(request):
     inbox = queries.approval_inbox(request.user).defer("rendered_manifest", "release__notes", "service__manifest")
     page = paginate(request, inbox)
     return render(request, "deployments/inbox.html", {"section": "approvals", "page": page,
-                                                      "deployments": decidable_rows(request.user, page.object_list)})
+                                                      "deployments": decidable_rows(request.user, page.object_list),
+                                                      "environment_requests": pending_for(request.user)})
 
 
 @login_required

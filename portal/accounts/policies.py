@@ -126,3 +126,21 @@ def environment_ids_with_role(user, role):
     if (role, None) in grants or (ADMIN, None) in grants:
         return None
     return {env_id for r, env_id in grants if env_id is not None and r in (role, ADMIN)}
+
+
+def approver_refusal(user, env, decision, *, what, subject, closed, requested_by_id, self_approval, decided):
+    """The one rule of every decision in Gantry, on deployments and on environment requests alike:
+    the approver role for the environment, its approver groups, only while the request waits
+    (`closed` says why not), never the requester's own approval where `self_approval` names why,
+    one decision per approver (`decided`). Returns why `user` may not decide, or None."""
+    if not has_role(user, APPROVER, env):
+        return f"you need the approver role for {env.slug} to {decision} {what} there"
+    if env.approver_groups and not group_names(user) & set(env.approver_groups):
+        return f"approvers of {env.slug} must be in one of the groups: {', '.join(env.approver_groups)}"
+    if closed:
+        return closed
+    if decision == "approve" and requested_by_id == user.pk and self_approval:
+        return self_approval
+    if decided:
+        return f"you already decided on {subject}"
+    return None
