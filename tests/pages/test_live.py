@@ -9,7 +9,7 @@ from django.utils import timezone
 from deployments.models import Deployment, ServiceHealth
 from portal import live
 from tests.pages.conftest import text
-from tests.pages.test_deployments_pages import deployed
+from tests.pages.deployments.helpers import deployed
 
 
 @pytest.fixture
