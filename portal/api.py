@@ -56,12 +56,14 @@ def _add_routers():
     from environments.api import router as environments_router
     from portal.audit.api import router as audit_router
     from portal.jobs.api import router as jobs_router
+    from deployments.monitoring.api import router as health_router
 
     api.add_router("", environments_router)
     api.add_router("", deployments_router)
     api.add_router("", flow_router)
     api.add_router("", audit_router)
     api.add_router("", jobs_router)
+    api.add_router("", health_router)
 
 
 _add_routers()

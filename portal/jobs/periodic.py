@@ -10,6 +10,9 @@ PERIODIC = [
     ("portal.jobs.periodic.fail_abandoned_deployments", "default", {"interval": 300}),
     ("portal.jobs.periodic.expire_environments", "default", {"interval": 300}),
     ("deployments.executor.scale_down_idle_colors", "deploy", {"interval": 60}),
+    ("deployments.monitoring.jobs.probe_all", "health", {"interval": 15}),
+    ("deployments.monitoring.jobs.verify_due", "health", {"interval": 5}),
+    ("deployments.monitoring.jobs.prune_health", "health", {"interval": 3600}),
 ]
 
 

@@ -11,7 +11,7 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from portal.accounts import policies
@@ -166,6 +166,8 @@ def _heartbeat(job_id, stop):
             logger.warning("heartbeat for job %s failed", job_id, exc_info=True)
         finally:
             close_old_connections()
+    connections.close_all()  # this thread's own connections: never leave them open past the job
+
 
 
 def worker_name():
@@ -210,6 +212,7 @@ def run_job(job_id):
         state, error = JobState.FAILED, f"unexpected error: {exc.__class__.__name__}: {exc}"
     finally:
         stop.set()
+        beat.join(timeout=5)
     with transaction.atomic():
         locked = Job.objects.select_for_update(of=("self",)).select_related("requested_by", "environment").get(pk=job.pk)
         if locked.state != JobState.RUNNING:

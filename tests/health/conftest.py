@@ -22,3 +22,39 @@ def wait_until(predicate, timeout=30.0, interval=0.2):
         time.sleep(interval)
         value = predicate()
     return value
+
+
+@pytest.fixture
+def staging(make_env, cluster):
+    from portal import kube
+
+    kube.ensure_namespace(cluster, "staging", {})
+    return make_env("staging", tier="staging", cluster=cluster, required_approvals=0)
+
+
+@pytest.fixture
+def web(make_service, web_manifest):
+    return make_service("web", manifest=web_manifest, team="shop")
+
+
+def deploy(user, env, version, service="web"):
+    """Request and run a deployment to its end through the real job runner (as a worker would)."""
+    from deployments.models import Deployment
+    from portal.jobs.services import run_job
+    from tests.deploy.conftest import queue_deployment
+
+    deployment = queue_deployment(user, env, service, version)
+    run_job(str(deployment.job_id))
+    deployment = Deployment.objects.get(pk=deployment.pk)
+    assert deployment.state == "succeeded", deployment.error
+    return deployment
+
+
+def run_rollback_job(rollback):
+    from deployments.models import Deployment
+    from portal.jobs.services import run_job
+
+    rollback = Deployment.objects.get(pk=rollback.pk)
+    assert rollback.job_id, rollback.state
+    run_job(str(rollback.job_id))
+    return Deployment.objects.get(pk=rollback.pk)
