@@ -71,6 +71,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "portal.live.LivePollMiddleware",
     "portal.middleware.UserTimezoneMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
