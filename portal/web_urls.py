@@ -6,6 +6,7 @@ from portal.accounts.forms import ThrottledAuthenticationForm
 
 from deployments import flow_views
 from deployments import views as service_views
+from deployments.monitoring import views as health_views
 from environments import views as environment_views
 from portal import views
 from portal.accounts import views as account_views
@@ -17,6 +18,11 @@ urlpatterns = [
                                                 authentication_form=ThrottledAuthenticationForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.dashboard, name="dashboard"),
+    # live health: the board's updates, a service in an environment, a deployment's verification
+    path("board/updates/", health_views.board_updates, name="board_updates"),
+    path("environments/<slug:slug>/services/<slug:name>/health/", health_views.service_health, name="service_health"),
+    path("deployments/<int:deployment_id>/verification/", health_views.deployment_verification,
+         name="deployment_verification"),
     # environments
     path("environments/", environment_views.environment_list, name="environment_list"),
     path("environments/new/", environment_views.environment_create, name="environment_create"),

@@ -24,6 +24,7 @@ class CellHealth(models.Model):
     ready_replicas = models.PositiveIntegerField(default=0)
     desired_replicas = models.PositiveIntegerField(default=0)
     version = models.PositiveBigIntegerField(default=0, help_text="Bumped on every visible change (live board updates).")
+    changed_at = models.DateTimeField(db_index=True, help_text="When the board last had to redraw this cell.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["environment", "service"], name="one_cell_per_service_env")]

@@ -190,7 +190,7 @@ def _update_cell(cell, outcome, now):
             environment_id=outcome.environment_id, service_id=outcome.service_id, deployment_id=outcome.deployment_id,
             status=outcome.status, reason=outcome.reason, since=now, checked_at=now, consecutive_failures=failures,
             latency_ms=outcome.latency_ms, color=outcome.color, ready_replicas=outcome.ready,
-            desired_replicas=outcome.desired, version=1)
+            desired_replicas=outcome.desired, version=1, changed_at=now)
         _change(cell, "unknown", outcome, now)
         return cell
     old_status = cell.status
@@ -201,7 +201,7 @@ def _update_cell(cell, outcome, now):
     if outcome.status != old_status:
         fields["since"] = now
     if visible:
-        fields["version"] = cell.version + 1
+        fields["version"], fields["changed_at"] = cell.version + 1, now
     CellHealth.objects.filter(pk=cell.pk).update(**fields)
     for key, value in fields.items():
         setattr(cell, key, value)
