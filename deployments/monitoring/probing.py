@@ -114,7 +114,7 @@ def probe_cell(environment, deployment, previous_failures, threshold):
 
 
 def _live_deployments(environment):
-    from deployments.promotions import live_and_rollback_targets
+    from deployments.live import live_and_rollback_targets
 
     return [pair[0] for pair in live_and_rollback_targets(environment.pk, depth=3, with_manifests=True).values()]
 

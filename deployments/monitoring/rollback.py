@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from deployments import promotions
+from deployments import actions, state
+from deployments.live import live_deployment
 from deployments.choices import DeploymentState as S
 from deployments.models import Deployment
 from portal.audit.services import record
@@ -34,12 +35,12 @@ def auto_rollback(deployment_id, reason):
     """Roll back a deployment whose verification failed. Returns the AutoRollback row (new or existing)."""
     environment_id = Deployment.objects.values_list("environment_id", flat=True).get(pk=deployment_id)
     with transaction.atomic():
-        environment = promotions._lock_environment(environment_id)
+        environment = state.lock_environment(environment_id)
         existing = AutoRollback.objects.filter(deployment_id=deployment_id).first()
         if existing is not None:
             return existing  # once per deployment, whoever asked first
-        deployment = promotions._locked(deployment_id)
-        live = promotions.live_deployment(deployment.service_id, environment_id)
+        deployment = state.locked_deployment(deployment_id)
+        live = live_deployment(deployment.service_id, environment_id)
         person = deployment.rollbacks.exclude(state__in=[S.FAILED, S.CANCELLED, S.REJECTED]).first()
         busy = (Deployment.objects.filter(service_id=deployment.service_id, environment_id=environment_id,
                                           state__in=[S.APPROVED, S.QUEUED, S.RUNNING]).exclude(rollback_of=deployment).first())
@@ -61,6 +62,6 @@ def auto_rollback(deployment_id, reason):
 
             notify(deployment, "rollback_impossible")
             return row
-        rollback = promotions.create_rollback(deployment, target, reason=reason[:500], detail={"auto": True})
+        rollback = actions.create_rollback(deployment, target, reason=reason[:500], detail={"auto": True})
         row = AutoRollback.objects.create(deployment=deployment, rollback=rollback, reason=reason, outcome="started")
         return row

@@ -5,11 +5,14 @@ add their entries here (deployment windows opening, health polls, backup schedul
 """
 PERIODIC = [
     ("portal.jobs.periodic.reap_stale_jobs", "default", {"interval": 20}),
+    ("portal.jobs.periodic.reconcile_jobs", "default", {"interval": 30}),
     ("portal.jobs.periodic.start_due_deployments", "default", {"interval": 30}),
     ("portal.jobs.periodic.poll_health", "health", {"interval": 30}),
     ("portal.jobs.periodic.fail_abandoned_deployments", "default", {"interval": 300}),
     ("portal.jobs.periodic.expire_environments", "default", {"interval": 300}),
-    ("deployments.executor.scale_down_idle_colors", "deploy", {"interval": 60}),
+    ("deployments.idle_colors.scale_down_idle_colors", "deploy", {"interval": 60}),
+    ("environments.backups.periodic.tick", "default", {"interval": 60}),
+    ("environments.backups.periodic.fail_interrupted", "default", {"interval": 30}),
     ("deployments.monitoring.jobs.probe_all", "health", {"interval": 15}),
     ("deployments.monitoring.jobs.verify_due", "health", {"interval": 5}),
     ("deployments.monitoring.jobs.prune_health", "health", {"interval": 3600}),
@@ -22,8 +25,14 @@ def reap_stale_jobs():
     return reap()
 
 
+def reconcile_jobs():
+    from portal.jobs.reconcile import reconcile_jobs as reconcile
+
+    return reconcile()
+
+
 def start_due_deployments():
-    from deployments.promotions import start_due_deployments as start
+    from deployments.scheduling import start_due_deployments as start
 
     return start()
 
@@ -37,12 +46,12 @@ def poll_health():
 def fail_abandoned_deployments():
     from django.conf import settings
 
-    from deployments.promotions import fail_abandoned_deployments as fail
+    from deployments.scheduling import fail_abandoned_deployments as fail
 
     return fail(settings.GANTRY_ABANDON_MINUTES)
 
 
 def expire_environments():
-    from environments.services import expire_environments as expire
+    from environments.lifecycle import expire_environments as expire
 
     return expire()

@@ -218,7 +218,7 @@ class Router:
         name, port = parts[0], (parts[1] if len(parts) > 1 else "")
         code, payload = self.store.probe(namespace, name, port)
         served = payload.get("deployments") if isinstance(payload, dict) else None
-        delay = self.handler.server.cluster.traffic.latency_seconds(served or [])
+        delay = self.handler.server.cluster.traffic.latency_seconds(served or [], namespace)
         if delay:  # a slow Deployment is slow to answer its health path too
             threading.Event().wait(delay)
         return code, payload

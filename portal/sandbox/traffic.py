@@ -1,7 +1,8 @@
 """Simulated request traffic of the sandbox's Deployments, served as Prometheus metrics.
 
 A test (or the demo) says how a Deployment behaves with ``POST /sandbox/traffic``
-(``{deployment: NAME_OR_PATTERN, error_rate: 0..1, latency_ms, rps, cpu, memory}``); every
+(``{deployment: NAME_OR_PATTERN, error_rate: 0..1, latency_ms, rps, cpu, memory}``; a pattern
+``namespace/name`` limits it to one namespace); every
 Deployment with a ready replica then receives ``rps`` requests per second (default 10) of which
 ``error_rate`` answer 500, each taking ``latency_ms``. ``GET /sandbox/metrics`` serves the running
 totals in the Prometheus text format, so a real Prometheus can scrape them:
@@ -69,16 +70,18 @@ class Traffic:
                 self.settings.pop(pattern, None)
             return dict(self.settings)
 
-    def settings_for(self, name):
+    def settings_for(self, name, namespace=""):
+        """A pattern matches the Deployment's name, or ``namespace/name`` for one namespace only."""
         merged = dict(DEFAULTS)
+        qualified = f"{namespace}/{name}"
         for pattern, values in self.settings.items():
-            if pattern == name or fnmatch.fnmatchcase(name, pattern):
+            if pattern in (name, qualified) or fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(qualified, pattern):
                 merged.update(values)
         return merged
 
-    def latency_seconds(self, names):
+    def latency_seconds(self, names, namespace=""):
         with self.lock:
-            return max((self.settings_for(name)["latency_ms"] for name in names), default=0.0) / 1000.0
+            return max((self.settings_for(name, namespace)["latency_ms"] for name in names), default=0.0) / 1000.0
 
     def _advance(self, deployments):
         now = self.clock()
@@ -91,7 +94,7 @@ class Traffic:
             elapsed, total["at"] = now - total["at"], now
             if not ready or elapsed <= 0:
                 continue
-            setting = self.settings_for(key[1])
+            setting = self.settings_for(key[1], key[0])
             count = setting["rps"] * elapsed
             total["errors"] += count * setting["error_rate"]
             total["ok"] += count * (1 - setting["error_rate"])
@@ -128,7 +131,7 @@ class Traffic:
                 lines += [f"# HELP {metric} Share of the container limit in use.", f"# TYPE {metric} gauge"]
                 for (namespace, name), _ in rows:
                     labels = f'namespace="{_escape(namespace)}",deployment="{_escape(name)}"'
-                    lines.append(f"{metric}{{{labels}}} {self.settings_for(name)[key]:g}")
+                    lines.append(f"{metric}{{{labels}}} {self.settings_for(name, namespace)[key]:g}")
             return "\n".join(lines) + "\n"
 
 

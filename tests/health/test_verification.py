@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from deployments import promotions
+from deployments import actions
 from deployments.models import Deployment
 from deployments.monitoring import verification as verifying
 from deployments.monitoring.config import update_verification
@@ -136,7 +136,7 @@ def test_a_persons_rollback_during_verification_cancels_the_automatic_one(deploy
     second = deploy(deployer, staging, "2.0.0")
     sandbox.set_fault("web", "fail_probe")
     step(second, 0)
-    by_hand = promotions.request_rollback(deployer, second.pk, reason="looks wrong")
+    by_hand = actions.request_rollback(deployer, second.pk, reason="looks wrong")
     v = step(second, 15)
     assert v.state == "skipped"
     assert "dee rolled it back" in v.reason
