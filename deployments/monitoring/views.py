@@ -113,7 +113,8 @@ def _service_context(env, service, cell, now, tag):
 @needs_role
 def deployment_verification(request, deployment_id):
     """The verification panel of a deployment page (a live fragment of its own)."""
-    deployment = Deployment.objects.select_related("environment").filter(pk=deployment_id).first()
+    deployment = (Deployment.objects.select_related("environment__promotion_from", "release")
+                  .filter(pk=deployment_id).first())
     if deployment is None or not roles.can_view_environment(request.user, deployment.environment):
         raise NotFound(f"no deployment #{deployment_id}")
     verification = Verification.objects.filter(deployment=deployment).first()
@@ -123,9 +124,17 @@ def deployment_verification(request, deployment_id):
     open_ = verification is None and deployment.state in ("pending_approval", "approved", "queued", "running") or (
         verification is not None and verification.state in ("pending", "running"))
 
+    settings = settings_for(deployment.environment)
+    gate = None
+    if settings.require_verified_promotion and deployment.environment.promotion_from_id:
+        from .policies import source_verification
+
+        gate = {"source": deployment.environment.promotion_from,
+                "verification": source_verification(deployment.release, deployment.environment)}
+
     def render_panel(tag):
         return render(request, "monitoring/_verification.html", {
-            "deployment": deployment, "verification": verification, "fields": fields,
-            "settings": settings_for(deployment.environment), "live_version": tag if open_ else None})
+            "deployment": deployment, "verification": verification, "fields": fields, "gate": gate,
+            "settings": settings, "live_version": tag if open_ else None})
 
     return poll.respond(parts, render_panel, fragment_id="deployment-verification")

@@ -108,7 +108,7 @@ def test_without_a_verified_release_gantry_alerts_and_leaves_traffic_alone(deplo
     assert not Deployment.objects.filter(rollback_of=second).exists()
     assert AutoRollback.objects.get(deployment=second).outcome == "no_target"
     assert Deployment.objects.get(pk=second.pk).state == "succeeded"
-    assert image_in_cluster(sandbox).split(":")[-2].endswith("2.0.0") or "2.0.0" in image_in_cluster(sandbox)
+    assert ":2.0.0@" in image_in_cluster(sandbox)  # traffic stays on 2.0.0
     event = AuditEvent.objects.get(action="deployment.auto_rollback_refused", target_id=str(second.pk))
     assert "traffic left alone" in event.detail["why"]
 
@@ -191,7 +191,7 @@ def test_the_error_rate_rule_fails_after_its_duration_and_not_before(deployer, s
     assert not Deployment.objects.filter(rollback_of=second).exists()
     v = step(second, 5)  # 4 s: the rule holds for its duration
     assert v.state == "failed"
-    assert v.reason.startswith("verification") is False and "error rate was" in v.reason and "limit 4 s" in v.reason
+    assert "error rate was" in v.reason and "limit 4 s" in v.reason
     assert Deployment.objects.get(rollback_of=second).release.version == "1.0.0"
 
 
