@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "environments.backups",
     "deployments",
     "deployments.monitoring",
+    "deployments.compliance",
 ]
 
 MIDDLEWARE = [
@@ -73,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.live.LivePollMiddleware",
+    "portal.error_pages.ErrorPagesMiddleware",
     "portal.middleware.UserTimezoneMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -209,6 +211,7 @@ GANTRY_PROBE_PARALLELISM = int(os.environ.get("GANTRY_PROBE_PARALLELISM", "16"))
 GANTRY_PROBE_TIMEOUT_SECONDS = float(os.environ.get("GANTRY_PROBE_TIMEOUT_SECONDS", "5"))
 GANTRY_PROBE_SHARD_SIZE = int(os.environ.get("GANTRY_PROBE_SHARD_SIZE", "10"))
 GANTRY_TRUST_X_FORWARDED_FOR = env_bool("GANTRY_TRUST_X_FORWARDED_FOR", False)
+GANTRY_EVIDENCE_DIR = os.environ.get("GANTRY_EVIDENCE_DIR", "")  # period evidence ZIPs (default BASE_DIR/.evidence)
 GANTRY_BACKUP_DIR = os.environ.get("GANTRY_BACKUP_DIR", str(BASE_DIR / "backups-local"))  # the default local store
 GANTRY_PG_BINDIR = os.environ.get("GANTRY_PG_BINDIR", "")  # pg_dump/pg_restore matching the servers; default: PATH
 
