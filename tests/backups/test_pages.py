@@ -144,3 +144,13 @@ def test_the_backups_page_costs_the_same_queries_for_many_backups(admin, staging
     with django_assert_max_num_queries(16):
         html = page(client, "/environments/staging/backups/")
     assert html.count('class="backup-row') == 40
+
+
+def test_restores_are_listed_with_their_state_and_approvals(admin, prod, source_db, make_target, tmp_path, login):
+    from environments.backups.services import request_restore
+
+    target = make_target(prod, source_db, {"kind": "local", "path": str(tmp_path)})
+    backup = run_jobs_of(start_backup(target, user=admin))
+    restore = request_restore(backup, user=admin, data={"database": "shop_copy"})
+    html = page(login(admin), "/environments/prod/backups/")
+    assert "pending_approval" in html and f"/api/v1/restores/{restore.pk}/approve" in html
