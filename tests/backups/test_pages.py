@@ -141,7 +141,7 @@ def test_the_backups_page_costs_the_same_queries_for_many_backups(admin, staging
                                        started_at=now, finished_at=now, location=f"file:///x/{i}", requested_by=admin)
         Drill.objects.create(backup=backup, state="passed", restore_seconds=1.5, finished_at=now)
     client = login(admin)
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(18):
         html = page(client, "/environments/staging/backups/")
     assert html.count('class="backup-row') == 40
 
