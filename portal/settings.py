@@ -72,6 +72,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.live.LivePollMiddleware",
+    "portal.error_pages.ErrorPagesMiddleware",
     "portal.middleware.UserTimezoneMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]

@@ -4,7 +4,7 @@ from django.urls import path
 
 from portal.accounts.forms import ThrottledAuthenticationForm
 
-from deployments import approval_views, catalog_views, deployment_views, live_views, release_views
+from deployments import approval_views, catalog_views, deployment_views, live_views, nav_views, release_views
 from environments import cluster_views, environment_views
 from environments.backups import views as backup_views
 from portal import views
@@ -39,6 +39,7 @@ urlpatterns = [
     # releases, deployments, approvals
     path("approvals/", approval_views.approval_inbox, name="approval_inbox"),
     path("approvals/badge.svg", approval_views.approval_badge, name="approval_badge"),
+    path("approvals/count/", nav_views.approval_count, name="approval_count"),
     path("releases/", release_views.release_list, name="release_list"),
     path("releases/new/", release_views.release_create, name="release_create"),
     path("deployments/", deployment_views.deployment_list, name="deployment_list"),
