@@ -176,3 +176,17 @@ def test_a_rejected_production_restore_never_runs(admin, make_user, prod, api, t
     rejected = api(rita).post(f"/api/v1/restores/{restore_id}/reject", {"comment": "wrong backup"})
     assert rejected.json()["state"] == "rejected"
     assert Restore.objects.get(pk=restore_id).job is None
+
+
+def test_an_admin_changes_a_target_and_the_new_dsn_stays_secret(admin, staging, api):
+    api(admin).post("/api/v1/environments/staging/backup-targets", target_body())
+    response = api(admin).patch("/api/v1/environments/staging/backup-targets/shop-db",
+                                {"dsn": "postgres://app:N3w-secret@db2:5432/shop", "rpo_minutes": 60,
+                                 "schedule": "*/15 * * * *"})
+    assert response.status_code == 200, response.json()
+    data = response.json()
+    assert data["database"] == "app@db2:5432/shop" and data["rpo_minutes"] == 60 and data["warning"] is None
+    assert "N3w-secret" not in response.content.decode()
+    event = AuditEvent.objects.get(action="backup.target.updated")
+    assert event.changes["dsn"] == ["***", "*** (replaced)"] and event.changes["rpo_minutes"] == [1440, 60]
+    assert "N3w-secret" not in str(event.changes)
