@@ -225,3 +225,13 @@ def backup_restore(request, backup_id):
 
 def restores_of(env):
     return Restore.objects.filter(backup__target__environment=env).select_related("requested_by")[:10]
+
+
+def status_rows_by_environment(environments):
+    """{environment id: status rows} for many environments in three queries (the board's include)."""
+    ids = [env.pk for env in environments]
+    grouped = {}
+    targets = queries.attach_status(queries.targets_with_status(BackupTarget.objects.filter(environment_id__in=ids)))
+    for row in target_rows(targets):
+        grouped.setdefault(row["target"].environment_id, []).append(row)
+    return grouped
