@@ -196,6 +196,13 @@ GANTRY_JOBS_EAGER = env_bool("GANTRY_JOBS_EAGER", False)
 # A queued job whose message Redis lost (flush, restart, unreachable at enqueue) is sent again
 # by the reconcile pass once it has waited this long (portal/jobs/reconcile.py).
 GANTRY_RECONCILE_GRACE_SECONDS = int(os.environ.get("GANTRY_RECONCILE_GRACE_SECONDS", "10"))
+# Only the scheduler holding this lease (a PostgreSQL row, renewed every second) sends periodic
+# work; another takes over this long after the holder died (portal/jobs/scheduler.py).
+GANTRY_SCHEDULER_LEASE_SECONDS = int(os.environ.get("GANTRY_SCHEDULER_LEASE_SECONDS", "15"))
+# A job cut off by a lost database connection waits up to this long to record its end, and is
+# sent again automatically up to GANTRY_JOB_AUTO_RETRIES times (job code is idempotent).
+GANTRY_DB_RECONNECT_SECONDS = int(os.environ.get("GANTRY_DB_RECONNECT_SECONDS", "60"))
+GANTRY_JOB_AUTO_RETRIES = int(os.environ.get("GANTRY_JOB_AUTO_RETRIES", "2"))
 GANTRY_ROLLOUT_TIMEOUT_SECONDS = float(os.environ["GANTRY_ROLLOUT_TIMEOUT_SECONDS"]) if os.environ.get(
     "GANTRY_ROLLOUT_TIMEOUT_SECONDS") else None  # default: each Deployment's progressDeadlineSeconds
 GANTRY_LOGIN_MAX_FAILURES = int(os.environ.get("GANTRY_LOGIN_MAX_FAILURES", "10"))

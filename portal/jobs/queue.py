@@ -7,6 +7,9 @@ locks the row and starts only a job that is still `queued`.
 """
 import logging
 
+# Every send here goes to Redis at once (commit_mode="auto"): callers decide when, usually from
+# `transaction.on_commit`, or inside a row lock on purpose (reconcile.py, scheduler.py).
+
 from django.conf import settings
 from redis.exceptions import RedisError
 
@@ -37,10 +40,20 @@ def send(job):
     import django_rq
 
     try:
-        django_rq.get_queue(job.queue).enqueue(
+        django_rq.get_queue(job.queue, commit_mode="auto").enqueue(
             "portal.jobs.services.run_job", str(job.pk), job_id=message_id(job),
             job_timeout=settings.RQ_QUEUES[job.queue]["DEFAULT_TIMEOUT"],
         )
+    except (RedisError, OSError) as exc:
+        raise QueueUnreachable(f"{exc.__class__.__name__}: {exc}") from exc
+
+
+def send_periodic(queue_name, func, *args):
+    """Put one run of periodic work on a queue; raise QueueUnreachable when Redis does not take it."""
+    import django_rq
+
+    try:
+        django_rq.get_queue(queue_name, commit_mode="auto").enqueue(func, *args, result_ttl=600, failure_ttl=86400)
     except (RedisError, OSError) as exc:
         raise QueueUnreachable(f"{exc.__class__.__name__}: {exc}") from exc
 

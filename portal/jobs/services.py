@@ -18,6 +18,7 @@ from portal.accounts import policies
 from portal.audit.services import record
 from portal.errors import Conflict, deny
 
+from .dbretry import connection_lost, with_database
 from .models import FINISHED_STATES, JOB_TRANSITIONS, Job, JobLogLine, JobState
 
 logger = logging.getLogger("gantry.jobs")
@@ -150,12 +151,14 @@ class JobFailed(Exception):
 
 
 def _heartbeat(job_id, stop):
-    interval = settings.GANTRY_JOB_HEARTBEAT_SECONDS
-    while not stop.wait(interval):
+    interval = wait = settings.GANTRY_JOB_HEARTBEAT_SECONDS
+    while not stop.wait(wait):
         try:
             Job.objects.filter(pk=job_id, state=JobState.RUNNING).update(heartbeat_at=timezone.now())
-        except Exception:  # a missed beat is harmless; the next one retries
+            wait = interval
+        except Exception:  # a missed beat is harmless; retry every second until the database answers
             logger.warning("heartbeat for job %s failed", job_id, exc_info=True)
+            wait = min(1, interval)
         finally:
             close_old_connections()
 
@@ -165,8 +168,17 @@ def worker_name():
 
 
 def run_job(job_id):
-    """The RQ entry point: run the job whose row has this id, recording every step on the row."""
+    """The RQ entry point: run the job whose row has this id, recording every step on the row.
+    Stale database connections (a PostgreSQL restart) are closed before and after (dbretry.py)."""
     _load_job_modules()
+    close_old_connections()
+    try:
+        _run_job(job_id)
+    finally:
+        close_old_connections()
+
+
+def _run_job(job_id):
     with transaction.atomic():
         job = Job.objects.select_for_update(of=("self",)).select_related("requested_by", "environment").filter(pk=job_id).first()
         if job is None:
@@ -187,7 +199,7 @@ def run_job(job_id):
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(job.pk, stop), daemon=True)
     beat.start()
-    state, error = JobState.SUCCEEDED, ""
+    state, error, db_lost = JobState.SUCCEEDED, "", False
     try:
         if spec is None:
             raise JobFailed(f"this worker does not know jobs of kind '{job.kind}'")
@@ -199,9 +211,19 @@ def run_job(job_id):
         state, error = JobState.FAILED, str(exc)
     except Exception as exc:
         logger.exception("job %s crashed", job.pk)
-        state, error = JobState.FAILED, f"unexpected error: {exc.__class__.__name__}: {exc}"
+        if connection_lost(exc):
+            db_lost = True
+            state, error = JobState.FAILED, (f"the database connection was lost during the job "
+                                             f"({exc.__class__.__name__}: {str(exc).strip()})")
+        else:
+            state, error = JobState.FAILED, f"unexpected error: {exc.__class__.__name__}: {exc}"
     finally:
         stop.set()
+    with_database(lambda: _record_end(job, state, error, db_lost), settings.GANTRY_DB_RECONNECT_SECONDS,
+                  what=f"record the end of job {job.pk}")
+
+
+def _record_end(job, state, error, db_lost):
     with transaction.atomic():
         locked = Job.objects.select_for_update(of=("self",)).select_related("requested_by", "environment").get(pk=job.pk)
         if locked.state != JobState.RUNNING:
@@ -210,6 +232,23 @@ def run_job(job_id):
         if state == JobState.SUCCEEDED:
             JobLogLine.objects.create(job_id=job.pk, message="finished")
         _finish(locked, state, error)
+        if db_lost and locked.attempts <= settings.GANTRY_JOB_AUTO_RETRIES:
+            _retry_automatically(locked, "the database connection was lost")
+
+
+def _retry_automatically(job, reason):
+    """A job cut off by an outage goes straight back to its queue (job code is idempotent)."""
+    _transition(job, JobState.QUEUED)
+    job.error = ""
+    job.started_at = job.finished_at = job.heartbeat_at = None
+    job.sent_at = timezone.now()
+    job.save(update_fields=["state", "error", "started_at", "finished_at", "heartbeat_at", "sent_at"])
+    JobLogLine.objects.create(job_id=job.pk, level="warning", message=(
+        f"{reason}; sent again automatically (attempt {job.attempts + 1} of at most "
+        f"{settings.GANTRY_JOB_AUTO_RETRIES + 1}): applying again is safe"))
+    record("job.retried", actor_name="gantry-worker", target=job, environment=job.environment,
+           detail={"kind": job.kind, "automatic": True, "reason": reason})
+    transaction.on_commit(lambda: _send_to_queue(job))
 
 
 def retry_job(job, *, user, request=None):
