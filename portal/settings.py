@@ -199,8 +199,9 @@ GANTRY_RECONCILE_GRACE_SECONDS = int(os.environ.get("GANTRY_RECONCILE_GRACE_SECO
 # Only the scheduler holding this lease (a PostgreSQL row, renewed every second) sends periodic
 # work; another takes over this long after the holder died (portal/jobs/scheduler.py).
 GANTRY_SCHEDULER_LEASE_SECONDS = int(os.environ.get("GANTRY_SCHEDULER_LEASE_SECONDS", "15"))
-# A job cut off by a lost database connection waits up to this long to record its end, and is
-# sent again automatically up to GANTRY_JOB_AUTO_RETRIES times (job code is idempotent).
+# A job cut off by a lost database connection waits up to this long to record its end. A job cut
+# off that way, or whose worker died (the reaper), is sent again automatically up to
+# GANTRY_JOB_AUTO_RETRIES times (job code is idempotent); after that it stays failed.
 GANTRY_DB_RECONNECT_SECONDS = int(os.environ.get("GANTRY_DB_RECONNECT_SECONDS", "60"))
 GANTRY_JOB_AUTO_RETRIES = int(os.environ.get("GANTRY_JOB_AUTO_RETRIES", "2"))
 GANTRY_ROLLOUT_TIMEOUT_SECONDS = float(os.environ["GANTRY_ROLLOUT_TIMEOUT_SECONDS"]) if os.environ.get(

@@ -7,10 +7,17 @@ record a job's end go through `with_database`, which waits for the database to c
 import logging
 import time
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.db.utils import InterfaceError, OperationalError
 
 logger = logging.getLogger("gantry.jobs")
+
+
+def refresh_connections():
+    """Close connections a database restart broke (or that outlived CONN_MAX_AGE); the next query
+    reconnects. Not inside a transaction (an eager job run by a caller's transaction): that one stays."""
+    if not connection.in_atomic_block:
+        close_old_connections()
 
 
 def connection_lost(exc):
@@ -23,7 +30,7 @@ def with_database(func, seconds, what="write to the database"):
     deadline = time.monotonic() + seconds
     delay = 0.5
     while True:
-        close_old_connections()
+        refresh_connections()
         try:
             return func()
         except (OperationalError, InterfaceError) as exc:

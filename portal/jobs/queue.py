@@ -9,7 +9,6 @@ import logging
 
 # Every send here goes to Redis at once (commit_mode="auto"): callers decide when, usually from
 # `transaction.on_commit`, or inside a row lock on purpose (reconcile.py, scheduler.py).
-
 from django.conf import settings
 from redis.exceptions import RedisError
 
@@ -76,7 +75,11 @@ def held_message_ids(queues):
     """Every RQ job id that RQ will still run or is running: waiting in a queue (or being taken from
     it), started, scheduled or deferred. Raises QueueUnreachable when Redis does not answer."""
     from rq import Queue
-    from rq.registry import DeferredJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+    from rq.registry import (
+        DeferredJobRegistry,
+        ScheduledJobRegistry,
+        StartedJobRegistry,
+    )
 
     conn = connection()
     held = set()

@@ -19,20 +19,19 @@ import os
 import signal
 import socket
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from importlib import import_module
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from . import queue
+from .dbretry import refresh_connections
 from .models import PeriodicRun, SchedulerLease
 
 logger = logging.getLogger("gantry.scheduler")
@@ -125,12 +124,12 @@ def send_due(entries, holder, now=None):
 
 
 def _iso(slot):
-    return datetime.fromtimestamp(slot, dt_timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(slot, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def run_periodic(name, dotted, slot):
     """What a worker runs: claim the slot on the row (skip it if it already ran), then call the function."""
-    close_old_connections()
+    refresh_connections()
     claimed = (PeriodicRun.objects.filter(name=name).filter(Q(last_run_slot__isnull=True) | Q(last_run_slot__lt=slot))
                .update(last_run_slot=slot, last_started_at=timezone.now()))
     if not claimed:
@@ -144,7 +143,7 @@ def run_periodic(name, dotted, slot):
         error = f"{exc.__class__.__name__}: {exc}"[:2000]
         raise
     finally:
-        close_old_connections()
+        refresh_connections()
         PeriodicRun.objects.filter(name=name, last_run_slot=slot).update(last_finished_at=timezone.now(), last_error=error)
 
 
@@ -163,7 +162,7 @@ class Scheduler:
 
     def tick(self, now=None):
         """One round: hold the lease, then send what is due. Returns the names sent."""
-        close_old_connections()
+        refresh_connections()
         try:
             holding = acquire_lease(self.holder, self.lease_seconds)
         except (DatabaseError, IntegrityError) as exc:
@@ -200,7 +199,7 @@ class Scheduler:
                 self.stop.wait(self.tick_seconds)
         finally:
             try:
-                close_old_connections()
+                refresh_connections()
                 release_lease(self.holder)
             except DatabaseError:
                 pass

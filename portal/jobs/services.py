@@ -18,7 +18,7 @@ from portal.accounts import policies
 from portal.audit.services import record
 from portal.errors import Conflict, deny
 
-from .dbretry import connection_lost, with_database
+from .dbretry import connection_lost, refresh_connections, with_database
 from .models import FINISHED_STATES, JOB_TRANSITIONS, Job, JobLogLine, JobState
 
 logger = logging.getLogger("gantry.jobs")
@@ -171,11 +171,11 @@ def run_job(job_id):
     """The RQ entry point: run the job whose row has this id, recording every step on the row.
     Stale database connections (a PostgreSQL restart) are closed before and after (dbretry.py)."""
     _load_job_modules()
-    close_old_connections()
+    refresh_connections()
     try:
         _run_job(job_id)
     finally:
-        close_old_connections()
+        refresh_connections()
 
 
 def _run_job(job_id):
@@ -226,8 +226,8 @@ def _run_job(job_id):
 def _record_end(job, state, error, db_lost):
     with transaction.atomic():
         locked = Job.objects.select_for_update(of=("self",)).select_related("requested_by", "environment").get(pk=job.pk)
-        if locked.state != JobState.RUNNING:
-            return  # the reaper already gave up on it
+        if locked.state != JobState.RUNNING or locked.attempts != job.attempts:
+            return  # the reaper already gave up on this attempt (and may have sent the job again)
         locked.result = job.result
         if state == JobState.SUCCEEDED:
             JobLogLine.objects.create(job_id=job.pk, message="finished")
@@ -236,8 +236,9 @@ def _record_end(job, state, error, db_lost):
             _retry_automatically(locked, "the database connection was lost")
 
 
-def _retry_automatically(job, reason):
-    """A job cut off by an outage goes straight back to its queue (job code is idempotent)."""
+def _retry_automatically(job, reason, actor_name="gantry-worker"):
+    """A job cut off by an outage or a dead worker goes straight back to its queue (job code is
+    idempotent), at most GANTRY_JOB_AUTO_RETRIES times; then it stays failed for a person to decide."""
     _transition(job, JobState.QUEUED)
     job.error = ""
     job.started_at = job.finished_at = job.heartbeat_at = None
@@ -246,7 +247,7 @@ def _retry_automatically(job, reason):
     JobLogLine.objects.create(job_id=job.pk, level="warning", message=(
         f"{reason}; sent again automatically (attempt {job.attempts + 1} of at most "
         f"{settings.GANTRY_JOB_AUTO_RETRIES + 1}): applying again is safe"))
-    record("job.retried", actor_name="gantry-worker", target=job, environment=job.environment,
+    record("job.retried", actor_name=actor_name, target=job, environment=job.environment,
            detail={"kind": job.kind, "automatic": True, "reason": reason})
     transaction.on_commit(lambda: _send_to_queue(job))
 
@@ -295,7 +296,8 @@ def cancel_job(job, *, user, request=None, check=True):
 
 
 def reap_stale_jobs(now=None):
-    """Mark running jobs whose worker stopped sending heartbeats as failed. Returns how many."""
+    """Mark running jobs whose worker stopped sending heartbeats as failed, and send them again
+    automatically while they have automatic retries left (GANTRY_JOB_AUTO_RETRIES). Returns how many."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.GANTRY_JOB_STALE_SECONDS)
     reaped = 0
@@ -304,10 +306,13 @@ def reap_stale_jobs(now=None):
             job = Job.objects.select_for_update(of=("self",)).select_related("requested_by", "environment").get(pk=job_id)
             if job.state != JobState.RUNNING or job.heartbeat_at >= cutoff:
                 continue
-            _finish(job, JobState.FAILED,
-                    f"the worker {job.worker or '(unknown)'} stopped responding (last heartbeat "
-                    f"{job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC); marked failed. Retry it from the job page.",
-                    actor_name="gantry-reaper")
+            stopped = (f"the worker {job.worker or '(unknown)'} stopped responding (last heartbeat "
+                       f"{job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)")
+            retry = job.attempts <= settings.GANTRY_JOB_AUTO_RETRIES
+            _finish(job, JobState.FAILED, f"{stopped}; marked failed. " + (
+                "Sent again automatically." if retry else "Retry it from the job page."), actor_name="gantry-reaper")
+            if retry:
+                _retry_automatically(job, stopped, actor_name="gantry-reaper")
             reaped += 1
     return reaped
 

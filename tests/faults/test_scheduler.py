@@ -1,5 +1,6 @@
 """The scheduler: one acts (a lease in PostgreSQL), a slot is sent once and runs once, a killed
 scheduler's standby takes over without losing more than one period."""
+import itertools
 import os
 import signal
 import subprocess
@@ -11,7 +12,8 @@ from django.utils import timezone
 
 from portal.jobs.models import PeriodicRun, SchedulerLease
 from portal.jobs.scheduler import Entry, Scheduler, run_periodic
-from tests.workers import ROOT, start_worker, wait_for, worker_env as base_env
+from tests.workers import ROOT, start_worker, wait_for
+from tests.workers import worker_env as base_env
 
 from . import probe
 
@@ -101,7 +103,7 @@ def test_two_scheduler_processes_one_killed_no_slot_twice_none_lost(redis_server
         worker.communicate(timeout=30)
     slots = [int(x) for x in redis.lrange(probe.PROBE_KEY, 0, -1)]
     assert len(slots) == len(set(slots)), f"a slot ran twice: {slots}"
-    gaps = [b - a for a, b in zip(slots, slots[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
     assert all(gap in (2, 4) for gap in gaps), f"more than one period lost: {slots}\n" + "\n".join(outputs)
     assert sum("acting (holds the lease)" in out for out in outputs) >= 2
     assert all(out.count("acting (holds the lease)") <= 1 for out in outputs)

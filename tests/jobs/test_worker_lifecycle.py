@@ -60,7 +60,8 @@ def test_a_cluster_error_fails_the_job_with_a_readable_reason(admin):
     assert Environment.objects.get(pk=env.pk).status == "failed"
 
 
-def test_a_killed_worker_leaves_a_job_the_reaper_marks_failed_and_a_retry_finishes_it(admin, sandbox):
+def test_a_killed_worker_leaves_a_job_the_reaper_marks_failed_and_a_retry_finishes_it(admin, sandbox, settings):
+    settings.GANTRY_JOB_AUTO_RETRIES = 0  # automatic retries used up: a person retries (tests/faults for the rest)
     # A cluster that accepts connections and never answers keeps the job running.
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
