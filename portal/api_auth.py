@@ -3,8 +3,10 @@ from django.db import transaction
 from django.utils import timezone
 from ninja.security import HttpBearer, django_auth
 
+from portal.accounts import policies as roles
 from portal.accounts.models import ApiToken, hash_token
 from portal.audit.services import record
+from portal.errors import Forbidden
 
 
 class TokenAuth(HttpBearer):
@@ -27,3 +29,9 @@ class TokenAuth(HttpBearer):
 
 
 API_AUTH = [TokenAuth(), django_auth]
+
+
+def require_role(request):
+    """API calls need a role in Gantry (any role, anywhere); a 403 with what to do otherwise."""
+    if not roles.has_any_role(request.user):
+        raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")

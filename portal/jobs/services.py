@@ -11,7 +11,7 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from portal.accounts import policies
@@ -32,20 +32,36 @@ class JobTransitionError(Conflict):
 
 
 class JobKind:
-    def __init__(self, name, func, queue, title):
-        self.name, self.func, self.queue, self.title = name, func, queue, title
+    def __init__(self, name, func, queue, title, system=False):
+        self.name, self.func, self.queue, self.title, self.system = name, func, queue, title, system
 
 
-def job_kind(name, queue="default", title=""):
-    """Register `func(job, log)` as the code for jobs of kind `name`."""
+def job_kind(name, queue="default", title="", system=False):
+    """Register `func(job, log)` as the code for jobs of kind `name`.
+
+    `system=True` marks housekeeping nobody asked for by hand (sending notifications): job lists
+    hide those unless asked to show them.
+    """
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue}")
 
     def decorator(func):
-        _KINDS[name] = JobKind(name, func, queue, title or name)
+        _KINDS[name] = JobKind(name, func, queue, title or name, system)
         return func
 
     return decorator
+
+
+def system_kinds():
+    """Names of the job kinds marked `system` (hidden from job lists by default)."""
+    _load_job_modules()
+    return sorted(name for name, spec in _KINDS.items() if spec.system)
+
+
+def kind_titles():
+    """{kind: its readable title}, for job lists."""
+    _load_job_modules()
+    return {name: spec.title for name, spec in _KINDS.items()}
 
 
 def get_kind(name):
@@ -161,6 +177,7 @@ def _heartbeat(job_id, stop):
             wait = min(1, interval)
         finally:
             close_old_connections()
+    connections.close_all()  # this thread's own connection, so none lingers after the job
 
 
 def worker_name():
