@@ -32,21 +32,24 @@ class JobTransitionError(Conflict):
 
 
 class JobKind:
-    def __init__(self, name, func, queue, title, system=False):
+    def __init__(self, name, func, queue, title, system=False, resume=True):
         self.name, self.func, self.queue, self.title, self.system = name, func, queue, title, system
+        self.resume = resume
 
 
-def job_kind(name, queue="default", title="", system=False):
+def job_kind(name, queue="default", title="", system=False, resume=True):
     """Register `func(job, log)` as the code for jobs of kind `name`.
 
     `system=True` marks housekeeping nobody asked for by hand (sending notifications): job lists
-    hide those unless asked to show them.
+    hide those unless asked to show them. `resume=False`: a job cut off (its worker died, its
+    database connection was lost) stays failed instead of being sent again automatically, because
+    its owner cleans the interrupted work up (a backup aborts its partial upload).
     """
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue}")
 
     def decorator(func):
-        _KINDS[name] = JobKind(name, func, queue, title or name, system)
+        _KINDS[name] = JobKind(name, func, queue, title or name, system, resume)
         return func
 
     return decorator
@@ -249,8 +252,14 @@ def _record_end(job, state, error, db_lost):
         if state == JobState.SUCCEEDED:
             JobLogLine.objects.create(job_id=job.pk, message="finished")
         _finish(locked, state, error)
-        if db_lost and locked.attempts <= settings.GANTRY_JOB_AUTO_RETRIES:
+        if db_lost and may_resume(locked):
             _retry_automatically(locked, "the database connection was lost")
+
+
+def may_resume(job):
+    """Whether a job cut off by a dead worker or a lost connection is sent again automatically."""
+    spec = get_kind(job.kind)
+    return spec is not None and spec.resume and job.attempts <= settings.GANTRY_JOB_AUTO_RETRIES
 
 
 def _retry_automatically(job, reason, actor_name="gantry-worker"):
@@ -325,7 +334,7 @@ def reap_stale_jobs(now=None):
                 continue
             stopped = (f"the worker {job.worker or '(unknown)'} stopped responding (last heartbeat "
                        f"{job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)")
-            retry = job.attempts <= settings.GANTRY_JOB_AUTO_RETRIES
+            retry = may_resume(job)
             _finish(job, JobState.FAILED, f"{stopped}; marked failed. " + (
                 "Sent again automatically." if retry else "Retry it from the job page."), actor_name="gantry-reaper")
             if retry:

@@ -56,7 +56,7 @@ def test_a_job_whose_workers_keep_dying_ends_failed_with_the_reason(admin, redis
     from django.utils import timezone
 
     from environments.models import Cluster
-    from environments.services import check_cluster
+    from environments.clusters import check_cluster
 
     settings.GANTRY_JOB_AUTO_RETRIES = 1
     cluster = Cluster.objects.create(name="c", mode="server", server="http://127.0.0.1:9")

@@ -74,9 +74,12 @@ def test_a_killed_worker_leaves_a_job_the_reaper_marks_failed_and_a_retry_finish
 
             job = check_cluster(admin, cluster)
         worker = run_worker()
-        assert wait_for(lambda: Job.objects.get(pk=job.pk).state == "running"), "the worker never started the job"
-        kill_worker_and_work_horse(worker.pid)
-        worker.wait(timeout=10)
+        try:
+            assert wait_for(lambda: Job.objects.get(pk=job.pk).state == "running", timeout=60), \
+                "the worker never started the job"
+        finally:  # never leave a worker behind to take the next test's jobs
+            kill_worker_and_work_horse(worker.pid)
+            worker.wait(timeout=10)
         assert Job.objects.get(pk=job.pk).state == "running"
         assert wait_for(lambda: reap_stale_jobs() == 1, timeout=15)
         job.refresh_from_db()
