@@ -89,7 +89,7 @@ def test_it_says_when_a_closed_window_opens(login, viewer, make_env):
     make_env("prod", tier="production",
              deployment_windows=[{"days": [tomorrow], "start": "10:00", "end": "11:00", "timezone": "UTC"}])
     body = text(login(viewer).get("/environments/prod/"))
-    assert "closed</span>, opens at" in body and "10:00 UTC" in body
+    assert "closed</span>, opens at" in body and "10:00:00 UTC" in body
 
 
 def test_it_shows_an_active_freeze(login, viewer, make_env):
