@@ -63,6 +63,7 @@ def _add_routers():
     from environments.self_service_api import router as self_service_router
     from portal.audit.api import router as audit_router
     from portal.jobs.api import router as jobs_router
+    from deployments.monitoring.api import router as live_health_router
 
     api.add_router("", clusters_router)
     api.add_router("", environments_router)
@@ -76,6 +77,7 @@ def _add_routers():
     api.add_router("", jobs_router)
     api.add_router("", compliance_router)
     api.add_router("", backups_router)
+    api.add_router("", live_health_router)
 
 
 _add_routers()
