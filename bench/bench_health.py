@@ -54,15 +54,31 @@ class Sandbox:
             if time.monotonic() > deadline:
                 raise SystemExit("bench: a sandbox cluster did not start")
             time.sleep(0.05)
+        self.connection = None
+
+    def _connect(self):
+        import socket
+
         self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        self.connection.connect()
+        self.connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle/delayed-ACK stall
 
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}"
 
     def post(self, path, body):
-        self.connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-        response = self.connection.getresponse()
+        for attempt in range(2):  # the sandbox drops idle keep-alive connections after a minute
+            try:
+                if self.connection is None:
+                    self._connect()
+                self.connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+                response = self.connection.getresponse()
+                break
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                self.connection = None
+                if attempt:
+                    raise
         data = response.read()
         if response.status >= 300:
             raise SystemExit(f"bench: sandbox {path} answered {response.status}: {data[:200]!r}")
