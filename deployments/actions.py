@@ -11,7 +11,7 @@ from portal.accounts import policies as roles
 from portal.audit.services import record
 from portal.errors import Conflict, InvalidInput, deny
 
-from . import policies
+from . import facts, policies
 from .choices import APPROVE, DEPLOY, DEPLOYMENT_TRANSITIONS, REJECT, ROLLBACK, DeploymentState as S
 from .live import live_deployment, rollback_target
 from .models import Approval, Deployment, Release
@@ -69,13 +69,18 @@ def request_deployment(user, data, request=None):
             deny(action, user=user, request=request, target=release, environment=environment, error=Conflict,
                  reason=f"{environment.slug} only takes releases that succeeded in {source.slug} first; "
                         f"{release} has not")
+        from .monitoring.policies import promotion_refusal
+
+        refusal = promotion_refusal(release, environment)  # go/no-go: verified upstream first
+        if refusal:
+            deny(action, user=user, request=request, target=release, environment=environment, error=Conflict, reason=refusal)
     probe = Deployment(environment=environment, break_glass=bool(break_glass))
     blocker = policies.start_blocker(probe)
     if blocker and not break_glass:
         frozen = env_rules.active_freeze(environment) is not None
         if frozen or start_now:
             deny(action, user=user, request=request, target=release, environment=environment, error=Conflict,
-                 reason=blocker + ("" if frozen else "; ask again without start_now to wait for the window"))
+                 reason=blocker + ("" if frozen else "; request it without “start now” to have it wait for the window"))
     with transaction.atomic():
         env = lock_environment(environment.pk)
         deployment = Deployment.objects.create(
@@ -86,6 +91,7 @@ def request_deployment(user, data, request=None):
         )
         record("deployment.request", actor=user, request=request, target=deployment, environment=env,
                detail={"release": str(release), "image": release.image, "start_now": start_now}
+               | facts.request_facts(deployment)
                | ({"break_glass": True, "break_glass_reason": reason} if break_glass else {}))
         if policies.approvals_required(deployment) == 0:
             move(deployment, S.APPROVED, actor_name="gantry", detail={"reason": "no approval required"})
@@ -156,6 +162,7 @@ def decide(user, deployment_id, decision, *, comment="", checklist=None, seen_ma
                    environment=deployment.environment,
                    detail={"comment": comment, "image": deployment.image, "manifest_hash": deployment.manifest_hash,
                            "release": str(deployment.release)}
+                   | facts.decision_facts(deployment, deployment.environment.checklist if decision == APPROVE else [])
                    | ({"break_glass": True} if deployment.break_glass else {}))
             if decision == REJECT:
                 move(deployment, S.REJECTED, actor=user, request=request, detail={"comment": comment})
@@ -225,20 +232,30 @@ def request_rollback(user, deployment_id, reason="", request=None):
         if target is None:
             raise StateError(f"there is no earlier successful release of {deployment.service.name} in {env.slug} "
                              "to roll back to")
-        release = target.release
-        rollback = Deployment.objects.create(
-            release=release, environment=env, service=deployment.service, kind=ROLLBACK, requested_by=user,
-            start_now=True, reason=reason, image=release.image, rollback_of=deployment,
-            manifest_hash=target.manifest_hash, rendered_manifest=target.rendered_manifest,
-            previous_color=deployment.color, color=target.color,
-        )
-        record("deployment.rollback_request", actor=user, request=request, target=rollback, environment=env,
-               detail={"rolls_back": deployment.pk, "to_release": str(release), "reason": reason})
-        if policies.approvals_required(rollback) == 0:
-            move(rollback, S.APPROVED, actor_name="gantry", detail={"reason": "a rollback returns to an approved release"})
-        else:
-            from .notifications import notify
-
-            notify(rollback, "approval_needed")
-        advance(rollback)  # a rollback re-applies exactly what ran before: no re-binding to today's manifests
+        rollback = create_rollback(deployment, target, user=user, reason=reason, request=request)
     return get_deployment(rollback.pk)
+
+
+def create_rollback(deployment, target, *, user=None, reason="", request=None, detail=None):
+    """The rollback deployment of `deployment` to what `target` ran, started as far as its rules allow.
+
+    The one path for a person's rollback and Gantry's automatic one (user None). Call it with the
+    environment locked, after checking `deployment` is what runs."""
+    env, release = deployment.environment, target.release
+    rollback = Deployment.objects.create(
+        release=release, environment=env, service=deployment.service, kind=ROLLBACK, requested_by=user,
+        start_now=True, reason=reason, image=release.image, rollback_of=deployment,
+        manifest_hash=target.manifest_hash, rendered_manifest=target.rendered_manifest,
+        previous_color=deployment.color, color=target.color,
+    )
+    record("deployment.rollback_request", actor=user, actor_name=None if user else "gantry", request=request, target=rollback,
+           environment=env, detail={"rolls_back": deployment.pk, "to_release": str(release), "reason": reason}
+           | facts.request_facts(rollback) | (detail or {}))
+    if policies.approvals_required(rollback) == 0:
+        move(rollback, S.APPROVED, actor_name="gantry", detail={"reason": "a rollback returns to an approved release"})
+    else:
+        from .notifications import notify
+
+        notify(rollback, "approval_needed")
+    advance(rollback)  # a rollback re-applies exactly what ran before: no re-binding to today's manifests
+    return rollback

@@ -82,11 +82,13 @@ def form_page(request, template, context, errors, status=400):
 def dashboard(request):
     environments = list(
         policies.restrict_environments(request.user, Environment.objects.select_related("cluster", "owner"))
-        .order_by("name")
+        .exclude(status__in=("deleted", "rejected")).order_by("name")
     )
     groups = [(tier, [env for env in environments if env.tier == tier]) for tier in TIERS_IN_ORDER]
-    services = Service.objects.only("name", "team", "strategy").order_by("name")
-    return render(request, "dashboard.html", {
+    services = list(Service.objects.only("name", "team", "strategy").order_by("name"))
+    from deployments.monitoring.views import board_context
+
+    return render(request, "dashboard.html", board_context(request, environments, services) | {
         "section": "dashboard",
         "groups": groups,
         "environment_count": len(environments),

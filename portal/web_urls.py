@@ -5,8 +5,10 @@ from django.urls import path
 from portal.accounts.forms import ThrottledAuthenticationForm
 
 from deployments import approval_views, catalog_views, deployment_views, live_views, nav_views, release_views
-from environments import cluster_views, environment_views
+from deployments.compliance import views as compliance_views
+from environments import cluster_views, environment_views, self_service_views
 from environments.backups import views as backup_views
+from deployments.monitoring import views as health_views
 from portal import views
 from portal.accounts import views as account_views
 from portal.audit import views as audit_views
@@ -17,14 +19,34 @@ urlpatterns = [
                                                 authentication_form=ThrottledAuthenticationForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.dashboard, name="dashboard"),
+    # live health: the board's updates, a service in an environment, a deployment's verification
+    path("board/updates/", health_views.board_updates, name="board_updates"),
+    path("environments/<slug:slug>/services/<slug:name>/health/", health_views.service_health, name="service_health"),
+    path("deployments/<int:deployment_id>/verification/", health_views.deployment_verification,
+         name="deployment_verification"),
     # environments
     path("environments/", environment_views.environment_list, name="environment_list"),
     path("environments/new/", environment_views.environment_create, name="environment_create"),
+    path("environments/request/", self_service_views.environment_request, name="environment_request"),
+    path("environments/request/check/", self_service_views.environment_request_check,
+         name="environment_request_check"),
+    path("environment-templates/", self_service_views.template_list, name="template_list"),
+    path("environment-templates/new/", self_service_views.template_edit, name="template_create"),
+    path("environment-templates/<slug:name>/", self_service_views.template_edit, name="template_edit"),
+    path("environment-templates/<slug:name>/delete/", self_service_views.template_delete, name="template_delete"),
     path("environments/<slug:slug>/", environment_views.environment_detail, name="environment_detail"),
     path("environments/<slug:slug>/edit/", environment_views.environment_edit, name="environment_edit"),
     path("environments/<slug:slug>/delete/", environment_views.environment_delete, name="environment_delete"),
     path("environments/<slug:slug>/reprovision/", environment_views.environment_reprovision,
          name="environment_reprovision"),
+    path("environments/<slug:slug>/approve/", self_service_views.environment_decide, {"decision": "approve"},
+         name="environment_approve"),
+    path("environments/<slug:slug>/reject/", self_service_views.environment_decide, {"decision": "reject"},
+         name="environment_reject"),
+    path("environments/<slug:slug>/extend/", self_service_views.environment_extend, name="environment_extend"),
+    path("environments/<slug:slug>/provisioning/", self_service_views.environment_provisioning,
+         name="environment_provisioning"),
+    path("environments/<slug:slug>/quota/", self_service_views.environment_quota, name="environment_quota"),
     # clusters
     path("clusters/", cluster_views.cluster_list, name="cluster_list"),
     path("clusters/new/", cluster_views.cluster_create, name="cluster_create"),
@@ -52,6 +74,15 @@ urlpatterns = [
     path("deployments/<int:deployment_id>/rollback", deployment_views.deployment_rollback, name="deployment_rollback"),
     path("environments/<slug:slug>/history/", live_views.environment_history, name="environment_history"),
     path("environments/<slug:slug>/live/", live_views.environment_live, name="environment_live"),
+    path("environments/<slug:slug>/pending/", live_views.environment_pending, name="environment_pending"),
+    # compliance: evidence packs and reports
+    path("deployments/<int:deployment_id>/evidence/", compliance_views.evidence_page, name="evidence_page"),
+    path("deployments/<int:deployment_id>/evidence.zip", compliance_views.evidence_zip, name="evidence_zip"),
+    path("compliance/", compliance_views.sod_report, name="compliance"),
+    path("compliance/separation-of-duties/", compliance_views.sod_report, name="sod_report"),
+    path("compliance/access/", compliance_views.access_report, name="access_report"),
+    path("compliance/period/", compliance_views.period_evidence, name="period_evidence"),
+    path("compliance/period/<uuid:job_id>.zip", compliance_views.period_evidence_zip, name="period_evidence_zip"),
     # backups
     path("environments/<slug:slug>/backups/", backup_views.backup_list, name="backup_list"),
     path("environments/<slug:slug>/backups/targets/new/", backup_views.target_create, name="backup_target_create"),
@@ -72,6 +103,7 @@ urlpatterns = [
     path("users/roles/grant/", account_views.role_grant, name="role_grant"),
     path("users/roles/<int:assignment_id>/revoke/", account_views.role_revoke, name="role_revoke"),
     path("tokens/", account_views.token_list, name="token_list"),
+    path("tokens/time-zone/", account_views.time_zone_set, name="time_zone_set"),
     path("tokens/new/", account_views.token_create, name="token_create"),
     path("tokens/<int:token_id>/revoke/", account_views.token_revoke, name="token_revoke"),
 ]

@@ -4,6 +4,7 @@ A job row is created in the caller's transaction; the RQ job, which carries only
 is enqueued when that transaction commits. `run_job` is what an RQ worker executes. Job kinds
 register a function with `@job_kind`; the function must be idempotent so a retry is safe.
 """
+import hashlib
 import logging
 import os
 import socket
@@ -146,7 +147,14 @@ def _finish(job, state, error="", actor_name="gantry-worker"):
     outcome = "success" if state == JobState.SUCCEEDED else "failure"
     record(f"job.{state}", actor_name=actor_name, target=job, environment=job.environment,
            outcome=outcome if state != JobState.CANCELLED else "success",
-           detail={"kind": job.kind, "error": error[:500]} if error else {"kind": job.kind})
+           detail=({"kind": job.kind, "error": error[:500]} if error else {"kind": job.kind}) | log_digest(job.pk))
+
+
+def log_digest(job_id):
+    """The SHA-256 and length of a job's log as it stands, recorded when the job ends so that the log
+    shown later (an evidence pack, say) can be checked against the audit chain."""
+    messages = list(JobLogLine.objects.filter(job_id=job_id).order_by("id").values_list("message", flat=True))
+    return {"log_sha256": hashlib.sha256("\n".join(messages).encode("utf-8")).hexdigest(), "log_lines": len(messages)}
 
 
 class JobLog:
@@ -181,6 +189,7 @@ def _heartbeat(job_id, stop):
         finally:
             close_old_connections()
     connections.close_all()  # this thread's own connection, so none lingers after the job
+
 
 
 def worker_name():
@@ -239,6 +248,7 @@ def _run_job(job_id):
             state, error = JobState.FAILED, f"unexpected error: {exc.__class__.__name__}: {exc}"
     finally:
         stop.set()
+        beat.join(timeout=5)
     with_database(lambda: _record_end(job, state, error, db_lost), settings.GANTRY_DB_RECONNECT_SECONDS,
                   what=f"record the end of job {job.pk}")
 

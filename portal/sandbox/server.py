@@ -22,6 +22,7 @@ from . import errors
 from .patches import json_patch, merge_patch
 from .resources import BY_PATH, DEPLOYMENTS, RESOURCES
 from .store import Store
+from .traffic import Traffic, parse_settings
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +216,12 @@ class Router:
         if parts[0] in ("http", "https") and len(parts) == 3:
             parts = parts[1:]
         name, port = parts[0], (parts[1] if len(parts) > 1 else "")
-        return self.store.probe(namespace, name, port)
+        code, payload = self.store.probe(namespace, name, port)
+        served = payload.get("deployments") if isinstance(payload, dict) else None
+        delay = self.handler.server.cluster.traffic.latency_seconds(served or [], namespace)
+        if delay:  # a slow Deployment is slow to answer its health path too
+            threading.Event().wait(delay)
+        return code, payload
 
     def _list(self, resource, namespace, query):
         items, version = self.store.list(resource, namespace, query.get("labelSelector", ""), query.get("fieldSelector", ""))
@@ -266,7 +272,7 @@ def _resource_list(group, version):
     resources = []
     for r in served:
         resources.append({"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced, "kind": r.kind, "verbs": _VERBS})
-        if r.kind not in ("ConfigMap", "Secret", "ServiceAccount", "LimitRange"):
+        if r.kind not in ("ConfigMap", "Secret", "ServiceAccount", "LimitRange", "RoleBinding"):
             resources.append({"name": f"{r.plural}/status", "singularName": "", "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]})
     if group == "apps":
         resources.append({"name": "deployments/scale", "singularName": "", "namespaced": True, "kind": "Scale",
@@ -295,6 +301,7 @@ class SandboxCluster:
     def __init__(self, port=0, token=None, host="127.0.0.1", rollout_delay=0.2, verbose=False):
         self.host, self.port, self.token, self.verbose = host, port, token, verbose
         self.store = Store(rollout_delay=rollout_delay)
+        self.traffic = Traffic()
         self._server = None
         self._thread = None
 
@@ -357,13 +364,28 @@ class SandboxCluster:
         """Fault a deployment name or fnmatch pattern: fail_rollout, never_ready, image_pull, fail_probe, clear."""
         self.store.set_fault(deployment, fault)
 
+    def refuse_writes(self, kind, reason):
+        """Make the cluster refuse writes of one resource (plural or Kind) with `reason` (None: stop)."""
+        self.store.refuse_writes(_resource_named(kind).plural, reason)
+
     def clear_faults(self):
         with self.store.lock:
             for pattern in list(self.store.simulator.faults):
                 self.store.simulator.set_fault(pattern, "clear")
+            self.store.write_faults.clear()
 
     def reset(self):
         self.store.reset()
+        self.traffic.reset()
+
+    def set_traffic(self, deployment, **settings):
+        """How a deployment name or pattern behaves: error_rate (0..1), latency_ms, rps, cpu, memory."""
+        pattern, values = parse_settings({"deployment": deployment, **settings})
+        return self.traffic.set(pattern, values, self.list("deployments"))
+
+    def metrics(self):
+        """The Prometheus exposition of the simulated traffic (what ``GET /sandbox/metrics`` serves)."""
+        return self.traffic.exposition(self.list("deployments"))
 
     def state(self):
         return self.store.snapshot()
@@ -392,12 +414,33 @@ class SandboxCluster:
             return 200, {"faults": self.state()["faults"]}
         if segments == ["faults"] and method == "POST":
             body = body or {}
+            if body.get("resource"):  # {resource: "resourcequotas", fault: "refuse_writes", reason} or "clear"
+                try:
+                    resource = _resource_named(body["resource"])
+                except ValueError as error:
+                    raise errors.bad_request(str(error))
+                if body.get("fault") not in ("refuse_writes", "clear"):
+                    raise errors.bad_request("a resource fault is refuse_writes (with a reason) or clear")
+                self.refuse_writes(resource.plural, body.get("reason") or "refused by the cluster's policy"
+                                   if body.get("fault") == "refuse_writes" else None)
+                return 200, {"faults": self.state()["faults"], "write_faults": self.state()["write_faults"]}
             try:
                 self.set_fault(body.get("deployment"), body.get("fault"))
             except ValueError as error:
                 raise errors.bad_request(str(error))
             return 200, {"faults": self.state()["faults"]}
-        raise errors.ApiError(404, "NotFound", "sandbox control endpoints: GET /sandbox/state, POST /sandbox/reset, GET|POST /sandbox/faults")
+        if segments == ["traffic"] and method == "GET":
+            return 200, {"traffic": dict(self.traffic.settings)}
+        if segments == ["traffic"] and method == "POST":
+            try:
+                pattern, values = parse_settings(body or {})
+            except ValueError as error:
+                raise errors.bad_request(str(error))
+            return 200, {"traffic": self.traffic.set(pattern, values, self.list("deployments"))}
+        if segments == ["metrics"] and method == "GET":
+            return 200, self.metrics()
+        raise errors.ApiError(404, "NotFound", "sandbox control endpoints: GET /sandbox/state, POST /sandbox/reset, "
+                                               "GET|POST /sandbox/faults, GET|POST /sandbox/traffic, GET /sandbox/metrics")
 
 
 def _resource_named(kind):
