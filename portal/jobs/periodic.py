@@ -13,6 +13,7 @@ PERIODIC = [
     ("deployments.idle_colors.scale_down_idle_colors", "deploy", {"interval": 60}),
     ("environments.backups.periodic.tick", "default", {"interval": 60}),
     ("environments.backups.periodic.fail_interrupted", "default", {"interval": 30}),
+    ("portal.audit.archive.enqueue_archiving", "default", {"interval": 3600}),
 ]
 
 
