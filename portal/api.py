@@ -60,11 +60,13 @@ def _add_routers():
     from environments.clusters_api import router as clusters_router
     from environments.environments_api import router as environments_router
     from environments.backups.api import router as backups_router
+    from environments.self_service_api import router as self_service_router
     from portal.audit.api import router as audit_router
     from portal.jobs.api import router as jobs_router
 
     api.add_router("", clusters_router)
     api.add_router("", environments_router)
+    api.add_router("", self_service_router)
     api.add_router("", catalog_router)
     api.add_router("", releases_router)
     api.add_router("", deployments_router)

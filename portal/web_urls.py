@@ -6,7 +6,7 @@ from portal.accounts.forms import ThrottledAuthenticationForm
 
 from deployments import approval_views, catalog_views, deployment_views, live_views, nav_views, release_views
 from deployments.compliance import views as compliance_views
-from environments import cluster_views, environment_views
+from environments import cluster_views, environment_views, self_service_views
 from environments.backups import views as backup_views
 from portal import views
 from portal.accounts import views as account_views
@@ -21,11 +21,26 @@ urlpatterns = [
     # environments
     path("environments/", environment_views.environment_list, name="environment_list"),
     path("environments/new/", environment_views.environment_create, name="environment_create"),
+    path("environments/request/", self_service_views.environment_request, name="environment_request"),
+    path("environments/request/check/", self_service_views.environment_request_check,
+         name="environment_request_check"),
+    path("environment-templates/", self_service_views.template_list, name="template_list"),
+    path("environment-templates/new/", self_service_views.template_edit, name="template_create"),
+    path("environment-templates/<slug:name>/", self_service_views.template_edit, name="template_edit"),
+    path("environment-templates/<slug:name>/delete/", self_service_views.template_delete, name="template_delete"),
     path("environments/<slug:slug>/", environment_views.environment_detail, name="environment_detail"),
     path("environments/<slug:slug>/edit/", environment_views.environment_edit, name="environment_edit"),
     path("environments/<slug:slug>/delete/", environment_views.environment_delete, name="environment_delete"),
     path("environments/<slug:slug>/reprovision/", environment_views.environment_reprovision,
          name="environment_reprovision"),
+    path("environments/<slug:slug>/approve/", self_service_views.environment_decide, {"decision": "approve"},
+         name="environment_approve"),
+    path("environments/<slug:slug>/reject/", self_service_views.environment_decide, {"decision": "reject"},
+         name="environment_reject"),
+    path("environments/<slug:slug>/extend/", self_service_views.environment_extend, name="environment_extend"),
+    path("environments/<slug:slug>/provisioning/", self_service_views.environment_provisioning,
+         name="environment_provisioning"),
+    path("environments/<slug:slug>/quota/", self_service_views.environment_quota, name="environment_quota"),
     # clusters
     path("clusters/", cluster_views.cluster_list, name="cluster_list"),
     path("clusters/new/", cluster_views.cluster_create, name="cluster_create"),
