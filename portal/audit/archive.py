@@ -28,32 +28,40 @@ class ArchiveError(Exception):
     pass
 
 
-class LocalStore:
-    """The archive destination as a local directory (the default)."""
-
-    kind = "local"
-
-    def __init__(self, path):
-        self.root = Path(path)
-
-    def write(self, name, data):
-        self.root.mkdir(parents=True, exist_ok=True)
-        partial = self.root / (name + ".part")
-        partial.write_bytes(data)
-        partial.replace(self.root / name)
-        return str(self.root / name)
-
-    def read(self, location):
-        return Path(location).read_bytes()
-
-
-def store():
+def destination():
+    """Where segments go: GANTRY_AUDIT_ARCHIVE (a destination dict as for backups: local or S3, through
+    portal.storage), else the local directory GANTRY_AUDIT_ARCHIVE_DIR (default .audit-archive/)."""
+    configured = getattr(settings, "GANTRY_AUDIT_ARCHIVE", None)
+    if configured:
+        return dict(configured)
     root = getattr(settings, "GANTRY_AUDIT_ARCHIVE_DIR", "") or Path(settings.BASE_DIR) / ".audit-archive"
-    return LocalStore(root)
+    return {"kind": "local", "path": str(root)}
 
 
-def store_for(location):
-    return LocalStore(Path(location).parent)
+def store(where=None):
+    """(store, key prefix) for a destination (default: the configured one)."""
+    from portal.storage import open_store
+
+    where = where or destination()
+    if where["kind"] == "local":
+        Path(where["path"]).mkdir(parents=True, exist_ok=True)
+    credentials = {k: where[k] for k in ("access_key_id", "secret_access_key") if where.get(k)}
+    return open_store(where, credentials), (where.get("prefix") or "").strip("/")
+
+
+def store_for(segment):
+    """The store a segment was written to: its kind and bucket or directory come from its location;
+    an S3 endpoint and keys from today's configuration."""
+    if segment.store == "local":
+        path = segment.location.removeprefix("file://")
+        return store({"kind": "local", "path": str(Path(path).parent)})[0], Path(path).name
+    bucket, _, key = segment.location.removeprefix("s3://").partition("/")
+    where = {k: v for k, v in destination().items() if k not in ("bucket", "prefix", "path")}
+    return store(where | {"kind": "s3", "bucket": bucket})[0], key
+
+
+def _read(target, key):
+    return b"".join(target.download(key))
 
 
 def _segment_name(first, last):
@@ -67,10 +75,10 @@ def archive_old_events(log=print, now=None, retention_days=None, segment_events=
         log("audit retention is off (GANTRY_AUDIT_RETENTION_DAYS is not set); nothing to archive")
         return []
     cutoff = (now or timezone.now()) - timedelta(days=retention_days)
-    destination = store()
+    target = store()
     written = []
     while limit_segments is None or len(written) < limit_segments:
-        segment = _archive_one(destination, cutoff, segment_events, log)
+        segment = _archive_one(target, cutoff, segment_events, log)
         if segment is None:
             break
         written.append(segment)
@@ -78,7 +86,7 @@ def archive_old_events(log=print, now=None, retention_days=None, segment_events=
     return written
 
 
-def _archive_one(destination, cutoff, segment_events, log):
+def _archive_one(destination, cutoff, segment_events, log):  # destination: (store, key prefix)
     # The oldest events still in the table, never past the cutoff, and never the newest event (the
     # chain head stays in the database so new events keep linking to it).
     head = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
@@ -98,8 +106,11 @@ def _archive_one(destination, cutoff, segment_events, log):
     lines = [json.loads(line) for line in data.decode("utf-8").splitlines()]
     first_prev = lines[0]["prev_hash"]
     _verify_segment(lines, first, first_prev if previous else GENESIS, previous)
-    location = destination.write(_segment_name(first, last), data)
-    if destination.read(location) != data:
+    target, prefix = destination
+    key = f"{prefix}/{_segment_name(first, last)}" if prefix else _segment_name(first, last)
+    target.upload(key, iter([data]))
+    location = target.location(key)
+    if _read(target, key) != data:
         raise ArchiveError(f"the archive copy at {location} does not read back the same; nothing was removed")
     digest = hashlib.sha256(data).hexdigest()
     from .services import record
@@ -107,7 +118,7 @@ def _archive_one(destination, cutoff, segment_events, log):
     with transaction.atomic():
         segment = ArchiveSegment.objects.create(
             first_seq=first, last_seq=last, count=len(lines), first_prev_hash=first_prev,
-            last_hash=lines[-1]["hash"], sha256=digest, location=location, store=destination.kind,
+            last_hash=lines[-1]["hash"], sha256=digest, location=location, store=target.kind,
             first_at=lines[0]["at"], last_at=lines[-1]["at"])
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
@@ -149,7 +160,13 @@ def _verify_from(rows, first_seq, first_prev):
 def archived_rows():
     """Every archived event in chain order, each segment checked against its recorded SHA-256."""
     for segment in ArchiveSegment.objects.order_by("first_seq"):
-        data = store_for(segment.location).read(segment.location)
+        from portal.storage import StorageError
+
+        try:
+            target, key = store_for(segment)
+            data = _read(target, key)
+        except (StorageError, OSError) as exc:
+            raise ChainError(segment.first_seq, f"archive segment {segment.location} cannot be read: {exc}") from exc
         if hashlib.sha256(data).hexdigest() != segment.sha256:
             raise ChainError(segment.first_seq, f"archive segment {segment.location} was changed (its SHA-256 "
                                                 "no longer matches the checkpoint)")

@@ -130,4 +130,42 @@ def test_the_archiving_job_and_command(archive_dir):
 
     job = Job.objects.get(kind="audit.archive")
     assert job.state == "succeeded" and job.result["segments"] == 1
-    assert Path(ArchiveSegment.objects.get().location).exists()
+    assert Path(ArchiveSegment.objects.get().location.removeprefix("file://")).exists()
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    """moto's S3 API in server mode over real HTTP on a free port."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def test_segments_can_go_to_s3(settings, moto_endpoint):
+    import os
+
+    from portal.storage import S3Store
+
+    keys = {"access_key_id": "testing-key", "secret_access_key": "testing-secret"}
+    bucket = f"audit-{os.getpid()}"
+    S3Store(bucket, endpoint_url=moto_endpoint, credentials=keys).client.create_bucket(Bucket=bucket)
+    settings.GANTRY_AUDIT_ARCHIVE = {"kind": "s3", "bucket": bucket, "prefix": "gantry/audit",
+                                     "endpoint_url": moto_endpoint, "region": "us-east-1", **keys}
+    seed(old=12, recent=2)
+    segments = archive_old_events(log=lambda m: None, segment_events=10)
+    assert [s.location for s in segments] == [f"s3://{bucket}/gantry/audit/audit-000000000001-000000000010.jsonl",
+                                              f"s3://{bucket}/gantry/audit/audit-000000000011-000000000012.jsonl"]
+    code, out = verify()
+    assert code == 0 and "2 segment(s)" in out, out
+    store = S3Store(bucket, endpoint_url=moto_endpoint, credentials=keys)
+    store.client.put_object(Bucket=bucket, Key="gantry/audit/audit-000000000011-000000000012.jsonl", Body=b"{}\n")
+    code, out = verify()
+    assert code == 1 and "#11" in out
