@@ -124,6 +124,30 @@ def _job_context(request, deployment):
             "may_manage": roles.can_manage_job(request.user, job)}
 
 
+def _effective_resources(manifest, env):
+    """Each container's CPU and memory as it will run: set in the manifest or given by the
+    environment's LimitRange defaults (so an approver sees what a manifest without them gets)."""
+    from .manifests import ManifestError, containers_of, effective_resources, limit_range_defaults, parse_documents
+
+    try:
+        documents = parse_documents(manifest)
+    except ManifestError:
+        return []
+    defaults = limit_range_defaults(env)
+    rows = []
+    for doc in documents:
+        if not isinstance(doc, dict):
+            continue
+        for _, container in containers_of(doc):
+            found = effective_resources(container, defaults)
+            cells = [found.get(section, {}).get(name, ("not set", "missing"))
+                     for section, name in (("requests", "cpu"), ("requests", "memory"), ("limits", "cpu"), ("limits", "memory"))]
+            rows.append({"object": f"{doc.get('kind')} {(doc.get('metadata') or {}).get('name')}",
+                         "container": container.get("name", "?"), "cells": cells,
+                         "defaulted": any(source == "LimitRange default" for _, source in cells)})
+    return rows
+
+
 def _detail_context(request, deployment, errors=None, values=None):
     env = deployment.environment
     current = current_manifest_hash(deployment)
@@ -146,6 +170,7 @@ def _detail_context(request, deployment, errors=None, values=None):
         "manifest": manifest,
         "manifests_changed": manifests_changed,
         "diff": diff,
+        "effective_resources": _effective_resources(manifest, env),
         "window_open": env_rules.window_open(windows),
         "next_window": env_rules.next_window_opening(windows),
         "freeze": env_rules.active_freeze(env),

@@ -8,6 +8,7 @@ from deployments import approval_views, catalog_views, deployment_views, live_vi
 from deployments.compliance import views as compliance_views
 from environments import cluster_views, environment_views, self_service_views
 from environments.backups import views as backup_views
+from deployments.monitoring import views as health_views
 from portal import views
 from portal.accounts import views as account_views
 from portal.audit import views as audit_views
@@ -18,6 +19,11 @@ urlpatterns = [
                                                 authentication_form=ThrottledAuthenticationForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.dashboard, name="dashboard"),
+    # live health: the board's updates, a service in an environment, a deployment's verification
+    path("board/updates/", health_views.board_updates, name="board_updates"),
+    path("environments/<slug:slug>/services/<slug:name>/health/", health_views.service_health, name="service_health"),
+    path("deployments/<int:deployment_id>/verification/", health_views.deployment_verification,
+         name="deployment_verification"),
     # environments
     path("environments/", environment_views.environment_list, name="environment_list"),
     path("environments/new/", environment_views.environment_create, name="environment_create"),

@@ -22,7 +22,7 @@ def test_the_demo_seeds_environments_services_and_a_deployment_history(tmp_path)
     result = subprocess.run(
         [sys.executable, "manage.py", "demo", "--seed-only", "--password", "demo-pass-42",
          "--port", str(free_port()), "--sandbox-port", str(free_port()), "--redis-port", str(free_port())],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Password: demo-pass-42" in result.stdout
     assert "rita" in result.stdout and "admin" in result.stdout
