@@ -222,6 +222,14 @@ GANTRY_TRUST_X_FORWARDED_FOR = env_bool("GANTRY_TRUST_X_FORWARDED_FOR", False)
 GANTRY_EVIDENCE_DIR = os.environ.get("GANTRY_EVIDENCE_DIR", "")  # period evidence ZIPs (default BASE_DIR/.evidence)
 GANTRY_BACKUP_DIR = os.environ.get("GANTRY_BACKUP_DIR", str(BASE_DIR / "backups-local"))  # the default local store
 GANTRY_PG_BINDIR = os.environ.get("GANTRY_PG_BINDIR", "")  # pg_dump/pg_restore matching the servers; default: PATH
+# Audit retention: events older than this many days are archived as JSONL segments (unset: keep all).
+GANTRY_AUDIT_RETENTION_DAYS = int(os.environ["GANTRY_AUDIT_RETENTION_DAYS"]) if os.environ.get(
+    "GANTRY_AUDIT_RETENTION_DAYS") else None
+GANTRY_AUDIT_ARCHIVE_DIR = os.environ.get("GANTRY_AUDIT_ARCHIVE_DIR", "")  # default BASE_DIR/.audit-archive
+# Or an S3 destination for the archive, JSON: {"kind": "s3", "bucket", "prefix", "endpoint_url", "region"} (keys
+# from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the instance's role, through portal.storage).
+GANTRY_AUDIT_ARCHIVE = __import__("json").loads(os.environ["GANTRY_AUDIT_ARCHIVE"]) if os.environ.get(
+    "GANTRY_AUDIT_ARCHIVE") else None
 
 LOGGING = {
     "version": 1,
