@@ -87,7 +87,7 @@ def _check_request_rules(user, release, environment, start_now, break_glass, req
         frozen = env_rules.active_freeze(environment) is not None
         if frozen or start_now:
             deny(action, user=user, request=request, target=release, environment=environment, error=Conflict,
-                 reason=blocker + ("" if frozen else "; ask again without start_now to wait for the window"))
+                 reason=blocker + ("" if frozen else "; request it without “start now” to have it wait for the window"))
 
 
 def request_deployment(user, data, request=None):

@@ -179,3 +179,22 @@ def rollback_plan(deployment):
     if target is None:
         return None, f"there is no earlier successful release of {service.name} in {env.slug} to roll back to"
     return target, None
+
+
+def rollback_rules(environment):
+    """What the rules allow a rollback in `environment`, in the words of its confirmation dialog.
+
+    Asked of the same functions that decide (approvals_required, start_blocker), so the sentence
+    follows the environment's settings and an active freeze.
+    """
+    from .models import Deployment
+
+    probe = Deployment(kind=ROLLBACK, environment=environment)
+    needed = approvals_required(probe)
+    parts = ["skip approval" if needed == 0 else f"need {needed} approval{'s' if needed != 1 else ''}"]
+    if start_blocker(probe) is None:
+        if env_rules.active_freeze(environment):
+            parts.append("are allowed during the freeze")
+        elif environment.deployment_windows:
+            parts.append("may start outside the deployment windows")
+    return "Rollbacks here " + " and ".join(parts) + "."

@@ -74,6 +74,7 @@ urlpatterns = [
     path("deployments/<int:deployment_id>/rollback", deployment_views.deployment_rollback, name="deployment_rollback"),
     path("environments/<slug:slug>/history/", live_views.environment_history, name="environment_history"),
     path("environments/<slug:slug>/live/", live_views.environment_live, name="environment_live"),
+    path("environments/<slug:slug>/pending/", live_views.environment_pending, name="environment_pending"),
     # compliance: evidence packs and reports
     path("deployments/<int:deployment_id>/evidence/", compliance_views.evidence_page, name="evidence_page"),
     path("deployments/<int:deployment_id>/evidence.zip", compliance_views.evidence_zip, name="evidence_zip"),
@@ -102,6 +103,7 @@ urlpatterns = [
     path("users/roles/grant/", account_views.role_grant, name="role_grant"),
     path("users/roles/<int:assignment_id>/revoke/", account_views.role_revoke, name="role_revoke"),
     path("tokens/", account_views.token_list, name="token_list"),
+    path("tokens/time-zone/", account_views.time_zone_set, name="time_zone_set"),
     path("tokens/new/", account_views.token_create, name="token_create"),
     path("tokens/<int:token_id>/revoke/", account_views.token_revoke, name="token_revoke"),
 ]

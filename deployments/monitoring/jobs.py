@@ -1,4 +1,4 @@
-"""Periodic work of live health (registered in portal.jobs.periodic): probing, verification, pruning."""
+"""Periodic work of live health (registered in deployments/periodic.py): probing, verification, pruning."""
 from datetime import timedelta
 
 from django.utils import timezone

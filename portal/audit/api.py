@@ -9,6 +9,7 @@ from portal.errors import Forbidden, InvalidInput
 from .models import AuditEvent
 from .downloads import stream_export
 from .queries import FilterError, event_as_dict, filter_events
+from .readable import target_url, target_words
 
 router = Router(tags=["audit"])
 PAGE = 100
@@ -31,13 +32,15 @@ def _api_event(event):
         "target_type": data["target_type"] or None, "target_id": data["target_id"] or None,
         "environment": data["environment"] or None, "ip": data["ip"] or None,
         "changes": data["changes"], "detail": data["detail"], "hash": data["hash"], "prev_hash": data["prev_hash"],
+        "target_text": target_words(event) or None, "target_url": target_url(event) or None,
     }
 
 
 @router.get("/audit", response=dict[str, Any])
 def list_audit(request, actor: str | None = None, action: str | None = None, environment: str | None = None,
                outcome: str | None = None, since: str | None = None, until: str | None = None,
-               cursor: str | None = None, limit: int = PAGE):
+               cursor: str | None = None, limit: int = PAGE, hide_system: str | None = None,
+               seq: int | None = None, target: str | None = None):
     qs = _filtered(request).order_by("-seq")
     if cursor:
         try:
@@ -56,8 +59,8 @@ def list_audit(request, actor: str | None = None, action: str | None = None, env
 @router.get("/audit/export", response={200: None})
 def export_audit(request, format: str = "jsonl", actor: str | None = None, action: str | None = None,
                  environment: str | None = None, outcome: str | None = None, since: str | None = None,
-                 until: str | None = None):
+                 until: str | None = None, hide_system: str | None = None, target: str | None = None):
     return stream_export(request, _filtered(request), format)
 
 
-__all__ = ["router", "AuditEvent"]
+__all__ = ["router", "AuditEvent", "stream_export"]

@@ -44,11 +44,16 @@ class Command(BaseCommand):
         parser.add_argument("--seed-only", action="store_true", help="set up and seed, then exit")
         parser.add_argument("--prometheus-port", type=int, default=9090)
 
+    def step(self, text):
+        """One line per step with the time since the start, so a slow step shows where it is."""
+        self.stdout.write(f"[{time.monotonic() - self.started:6.1f}s] {text}…")
+
     def handle(self, port, sandbox_port, redis_port, password=None, seed_only=False, prometheus_port=9090, **options):
         for name, p in (("web", port), ("sandbox", sandbox_port), ("redis", redis_port)):
             if not port_free(p):
                 raise CommandError(f"port {p} for the {name} is taken; stop what uses it or pass --{name.replace('web', 'port')}"
                                    f"{'-port' if name != 'web' else ''} N")
+        self.started = time.monotonic()
         state = Path(settings.BASE_DIR) / ".demo"
         state.mkdir(exist_ok=True)
         self.children = []
@@ -56,12 +61,14 @@ class Command(BaseCommand):
         try:
             redis_url = self.start_redis(state, redis_port)
             env = dict(os.environ, REDIS_URL=redis_url, DEBUG=os.environ.get("DEBUG", "1"), PYTHONUNBUFFERED="1")
-            self.stdout.write("Applying migrations…")
+            self.step("Applying migrations")
             call_command("migrate", verbosity=0)
             manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+            self.step("Starting the sandbox cluster")
             self.spawn("sandbox", manage + ["sandbox_cluster", "--port", str(sandbox_port)], env, state)
             if not wait_port(sandbox_port):
                 raise CommandError(f"the sandbox cluster did not start; see {state / 'sandbox.log'}")
+            self.step("Starting the worker and the scheduler")
             self.spawn("worker", manage + ["rqworker", "deploy", "backups", "health", "default"], env, state)
             self.spawn("scheduler", manage + ["scheduler"], env, state)
             seed = manage + ["seed_demo", "--sandbox-url", f"http://127.0.0.1:{sandbox_port}"]
@@ -70,12 +77,14 @@ class Command(BaseCommand):
                 seed += ["--backup-dsn", backup_dsn, "--backup-dir", str(state / "backups")]
             if password:
                 seed += ["--password", password]
+            self.step("Seeding the demo data (environments, services, deployments, backups)")
             result = subprocess.run(seed, env=env, capture_output=True, text=True)
             if result.returncode != 0:
                 raise CommandError(f"seeding failed:\n{result.stderr}")
             if seed_only:
                 self.stdout.write(result.stdout)
                 return
+            self.step("Starting the web server")
             self.spawn("web", manage + ["runserver", "--noreload", f"127.0.0.1:{port}"], env, state)
             if not wait_port(port, timeout=30):
                 raise CommandError(f"the web server did not start; see {state / 'web.log'}")
