@@ -1,4 +1,5 @@
 """The v1 API (API.md): one NinjaAPI; each app adds its router. Errors are JSON with `detail`."""
+from django.db import DataError
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -43,6 +44,19 @@ def authentication_error(request, exc):
 @api.exception_handler(Http404)
 def not_found(request, exc):
     return api.create_response(request, {"detail": str(exc) or "not found"}, status=404)
+
+
+@api.exception_handler(DataError)
+def data_error(request, exc):
+    """A value the database cannot store or compare (out of range, a NUL byte) is the caller's bad input."""
+    return api.create_response(request, {"detail": "invalid input: a value is out of range or holds a character "
+                                                   "that cannot be stored"}, status=400)
+
+
+@api.exception_handler(UnicodeError)
+def unicode_error(request, exc):
+    return api.create_response(request, {"detail": "invalid input: text holds characters that cannot be encoded "
+                                                   "(e.g. an unpaired surrogate)"}, status=400)
 
 
 @api.exception_handler(HttpError)

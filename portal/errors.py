@@ -37,3 +37,18 @@ def deny(action, *, user, request=None, reason, target=None, environment=None, e
 
     record_denied(action, request=request, actor=user, target=target, environment=environment, reason=reason)
     raise error(reason)
+
+
+def refuse_unsafe(values):
+    """Raise InvalidInput when a value of `values` ({field: text}) holds a character no field may hold
+    (NUL, other control characters, unpaired surrogates, bidirectional overrides): the database
+    cannot store or even compare some of them. Call it after the role check, so that a caller
+    without the role still gets the audited 403."""
+    from portal.validation import check_safe_text
+
+    errors = []
+    for field, value in values.items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            check_safe_text(item, field, errors, allow_newlines=True)
+    if errors:
+        raise InvalidInput(errors)

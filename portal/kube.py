@@ -97,8 +97,12 @@ def parse_kubeconfig(text, context="", pasted=False):
     Gantry) may not run programs or read files on Gantry's host: embed tokens and certificates
     (`token`, `client-certificate-data`, `certificate-authority-data`) instead.
     """
+    from portal import safe_yaml
+
     try:
-        data = yaml.safe_load(text or "")
+        data = safe_yaml.safe_load(text or "")
+    except safe_yaml.YamlLimitError as error:
+        raise ValueError(f"the kubeconfig is refused: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -17,7 +17,7 @@ from deployments.models import Service
 from environments.choices import TIER_ORDER, TIERS
 from environments.models import Environment
 from portal.accounts import policies
-from portal.errors import Forbidden, NotFound
+from portal.errors import Forbidden, InvalidInput, NotFound, refuse_unsafe
 
 TIERS_IN_ORDER = sorted(TIERS, key=TIER_ORDER.get)
 
@@ -32,6 +32,11 @@ def needs_role(view):
     def wrapper(request, *args, **kwargs):
         if request.method in ("GET", "HEAD") and not policies.has_any_role(request.user):
             return render(request, "no_role.html")
+        if request.method in ("GET", "HEAD"):
+            try:
+                refuse_unsafe({key: request.GET.getlist(key) for key in request.GET})
+            except InvalidInput as exc:
+                return render(request, "bad_input.html", {"errors": exc.messages}, status=400)
         return refusals_as_pages(view)(request, *args, **kwargs)
 
     return wrapper
