@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 
 from environments import policies as env_rules
 from environments.models import Environment
+from portal import live
 from portal.accounts import policies as roles
 from portal.errors import Conflict, Forbidden, InvalidInput
 from portal.jobs.models import JobLogLine
@@ -517,19 +518,33 @@ def _live_rows(request, env):
     return rows
 
 
+def live_view_parts(request, env):
+    """What the "Running now" fragment shows, as cheap version parts (portal/live.py)."""
+    return (live.state_of(Deployment.objects.filter(environment=env)),
+            live.state_of(ServiceHealth.objects.filter(environment=env), "checked_at"),
+            policies.may_request(request.user, env))
+
+
 @login_required
 @needs_role
 def environment_live(request, slug):
-    """What runs in the environment and whether it is healthy; the fragment polls itself every 5 s."""
+    """What runs in the environment and whether it is healthy: a live fragment (polled, 304 when unchanged)."""
     env = _visible_environment(request, slug)
-    context = {
-        "section": "environments",
-        "env": env,
-        "rows": _live_rows(request, env),
-        "can_request": policies.may_request(request.user, env),
-    }
-    partial = request.htmx and not request.htmx.history_restore_request
-    response = render(request, "deployments/_live.html" if partial else "deployments/live.html", context)
+    poll = live.Poll(request)
+
+    def render_live(tag=None):
+        context = {
+            "section": "environments",
+            "env": env,
+            "rows": _live_rows(request, env),
+            "can_request": policies.may_request(request.user, env),
+            "live_version": tag or poll.version_for(live_view_parts(request, env), "env-live"),
+        }
+        return render(request, "deployments/_live.html" if poll.is_poll else "deployments/live.html", context)
+
+    if poll.is_poll:
+        return poll.respond(live_view_parts(request, env), render_live, fragment_id="env-live")
+    response = render_live()
     patch_vary_headers(response, ("HX-Request",))
     return response
 

@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "portal.live.LivePollMiddleware",
     "portal.middleware.UserTimezoneMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -136,8 +137,22 @@ LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_url_with_timeouts(url):
+    """Bounded waits on Redis (unless the URL sets its own), so a Redis outage delays a page by
+    seconds at most: the request is answered and the job waits `queued` (portal/jobs/queue.py)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("socket_connect_timeout", os.environ.get("GANTRY_REDIS_CONNECT_TIMEOUT", "3"))
+    query.setdefault("socket_timeout", os.environ.get("GANTRY_REDIS_SOCKET_TIMEOUT", "5"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 RQ_QUEUES = {
-    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": timeout}
+    name: {"URL": redis_url_with_timeouts(REDIS_URL), "DEFAULT_TIMEOUT": timeout}
     for name, timeout in (("deploy", 1800), ("backups", 7200), ("health", 120), ("default", 600))
 }
 RQ_SHOW_ADMIN_LINK = False
@@ -178,6 +193,9 @@ GANTRY_PAGE_SIZE = int(os.environ.get("GANTRY_PAGE_SIZE", "50"))
 GANTRY_JOB_HEARTBEAT_SECONDS = int(os.environ.get("GANTRY_JOB_HEARTBEAT_SECONDS", "10"))
 GANTRY_JOB_STALE_SECONDS = int(os.environ.get("GANTRY_JOB_STALE_SECONDS", "40"))
 GANTRY_JOBS_EAGER = env_bool("GANTRY_JOBS_EAGER", False)
+# A queued job whose message Redis lost (flush, restart, unreachable at enqueue) is sent again
+# by the reconcile pass once it has waited this long (portal/jobs/reconcile.py).
+GANTRY_RECONCILE_GRACE_SECONDS = int(os.environ.get("GANTRY_RECONCILE_GRACE_SECONDS", "10"))
 GANTRY_ROLLOUT_TIMEOUT_SECONDS = float(os.environ["GANTRY_ROLLOUT_TIMEOUT_SECONDS"]) if os.environ.get(
     "GANTRY_ROLLOUT_TIMEOUT_SECONDS") else None  # default: each Deployment's progressDeadlineSeconds
 GANTRY_LOGIN_MAX_FAILURES = int(os.environ.get("GANTRY_LOGIN_MAX_FAILURES", "10"))

@@ -44,7 +44,28 @@
     }
   }
 
+  // (d) Live fragments (portal/live.py): a poll says which version it shows, and a 304 ("nothing
+  // changed") leaves the page alone, so scroll, focus and typed input stay. htmx 2 would otherwise
+  // swap the empty body of a 304.
+  function sendLiveVersion(event) {
+    var elt = event.detail && event.detail.elt;
+    var version = elt && elt.getAttribute && elt.getAttribute("data-live-version");
+    if (version && event.detail.headers) {
+      event.detail.headers["If-None-Match"] = '"' + version + '"';
+      event.detail.headers["X-Gantry-Live"] = "1";
+    }
+  }
+
+  function keepPageOnNotModified(event) {
+    if (event.detail && event.detail.xhr && event.detail.xhr.status === 304) {
+      event.detail.shouldSwap = false;
+      event.detail.isError = false;
+    }
+  }
+
   rememberTimeZone();
   document.addEventListener("submit", confirmDestructive, true);
   document.addEventListener("htmx:configRequest", addCsrfHeader);
+  document.addEventListener("htmx:configRequest", sendLiveVersion);
+  document.addEventListener("htmx:beforeSwap", keepPageOnNotModified);
 })();

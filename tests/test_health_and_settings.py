@@ -34,6 +34,17 @@ def test_readyz_names_redis_when_it_is_down(client, settings):
 
 
 @pytest.mark.django_db
+def test_readyz_for_the_web_needs_only_the_database_and_still_names_redis(client, settings):
+    settings.RQ_QUEUES = {name: {"URL": "redis://127.0.0.1:1/0"} for name in settings.RQ_QUEUES}
+    response = client.get("/readyz?need=database")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded" and body["checks"] == {"database": "ok", "redis": "down"}
+    assert "redis" in body["failing"]
+    assert client.get("/readyz?need=database,redis").status_code == 503
+
+
+@pytest.mark.django_db
 def test_metrics_are_prometheus_text(client, make_env):
     make_env("dev")
     response = client.get("/metrics")

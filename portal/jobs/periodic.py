@@ -5,6 +5,7 @@ add their entries here (deployment windows opening, health polls, backup schedul
 """
 PERIODIC = [
     ("portal.jobs.periodic.reap_stale_jobs", "default", {"interval": 20}),
+    ("portal.jobs.periodic.reconcile_jobs", "default", {"interval": 30}),
     ("portal.jobs.periodic.start_due_deployments", "default", {"interval": 30}),
     ("portal.jobs.periodic.poll_health", "health", {"interval": 30}),
     ("portal.jobs.periodic.fail_abandoned_deployments", "default", {"interval": 300}),
@@ -17,6 +18,12 @@ def reap_stale_jobs():
     from portal.jobs.services import reap_stale_jobs as reap
 
     return reap()
+
+
+def reconcile_jobs():
+    from portal.jobs.reconcile import reconcile_jobs as reconcile
+
+    return reconcile()
 
 
 def start_due_deployments():

@@ -95,22 +95,14 @@ def enqueue_job(kind, *, target=None, requested_by=None, environment=None, param
 
 
 def _send_to_queue(job):
+    """Hand the job's id to RQ. Redis down: the job stays queued ("queue unreachable, will retry")
+    and the reconcile pass sends it when Redis answers (portal/jobs/queue.py, reconcile.py)."""
     if settings.GANTRY_JOBS_EAGER:
         run_job(str(job.pk))
         return
-    try:
-        import django_rq
+    from .queue import send_or_wait
 
-        django_rq.get_queue(job.queue).enqueue(
-            "portal.jobs.services.run_job", str(job.pk), job_id=f"{job.pk}-{job.attempts}",
-            job_timeout=settings.RQ_QUEUES[job.queue]["DEFAULT_TIMEOUT"],
-        )
-    except Exception as exc:  # Redis down: the row says so; the job can be retried from its page.
-        logger.exception("could not enqueue job %s", job.pk)
-        with transaction.atomic():
-            locked = Job.objects.select_for_update().get(pk=job.pk)
-            if locked.state == JobState.QUEUED:
-                _finish(locked, JobState.FAILED, f"could not reach the job queue: {exc}", actor_name="gantry-web")
+    send_or_wait(job)
 
 
 def _transition(job, new_state):
@@ -228,7 +220,8 @@ def retry_job(job, *, user, request=None):
         _transition(job, JobState.QUEUED)
         job.error = ""
         job.started_at = job.finished_at = job.heartbeat_at = None
-        job.save(update_fields=["state", "error", "started_at", "finished_at", "heartbeat_at"])
+        job.sent_at = timezone.now()
+        job.save(update_fields=["state", "error", "started_at", "finished_at", "heartbeat_at", "sent_at"])
         JobLogLine.objects.create(job_id=job.pk, message=f"retry requested by {user.get_username()}")
         record("job.retried", actor=user, request=request, target=job, environment=job.environment_id and job.environment)
         transaction.on_commit(lambda: _send_to_queue(job))

@@ -491,7 +491,7 @@ def test_the_live_view_shows_release_health_and_polls(login, viewer, deployer, p
     response = login(viewer).get("/environments/prod/live/", **HTMX)
     body = text(response)
     assert body.startswith('<section id="env-live"') and "<html" not in body
-    assert 'hx-get="/environments/prod/live/" hx-trigger="every 5s" hx-swap="outerHTML"' in body
+    assert 'hx-get="/environments/prod/live/" hx-trigger="every 1s" hx-swap="outerHTML" data-live-version="' in body
     assert f'<a href="/deployments/{live.pk}/">1.0.0</a>' in body
     assert '<span class="badge health-degraded">degraded</span> 1/3 ready' in body
 
