@@ -104,9 +104,10 @@ def main():
 
     from django.contrib.auth import get_user_model
 
-    from deployments import promotions
+    from deployments.actions import approve_deployment, request_deployment, request_rollback
+    from deployments.releases import register_release
     from deployments.models import Deployment
-    from deployments.services import create_service
+    from deployments.catalog import create_service
     from environments.models import Cluster, Environment
     from portal import kube
     from portal.accounts.models import RoleAssignment
@@ -132,12 +133,12 @@ def main():
                                                             required_approvals=approvals)
         create_service(admin, {"name": "web", "strategy": "blue-green", "manifest": manifest(8000)})
         digest = "sha256:" + "c" * 64
-        releases = [promotions.register_release(deployer, {"service": "web", "version": v,
+        releases = [register_release(deployer, {"service": "web", "version": v,
                                                            "image": f"registry.example.com/web:{v}@{digest}"})
                     for v in ("1.0.0", "1.1.0")]
 
         def deploy(release, env="bench"):
-            deployment = promotions.request_deployment(deployer, {"release": release.pk, "environment": env})
+            deployment = request_deployment(deployer, {"release": release.pk, "environment": env})
             deployment = Deployment.objects.get(pk=deployment.pk)
             assert deployment.state == "succeeded", (deployment.state, deployment.error)
             return deployment
@@ -149,7 +150,7 @@ def main():
         for _ in range(args.rounds):
             with SelectorWatch(sandbox, "bench", live.previous_color) as watch:
                 started = time.perf_counter()
-                rollback = promotions.request_rollback(deployer, live.pk, reason="bench")
+                rollback = request_rollback(deployer, live.pk, reason="bench")
                 done = time.perf_counter()
             rollback = Deployment.objects.get(pk=rollback.pk)
             assert rollback.state == "succeeded" and watch.flipped_at, (rollback.state, rollback.error)
@@ -160,10 +161,10 @@ def main():
         to_job, to_running = [], []
         for round_number in range(args.rounds):
             release = releases[round_number % 2]
-            pending = promotions.request_deployment(deployer, {"release": release.pk, "environment": "bench-gated"})
+            pending = request_deployment(deployer, {"release": release.pk, "environment": "bench-gated"})
             assert pending.state == "pending_approval", pending.state
             started = time.time()
-            promotions.approve_deployment(approver, pending.pk)
+            approve_deployment(approver, pending.pk)
             deployment = Deployment.objects.select_related("job").get(pk=pending.pk)
             assert deployment.state == "succeeded", (deployment.state, deployment.error)
             to_job.append((deployment.job.started_at.timestamp() - started) * 1000)

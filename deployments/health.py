@@ -6,6 +6,7 @@ from environments.models import Environment
 from portal import kube
 
 from .choices import BLUE_GREEN
+from .live import live_and_rollback_targets
 from .models import ServiceHealth
 
 
@@ -69,8 +70,6 @@ def poll_environment(environment):
     """Refresh the ServiceHealth rows of every service that has a live deployment here."""
     if environment.cluster_id is None:
         return []
-    from .promotions import live_and_rollback_targets
-
     live = {service_id: pair[0] for service_id, pair in live_and_rollback_targets(environment.pk, with_manifests=True).items()}
     rows = []
     now = timezone.now()

@@ -7,7 +7,7 @@ from . import notifications  # noqa: F401  (registers notification.send)
 
 @job_kind("deployment.apply", queue="deploy", title="Apply deployment")
 def apply_deployment_job(job, log):
-    from .executor import execute
+    from .rollout import execute
 
     result = execute(job.params["deployment"], log)
     _refresh_health(job, log)

@@ -8,7 +8,7 @@ from portal.jobs.services import JobFailed, job_kind
 
 from .choices import EnvironmentStatus
 from .models import Cluster, Environment
-from .services import finish_teardown, set_environment_status
+from .lifecycle import finish_teardown, set_environment_status
 
 
 @job_kind("cluster.check", queue="default", title="Check cluster connection")

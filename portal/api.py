@@ -65,17 +65,27 @@ def http_error(request, exc):
 
 
 def _add_routers():
-    from deployments.api import router as deployments_router
-    from deployments.flow_api import router as flow_router
-    from environments.api import router as environments_router
+    from deployments.approvals_api import router as approvals_router
+    from deployments.catalog_api import router as catalog_router
+    from deployments.deployments_api import router as deployments_router
+    from deployments.health_api import router as health_router
+    from deployments.releases_api import router as releases_router
+    from environments.clusters_api import router as clusters_router
+    from environments.environments_api import router as environments_router
+    from environments.backups.api import router as backups_router
     from portal.audit.api import router as audit_router
     from portal.jobs.api import router as jobs_router
 
+    api.add_router("", clusters_router)
     api.add_router("", environments_router)
+    api.add_router("", catalog_router)
+    api.add_router("", releases_router)
     api.add_router("", deployments_router)
-    api.add_router("", flow_router)
+    api.add_router("", approvals_router)
+    api.add_router("", health_router)
     api.add_router("", audit_router)
     api.add_router("", jobs_router)
+    api.add_router("", backups_router)
 
 
 _add_routers()

@@ -3,9 +3,10 @@ from django.db import transaction
 from django.utils import timezone
 from ninja.security import HttpBearer, SessionAuth
 
+from portal.accounts import policies as roles
 from portal.accounts.models import ApiToken, hash_token
 from portal.audit.services import record
-from portal.errors import NotFound, refuse_unsafe
+from portal.errors import Forbidden, NotFound, refuse_unsafe
 from portal.validation import unsafe_character
 
 
@@ -48,3 +49,9 @@ class CheckedSessionAuth(SessionAuth):
 
 
 API_AUTH = [TokenAuth(), CheckedSessionAuth()]
+
+
+def require_role(request):
+    """API calls need a role in Gantry (any role, anywhere); a 403 with what to do otherwise."""
+    if not roles.has_any_role(request.user):
+        raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "portal.audit",
     "portal.jobs",
     "environments",
+    "environments.backups",
     "deployments",
 ]
 
@@ -203,6 +204,8 @@ GANTRY_LOGIN_WINDOW_MINUTES = int(os.environ.get("GANTRY_LOGIN_WINDOW_MINUTES", 
 GANTRY_ABANDON_MINUTES = int(os.environ.get("GANTRY_ABANDON_MINUTES", "30"))
 GANTRY_BASE_URL = os.environ.get("GANTRY_BASE_URL", "")
 GANTRY_TRUST_X_FORWARDED_FOR = env_bool("GANTRY_TRUST_X_FORWARDED_FOR", False)
+GANTRY_BACKUP_DIR = os.environ.get("GANTRY_BACKUP_DIR", str(BASE_DIR / "backups-local"))  # the default local store
+GANTRY_PG_BINDIR = os.environ.get("GANTRY_PG_BINDIR", "")  # pg_dump/pg_restore matching the servers; default: PATH
 
 LOGGING = {
     "version": 1,

@@ -4,9 +4,9 @@ from django.urls import path
 
 from portal.accounts.forms import ThrottledAuthenticationForm
 
-from deployments import flow_views
-from deployments import views as service_views
-from environments import views as environment_views
+from deployments import approval_views, catalog_views, deployment_views, live_views, release_views
+from environments import cluster_views, environment_views
+from environments.backups import views as backup_views
 from portal import views
 from portal.accounts import views as account_views
 from portal.audit import views as audit_views
@@ -26,31 +26,38 @@ urlpatterns = [
     path("environments/<slug:slug>/reprovision/", environment_views.environment_reprovision,
          name="environment_reprovision"),
     # clusters
-    path("clusters/", environment_views.cluster_list, name="cluster_list"),
-    path("clusters/new/", environment_views.cluster_create, name="cluster_create"),
-    path("clusters/<slug:name>/check/", environment_views.cluster_check, name="cluster_check"),
-    path("clusters/<slug:name>/delete/", environment_views.cluster_delete, name="cluster_delete"),
+    path("clusters/", cluster_views.cluster_list, name="cluster_list"),
+    path("clusters/new/", cluster_views.cluster_create, name="cluster_create"),
+    path("clusters/<slug:name>/check/", cluster_views.cluster_check, name="cluster_check"),
+    path("clusters/<slug:name>/delete/", cluster_views.cluster_delete, name="cluster_delete"),
     # the service catalog
-    path("services/", service_views.service_list, name="service_list"),
-    path("services/new/", service_views.service_create, name="service_create"),
-    path("services/<slug:name>/", service_views.service_detail, name="service_detail"),
-    path("services/<slug:name>/edit/", service_views.service_edit, name="service_edit"),
-    path("services/<slug:name>/delete/", service_views.service_delete, name="service_delete"),
+    path("services/", catalog_views.service_list, name="service_list"),
+    path("services/new/", catalog_views.service_create, name="service_create"),
+    path("services/<slug:name>/", catalog_views.service_detail, name="service_detail"),
+    path("services/<slug:name>/edit/", catalog_views.service_edit, name="service_edit"),
+    path("services/<slug:name>/delete/", catalog_views.service_delete, name="service_delete"),
     # releases, deployments, approvals
-    path("approvals/", flow_views.approval_inbox, name="approval_inbox"),
-    path("approvals/badge.svg", flow_views.approval_badge, name="approval_badge"),
-    path("releases/", flow_views.release_list, name="release_list"),
-    path("releases/new/", flow_views.release_create, name="release_create"),
-    path("deployments/", flow_views.deployment_list, name="deployment_list"),
-    path("deployments/new/", flow_views.deployment_request, name="deployment_request"),
-    path("deployments/<int:deployment_id>/", flow_views.deployment_detail, name="deployment_detail"),
-    path("deployments/<int:deployment_id>/preview/", flow_views.deployment_preview, name="deployment_preview"),
-    path("deployments/<int:deployment_id>/approve", flow_views.deployment_approve, name="deployment_approve"),
-    path("deployments/<int:deployment_id>/reject", flow_views.deployment_reject, name="deployment_reject"),
-    path("deployments/<int:deployment_id>/cancel", flow_views.deployment_cancel, name="deployment_cancel"),
-    path("deployments/<int:deployment_id>/rollback", flow_views.deployment_rollback, name="deployment_rollback"),
-    path("environments/<slug:slug>/history/", flow_views.environment_history, name="environment_history"),
-    path("environments/<slug:slug>/live/", flow_views.environment_live, name="environment_live"),
+    path("approvals/", approval_views.approval_inbox, name="approval_inbox"),
+    path("approvals/badge.svg", approval_views.approval_badge, name="approval_badge"),
+    path("releases/", release_views.release_list, name="release_list"),
+    path("releases/new/", release_views.release_create, name="release_create"),
+    path("deployments/", deployment_views.deployment_list, name="deployment_list"),
+    path("deployments/new/", deployment_views.deployment_request, name="deployment_request"),
+    path("deployments/<int:deployment_id>/", deployment_views.deployment_detail, name="deployment_detail"),
+    path("deployments/<int:deployment_id>/preview/", deployment_views.deployment_preview, name="deployment_preview"),
+    path("deployments/<int:deployment_id>/approve", deployment_views.deployment_approve, name="deployment_approve"),
+    path("deployments/<int:deployment_id>/reject", deployment_views.deployment_reject, name="deployment_reject"),
+    path("deployments/<int:deployment_id>/cancel", deployment_views.deployment_cancel, name="deployment_cancel"),
+    path("deployments/<int:deployment_id>/rollback", deployment_views.deployment_rollback, name="deployment_rollback"),
+    path("environments/<slug:slug>/history/", live_views.environment_history, name="environment_history"),
+    path("environments/<slug:slug>/live/", live_views.environment_live, name="environment_live"),
+    # backups
+    path("environments/<slug:slug>/backups/", backup_views.backup_list, name="backup_list"),
+    path("environments/<slug:slug>/backups/targets/new/", backup_views.target_create, name="backup_target_create"),
+    path("environments/<slug:slug>/backups/start/", backup_views.backup_start, name="backup_start"),
+    path("backups/<int:backup_id>/verify/", backup_views.backup_verify, name="backup_verify"),
+    path("backups/<int:backup_id>/restore/", backup_views.backup_restore, name="backup_restore"),
+    path("drills/<int:drill_id>/", backup_views.drill_detail, name="drill_detail"),
     # jobs
     path("jobs/", job_views.job_list, name="job_list"),
     path("jobs/<uuid:job_id>/", job_views.job_detail, name="job_detail"),

@@ -10,7 +10,9 @@ PERIODIC = [
     ("portal.jobs.periodic.poll_health", "health", {"interval": 30}),
     ("portal.jobs.periodic.fail_abandoned_deployments", "default", {"interval": 300}),
     ("portal.jobs.periodic.expire_environments", "default", {"interval": 300}),
-    ("deployments.executor.scale_down_idle_colors", "deploy", {"interval": 60}),
+    ("deployments.idle_colors.scale_down_idle_colors", "deploy", {"interval": 60}),
+    ("environments.backups.periodic.tick", "default", {"interval": 60}),
+    ("environments.backups.periodic.fail_interrupted", "default", {"interval": 30}),
 ]
 
 
@@ -27,7 +29,7 @@ def reconcile_jobs():
 
 
 def start_due_deployments():
-    from deployments.promotions import start_due_deployments as start
+    from deployments.scheduling import start_due_deployments as start
 
     return start()
 
@@ -41,12 +43,12 @@ def poll_health():
 def fail_abandoned_deployments():
     from django.conf import settings
 
-    from deployments.promotions import fail_abandoned_deployments as fail
+    from deployments.scheduling import fail_abandoned_deployments as fail
 
     return fail(settings.GANTRY_ABANDON_MINUTES)
 
 
 def expire_environments():
-    from environments.services import expire_environments as expire
+    from environments.lifecycle import expire_environments as expire
 
     return expire()

@@ -11,7 +11,7 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from portal.accounts import policies
@@ -158,6 +158,7 @@ def _heartbeat(job_id, stop):
             logger.warning("heartbeat for job %s failed", job_id, exc_info=True)
         finally:
             close_old_connections()
+    connections.close_all()  # this thread's own connection, so none lingers after the job
 
 
 def worker_name():

@@ -7,7 +7,10 @@ import pytest
 from django.db import connections, transaction
 from django.utils import timezone
 
-from deployments import promotions
+from deployments.actions import approve_deployment, request_deployment
+from deployments.releases import register_release
+from deployments.scheduling import start_due_deployments
+from deployments.worker_callbacks import finish_deployment, mark_running
 from deployments.models import Approval, Deployment, Release
 from portal.audit.models import AuditEvent
 from portal.jobs.models import Job
@@ -28,7 +31,7 @@ def web(make_service):
 
 @pytest.fixture
 def release(web, deployer):
-    return promotions.register_release(deployer, {"service": "web", "version": "1.4.2",
+    return register_release(deployer, {"service": "web", "version": "1.4.2",
                                                   "image": f"registry.example.com/shop/web:1.4.2@{DIGEST}",
                                                   "git_sha": "3f2a9c1"})
 
@@ -205,7 +208,7 @@ def test_a_viewer_cannot_request(api, viewer, prod, release):
 
 
 def test_latest_images_are_refused_in_production(api, deployer, prod, web):
-    latest = promotions.register_release(deployer, {"service": "web", "version": "9", "image": "web:latest"})
+    latest = register_release(deployer, {"service": "web", "version": "9", "image": "web:latest"})
     response = request_prod(api, deployer, latest)
     assert response.status_code == 400
     assert "latest" in response.json()["detail"]
@@ -232,10 +235,10 @@ def test_outside_the_window_an_approved_deployment_waits_then_starts(api, deploy
     deployment_id = request_prod(api, deployer, release).json()["id"]
     api(approver).post(f"/api/v1/deployments/{deployment_id}/approve", {})
     assert api(approver2).post(f"/api/v1/deployments/{deployment_id}/approve", {}).json()["state"] == "approved"
-    assert promotions.start_due_deployments() == 0
+    assert start_due_deployments() == 0
     prod.deployment_windows = []
     prod.save()
-    assert promotions.start_due_deployments() == 1
+    assert start_due_deployments() == 1
     assert Deployment.objects.get(pk=deployment_id).state == "queued"
 
 
@@ -291,13 +294,13 @@ def test_the_requester_cancels_and_others_cannot(api, deployer, make_user, prod,
 
 def test_a_second_deployment_of_the_same_service_waits_in_queued(api, deployer, make_env, web, release):
     make_env("dev")
-    second_release = promotions.register_release(deployer, {"service": "web", "version": "1.4.3", "image": "web:1.4.3"})
+    second_release = register_release(deployer, {"service": "web", "version": "1.4.3", "image": "web:1.4.3"})
     first = api(deployer).post("/api/v1/deployments", {"release": release.pk, "environment": "dev"}).json()
     second = api(deployer).post("/api/v1/deployments", {"release": second_release.pk, "environment": "dev"}).json()
     assert first["state"] == second["state"] == "queued"
     assert first["job"] is not None and second["job"] is None
-    promotions.mark_running(first["id"])
-    promotions.finish_deployment(first["id"], True)
+    mark_running(first["id"])
+    finish_deployment(first["id"], True)
     assert Deployment.objects.get(pk=second["id"]).job_id is not None
 
 
@@ -306,8 +309,8 @@ def test_two_approvers_at_the_same_moment_give_two_approvals_and_one_job(make_us
     make_env("prod", tier="production", required_approvals=2, prevent_self_approval=True)
     make_service("web")
     requester = make_user("dee", "deployer")
-    release = promotions.register_release(requester, {"service": "web", "version": "1", "image": "web:1"})
-    deployment = promotions.request_deployment(requester, {"release": release.pk, "environment": "prod"})
+    release = register_release(requester, {"service": "web", "version": "1", "image": "web:1"})
+    deployment = request_deployment(requester, {"release": release.pk, "environment": "prod"})
     approvers = [make_user(f"a{n}", "approver") for n in range(2)]
     barrier = threading.Barrier(2)
     errors = []
@@ -315,7 +318,7 @@ def test_two_approvers_at_the_same_moment_give_two_approvals_and_one_job(make_us
     def approve(user):
         try:
             barrier.wait()
-            promotions.approve_deployment(user, deployment.pk)
+            approve_deployment(user, deployment.pk)
         except Exception as exc:  # collected and asserted below
             errors.append(exc)
         finally:

@@ -5,7 +5,10 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import promotions
+from deployments.actions import approve_deployment, request_deployment, request_rollback
+from deployments.live import live_deployment
+from deployments.releases import register_release
+from deployments.worker_callbacks import finish_deployment, mark_running
 from deployments.models import Deployment
 from environments.models import Cluster
 from portal.audit.models import AuditEvent
@@ -96,32 +99,32 @@ def test_an_admin_cannot_approve_their_own_break_glass(make_user, make_env, make
     env.save()
     make_service("web")
     boss = make_user("boss", "admin")
-    release = promotions.register_release(boss, {"service": "web", "version": "1", "image": "web:1"})
-    deployment = promotions.request_deployment(boss, {"release": release.pk, "environment": "stage",
+    release = register_release(boss, {"service": "web", "version": "1", "image": "web:1"})
+    deployment = request_deployment(boss, {"release": release.pk, "environment": "stage",
                                                       "break_glass": {"reason": "outage"}})
     with pytest.raises(Forbidden, match="someone other than the admin"):
-        promotions.approve_deployment(boss, deployment.pk)
+        approve_deployment(boss, deployment.pk)
 
 
 def test_a_rollback_is_refused_while_a_newer_deployment_is_queued(make_user, make_env, make_service):
     env = make_env("dev")
     make_service("web")
     dee = make_user("dee2", "deployer")
-    releases = [promotions.register_release(dee, {"service": "web", "version": v, "image": f"web:{v}"})
+    releases = [register_release(dee, {"service": "web", "version": v, "image": f"web:{v}"})
                 for v in ("1", "2", "3")]
     for release in releases[:2]:
-        deployment = promotions.request_deployment(dee, {"release": release.pk, "environment": "dev"})
-        promotions.mark_running(deployment.pk)
-        promotions.finish_deployment(deployment.pk, True)
-    promotions.request_deployment(dee, {"release": releases[2].pk, "environment": "dev"})
-    live = promotions.live_deployment(deployment.service_id, env.pk)
+        deployment = request_deployment(dee, {"release": release.pk, "environment": "dev"})
+        mark_running(deployment.pk)
+        finish_deployment(deployment.pk, True)
+    request_deployment(dee, {"release": releases[2].pk, "environment": "dev"})
+    live = live_deployment(deployment.service_id, env.pk)
     with pytest.raises(Conflict, match="already approved or under way"):
-        promotions.request_rollback(dee, live.pk)
+        request_rollback(dee, live.pk)
     assert not Deployment.objects.filter(kind="rollback").exists()
 
 
 def test_provisioning_does_not_adopt_a_namespace_gantry_does_not_own(admin, cluster, django_capture_on_commit_callbacks):
-    from environments.services import create_environment
+    from environments.lifecycle import create_environment
     from portal import kube
     from portal.jobs.models import Job
     from portal.jobs.services import run_job
@@ -140,7 +143,7 @@ def test_provisioning_does_not_adopt_a_namespace_gantry_does_not_own(admin, clus
 
 def test_deleting_an_environment_on_a_cluster_tears_down_its_namespace_first(api, admin, cluster):
     from environments.models import Environment
-    from environments.services import create_environment
+    from environments.lifecycle import create_environment
     from portal import kube
     from portal.jobs.models import Job
     from portal.jobs.services import run_job
@@ -160,7 +163,7 @@ def test_deleting_an_environment_on_a_cluster_tears_down_its_namespace_first(api
 
 def test_an_expired_environment_is_torn_down_but_a_foreign_namespace_is_left(admin, cluster):
     from environments.models import Environment
-    from environments.services import expire_environments
+    from environments.lifecycle import expire_environments
     from portal import kube
     from portal.jobs.models import Job
     from portal.jobs.services import run_job
@@ -187,19 +190,19 @@ def _two_successful_deployments(make_user, make_env, make_service, **env_fields)
     make_service("web")
     dee = make_user("dee3", "deployer")
     for version in ("1", "2"):
-        release = promotions.register_release(dee, {"service": "web", "version": version, "image": f"web:{version}"})
-        deployment = promotions.request_deployment(dee, {"release": release.pk, "environment": "dev"})
+        release = register_release(dee, {"service": "web", "version": version, "image": f"web:{version}"})
+        deployment = request_deployment(dee, {"release": release.pk, "environment": "dev"})
         if deployment.state == "pending_approval":
             for n in range(env.required_approvals):
-                promotions.approve_deployment(make_user(f"ok{version}{n}", "approver"), deployment.pk)
-        promotions.mark_running(deployment.pk)
-        promotions.finish_deployment(deployment.pk, True)
+                approve_deployment(make_user(f"ok{version}{n}", "approver"), deployment.pk)
+        mark_running(deployment.pk)
+        finish_deployment(deployment.pk, True)
     return env, dee, deployment
 
 
 def test_a_rollback_needs_no_approval_and_starts_at_once(make_user, make_env, make_service):
     env, dee, live = _two_successful_deployments(make_user, make_env, make_service, required_approvals=1)
-    rollback = promotions.request_rollback(dee, live.pk, reason="errors after release 2")
+    rollback = request_rollback(dee, live.pk, reason="errors after release 2")
     assert rollback.kind == "rollback" and rollback.state == "queued" and rollback.job_id
     assert rollback.release.version == "1"
 
@@ -207,7 +210,7 @@ def test_a_rollback_needs_no_approval_and_starts_at_once(make_user, make_env, ma
 def test_a_rollback_waits_for_approval_when_the_environment_says_so(make_user, make_env, make_service):
     env, dee, live = _two_successful_deployments(make_user, make_env, make_service, required_approvals=1,
                                                  rollback_requires_approval=True)
-    rollback = promotions.request_rollback(dee, live.pk)
+    rollback = request_rollback(dee, live.pk)
     assert rollback.state == "pending_approval" and rollback.job_id is None
-    promotions.approve_deployment(make_user("rm", "approver"), rollback.pk)
+    approve_deployment(make_user("rm", "approver"), rollback.pk)
     assert Deployment.objects.get(pk=rollback.pk).state == "queued"

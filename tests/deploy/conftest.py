@@ -1,7 +1,8 @@
 """Deployments executed against the sandbox cluster, over real HTTP, through the real services."""
 import pytest
 
-from deployments import promotions
+from deployments.actions import request_deployment
+from deployments.releases import register_release
 from deployments.models import Deployment
 from portal import kube
 
@@ -54,9 +55,9 @@ def queue_deployment(user, env, service_name, version, image_ref=None):
 
     release = Release.objects.filter(service__name=service_name, version=version).first()
     if release is None:
-        release = promotions.register_release(user, {"service": service_name, "version": version,
+        release = register_release(user, {"service": service_name, "version": version,
                                                      "image": image_ref or image(service_name, version)})
-    deployment = promotions.request_deployment(user, {"release": release.pk, "environment": env.slug})
+    deployment = request_deployment(user, {"release": release.pk, "environment": env.slug})
     assert deployment.state == "queued", deployment.state
     return deployment
 

@@ -6,7 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from deployments import executor, promotions
+from deployments import bluegreen, idle_colors, rollout
+from deployments.actions import cancel_deployment, request_rollback
+from deployments.live import live_deployment
 from portal.audit.models import AuditEvent
 from portal.jobs.services import JobFailed
 
@@ -30,7 +32,7 @@ def image_of(sandbox, name):
 
 def deploy(deployer, prod, version, log):
     deployment = queue_deployment(deployer, prod, "web", version)
-    executor.execute(deployment.pk, log)
+    rollout.execute(deployment.pk, log)
     deployment = state_of(deployment)
     assert deployment.state == "succeeded", deployment.error
     return deployment
@@ -63,7 +65,7 @@ def test_the_second_deployment_goes_green_and_flips_only_when_ready(deployer, pr
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        executor.execute(second.pk, log)
+        rollout.execute(second.pk, log)
     finally:
         stop.set()
         watcher.join()
@@ -79,24 +81,24 @@ def test_the_second_deployment_goes_green_and_flips_only_when_ready(deployer, pr
 
 
 def test_a_failing_health_check_leaves_traffic_on_the_old_colour(deployer, prod, web, sandbox, log, monkeypatch):
-    monkeypatch.setattr(executor, "PROBE_INTERVAL_SECONDS", 0.05)
+    monkeypatch.setattr(rollout, "PROBE_INTERVAL_SECONDS", 0.05)
     deploy(deployer, prod, "1.0.0", log)
     sandbox.set_fault("web-green", "fail_probe")
     second = queue_deployment(deployer, prod, "web", "1.1.0")
     with pytest.raises(JobFailed, match="health check failed on web-green"):
-        executor.execute(second.pk, log)
+        rollout.execute(second.pk, log)
     second = state_of(second)
     assert second.state == "failed"
     assert "traffic stays on blue" in second.error
     assert selector(sandbox)["color"] == "blue"
-    assert promotions.live_deployment(web.pk, prod.pk).release.version == "1.0.0"
+    assert live_deployment(web.pk, prod.pk).release.version == "1.0.0"
 
 
 def test_a_health_check_failing_after_the_switch_switches_traffic_back(deployer, prod, web, sandbox, log,
                                                                        monkeypatch):
-    monkeypatch.setattr(executor, "PROBE_INTERVAL_SECONDS", 0.05)
+    monkeypatch.setattr(rollout, "PROBE_INTERVAL_SECONDS", 0.05)
     deploy(deployer, prod, "1.0.0", log)
-    real_probe = executor.kube.probe_service
+    real_probe = rollout.kube.probe_service
 
     def probe(cluster, namespace, service, port, path="/"):
         # The new colour answers through its own Service, but not once it takes the live traffic.
@@ -104,13 +106,13 @@ def test_a_health_check_failing_after_the_switch_switches_traffic_back(deployer,
             return False, "HTTP 503: overloaded"
         return real_probe(cluster, namespace, service, port, path)
 
-    monkeypatch.setattr(executor.kube, "probe_service", probe)
+    monkeypatch.setattr(rollout.kube, "probe_service", probe)
     second = queue_deployment(deployer, prod, "web", "1.1.0")
     with pytest.raises(JobFailed, match="after the switch to green, so traffic went back to blue"):
-        executor.execute(second.pk, log)
+        rollout.execute(second.pk, log)
     assert selector(sandbox)["color"] == "blue"
     assert state_of(second).state == "failed"
-    assert promotions.live_deployment(web.pk, prod.pk).release.version == "1.0.0"
+    assert live_deployment(web.pk, prod.pk).release.version == "1.0.0"
     assert ("error", "traffic switched back: Service web selects color=blue again") in log.lines
 
 
@@ -119,7 +121,7 @@ def test_a_failed_rollout_of_the_new_colour_leaves_traffic_alone(deployer, prod,
     sandbox.set_fault("web-green", "fail_rollout")
     second = queue_deployment(deployer, prod, "web", "1.1.0")
     with pytest.raises(JobFailed, match="rollout deadline exceeded"):
-        executor.execute(second.pk, log)
+        rollout.execute(second.pk, log)
     assert "Deployment web-green in namespace prod" in state_of(second).error
     assert selector(sandbox)["color"] == "blue"
 
@@ -133,12 +135,12 @@ def test_a_failed_rollout_of_the_new_colour_leaves_traffic_alone(deployer, prod,
 def test_a_rollback_flips_the_selector_back(deployer, prod, web, sandbox, log):
     deploy(deployer, prod, "1.0.0", log)
     second = deploy(deployer, prod, "1.1.0", log)
-    rollback = promotions.request_rollback(deployer, second.pk, reason="errors on checkout")
+    rollback = request_rollback(deployer, second.pk, reason="errors on checkout")
     assert (rollback.color, rollback.previous_color) == ("blue", "green")
     green_version = sandbox.get("deployments", "web-green", "prod")["metadata"]["resourceVersion"]
     rollback_log = Log()
     started = time.monotonic()
-    executor.execute(rollback.pk, rollback_log)
+    rollout.execute(rollback.pk, rollback_log)
     elapsed = time.monotonic() - started
     rollback = state_of(rollback)
     assert rollback.state == "succeeded", rollback.error
@@ -156,18 +158,18 @@ def test_a_rollback_flips_the_selector_back(deployer, prod, web, sandbox, log):
 def test_a_rollback_scales_a_scaled_down_colour_back_up(deployer, prod, web, sandbox, log):
     deploy(deployer, prod, "1.0.0", log)
     second = deploy(deployer, prod, "1.1.0", log)
-    assert executor.scale_down_idle_colors(now=timezone.now() + timedelta(minutes=31)) == 1
+    assert idle_colors.scale_down_idle_colors(now=timezone.now() + timedelta(minutes=31)) == 1
     blue = sandbox.get("deployments", "web-blue", "prod")
     assert blue["spec"]["replicas"] == 0
-    assert blue["metadata"]["annotations"][executor.SCALED_FROM_ANNOTATION] == "1"
+    assert blue["metadata"]["annotations"][bluegreen.SCALED_FROM_ANNOTATION] == "1"
 
-    rollback = promotions.request_rollback(deployer, second.pk)
-    executor.execute(rollback.pk, log)
+    rollback = request_rollback(deployer, second.pk)
+    rollout.execute(rollback.pk, log)
     assert state_of(rollback).state == "succeeded", state_of(rollback).error
     assert selector(sandbox)["color"] == "blue"
     blue = sandbox.get("deployments", "web-blue", "prod")
     assert blue["spec"]["replicas"] == 1 and blue["status"]["readyReplicas"] == 1
-    assert executor.SCALED_FROM_ANNOTATION not in blue["metadata"].get("annotations", {})
+    assert bluegreen.SCALED_FROM_ANNOTATION not in blue["metadata"].get("annotations", {})
     assert "scaled Deployment web-blue back up to 1 replica(s)" in log.text
 
 
@@ -177,8 +179,8 @@ def test_a_rollback_redeploys_when_the_old_colour_no_longer_runs_the_release(dep
     deploy(deployer, prod, "1.0.0", log)
     second = deploy(deployer, prod, "1.1.0", log)
     kube.delete(cluster, "apps/v1", "Deployment", "prod", "web-blue")
-    rollback = promotions.request_rollback(deployer, second.pk)
-    executor.execute(rollback.pk, log)
+    rollback = request_rollback(deployer, second.pk)
+    rollout.execute(rollback.pk, log)
     rollback = state_of(rollback)
     assert rollback.state == "succeeded", rollback.error
     assert "Deployment web-blue is gone" in log.text
@@ -189,18 +191,18 @@ def test_a_rollback_redeploys_when_the_old_colour_no_longer_runs_the_release(dep
 
 def test_the_idle_colour_is_scaled_down_only_after_the_keep_time(deployer, prod, web, sandbox, log):
     deploy(deployer, prod, "1.0.0", log)
-    assert executor.scale_down_idle_colors() == 0  # no idle colour yet
+    assert idle_colors.scale_down_idle_colors() == 0  # no idle colour yet
     second = deploy(deployer, prod, "1.1.0", log)
-    assert executor.scale_down_idle_colors() == 0  # within the 30 minutes
+    assert idle_colors.scale_down_idle_colors() == 0  # within the 30 minutes
     assert sandbox.get("deployments", "web-blue", "prod")["spec"]["replicas"] == 1
 
     later = timezone.now() + timedelta(minutes=31)
-    pending = promotions.request_rollback(deployer, second.pk)  # a rollback under way keeps the old colour up
-    assert executor.scale_down_idle_colors(now=later) == 0
-    promotions.cancel_deployment(deployer, pending.pk)
-    assert executor.scale_down_idle_colors(now=later) == 1
+    pending = request_rollback(deployer, second.pk)  # a rollback under way keeps the old colour up
+    assert idle_colors.scale_down_idle_colors(now=later) == 0
+    cancel_deployment(deployer, pending.pk)
+    assert idle_colors.scale_down_idle_colors(now=later) == 1
     assert sandbox.get("deployments", "web-blue", "prod")["spec"]["replicas"] == 0
     assert sandbox.get("deployments", "web-green", "prod")["spec"]["replicas"] == 1
     assert selector(sandbox)["color"] == "green"
-    assert executor.scale_down_idle_colors(now=later) == 0  # already down
+    assert idle_colors.scale_down_idle_colors(now=later) == 0  # already down
     assert AuditEvent.objects.filter(action="deployment.idle_color_scaled_down", actor="gantry-scheduler").count() == 1

@@ -1,7 +1,8 @@
 """A deployment interrupted half-way finishes on a retry, with nothing applied twice."""
 import pytest
 
-from deployments import executor, promotions
+from deployments import rollout, worker_callbacks
+from deployments.worker_callbacks import mark_running
 from portal.jobs.models import Job
 from portal.jobs.services import retry_job, run_job
 
@@ -31,8 +32,8 @@ def die_once(monkeypatch, module, name):
 def test_a_retry_of_a_running_deployment_finishes_it(deployer, prod, make_service, sandbox, log):
     make_service("web")
     deployment = queue_deployment(deployer, prod, "web", "1.0.0")
-    promotions.mark_running(deployment.pk)  # the first attempt got this far
-    executor.execute(deployment.pk, log)
+    mark_running(deployment.pk)  # the first attempt got this far
+    rollout.execute(deployment.pk, log)
     assert state_of(deployment).state == "succeeded"
     assert ("warning", f"deployment #{deployment.pk} was already running (an earlier attempt was interrupted); "
                        "carrying on where it stands: applying again is safe") in log.lines
@@ -42,7 +43,7 @@ def test_a_retry_of_a_running_deployment_finishes_it(deployer, prod, make_servic
 def test_a_job_that_died_during_the_rollout_finishes_when_retried(deployer, prod, make_service, sandbox, monkeypatch):
     make_service("web")
     deployment = queue_deployment(deployer, prod, "web", "1.0.0")
-    die_once(monkeypatch, executor, "_wait_for_rollout")
+    die_once(monkeypatch, rollout, "_wait_for_rollout")
     run_job(str(deployment.job_id))
     job = Job.objects.get(pk=deployment.job_id)
     assert job.state == "failed" and "WorkerDied" in job.error
@@ -63,16 +64,16 @@ def test_a_job_that_died_during_the_rollout_finishes_when_retried(deployer, prod
 def test_a_blue_green_retry_after_the_flip_keeps_the_colour(deployer, prod, make_service, sandbox, monkeypatch):
     make_service("web", strategy="blue-green")
     first = queue_deployment(deployer, prod, "web", "1.0.0")
-    executor.execute(first.pk, Log())
+    rollout.execute(first.pk, Log())
     second = queue_deployment(deployer, prod, "web", "1.1.0")
-    die_once(monkeypatch, promotions, "finish_deployment")  # traffic is on green, the row does not know yet
+    die_once(monkeypatch, worker_callbacks, "finish_deployment")  # traffic is on green, the row does not know yet
     with pytest.raises(WorkerDied):
-        executor.execute(second.pk, Log())
+        rollout.execute(second.pk, Log())
     assert state_of(second).state == "running"
     assert sandbox.get("services", "web", "prod")["spec"]["selector"]["color"] == "green"
 
     log = Log()
-    executor.execute(second.pk, log)
+    rollout.execute(second.pk, log)
     second = state_of(second)
     assert second.state == "succeeded"
     assert (second.color, second.previous_color) == ("green", "blue")  # not a second flip to blue
@@ -89,7 +90,7 @@ def test_a_finished_deployment_is_not_run_again(deployer, prod, make_service, sa
 
     make_service("web")
     deployment = queue_deployment(deployer, prod, "web", "1.0.0")
-    executor.execute(deployment.pk, log)
+    rollout.execute(deployment.pk, log)
     with pytest.raises(JobFailed, match="is succeeded and cannot become running"):
-        executor.execute(deployment.pk, log)
+        rollout.execute(deployment.pk, log)
     assert state_of(deployment).state == "succeeded"

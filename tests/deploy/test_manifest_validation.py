@@ -3,7 +3,7 @@ import pytest
 
 from deployments.manifests import ManifestError, environment_policy_problems, validate_manifest
 from deployments.models import Service
-from deployments.services import create_service, update_service
+from deployments.catalog import create_service, update_service
 from environments.models import Environment
 from portal.demo_data import SERVICES
 from portal.errors import InvalidInput

@@ -1,7 +1,8 @@
 """The approval page's dry run: what would be created or changed, as a diff against the cluster."""
 import pytest
 
-from deployments import executor
+from deployments import rollout
+from deployments.preview import preview
 from deployments.models import Deployment, Service
 
 from .conftest import Log, image, queue_deployment
@@ -16,7 +17,7 @@ def actions(result):
 def test_a_first_deployment_creates_everything(deployer, prod, make_service, sandbox):
     make_service("web")
     deployment = queue_deployment(deployer, prod, "web", "1.0.0")
-    result = executor.preview(deployment)
+    result = preview(deployment)
     assert result["ok"] and result["problems"] == []
     assert actions(result) == [("Deployment", "web", "create"), ("Service", "web", "create")]
     diff = result["objects"][0]["diff"]
@@ -28,12 +29,12 @@ def test_a_first_deployment_creates_everything(deployer, prod, make_service, san
 
 def test_a_new_release_updates_only_the_deployment(deployer, prod, make_service, sandbox):
     make_service("web")
-    executor.execute(queue_deployment(deployer, prod, "web", "1.0.0").pk, Log())
-    again = executor.preview(queue_deployment(deployer, prod, "web", "1.0.0"))
+    rollout.execute(queue_deployment(deployer, prod, "web", "1.0.0").pk, Log())
+    again = preview(queue_deployment(deployer, prod, "web", "1.0.0"))
     assert actions(again) == [("Deployment", "web", "unchanged"), ("Service", "web", "unchanged")]
     assert all(o["diff"] == [] for o in again["objects"])
 
-    result = executor.preview(queue_deployment(deployer, prod, "web", "1.1.0"))
+    result = preview(queue_deployment(deployer, prod, "web", "1.1.0"))
     assert actions(result) == [("Deployment", "web", "update"), ("Service", "web", "unchanged")]
     changed = [line for line in result["objects"][0]["diff"] if line[:1] in "+-" and line[:3] not in ("+++", "---")]
     assert changed == [f"-        image: {image('web', '1.0.0')}", f"+        image: {image('web', '1.1.0')}"]
@@ -43,8 +44,8 @@ def test_a_new_release_updates_only_the_deployment(deployer, prod, make_service,
 
 def test_a_blue_green_deployment_shows_the_idle_colour_and_the_flip(deployer, prod, make_service, sandbox):
     make_service("web", strategy="blue-green")
-    executor.execute(queue_deployment(deployer, prod, "web", "1.0.0").pk, Log())
-    result = executor.preview(queue_deployment(deployer, prod, "web", "1.1.0"))
+    rollout.execute(queue_deployment(deployer, prod, "web", "1.0.0").pk, Log())
+    result = preview(queue_deployment(deployer, prod, "web", "1.1.0"))
     assert result["ok"], result["problems"]
     assert actions(result) == [("Deployment", "web-green", "create"), ("Service", "web-green", "create"),
                                ("Service", "web", "update")]
@@ -56,7 +57,7 @@ def test_cluster_errors_become_problems(deployer, prod, make_service, sandbox):
     make_service("web")
     deployment = queue_deployment(deployer, prod, "web", "1.0.0")
     sandbox.stop()
-    result = executor.preview(deployment)
+    result = preview(deployment)
     assert result["ok"] is False
     assert result["objects"] == []
     assert any("cannot reach the cluster" in problem for problem in result["problems"])
@@ -65,7 +66,7 @@ def test_cluster_errors_become_problems(deployer, prod, make_service, sandbox):
 def test_a_missing_namespace_is_a_problem(deployer, make_env, cluster, make_service, sandbox):
     make_service("web")
     env = make_env("staging", tier="staging", cluster=cluster)  # its namespace was never created
-    result = executor.preview(queue_deployment(deployer, env, "web", "1.0.0"))
+    result = preview(queue_deployment(deployer, env, "web", "1.0.0"))
     assert result["ok"] is False
     assert any('namespaces "staging" not found' in problem for problem in result["problems"])
 
@@ -74,6 +75,6 @@ def test_manifest_problems_become_problems(deployer, prod, make_service, web_man
     service = make_service("web")
     deployment = queue_deployment(deployer, prod, "web", "1.0.0")
     Service.objects.filter(pk=service.pk).update(manifest=web_manifest.replace("replicas: ${replicas}", "replicas: many"))
-    result = executor.preview(Deployment.objects.get(pk=deployment.pk))
+    result = preview(Deployment.objects.get(pk=deployment.pk))
     assert result["ok"] is False and result["objects"] == []
     assert result["problems"] == ["document 1, line 8, spec.replicas: 'many' is not of type 'integer'"]

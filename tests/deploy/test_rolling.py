@@ -3,7 +3,8 @@ import pytest
 
 from deployments.models import Deployment
 
-from deployments import executor, promotions
+from deployments import rollout
+from deployments.actions import request_rollback
 from portal import kube
 from portal.audit.models import AuditEvent
 from portal.jobs.models import Job
@@ -32,7 +33,7 @@ def web(make_service, web_manifest):
 
 def test_it_applies_the_manifests_and_waits_for_the_rollout(deployer, prod, web, sandbox, log):
     deployment = queue_deployment(deployer, prod, "web", "1.0.0")
-    result = executor.execute(deployment.pk, log)
+    result = rollout.execute(deployment.pk, log)
     deployment = state_of(deployment)
     assert deployment.state == "succeeded", deployment.error
     assert result["deployment"] == deployment.pk
@@ -67,7 +68,7 @@ def test_a_failing_rollout_fails_the_deployment(deployer, prod, web, sandbox, lo
     sandbox.set_fault("web", "fail_rollout")
     deployment = queue_deployment(deployer, prod, "web", "1.0.0")
     with pytest.raises(JobFailed, match="rollout deadline exceeded") as failure:
-        executor.execute(deployment.pk, log)
+        rollout.execute(deployment.pk, log)
     deployment = state_of(deployment)
     assert deployment.state == "failed"
     assert deployment.error == str(failure.value)
@@ -78,7 +79,7 @@ def test_a_rollout_that_never_becomes_ready_times_out(deployer, prod, web, sandb
     sandbox.set_fault("web", "never_ready")
     deployment = queue_deployment(deployer, prod, "web", "1.0.0")
     with pytest.raises(JobFailed, match="rollout deadline exceeded"):
-        executor.execute(deployment.pk, log)
+        rollout.execute(deployment.pk, log)
     assert "was not ready after 2 s" in state_of(deployment).error
 
 
@@ -86,7 +87,7 @@ def test_an_image_pull_error_fails_the_deployment(deployer, prod, web, sandbox, 
     sandbox.set_fault("web", "image_pull")
     deployment = queue_deployment(deployer, prod, "web", "1.0.0")
     with pytest.raises(JobFailed):
-        executor.execute(deployment.pk, log)
+        rollout.execute(deployment.pk, log)
     error = state_of(deployment).error
     assert error.startswith("image pull error:")
     assert image("web", "1.0.0") in error and "check that the release's image exists" in error
@@ -98,7 +99,7 @@ def test_a_quota_refusal_fails_the_deployment(deployer, prod, web, cluster, sand
                          "spec": {"hard": {"count/deployments.apps": "0"}}})
     deployment = queue_deployment(deployer, prod, "web", "1.0.0")
     with pytest.raises(JobFailed, match="quota exceeded"):
-        executor.execute(deployment.pk, log)
+        rollout.execute(deployment.pk, log)
     deployment = state_of(deployment)
     assert deployment.state == "failed"
     assert "no-deployments" in deployment.error and "raise the ResourceQuota of namespace prod" in deployment.error
@@ -148,7 +149,7 @@ def test_a_latest_image_is_fine_in_development(deployer, make_env, cluster, make
     dev = make_env("dev", cluster=cluster)
     make_service("web", manifest=with_sidecar(web_manifest))
     deployment = queue_deployment(deployer, dev, "web", "1.0.0", image_ref="registry.example.com/shop/web")
-    executor.execute(deployment.pk, log)
+    rollout.execute(deployment.pk, log)
     assert state_of(deployment).state == "succeeded"
     containers = sandbox.get("deployments", "web", "dev")["spec"]["template"]["spec"]["containers"]
     assert [c["image"] for c in containers] == ["envoyproxy/envoy:latest", "registry.example.com/shop/web"]
@@ -159,7 +160,7 @@ def test_a_manifest_change_after_approval_fails_the_queued_deployment(deployer, 
     web.manifest = web.manifest.replace("cpu: 250m", "cpu: 300m")
     web.save()
     with pytest.raises(JobFailed, match="manifests changed after approval"):
-        executor.execute(deployment.pk, log)
+        rollout.execute(deployment.pk, log)
     assert state_of(deployment).state == "failed"
     assert sandbox.get("deployments", "web", "prod") is None
 
@@ -171,7 +172,7 @@ def test_a_manifest_that_breaks_with_real_values_fails_with_its_line(deployer, p
     make_service("web", manifest=manifest)
     deployment = queue_deployment(deployer, prod, "web", "2.10")
     with pytest.raises(JobFailed, match="are not valid") as failure:
-        executor.execute(deployment.pk, log)
+        rollout.execute(deployment.pk, log)
     line = manifest.splitlines().index("  APP_VERSION: ${version}") + 1
     assert f"document 3, line {line}, data.APP_VERSION: 2.1 is not of type 'string';" in str(failure.value)
     assert sandbox.get("deployments", "web", "prod") is None
@@ -181,21 +182,21 @@ def test_an_unreachable_cluster_fails_with_a_readable_reason(deployer, prod, web
     sandbox.stop()
     deployment = queue_deployment(deployer, prod, "web", "1.0.0")
     with pytest.raises(JobFailed, match="cannot reach the cluster"):
-        executor.execute(deployment.pk, log)
+        rollout.execute(deployment.pk, log)
     assert state_of(deployment).state == "failed"
 
 
 def test_a_rolling_rollback_redeploys_the_previous_image(deployer, prod, web, sandbox, log):
     first = queue_deployment(deployer, prod, "web", "1.0.0")
-    executor.execute(first.pk, log)
+    rollout.execute(first.pk, log)
     second = queue_deployment(deployer, prod, "web", "1.1.0")
-    executor.execute(second.pk, log)
+    rollout.execute(second.pk, log)
     live = sandbox.get("deployments", "web", "prod")
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == image("web", "1.1.0")
 
-    rollback = promotions.request_rollback(deployer, second.pk, reason="checkout broken")
+    rollback = request_rollback(deployer, second.pk, reason="checkout broken")
     assert rollback.state == "queued" and rollback.kind == "rollback"
-    executor.execute(rollback.pk, log)
+    rollout.execute(rollback.pk, log)
     assert state_of(rollback).state == "succeeded"
     assert state_of(second).state == "rolled_back"
     live = sandbox.get("deployments", "web", "prod")
@@ -208,5 +209,5 @@ def test_an_environment_without_a_cluster_fails_the_deployment(deployer, make_en
     env = make_env("staging", tier="staging")
     deployment = queue_deployment(deployer, env, "web", "1.0.0")
     with pytest.raises(JobFailed, match="environment staging has no cluster; attach one"):
-        executor.execute(deployment.pk, log)
+        rollout.execute(deployment.pk, log)
     assert state_of(deployment).state == "failed"

@@ -9,7 +9,8 @@ import pytest
 from django.db import connection
 from playwright.sync_api import expect
 
-from deployments import promotions
+from deployments.actions import approve_deployment, request_deployment
+from deployments.releases import register_release
 from deployments.models import Deployment
 from portal import kube
 from portal.jobs.services import run_job
@@ -80,7 +81,7 @@ def test_two_approvers_approve_a_production_deployment(page, browser, live_serve
     make_user("omar", "approver")
     make_env("prod", tier="production", required_approvals=2, prevent_self_approval=True)
     make_service("web")
-    release = promotions.register_release(deployer, {"service": "web", "version": "1.4.2", "image": image("1.4.2")})
+    release = register_release(deployer, {"service": "web", "version": "1.4.2", "image": image("1.4.2")})
 
     # The deployer asks for it through the form.
     login(page, live_server, "dee")
@@ -142,11 +143,11 @@ def test_a_blue_green_deployment_flips_colour_and_rolls_back(page, browser, live
     make_service("web", strategy="blue-green")
 
     def request(version):
-        release = promotions.register_release(deployer, {"service": "web", "version": version, "image": image(version)})
-        return promotions.request_deployment(deployer, {"release": release.pk, "environment": prod.slug})
+        release = register_release(deployer, {"service": "web", "version": version, "image": image(version)})
+        return request_deployment(deployer, {"release": release.pk, "environment": prod.slug})
 
     for version in ("1.0.0", "1.1.0"):  # blue runs 1.0.0, then green 1.1.0
-        deployment = promotions.approve_deployment(omar, request(version).pk)
+        deployment = approve_deployment(omar, request(version).pk)
         run_job(str(deployment.job_id))
         assert Deployment.objects.get(pk=deployment.pk).state == "succeeded"
     pending = request("1.2.0")

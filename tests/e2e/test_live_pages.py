@@ -3,7 +3,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from deployments import promotions
+from deployments.releases import register_release
 from deployments.models import Deployment
 from deployments.rendering import manifest_hash, render_text
 
@@ -14,7 +14,7 @@ BUDGET_MS = 2000  # the issue's budget: a change shows within 2 s without a relo
 
 
 def deployment(user, env, version, state, service="web"):
-    release = promotions.register_release(user, {"service": service, "version": version,
+    release = register_release(user, {"service": service, "version": version,
                                                  "image": f"registry.example.com/shop/{service}:{version}@{DIGEST}"})
     return Deployment.objects.create(
         release=release, environment=env, service=release.service, requested_by=user, state=state,

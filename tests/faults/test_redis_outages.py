@@ -4,7 +4,7 @@ from django.db import transaction
 from django.test import Client
 
 from environments.models import Environment
-from environments.services import create_environment
+from environments.lifecycle import create_environment
 from portal.audit.models import AuditEvent
 from portal.jobs import queue
 from portal.jobs.models import Job
@@ -99,7 +99,7 @@ def test_a_job_sent_twice_runs_once(admin, cluster, redis_server, worker_env):
 
 def test_a_retry_while_redis_is_down_waits_queued(admin, redis_server, worker_env):
     from environments.models import Cluster
-    from environments.services import check_cluster
+    from environments.clusters import check_cluster
 
     cluster = Cluster.objects.create(name="dead", mode="server", server="http://127.0.0.1:9")
     with transaction.atomic():

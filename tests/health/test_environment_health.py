@@ -4,7 +4,7 @@ import pytest
 import yaml
 from django.utils import timezone
 
-from deployments import promotions
+from deployments.releases import register_release
 from deployments.models import Deployment
 from deployments.rendering import render_text
 from portal import kube
@@ -17,7 +17,7 @@ def running(cluster, make_env, make_service, deployer):
     env = make_env("prod", tier="production", cluster=cluster)
     kube.ensure_namespace(cluster, "prod", {})
     make_service("web")
-    release = promotions.register_release(deployer, {"service": "web", "version": "1.0.0", "image": "web:1.0.0"})
+    release = register_release(deployer, {"service": "web", "version": "1.0.0", "image": "web:1.0.0"})
     text = render_text(release.service, release, env)
     deployment = Deployment.objects.create(release=release, environment=env, service=release.service,
                                            state="succeeded", image=release.image, manifest_hash="h",

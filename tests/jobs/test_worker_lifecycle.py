@@ -6,7 +6,7 @@ import pytest
 from django.db import transaction
 
 from environments.models import Cluster, Environment
-from environments.services import create_environment
+from environments.lifecycle import create_environment
 from portal.audit.models import AuditEvent
 from portal.jobs.models import Job
 from portal.jobs.services import reap_stale_jobs, retry_job
@@ -69,7 +69,7 @@ def test_a_killed_worker_leaves_a_job_the_reaper_marks_failed_and_a_retry_finish
         port = silent.getsockname()[1]
         cluster = Cluster.objects.create(name="slow", mode="server", server=f"http://127.0.0.1:{port}")
         with transaction.atomic():
-            from environments.services import check_cluster
+            from environments.clusters import check_cluster
 
             job = check_cluster(admin, cluster)
         worker = run_worker()

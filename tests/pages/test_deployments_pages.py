@@ -5,7 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from deployments import promotions
+from deployments.actions import approve_deployment, reject_deployment, request_deployment, request_rollback
+from deployments.releases import register_release
 from deployments.models import Approval, Deployment, Release, Service, ServiceHealth
 from deployments.rendering import manifest_hash, render_text
 from portal import kube
@@ -38,14 +39,14 @@ def omar(make_user):
 
 def release_of(user, version, service="web", **extra):
     found = Release.objects.filter(service__name=service, version=version).first()
-    return found or promotions.register_release(user, {"service": service, "version": version,
+    return found or register_release(user, {"service": service, "version": version,
                                                        "image": image(version, service), **extra})
 
 
 def ask(user, env, version="1.1.0", service="web", **extra):
     """Request a deployment through the service, as CI or the form would."""
     release = release_of(user, version, service)
-    return promotions.request_deployment(user, {"release": release.pk, "environment": env.slug, **extra})
+    return request_deployment(user, {"release": release.pk, "environment": env.slug, **extra})
 
 
 def deployed(user, env, version, service="web", minutes_ago=60, color="", state="succeeded"):
@@ -76,7 +77,7 @@ def test_it_lists_only_what_the_user_may_decide(login, make_user, make_env, depl
 
 def test_it_shows_what_each_waiting_deployment_still_needs(login, approver, omar, deployer, prod, web):
     deployment = ask(deployer, prod)
-    promotions.approve_deployment(omar, deployment.pk)
+    approve_deployment(omar, deployment.pk)
     body = text(login(approver).get("/approvals/"))
     assert "tier-production" in body and "web</strong> 1.1.0" in body and "dee" in body
     assert re.search(r"<td>1 <span class=\"muted\">of 2</span></td>", body)
@@ -117,7 +118,7 @@ def test_the_inbox_costs_the_same_queries_for_3_and_30_pending_deployments(
         login, approver, deployer, prod, web, omar, count, django_assert_max_num_queries):
     for i in range(count):
         deployment = ask(deployer, prod, f"1.{i}.0")
-        promotions.approve_deployment(omar, deployment.pk)  # approvals to prefetch, too
+        approve_deployment(omar, deployment.pk)  # approvals to prefetch, too
     client = login(approver)
     with django_assert_max_num_queries(7):
         response = client.get("/approvals/")
@@ -127,9 +128,9 @@ def test_the_inbox_costs_the_same_queries_for_3_and_30_pending_deployments(
 # ---------------------------------------------------------------- the deployment page: deciding
 
 def test_it_shows_the_release_the_rules_and_the_manifests(login, approver, deployer, prod, web):
-    release = promotions.register_release(deployer, {"service": "web", "version": "1.4.2", "image": image("1.4.2"),
+    release = register_release(deployer, {"service": "web", "version": "1.4.2", "image": image("1.4.2"),
                                                      "git_sha": "3f2a9c1", "notes": "New checkout"})
-    deployment = promotions.request_deployment(deployer, {"release": release.pk, "environment": "prod"})
+    deployment = request_deployment(deployer, {"release": release.pk, "environment": "prod"})
     body = text(login(approver).get(f"/deployments/{deployment.pk}/"))
     assert image("1.4.2") in body and "3f2a9c1" in body and "New checkout" in body
     assert "state-pending_approval" in body and "2 still needed" in body
@@ -180,7 +181,7 @@ def test_it_shows_an_htmx_refusal_in_the_panel_and_audits_it(login, viewer, depl
 
 def test_it_approves_in_place_with_htmx(login, approver, omar, deployer, prod, web):
     deployment = ask(deployer, prod)
-    promotions.approve_deployment(omar, deployment.pk)
+    approve_deployment(omar, deployment.pk)
     response = login(approver).post(f"/deployments/{deployment.pk}/approve", {"comment": "ship it"}, **HTMX)
     body = text(response)
     assert response.status_code == 200 and "<html" not in body
@@ -254,7 +255,7 @@ def test_the_checklist_must_be_ticked(login, approver, make_env, deployer, web):
 
 def test_a_stale_approval_says_it_no_longer_counts(login, approver, omar, deployer, prod, web):
     deployment = ask(deployer, prod)
-    promotions.approve_deployment(omar, deployment.pk, comment="ok")
+    approve_deployment(omar, deployment.pk, comment="ok")
     Service.objects.filter(pk=web.pk).update(manifest=web.manifest.replace("cpu: 250m", "cpu: 500m"))
     body = text(login(approver).get(f"/deployments/{deployment.pk}/"))
     assert "no longer counts: the rendered manifests changed after this approval" in body
@@ -422,7 +423,7 @@ def test_the_request_form_refuses_start_now_when_the_window_is_closed(login, dep
 
 def test_the_request_form_shows_input_errors(login, deployer, make_env, web):
     make_env("prod", tier="production")
-    release = promotions.register_release(deployer, {"service": "web", "version": "1", "image": "web:latest"})
+    release = register_release(deployer, {"service": "web", "version": "1", "image": "web:latest"})
     response = login(deployer).post("/deployments/new/", {"service": "web", "release": release.pk,
                                                           "environment": "prod"})
     assert response.status_code == 400 and "run only pinned images" in text(response)
@@ -459,11 +460,11 @@ def test_the_deployment_list_costs_the_same_queries_for_3_and_30(login, viewer, 
 def test_the_history_shows_release_requester_approvers_outcome_and_kind(login, viewer, approver, omar, deployer,
                                                                        prod, web):
     first = ask(deployer, prod, "1.0.0")
-    promotions.approve_deployment(approver, first.pk)
-    promotions.approve_deployment(omar, first.pk)
+    approve_deployment(approver, first.pk)
+    approve_deployment(omar, first.pk)
     Deployment.objects.filter(pk=first.pk).update(state="succeeded", finished_at=timezone.now())
     rejected = ask(deployer, prod, "1.1.0")
-    promotions.reject_deployment(omar, rejected.pk, comment="no")
+    reject_deployment(omar, rejected.pk, comment="no")
     body = text(login(viewer).get("/environments/prod/history/?service=web"))
     assert re.search(r"abe, omar\s*</td>", body) or "abe, omar</td>" in body
     assert "state-succeeded" in body and "state-rejected" in body and "by dee" in body
@@ -473,7 +474,7 @@ def test_the_history_shows_release_requester_approvers_outcome_and_kind(login, v
 def test_the_history_shows_rollbacks(login, viewer, deployer, prod, web):
     deployed(deployer, prod, "1.0.0", minutes_ago=60)
     live = deployed(deployer, prod, "1.1.0", minutes_ago=5)
-    promotions.request_rollback(deployer, live.pk)
+    request_rollback(deployer, live.pk)
     assert '<span class="badge kind-rollback">rollback</span>' in text(login(viewer).get("/environments/prod/history/"))
 
 
@@ -524,7 +525,7 @@ def test_the_live_view_is_a_page_without_htmx(login, viewer, prod):
 # ---------------------------------------------------------------- releases
 
 def test_the_release_list_shows_image_sha_and_who_registered(login, viewer, deployer, web):
-    promotions.register_release(deployer, {"service": "web", "version": "1.4.2", "image": image("1.4.2"),
+    register_release(deployer, {"service": "web", "version": "1.4.2", "image": image("1.4.2"),
                                            "git_sha": "3f2a9c1"})
     body = text(login(viewer).get("/releases/"))
     assert "1.4.2" in body and image("1.4.2") in body and "3f2a9c1" in body and "by dee" in body

@@ -1,7 +1,7 @@
 """Release fields cannot change the structure of the manifests that reach a cluster (issue #7, item 1)."""
 import pytest
 
-from deployments import executor
+from deployments import rollout
 from deployments.manifests import ManifestError, render, validate_manifest
 from deployments.models import Release
 from portal.audit.models import AuditEvent
@@ -86,7 +86,7 @@ def test_an_unknown_placeholder_is_still_a_validation_error():
 
 def test_an_injected_service_never_reaches_the_sandbox_cluster(deployer, make_env, cluster, make_service, sandbox):
     """A release stored before the formats were strict still cannot add an object when it is deployed."""
-    from deployments import promotions
+    from deployments.actions import request_deployment
     from portal import kube
 
     kube.ensure_namespace(cluster, "prod", {})
@@ -94,13 +94,13 @@ def test_an_injected_service_never_reaches_the_sandbox_cluster(deployer, make_en
     web = make_service("web", manifest=WEB_MANIFEST + CONFIG)
     release = Release.objects.create(service=web, version=INJECTED_SERVICE, image=image("web", "1.0.0"),
                                      created_by=deployer)
-    deployment = promotions.request_deployment(deployer, {"release": release.pk, "environment": prod.slug})
+    deployment = request_deployment(deployer, {"release": release.pk, "environment": prod.slug})
     assert deployment.state == "queued"
     import yaml
 
     kinds = [(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(deployment.rendered_manifest) if d]
     assert kinds == [("Deployment", "web"), ("Service", "web"), ("ConfigMap", "web-config")]
-    executor.execute(deployment.pk, Log())
+    rollout.execute(deployment.pk, Log())
     assert state_of(deployment).state == "succeeded", state_of(deployment).error
     assert sandbox.get("services", "pwned", "prod") is None
     assert [s["metadata"]["name"] for s in kube.list_objects(cluster, "v1", "Service", "prod")] == ["web"]

@@ -4,9 +4,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from deployments import services as service_services
+from deployments import catalog
 from deployments.models import Service
-from environments import services as env_services
+from environments import clusters, lifecycle
 from environments.models import Cluster, Environment
 from portal.accounts.services import grant_role
 from portal.audit.services import record
@@ -38,23 +38,23 @@ class Command(BaseCommand):
 
         cluster = Cluster.objects.filter(name="sandbox").first()
         if cluster is None:
-            cluster = env_services.create_cluster(admin, {"name": "sandbox", "server": sandbox_url, "is_sandbox": True})
+            cluster = clusters.create_cluster(admin, {"name": "sandbox", "server": sandbox_url, "is_sandbox": True})
         elif cluster.server != sandbox_url:
-            env_services.update_cluster(admin, cluster, {"server": sandbox_url})
+            clusters.update_cluster(admin, cluster, {"server": sandbox_url})
 
         for spec in ENVIRONMENTS:
             env = Environment.objects.filter(slug=spec["slug"]).first()
             if env is None:
                 owner = users["dana"] if spec["tier"] in ("development", "preview") else admin
-                env = env_services.create_environment(owner, {**spec, "cluster": "sandbox"})
+                env = lifecycle.create_environment(owner, {**spec, "cluster": "sandbox"})
             elif env.status == "failed":
-                env_services.reprovision_environment(admin, env)
+                lifecycle.reprovision_environment(admin, env)
             if spec["slug"] in RULES:
-                env_services.update_environment(admin, env, RULES[spec["slug"]])
+                lifecycle.update_environment(admin, env, RULES[spec["slug"]])
 
         for spec in SERVICES:
             if not Service.objects.filter(name=spec["name"]).exists():
-                service_services.create_service(admin, spec)
+                catalog.create_service(admin, spec)
 
         self.seed_history(users)
 
@@ -81,7 +81,8 @@ class Command(BaseCommand):
     def seed_history(self, users):
         """Releases and deployments so every page has something to show, and production has a
         live blue-green release (1.0.0) with the next one (1.1.0) waiting for two approvals."""
-        from deployments import promotions
+        from deployments import actions
+        from deployments.releases import register_release
         from deployments.models import Release
 
         if Release.objects.exists():
@@ -94,16 +95,16 @@ class Command(BaseCommand):
         releases = {}
         for service, versions in (("web", ["1.0.0", "1.1.0"]), ("api", ["2.3.0"]), ("worker", ["2.3.0"])):
             for version in versions:
-                releases[(service, version)] = promotions.register_release(dana, {
+                releases[(service, version)] = register_release(dana, {
                     "service": service, "version": version,
                     "image": f"registry.example.com/shop/{service}:{version}{digest}",
                     "git_sha": f"{abs(hash((service, version))) % 16**7:07x}",
                     "notes": f"{service} {version}: see CHANGELOG.md"})
         for key in (("web", "1.0.0"), ("api", "2.3.0"), ("worker", "2.3.0"), ("web", "1.1.0")):
-            promotions.request_deployment(dana, {"release": releases[key].pk, "environment": "dev"})
-        first = promotions.request_deployment(dana, {"release": releases[("web", "1.0.0")].pk, "environment": "production"})
+            actions.request_deployment(dana, {"release": releases[key].pk, "environment": "dev"})
+        first = actions.request_deployment(dana, {"release": releases[("web", "1.0.0")].pk, "environment": "production"})
         checklist = list(first.environment.checklist)
         for approver in (rita, omar):
-            promotions.approve_deployment(approver, first.pk, comment="Checked the diff and the runbook.",
+            actions.approve_deployment(approver, first.pk, comment="Checked the diff and the runbook.",
                                           checklist=checklist)
-        promotions.request_deployment(dana, {"release": releases[("web", "1.1.0")].pk, "environment": "production"})
+        actions.request_deployment(dana, {"release": releases[("web", "1.1.0")].pk, "environment": "production"})

@@ -1,4 +1,4 @@
-"""Pages for the service catalog. They parse the form, call deployments.services, render."""
+"""Pages for the service catalog. They parse the form, call deployments.catalog, render."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -10,7 +10,7 @@ from portal.accounts import policies
 from portal.errors import Conflict, InvalidInput
 from portal.views import form_page, needs_role, paginate
 
-from . import services
+from . import catalog
 from .choices import STRATEGY_CHOICES
 from .models import Service
 
@@ -70,7 +70,7 @@ def service_create(request):
         return render(request, "services/form.html", _form_context({"strategy": "rolling", "health_path": "/health"}))
     data = _posted(request, FIELDS)
     try:
-        service = services.create_service(request.user, data, request=request)
+        service = catalog.create_service(request.user, data, request=request)
     except (InvalidInput, Conflict) as exc:
         return form_page(request, "services/form.html", _form_context(data), exc.messages)
     messages.success(request, f"Service {service.name} added to the catalog.")
@@ -87,7 +87,7 @@ def service_edit(request, name):
         return render(request, "services/form.html", _form_context(values, service))
     data = _posted(request, [f for f in FIELDS if f != "name"])  # the name is fixed: releases refer to it
     try:
-        service = services.update_service(request.user, service, data, request=request)
+        service = catalog.update_service(request.user, service, data, request=request)
     except InvalidInput as exc:
         return form_page(request, "services/form.html", _form_context(dict(data, name=service.name), service),
                          exc.messages)
@@ -109,7 +109,7 @@ def service_delete(request, name):
             "cancel_url": reverse("service_detail", args=[service.name]),
         })
     try:
-        services.delete_service(request.user, service, request=request)
+        catalog.delete_service(request.user, service, request=request)
     except Conflict as exc:
         messages.error(request, "; ".join(exc.messages))
         return redirect("service_detail", name=service.name)

@@ -1,3 +1,4 @@
+"""API for the service catalog (API.md): list, add, fetch, change, remove services."""
 from typing import Any, Literal, Optional
 
 from django.shortcuts import get_object_or_404
@@ -7,7 +8,7 @@ from pydantic import ConfigDict
 from portal.accounts import policies
 from portal.errors import Forbidden
 
-from . import services
+from . import catalog
 from .models import Service
 
 router = Router(tags=["services"])
@@ -66,7 +67,7 @@ def list_services(request, team: Optional[str] = None):
 
 @router.post("/services", response={201: dict[str, Any]})
 def create_service(request, payload: ServiceIn):
-    return Status(201, service_out(services.create_service(request.user, payload.dict(exclude_unset=True), request=request)))
+    return Status(201, service_out(catalog.create_service(request.user, payload.dict(exclude_unset=True), request=request)))
 
 
 @router.get("/services/{name}", response=dict[str, Any])
@@ -78,10 +79,10 @@ def get_service(request, name: str):
 @router.patch("/services/{name}", response=dict[str, Any])
 def update_service(request, name: str, payload: ServicePatch):
     service = get_object_or_404(Service, name=name)
-    return service_out(services.update_service(request.user, service, payload.dict(exclude_unset=True), request=request))
+    return service_out(catalog.update_service(request.user, service, payload.dict(exclude_unset=True), request=request))
 
 
 @router.delete("/services/{name}", response={204: None})
 def delete_service(request, name: str):
-    services.delete_service(request.user, get_object_or_404(Service, name=name), request=request)
+    catalog.delete_service(request.user, get_object_or_404(Service, name=name), request=request)
     return Status(204, None)

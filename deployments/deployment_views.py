@@ -1,6 +1,6 @@
-"""Pages for releases, deployments, approvals, rollbacks and what runs where.
+"""Pages of one deployment (the approval page, its decisions, cancel, rollback), the request form and the list.
 
-They parse input, call `deployments.promotions`, render (DESIGN rule 1). Who may decide, cancel
+They parse input, call `deployments.actions`, render (DESIGN rule 1). Who may decide, cancel
 or roll back is asked of `deployments.policies` and `portal.accounts.policies`; the buttons a page
 shows follow the same answers the services enforce, so a hidden button and a refused POST agree.
 
@@ -11,39 +11,31 @@ decision panel showing the refusal (the service has already audited it); a norma
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import F, Prefetch, Window
-from django.db.models.functions import RowNumber
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from environments import policies as env_rules
 from environments.models import Environment
-from portal import live
 from portal.accounts import policies as roles
 from portal.errors import Conflict, Forbidden, InvalidInput
 from portal.jobs.models import JobLogLine
 from portal.jobs.views import duration_text
 from portal.views import form_page, needs_role, paginate
 
-from . import policies, promotions, rendering
-from .choices import APPROVE, BLUE_GREEN, REJECT, DeploymentState as S
-from .flow_api import visible_deployments
-from .models import Approval, Deployment, Release, Service, ServiceHealth
-
-try:  # written alongside these pages; the page says so when the dry run is not there
-    from .executor import preview as executor_preview
-except ImportError:  # pragma: no cover
-    executor_preview = None
+from . import actions, policies, rendering
+from .choices import APPROVE, REJECT, DeploymentState as S
+from .live import live_deployment, rollback_target
+from .models import Deployment, Service
+from .preview import preview as dry_run
+from .queries import deployable_environments, visible_deployments
+from .state import current_manifest_hash
 
 RECENT_RELEASES = 50
-COLORS = ("blue", "green")
 
-
-# ---------------------------------------------------------------- helpers
 
 def _visible_deployment(request, deployment_id):
     """The deployment, if this user may see its environment; a 404 otherwise."""
@@ -51,20 +43,6 @@ def _visible_deployment(request, deployment_id):
     if deployment is None:
         raise Http404(f"no deployment #{deployment_id}")
     return deployment
-
-
-def _visible_environment(request, slug):
-    env = Environment.objects.filter(slug=slug).first()
-    if env is None or not roles.can_view_environment(request.user, env):
-        raise Http404(f"no environment '{slug}'")
-    return env
-
-
-def _deployable_environments(user):
-    """Environments where this user may request deployments (the deployer role there)."""
-    envs = roles.restrict_environments(user, Environment.objects.only("slug", "name", "tier", "status"))
-    envs = envs.order_by("name")
-    return [env for env in envs if policies.may_request(user, env)]
 
 
 def _safe_next(request, fallback):
@@ -95,60 +73,11 @@ def diff_rows(lines):
     return rows
 
 
-def _inbox(user):
-    """Deployments waiting for a decision this user may give, oldest first, with what they still need.
-
-    Three queries whatever the number: the deployments (narrowed in SQL by policies.decidable),
-    and their approvals with the approvers; the policy has the final word on each.
-    """
-    pending = (policies.decidable(user, visible_deployments(user))
-               .defer("rendered_manifest", "release__notes", "service__manifest")
-               .order_by("requested_at", "id"))
-    items = []
-    for deployment in pending:
-        approvals = list(deployment.approvals.all())
-        if not policies.may_decide(user, deployment, approvals=approvals):
-            continue
-        deployment.approvals_required = policies.approvals_required(deployment)
-        deployment.approvals_valid = len(policies.valid_approvals(deployment, approvals=approvals))
-        deployment.approvals_missing = max(deployment.approvals_required - deployment.approvals_valid, 0)
-        items.append(deployment)
-    return items
-
-
-# ---------------------------------------------------------------- approvals inbox
-
-@login_required
-@needs_role
-def approval_inbox(request):
-    page = paginate(request, _inbox(request.user))
-    return render(request, "deployments/inbox.html", {"section": "approvals", "page": page,
-                                                      "deployments": page.object_list})
-
-
-@login_required
-def approval_badge(request):
-    """The navigation badge: how many deployments wait for this user's decision, as a small SVG image.
-
-    An image rather than an htmx fragment: it needs no script and no trigger on every page (the
-    job page, for one, promises not to poll once its job has finished).
-    """
-    count = policies.count_decidable(user=request.user, queryset=visible_deployments(request.user)) \
-        if roles.has_any_role(request.user) else 0
-    width = 10 + 7 * len(str(count))
-    response = render(request, "deployments/approval_badge.svg",
-                      {"count": count, "width": width, "center": width / 2}, content_type="image/svg+xml")
-    add_never_cache_headers(response)
-    return response
-
-
-# ---------------------------------------------------------------- the deployment page
-
 def _panel_context(request, deployment, errors=None, values=None):
     """What the decision panel shows: state, approvals (and those that no longer count), the forms."""
     user = request.user
     approvals = list(deployment.approvals.all())
-    current = promotions.current_manifest_hash(deployment)
+    current = current_manifest_hash(deployment)
     valid = {a.pk for a in policies.valid_approvals(deployment, current_hash=current, approvals=approvals)}
     stale = dict((a.pk, reason) for a, reason in
                  policies.stale_approvals(deployment, current_hash=current, approvals=approvals))
@@ -159,9 +88,9 @@ def _panel_context(request, deployment, errors=None, values=None):
     rollback_to = None
     can_roll_back = False
     if deployment.state == S.SUCCEEDED:
-        live = promotions.live_deployment(deployment.service_id, deployment.environment_id)
+        live = live_deployment(deployment.service_id, deployment.environment_id)
         if live is not None and live.pk == deployment.pk:
-            rollback_to = promotions.rollback_target(deployment)
+            rollback_to = rollback_target(deployment)
             can_roll_back = rollback_to is not None and policies.may_request(user, deployment.environment)
     return {
         "deployment": deployment,
@@ -197,12 +126,12 @@ def _job_context(request, deployment):
 
 def _detail_context(request, deployment, errors=None, values=None):
     env = deployment.environment
-    current = promotions.current_manifest_hash(deployment)
+    current = current_manifest_hash(deployment)
     manifests_changed = current != deployment.manifest_hash
     # When the template changed since the request, show what an approval now would be bound to.
     manifest = (rendering.render_text(deployment.service, deployment.release, env) if manifests_changed
                 else deployment.rendered_manifest)
-    live = promotions.live_deployment(deployment.service_id, deployment.environment_id)
+    live = live_deployment(deployment.service_id, deployment.environment_id)
     if live is not None and live.pk != deployment.pk:
         live = Deployment.objects.select_related("release", "requested_by").get(pk=live.pk)
         diff = diff_rows(rendering.manifest_diff(live.rendered_manifest, manifest))
@@ -222,7 +151,7 @@ def _detail_context(request, deployment, errors=None, values=None):
         "freeze": env_rules.active_freeze(env),
         "start_blocker": policies.start_blocker(deployment) if deployment.state in S.OPEN else None,
         "preview_wanted": deployment.state in S.OPEN,
-        "preview_available": executor_preview is not None,
+        "preview_available": True,
         **_panel_context(request, deployment, errors, values),
         **_job_context(request, deployment),
     }
@@ -246,7 +175,7 @@ def deployment_detail(request, deployment_id):
         # The poll says which job the page shows; a job that started since comes along (out of band).
         new_job = bool(deployment.job_id) and request.GET.get("job", "") != str(deployment.job_id)
         seen = request.GET.get("hash", "")
-        if seen and seen != promotions.current_manifest_hash(deployment):
+        if seen and seen != current_manifest_hash(deployment):
             return _refresh_page()  # the manifests changed: the page's diff is stale, show the new one whole
         return _panel_response(request, deployment, include_job=new_job)
     response = render(request, "deployments/detail.html", _detail_context(request, deployment))
@@ -259,7 +188,7 @@ def deployment_detail(request, deployment_id):
 def deployment_preview(request, deployment_id):
     """The server-side dry run and the diff against the cluster (loaded lazily: the cluster may be slow)."""
     deployment = _visible_deployment(request, deployment_id)
-    result = executor_preview(deployment) if executor_preview is not None else None
+    result = dry_run(deployment)
     objects = []
     for obj in (result or {}).get("objects", []):
         objects.append(dict(obj, rows=diff_rows(obj["diff"])))
@@ -282,7 +211,7 @@ def _decide(request, deployment, decision, action, done_message):
     errors, status = [], 200
     try:
         action()
-    except promotions.ManifestsChanged as exc:
+    except actions.ManifestsChanged as exc:
         messages.error(request, "; ".join(exc.messages))
         return _refresh_page() if request.htmx else redirect("deployment_detail", deployment_id=deployment.pk)
     except InvalidInput as exc:
@@ -313,7 +242,7 @@ def deployment_approve(request, deployment_id):
     deployment = _visible_deployment(request, deployment_id)
 
     def approve():
-        promotions.approve_deployment(request.user, deployment.pk, comment=request.POST.get("comment", ""),
+        actions.approve_deployment(request.user, deployment.pk, comment=request.POST.get("comment", ""),
                                       checklist=request.POST.getlist("checklist"),
                                       seen_manifest_hash=request.POST.get("seen_manifest_hash") or None,
                                       request=request)
@@ -328,7 +257,7 @@ def deployment_reject(request, deployment_id):
     deployment = _visible_deployment(request, deployment_id)
 
     def reject():
-        promotions.reject_deployment(request.user, deployment.pk, comment=request.POST.get("comment", ""),
+        actions.reject_deployment(request.user, deployment.pk, comment=request.POST.get("comment", ""),
                                      request=request)
 
     return _decide(request, deployment, REJECT, reject, "You rejected deployment #{d.pk}.")
@@ -340,7 +269,7 @@ def deployment_reject(request, deployment_id):
 def deployment_cancel(request, deployment_id):
     deployment = _visible_deployment(request, deployment_id)
     try:
-        promotions.cancel_deployment(request.user, deployment.pk, reason=request.POST.get("reason", ""),
+        actions.cancel_deployment(request.user, deployment.pk, reason=request.POST.get("reason", ""),
                                      request=request)
     except (Conflict, InvalidInput) as exc:
         messages.error(request, "; ".join(exc.messages))
@@ -356,7 +285,7 @@ def deployment_rollback(request, deployment_id):
     deployment = _visible_deployment(request, deployment_id)
     back = _safe_next(request, reverse("deployment_detail", args=[deployment.pk]))
     try:
-        rollback = promotions.request_rollback(request.user, deployment.pk, reason=request.POST.get("reason", ""),
+        rollback = actions.request_rollback(request.user, deployment.pk, reason=request.POST.get("reason", ""),
                                                request=request)
     except (Conflict, InvalidInput) as exc:
         messages.error(request, "; ".join(exc.messages))
@@ -367,10 +296,8 @@ def deployment_rollback(request, deployment_id):
     return redirect("deployment_detail", deployment_id=rollback.pk)
 
 
-# ---------------------------------------------------------------- requesting a deployment
-
 def _request_context(request, service, values):
-    environments = _deployable_environments(request.user)
+    environments = deployable_environments(request.user)
     releases = list(service.releases.only("id", "version", "image", "created_at").order_by("-created_at", "-id")
                     [:RECENT_RELEASES]) if service else []
     return {
@@ -391,7 +318,7 @@ def deployment_request(request):
     name = source.get("service", "").strip()
     service = Service.objects.filter(name=name).first() if name else None
     if request.method != "POST":
-        if not _deployable_environments(request.user):
+        if not deployable_environments(request.user):
             raise PermissionDenied("requesting deployments needs the deployer role for an environment")
         values = {"release": request.GET.get("release", ""), "environment": request.GET.get("environment", "")}
         context = _request_context(request, service, values)
@@ -411,7 +338,7 @@ def deployment_request(request):
     if values["break_glass"]:
         data["break_glass"] = {"reason": values["break_glass_reason"]}
     try:
-        deployment = promotions.request_deployment(request.user, data, request=request)
+        deployment = actions.request_deployment(request.user, data, request=request)
     except InvalidInput as exc:
         return form_page(request, "deployments/request.html", _request_context(request, service, values), exc.messages)
     except Conflict as exc:
@@ -421,8 +348,6 @@ def deployment_request(request):
                               f"requested; it is {deployment.get_state_display()}.")
     return redirect("deployment_detail", deployment_id=deployment.pk)
 
-
-# ---------------------------------------------------------------- lists: deployments, history
 
 @login_required
 @needs_role
@@ -455,145 +380,3 @@ def deployment_list(request):
         "states": S.CHOICES,
         "can_request": any(policies.may_request(request.user, env) for env in environments),
     })
-
-
-@login_required
-@needs_role
-def environment_history(request, slug):
-    """Which release ran when in one environment, who asked, who approved, and how it ended."""
-    env = _visible_environment(request, slug)
-    services = list(Service.objects.filter(deployments__environment=env).distinct().only("name").order_by("name"))
-    service = request.GET.get("service", "")
-    approvers = Prefetch("approvals", queryset=Approval.objects.filter(decision=APPROVE).select_related("user"),
-                         to_attr="approvers")
-    qs = (Deployment.objects.filter(environment=env)
-          .select_related("release", "service", "requested_by")
-          .prefetch_related(approvers)
-          .defer("rendered_manifest", "release__notes", "service__manifest"))
-    if service in {s.name for s in services}:
-        qs = qs.filter(service__name=service)
-    else:
-        service = ""
-    return render(request, "deployments/history.html", {
-        "section": "environments",
-        "env": env,
-        "services": services,
-        "service": service,
-        "page": paginate(request, qs.order_by("-requested_at", "-id")),
-    })
-
-
-# ---------------------------------------------------------------- what runs in an environment
-
-def _colors(env, service_ids):
-    """{service id: {colour: deployment}}: the last deployment that went to each colour and succeeded
-    (it may since have been rolled back: its colour still runs it until scaled down)."""
-    if not service_ids:
-        return {}
-    latest = (Deployment.objects.filter(environment=env, service_id__in=service_ids, color__in=COLORS,
-                                        state__in=[S.SUCCEEDED, S.ROLLED_BACK])
-              .annotate(rank=Window(RowNumber(), partition_by=[F("service_id"), F("color")],
-                                    order_by=[F("finished_at").desc(nulls_last=True), F("id").desc()]))
-              .filter(rank=1).select_related("release").only("id", "service_id", "color", "state", "release__version"))
-    colors = {}
-    for deployment in latest:
-        colors.setdefault(deployment.service_id, {})[deployment.color] = deployment
-    return colors
-
-
-def _live_rows(request, env):
-    lives = promotions.live_and_rollback_targets(env.pk)
-    health = {row.service_id: row for row in ServiceHealth.objects.filter(environment=env)}
-    may_roll_back = policies.may_request(request.user, env)
-    colors = _colors(env, [sid for sid, (live, _) in lives.items() if live.service.strategy == BLUE_GREEN])
-    rows = []
-    for live, target in sorted(lives.values(), key=lambda pair: pair[0].service.name):
-        rows.append({
-            "deployment": live,
-            "health": health.get(live.service_id),
-            "blue_green": live.service.strategy == BLUE_GREEN,
-            "colors": [(color, colors.get(live.service_id, {}).get(color)) for color in COLORS],
-            "rollback_to": target if may_roll_back else None,
-        })
-    return rows
-
-
-def live_view_parts(request, env):
-    """What the "Running now" fragment shows, as cheap version parts (portal/live.py)."""
-    return (live.state_of(Deployment.objects.filter(environment=env)),
-            live.state_of(ServiceHealth.objects.filter(environment=env), "checked_at"),
-            policies.may_request(request.user, env))
-
-
-@login_required
-@needs_role
-def environment_live(request, slug):
-    """What runs in the environment and whether it is healthy: a live fragment (polled, 304 when unchanged)."""
-    env = _visible_environment(request, slug)
-    poll = live.Poll(request)
-
-    def render_live(tag=None):
-        context = {
-            "section": "environments",
-            "env": env,
-            "rows": _live_rows(request, env),
-            "can_request": policies.may_request(request.user, env),
-            "live_version": tag or poll.version_for(live_view_parts(request, env), "env-live"),
-        }
-        return render(request, "deployments/_live.html" if poll.is_poll else "deployments/live.html", context)
-
-    if poll.is_poll:
-        return poll.respond(live_view_parts(request, env), render_live, fragment_id="env-live")
-    response = render_live()
-    patch_vary_headers(response, ("HX-Request",))
-    return response
-
-
-# ---------------------------------------------------------------- releases
-
-def _may_register_releases(user):
-    return roles.can_register_releases(user)
-
-
-@login_required
-@needs_role
-def release_list(request):
-    services = list(Service.objects.only("name").order_by("name"))
-    service = request.GET.get("service", "")
-    qs = Release.objects.select_related("service", "created_by").defer("service__manifest", "notes")
-    if service in {s.name for s in services}:
-        qs = qs.filter(service__name=service)
-    else:
-        service = ""
-    return render(request, "deployments/releases.html", {
-        "section": "deployments",
-        "page": paginate(request, qs.order_by("-created_at", "-id")),
-        "services": services,
-        "service": service,
-        "can_register": _may_register_releases(request.user),
-        "can_request": bool(_deployable_environments(request.user)),
-    })
-
-
-RELEASE_FIELDS = ("service", "version", "image", "git_sha", "notes")
-
-
-@login_required
-@needs_role
-def release_create(request):
-    context = {"section": "deployments", "services": Service.objects.only("name").order_by("name")}
-    if request.method != "POST":
-        if not _may_register_releases(request.user):
-            raise PermissionDenied("registering releases needs the deployer role")
-        return render(request, "deployments/release_form.html",
-                      dict(context, values={"service": request.GET.get("service", "")}))
-    data = {field: request.POST.get(field, "").strip() for field in RELEASE_FIELDS}
-    data["notes"] = request.POST.get("notes", "").replace("\r\n", "\n").strip()
-    try:
-        release = promotions.register_release(request.user, data, request=request)
-    except InvalidInput as exc:
-        return form_page(request, "deployments/release_form.html", dict(context, values=data), exc.messages)
-    except Conflict as exc:
-        return form_page(request, "deployments/release_form.html", dict(context, values=data), exc.messages, 409)
-    messages.success(request, f"Release {release.service.name} {release.version} registered.")
-    return redirect(f"{reverse('release_list')}?service={release.service.name}")

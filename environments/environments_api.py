@@ -1,45 +1,17 @@
+"""API for environments (API.md): list, create, fetch, change, delete."""
 from typing import Any, Literal, Optional
 
-from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
 from portal.accounts import policies
 from portal.errors import Forbidden, NotFound
 
-from . import services
-from .models import Cluster, Environment
-from .serializers import cluster_out, environment_out
+from . import lifecycle
+from .models import Environment
+from .serializers import environment_out
 
 router = Router(tags=["clusters and environments"])
-
-
-class ClusterIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    server: Optional[str] = None
-    token: Optional[str] = None
-    ca_data: Optional[str] = None
-    insecure: Optional[bool] = None
-    kubeconfig: Optional[str] = None
-    kubeconfig_path: Optional[str] = None
-    context: Optional[str] = None
-    in_cluster: Optional[bool] = None
-
-
-class ClusterPatch(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: Optional[str] = None
-    server: Optional[str] = None
-    token: Optional[str] = None
-    ca_data: Optional[str] = None
-    insecure: Optional[bool] = None
-    kubeconfig: Optional[str] = None
-    kubeconfig_path: Optional[str] = None
-    context: Optional[str] = None
-    in_cluster: Optional[bool] = None
 
 
 class EnvironmentIn(Schema):
@@ -76,47 +48,6 @@ class EnvironmentPatch(Schema):
     notify_emails: Optional[str] = None
 
 
-def _require_global_read(request):
-    if not policies.can_view_everything(request.user):
-        raise Forbidden("listing clusters needs a global role (viewer or admin)")
-
-
-@router.get("/clusters", response=list[dict[str, Any]])
-def list_clusters(request):
-    _require_global_read(request)
-    return [cluster_out(c) for c in Cluster.objects.all()]
-
-
-@router.post("/clusters", response={201: dict[str, Any]})
-def create_cluster(request, payload: ClusterIn):
-    cluster = services.create_cluster(request.user, payload.dict(exclude_unset=True), request=request)
-    return Status(201, cluster_out(cluster))
-
-
-@router.get("/clusters/{name}", response=dict[str, Any])
-def get_cluster(request, name: str):
-    _require_global_read(request)
-    return cluster_out(get_object_or_404(Cluster, name=name))
-
-
-@router.patch("/clusters/{name}", response=dict[str, Any])
-def update_cluster(request, name: str, payload: ClusterPatch):
-    cluster = get_object_or_404(Cluster, name=name)
-    return cluster_out(services.update_cluster(request.user, cluster, payload.dict(exclude_unset=True), request=request))
-
-
-@router.delete("/clusters/{name}", response={204: None})
-def delete_cluster(request, name: str):
-    services.delete_cluster(request.user, get_object_or_404(Cluster, name=name), request=request)
-    return Status(204, None)
-
-
-@router.post("/clusters/{name}/check", response={202: dict[str, Any]})
-def check_cluster(request, name: str):
-    job = services.check_cluster(request.user, get_object_or_404(Cluster, name=name), request=request)
-    return Status(202, {"job": str(job.pk), "state": job.state})
-
-
 def visible_environment(request, slug):
     env = Environment.objects.select_related("cluster", "owner", "promotion_from").filter(slug=slug).first()
     if env is None or not policies.can_view_environment(request.user, env):
@@ -136,7 +67,7 @@ def list_environments(request, tier: Optional[str] = None):
 
 @router.post("/environments", response={201: dict[str, Any]})
 def create_environment(request, payload: EnvironmentIn):
-    env = services.create_environment(request.user, payload.dict(exclude_unset=True), request=request)
+    env = lifecycle.create_environment(request.user, payload.dict(exclude_unset=True), request=request)
     return Status(201, environment_out(env))
 
 
@@ -148,7 +79,7 @@ def get_environment(request, slug: str):
 @router.patch("/environments/{slug}", response=dict[str, Any])
 def update_environment(request, slug: str, payload: EnvironmentPatch):
     env = visible_environment(request, slug)
-    env = services.update_environment(request.user, env, payload.dict(exclude_unset=True), request=request)
+    env = lifecycle.update_environment(request.user, env, payload.dict(exclude_unset=True), request=request)
     return environment_out(Environment.objects.select_related("cluster", "owner", "promotion_from").get(pk=env.pk))
 
 
@@ -156,7 +87,7 @@ def update_environment(request, slug: str, payload: EnvironmentPatch):
 def delete_environment(request, slug: str):
     """204 when the environment is gone; 202 while a job removes its namespace first (status `deleting`)."""
     env = visible_environment(request, slug)
-    job = services.delete_environment(request.user, env, request=request)
+    job = lifecycle.delete_environment(request.user, env, request=request)
     if job is None:
         return Status(204, None)
     return Status(202, environment_out(Environment.objects.select_related("cluster", "owner", "promotion_from")

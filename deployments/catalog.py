@@ -1,4 +1,4 @@
-"""The service catalog. Every change goes through these functions (pages, API, commands)."""
+"""The service catalog: adding, changing and removing services. Every change goes through these functions (pages, API, commands)."""
 from django.db import IntegrityError, transaction
 
 from portal.accounts import policies

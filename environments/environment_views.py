@@ -1,11 +1,10 @@
-"""Pages for environments and clusters. They parse the form, call environments.services, render."""
+"""Pages for environments: list, detail, create, edit, delete, re-provision. They parse the form, call environments.lifecycle, render."""
 import zoneinfo
 from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,8 +17,8 @@ from portal.errors import Conflict, InvalidInput
 from portal.views import TIERS_IN_ORDER, form_page, needs_role, paginate
 
 from . import policies as rules
-from . import services
-from .choices import CLUSTER_MODE_CHOICES, WEEKDAYS
+from . import lifecycle
+from .choices import WEEKDAYS
 from .models import Cluster, Environment
 from .serializers import masked_url
 
@@ -33,8 +32,6 @@ def _visible_environment(request, slug):
         raise Http404(f"no environment '{slug}'")
     return env
 
-
-# ---------------------------------------------------------------- environments
 
 @login_required
 @needs_role
@@ -94,7 +91,7 @@ def environment_create(request):
         return render(request, "environments/form_create.html", _create_context(request, {}))
     data = {field: request.POST.get(field, "").strip() for field in CREATE_FIELDS}
     try:
-        env = services.create_environment(request.user, data, request=request)
+        env = lifecycle.create_environment(request.user, data, request=request)
     except InvalidInput as exc:
         return form_page(request, "environments/form_create.html", _create_context(request, data), exc.messages)
     except Conflict as exc:
@@ -107,7 +104,11 @@ def environment_create(request):
 # The edit form's fields, by how they are read from the form.
 TEXT_FIELDS = ("name", "team", "description", "required_approvals", "replicas", "blue_green_keep_minutes",
                "notify_emails")
+
+
 FLAG_FIELDS = ("prevent_self_approval", "rollback_requires_approval")
+
+
 LIST_FIELDS = ("approver_groups", "checklist")  # comma-separated / one per line
 
 
@@ -215,7 +216,7 @@ def environment_edit(request, slug):
         if errors and policies.can_edit_environment(request.user, env):
             raise InvalidInput(errors)
         # A user who may not edit gets the service's refusal (403, audited), whatever the input.
-        env = services.update_environment(request.user, env, data, request=request)
+        env = lifecycle.update_environment(request.user, env, data, request=request)
     except InvalidInput as exc:
         rows = windows + [_blank_window()]
         return form_page(request, "environments/form_edit.html", _edit_context(request, env, values, rows), exc.messages)
@@ -240,7 +241,7 @@ def environment_delete(request, slug):
             "cancel_url": reverse("environment_detail", args=[env.slug]),
         })
     try:
-        job = services.delete_environment(request.user, env, request=request)
+        job = lifecycle.delete_environment(request.user, env, request=request)
     except Conflict as exc:
         messages.error(request, "; ".join(exc.messages))
         return redirect("environment_detail", slug=env.slug)
@@ -257,97 +258,9 @@ def environment_delete(request, slug):
 def environment_reprovision(request, slug):
     env = _visible_environment(request, slug)
     try:
-        job = services.reprovision_environment(request.user, env, request=request)
+        job = lifecycle.reprovision_environment(request.user, env, request=request)
     except Conflict as exc:
         messages.error(request, "; ".join(exc.messages))
         return redirect("environment_detail", slug=env.slug)
     messages.success(request, f"Re-provisioning {env.name}.")
     return redirect("job_detail", job_id=job.pk)
-
-
-# ---------------------------------------------------------------- clusters
-
-def _require_cluster_admin(request):
-    if not policies.can_manage_clusters(request.user):
-        raise PermissionDenied("clusters are managed by admins")
-
-
-@login_required
-@needs_role
-def cluster_list(request):
-    _require_cluster_admin(request)
-    clusters = Cluster.objects.annotate(environment_count=Count("environments")).order_by("name")
-    return render(request, "clusters/list.html", {"section": "clusters", "clusters": clusters})
-
-
-def _cluster_data(post):
-    """The fields of the chosen connection mode only (the service infers the mode from them)."""
-    mode = post.get("mode", "")
-    data = {"name": post.get("name", "").strip()}
-    if mode == "server":
-        data.update(server=post.get("server", "").strip(), token=post.get("token", "").strip(),
-                    ca_data=post.get("ca_data", "").strip(), insecure=bool(post.get("insecure")))
-    elif mode == "kubeconfig_path":
-        data.update(kubeconfig_path=post.get("kubeconfig_path", "").strip(), context=post.get("context", "").strip())
-    elif mode == "kubeconfig":
-        data.update(kubeconfig=post.get("kubeconfig", ""), context=post.get("context", "").strip())
-    elif mode == "in_cluster":
-        data["in_cluster"] = True
-    return data
-
-
-@login_required
-@needs_role
-def cluster_create(request):
-    context = {"section": "clusters", "modes": CLUSTER_MODE_CHOICES}
-    if request.method != "POST":
-        _require_cluster_admin(request)
-        return render(request, "clusters/form.html", dict(context, values={"mode": "server"}))
-    data = _cluster_data(request.POST)
-    try:
-        cluster = services.create_cluster(request.user, data, request=request)
-    except InvalidInput as exc:
-        # Secrets are not sent back into the page: the user types them again.
-        values = {key: request.POST.get(key, "") for key in ("name", "mode", "server", "ca_data", "kubeconfig_path", "context")}
-        values["insecure"] = bool(request.POST.get("insecure"))
-        values["mode"] = values["mode"] or "server"
-        return form_page(request, "clusters/form.html", dict(context, values=values), exc.messages)
-    messages.success(request, f"Cluster {cluster.name} registered; checking the connection now.")
-    return redirect("cluster_list")
-
-
-def _cluster(name):
-    cluster = Cluster.objects.filter(name=name).first()
-    if cluster is None:
-        raise Http404(f"no cluster '{name}'")
-    return cluster
-
-
-@login_required
-@needs_role
-@require_POST
-def cluster_check(request, name):
-    job = services.check_cluster(request.user, _cluster(name), request=request)
-    return redirect("job_detail", job_id=job.pk)
-
-
-@login_required
-@needs_role
-def cluster_delete(request, name):
-    cluster = _cluster(name)
-    if request.method != "POST":
-        _require_cluster_admin(request)
-        return render(request, "confirm_delete.html", {
-            "section": "clusters",
-            "title": f"Remove cluster {cluster.name}?",
-            "what": f"the cluster {cluster.name} ({cluster.location})",
-            "consequence": "Gantry forgets the cluster and its stored credentials. Nothing on the cluster changes.",
-            "cancel_url": reverse("cluster_list"),
-        })
-    try:
-        services.delete_cluster(request.user, cluster, request=request)
-    except Conflict as exc:
-        messages.error(request, "; ".join(exc.messages))
-        return redirect("cluster_list")
-    messages.success(request, f"Cluster {cluster.name} removed.")
-    return redirect("cluster_list")

@@ -1,0 +1,113 @@
+"""API for deployments (API.md): request, list, fetch, approve, reject, cancel, roll back."""
+from typing import Any, Optional
+
+from ninja import Router, Schema, Status
+from pydantic import ConfigDict
+
+from portal.api_auth import require_role
+from portal.errors import NotFound
+
+from . import actions
+from .models import Deployment
+from .queries import DEPLOYMENT_RELATED, visible_deployments
+from .serializers import deployment_out
+
+router = Router(tags=["releases and deployments"])
+
+
+class BreakGlassIn(Schema):
+    reason: str
+
+
+class DeploymentIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    release: int
+    environment: str
+    start_now: Optional[bool] = False
+    break_glass: Optional[BreakGlassIn] = None
+
+
+class DecisionIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: Optional[str] = ""
+    checklist: Optional[list[str]] = None
+    manifest_hash: Optional[str] = None  # the manifests the approver reviewed; 409 if they changed since
+
+
+class ReasonIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Optional[str] = ""
+
+
+def _visible_deployment(request, deployment_id):
+    require_role(request)
+    deployment = visible_deployments(request.user).filter(pk=deployment_id).first()
+    if deployment is None:
+        raise NotFound(f"no deployment #{deployment_id}")
+    return deployment
+
+
+def _out(deployment_id):
+    deployment = (Deployment.objects.select_related(*DEPLOYMENT_RELATED)
+                  .prefetch_related("approvals__user", "job__log_lines").get(pk=deployment_id))
+    return deployment_out(deployment)
+
+
+@router.post("/deployments", response={201: dict[str, Any]})
+def create_deployment(request, payload: DeploymentIn):
+    data = payload.dict(exclude_unset=True)
+    deployment = actions.request_deployment(request.user, data, request=request)
+    return Status(201, _out(deployment.pk))
+
+
+@router.get("/deployments", response=list[dict[str, Any]])
+def list_deployments(request, environment: Optional[str] = None, service: Optional[str] = None,
+                     state: Optional[str] = None, limit: int = 100):
+    require_role(request)
+    qs = visible_deployments(request.user)
+    if environment:
+        qs = qs.filter(environment__slug=environment)
+    if service:
+        qs = qs.filter(service__name=service)
+    if state:
+        qs = qs.filter(state=state)
+    return [deployment_out(d, with_log=False) for d in qs[: max(1, min(limit, 500))]]
+
+
+@router.get("/deployments/{deployment_id}", response=dict[str, Any])
+def get_deployment(request, deployment_id: int):
+    return _out(_visible_deployment(request, deployment_id).pk)
+
+
+@router.post("/deployments/{deployment_id}/approve", response=dict[str, Any])
+def approve(request, deployment_id: int, payload: DecisionIn = None):
+    _visible_deployment(request, deployment_id)
+    payload = payload or DecisionIn()
+    actions.approve_deployment(request.user, deployment_id, comment=payload.comment, checklist=payload.checklist,
+                                  seen_manifest_hash=payload.manifest_hash, request=request)
+    return _out(deployment_id)
+
+
+@router.post("/deployments/{deployment_id}/reject", response=dict[str, Any])
+def reject(request, deployment_id: int, payload: DecisionIn):
+    _visible_deployment(request, deployment_id)
+    actions.reject_deployment(request.user, deployment_id, comment=payload.comment, request=request)
+    return _out(deployment_id)
+
+
+@router.post("/deployments/{deployment_id}/cancel", response=dict[str, Any])
+def cancel(request, deployment_id: int, payload: ReasonIn = None):
+    _visible_deployment(request, deployment_id)
+    actions.cancel_deployment(request.user, deployment_id, reason=(payload.reason if payload else ""), request=request)
+    return _out(deployment_id)
+
+
+@router.post("/deployments/{deployment_id}/rollback", response={202: dict[str, Any]})
+def rollback(request, deployment_id: int, payload: ReasonIn = None):
+    _visible_deployment(request, deployment_id)
+    rollback = actions.request_rollback(request.user, deployment_id, reason=(payload.reason if payload else ""),
+                                           request=request)
+    return Status(202, _out(rollback.pk))

@@ -1,0 +1,46 @@
+"""What runs where: the live deployment of a service in an environment, and what a rollback returns to."""
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
+
+from .choices import DeploymentState as S
+from .models import Deployment
+
+
+def live_deployment(service_id, environment_id):
+    """The deployment whose release runs now: the latest that succeeded."""
+    return (Deployment.objects.filter(service_id=service_id, environment_id=environment_id, state=S.SUCCEEDED)
+            .order_by("-finished_at", "-id").first())
+
+
+def rollback_target(deployment):
+    """The last successful deployment before `deployment` of another release (what a rollback returns to)."""
+    return (Deployment.objects.select_related("release")
+            .filter(service_id=deployment.service_id, environment_id=deployment.environment_id,
+                    state__in=[S.SUCCEEDED, S.ROLLED_BACK], finished_at__lt=deployment.finished_at)
+            .exclude(release_id=deployment.release_id).order_by("-finished_at", "-id").first())
+
+
+def live_and_rollback_targets(environment_id, depth=20, with_manifests=False):
+    """{service_id: (live deployment, rollback target or None)} for a whole environment in one query.
+
+    The same rules as live_deployment and rollback_target, over each service's `depth` most recent
+    successful deployments (a rollback further back than that is not offered here).
+    """
+    deferred = ("release__notes", "service__manifest") + (() if with_manifests else ("rendered_manifest",))
+    recent = (Deployment.objects.select_related("release", "service", "requested_by")
+              .defer(*deferred)
+              .filter(environment_id=environment_id, state__in=[S.SUCCEEDED, S.ROLLED_BACK])
+              .annotate(rank=Window(RowNumber(), partition_by=[F("service_id")],
+                                    order_by=[F("finished_at").desc(), F("id").desc()]))
+              .filter(rank__lte=depth).order_by("service_id", "rank"))
+    history = {}
+    for deployment in recent:
+        history.setdefault(deployment.service_id, []).append(deployment)
+    result = {}
+    for service_id, rows in history.items():
+        live = next((d for d in rows if d.state == S.SUCCEEDED), None)
+        if live is None:
+            continue
+        target = next((d for d in rows if d.finished_at < live.finished_at and d.release_id != live.release_id), None)
+        result[service_id] = (live, target)
+    return result

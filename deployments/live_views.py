@@ -1,0 +1,115 @@
+"""What ran and what runs in one environment: its deployment history and the live view with health."""
+from django.contrib.auth.decorators import login_required
+from django.db.models import F, Prefetch, Window
+from django.db.models.functions import RowNumber
+from django.http import Http404
+from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
+
+from environments.models import Environment
+from portal import live
+from portal.accounts import policies as roles
+from portal.views import needs_role, paginate
+
+from . import policies
+from .bluegreen import COLORS
+from .choices import APPROVE, BLUE_GREEN, DeploymentState as S
+from .live import live_and_rollback_targets
+from .models import Approval, Deployment, Service, ServiceHealth
+
+
+def _visible_environment(request, slug):
+    env = Environment.objects.filter(slug=slug).first()
+    if env is None or not roles.can_view_environment(request.user, env):
+        raise Http404(f"no environment '{slug}'")
+    return env
+
+
+@login_required
+@needs_role
+def environment_history(request, slug):
+    """Which release ran when in one environment, who asked, who approved, and how it ended."""
+    env = _visible_environment(request, slug)
+    services = list(Service.objects.filter(deployments__environment=env).distinct().only("name").order_by("name"))
+    service = request.GET.get("service", "")
+    approvers = Prefetch("approvals", queryset=Approval.objects.filter(decision=APPROVE).select_related("user"),
+                         to_attr="approvers")
+    qs = (Deployment.objects.filter(environment=env)
+          .select_related("release", "service", "requested_by")
+          .prefetch_related(approvers)
+          .defer("rendered_manifest", "release__notes", "service__manifest"))
+    if service in {s.name for s in services}:
+        qs = qs.filter(service__name=service)
+    else:
+        service = ""
+    return render(request, "deployments/history.html", {
+        "section": "environments",
+        "env": env,
+        "services": services,
+        "service": service,
+        "page": paginate(request, qs.order_by("-requested_at", "-id")),
+    })
+
+
+def _colors(env, service_ids):
+    """{service id: {colour: deployment}}: the last deployment that went to each colour and succeeded
+    (it may since have been rolled back: its colour still runs it until scaled down)."""
+    if not service_ids:
+        return {}
+    latest = (Deployment.objects.filter(environment=env, service_id__in=service_ids, color__in=COLORS,
+                                        state__in=[S.SUCCEEDED, S.ROLLED_BACK])
+              .annotate(rank=Window(RowNumber(), partition_by=[F("service_id"), F("color")],
+                                    order_by=[F("finished_at").desc(nulls_last=True), F("id").desc()]))
+              .filter(rank=1).select_related("release").only("id", "service_id", "color", "state", "release__version"))
+    colors = {}
+    for deployment in latest:
+        colors.setdefault(deployment.service_id, {})[deployment.color] = deployment
+    return colors
+
+
+def _live_rows(request, env):
+    lives = live_and_rollback_targets(env.pk)
+    health = {row.service_id: row for row in ServiceHealth.objects.filter(environment=env)}
+    may_roll_back = policies.may_request(request.user, env)
+    colors = _colors(env, [sid for sid, (running, _) in lives.items() if running.service.strategy == BLUE_GREEN])
+    rows = []
+    for running, target in sorted(lives.values(), key=lambda pair: pair[0].service.name):
+        rows.append({
+            "deployment": running,
+            "health": health.get(running.service_id),
+            "blue_green": running.service.strategy == BLUE_GREEN,
+            "colors": [(color, colors.get(running.service_id, {}).get(color)) for color in COLORS],
+            "rollback_to": target if may_roll_back else None,
+        })
+    return rows
+
+
+def live_view_parts(request, env):
+    """What the "Running now" fragment shows, as cheap version parts (portal/live.py)."""
+    return (live.state_of(Deployment.objects.filter(environment=env)),
+            live.state_of(ServiceHealth.objects.filter(environment=env), "checked_at"),
+            policies.may_request(request.user, env))
+
+
+@login_required
+@needs_role
+def environment_live(request, slug):
+    """What runs in the environment and whether it is healthy: a live fragment (polled, 304 when unchanged)."""
+    env = _visible_environment(request, slug)
+    poll = live.Poll(request)
+
+    def render_live(tag=None):
+        context = {
+            "section": "environments",
+            "env": env,
+            "rows": _live_rows(request, env),
+            "can_request": policies.may_request(request.user, env),
+            "live_version": tag or poll.version_for(live_view_parts(request, env), "env-live"),
+        }
+        return render(request, "deployments/_live.html" if poll.is_poll else "deployments/live.html", context)
+
+    if poll.is_poll:
+        return poll.respond(live_view_parts(request, env), render_live, fragment_id="env-live")
+    response = render_live()
+    patch_vary_headers(response, ("HX-Request",))
+    return response

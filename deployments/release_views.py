@@ -1,0 +1,62 @@
+"""Pages of releases: the list and registering a new release."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from portal.accounts import policies as roles
+from portal.errors import Conflict, InvalidInput
+from portal.views import form_page, needs_role, paginate
+
+from .models import Release, Service
+from .queries import deployable_environments
+from .releases import register_release
+
+
+def _may_register_releases(user):
+    return roles.can_register_releases(user)
+
+
+@login_required
+@needs_role
+def release_list(request):
+    services = list(Service.objects.only("name").order_by("name"))
+    service = request.GET.get("service", "")
+    qs = Release.objects.select_related("service", "created_by").defer("service__manifest", "notes")
+    if service in {s.name for s in services}:
+        qs = qs.filter(service__name=service)
+    else:
+        service = ""
+    return render(request, "deployments/releases.html", {
+        "section": "deployments",
+        "page": paginate(request, qs.order_by("-created_at", "-id")),
+        "services": services,
+        "service": service,
+        "can_register": _may_register_releases(request.user),
+        "can_request": bool(deployable_environments(request.user)),
+    })
+
+
+RELEASE_FIELDS = ("service", "version", "image", "git_sha", "notes")
+
+
+@login_required
+@needs_role
+def release_create(request):
+    context = {"section": "deployments", "services": Service.objects.only("name").order_by("name")}
+    if request.method != "POST":
+        if not _may_register_releases(request.user):
+            raise PermissionDenied("registering releases needs the deployer role")
+        return render(request, "deployments/release_form.html",
+                      dict(context, values={"service": request.GET.get("service", "")}))
+    data = {field: request.POST.get(field, "").strip() for field in RELEASE_FIELDS}
+    data["notes"] = request.POST.get("notes", "").replace("\r\n", "\n").strip()
+    try:
+        release = register_release(request.user, data, request=request)
+    except InvalidInput as exc:
+        return form_page(request, "deployments/release_form.html", dict(context, values=data), exc.messages)
+    except Conflict as exc:
+        return form_page(request, "deployments/release_form.html", dict(context, values=data), exc.messages, 409)
+    messages.success(request, f"Release {release.service.name} {release.version} registered.")
+    return redirect(f"{reverse('release_list')}?service={release.service.name}")

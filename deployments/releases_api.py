@@ -1,0 +1,48 @@
+"""API for releases (API.md): register, list, fetch."""
+from typing import Any, Optional
+
+from ninja import Router, Schema, Status
+from pydantic import ConfigDict
+
+from portal.api_auth import require_role
+from portal.errors import NotFound
+
+from .models import Release
+from .releases import register_release
+from .serializers import release_out
+
+router = Router(tags=["releases and deployments"])
+
+
+class ReleaseIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    service: str
+    version: str
+    image: str
+    git_sha: Optional[str] = None
+    notes: Optional[str] = None
+
+
+@router.post("/releases", response={201: dict[str, Any]})
+def create_release(request, payload: ReleaseIn):
+    release = register_release(request.user, payload.dict(exclude_unset=True), request=request)
+    return Status(201, release_out(release))
+
+
+@router.get("/releases", response=list[dict[str, Any]])
+def list_releases(request, service: Optional[str] = None, limit: int = 100):
+    require_role(request)
+    qs = Release.objects.select_related("service", "created_by")
+    if service:
+        qs = qs.filter(service__name=service)
+    return [release_out(r) for r in qs[: max(1, min(limit, 500))]]
+
+
+@router.get("/releases/{release_id}", response=dict[str, Any])
+def get_release(request, release_id: int):
+    require_role(request)
+    release = Release.objects.select_related("service", "created_by").filter(pk=release_id).first()
+    if release is None:
+        raise NotFound(f"no release {release_id}")
+    return release_out(release)

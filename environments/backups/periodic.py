@@ -1,0 +1,54 @@
+"""Periodic work of backups, run by the scheduler (`manage.py scheduler`) on a worker.
+
+`tick` starts the backups and drills whose cron occurrence has come (in each target's time zone)
+and queues a prune job for each target with expired backups; `fail_interrupted` cleans up after
+workers that died mid-backup (aborting their uploads). Both take `now` so tests control the clock.
+"""
+from django.db import transaction
+from django.utils import timezone
+
+from portal.errors import Conflict
+
+from . import policies, services
+from .choices import BackupState
+from .models import Backup, BackupTarget
+from .schedule import due
+
+
+def tick(now=None):
+    now = now or timezone.now()
+    started = {"backups": [], "drills": [], "prunes": []}
+    in_use = services.in_use_backup_ids()
+    for target in BackupTarget.objects.filter(enabled=True).select_related("environment"):
+        occurrence = due(target.schedule, target.timezone, now, target.last_scheduled_for, target.created_at)
+        if occurrence is not None:
+            BackupTarget.objects.filter(pk=target.pk).update(last_scheduled_for=occurrence)
+            try:
+                started["backups"].append(services.start_backup(target, trigger="schedule").pk)
+            except Conflict:
+                pass  # one is running already; that one counts for this occurrence
+        if target.verify_schedule:
+            occurrence = due(target.verify_schedule, target.timezone, now, target.last_drill_scheduled_for,
+                             target.created_at)
+            if occurrence is not None:
+                BackupTarget.objects.filter(pk=target.pk).update(last_drill_scheduled_for=occurrence)
+                good = services.last_good_backup(target)
+                if good is not None:
+                    started["drills"].append(services.start_drill(good, trigger="schedule").pk)
+        backups = list(Backup.objects.filter(target=target, state__in=(BackupState.SUCCEEDED, BackupState.FAILED)))
+        if policies.prunable(target, backups, now, in_use):
+            from portal.jobs.models import Job, JobState
+            from portal.jobs.services import enqueue_job
+
+            if not Job.objects.filter(kind="backup.prune", target_id=str(target.pk),
+                                      state__in=(JobState.QUEUED, JobState.RUNNING)).exists():
+                with transaction.atomic():
+                    started["prunes"].append(str(enqueue_job("backup.prune", target=target,
+                                                             environment=target.environment).pk))
+    return started
+
+
+def fail_interrupted(now=None):
+    from .runner import fail_interrupted as clean
+
+    return clean(now)

@@ -1,0 +1,41 @@
+"""Reading backups for pages and the API in a bounded number of queries."""
+from django.db.models import OuterRef, Subquery
+
+from .choices import BackupState, DrillState
+from .models import Backup, BackupTarget, Drill
+
+
+def last_drills(backup_ids):
+    """{backup id: its newest drill} in one query."""
+    found = {}
+    for drill in Drill.objects.filter(backup_id__in=list(backup_ids)).order_by("backup_id", "-created_at", "-id"):
+        found.setdefault(drill.backup_id, drill)
+    return found
+
+
+def targets_with_status(queryset=None):
+    """Targets annotated with the newest good backup's time and ids of the newest finished and passing drills."""
+    queryset = BackupTarget.objects.all() if queryset is None else queryset
+    good = Backup.objects.filter(target=OuterRef("pk"), state=BackupState.SUCCEEDED).order_by("-finished_at")
+    drills = Drill.objects.filter(backup__target=OuterRef("pk"), state__in=(DrillState.PASSED, DrillState.FAILED)) \
+        .order_by("-finished_at", "-id")
+    return queryset.select_related("environment").annotate(
+        last_good_id=Subquery(good.values("pk")[:1]),
+        last_good_at=Subquery(good.values("finished_at")[:1]),
+        last_drill_id=Subquery(drills.values("pk")[:1]),
+        last_passed_drill_id=Subquery(drills.filter(state=DrillState.PASSED).values("pk")[:1]),
+    )
+
+
+def attach_status(targets):
+    """Give each annotated target `.last_good`, `.last_drill` and `.last_passed_drill` (two queries at most)."""
+    targets = list(targets)
+    backup_ids = {t.last_good_id for t in targets if t.last_good_id}
+    backups = Backup.objects.in_bulk(backup_ids)
+    drill_ids = {i for t in targets for i in (t.last_drill_id, t.last_passed_drill_id) if i}
+    drills = Drill.objects.in_bulk(drill_ids)
+    for target in targets:
+        target.last_good = backups.get(target.last_good_id)
+        target.last_drill = drills.get(target.last_drill_id)
+        target.last_passed_drill = drills.get(target.last_passed_drill_id)
+    return targets

@@ -1,0 +1,225 @@
+"""Backup pages: an environment's targets and backups (live), the target form, drills, restores."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from environments.models import Environment
+from portal import live
+from portal.accounts import policies as roles
+from portal.errors import Conflict, InvalidInput
+from portal.views import form_page, needs_role, paginate
+
+from . import policies, queries, services
+from .choices import BackupState
+from .models import Backup, BackupTarget, Drill, Restore
+
+
+def _environment(request, slug):
+    env = Environment.objects.filter(slug=slug).first()
+    if env is None or not roles.can_view_environment(request.user, env):
+        raise Http404(f"no environment '{slug}'")
+    return env
+
+
+def _backup(request, backup_id):
+    backup = Backup.objects.select_related("target__environment", "requested_by").filter(pk=backup_id).first()
+    if backup is None or not roles.can_view_environment(request.user, backup.target.environment):
+        raise Http404(f"no backup #{backup_id}")
+    return backup
+
+
+def target_rows(targets, now=None):
+    """What the status include shows per target: RPO colour and age, last drill and its RTO against the target."""
+    now = now or timezone.now()
+    rows = []
+    for target in targets:
+        good_at = target.last_good.finished_at if target.last_good else None
+        rows.append({
+            "target": target,
+            "rpo": policies.rpo_color(good_at, target.rpo_minutes, now),
+            "last_good_at": good_at,
+            "age": (now - good_at) if good_at else None,
+            "last_drill": target.last_drill,
+            "last_passed_drill": target.last_passed_drill,
+            "rto_met": policies.rto_met(target.last_passed_drill.restore_seconds, target.rto_minutes)
+            if target.last_passed_drill else None,
+            "warning": services.warning_for(target),
+        })
+    return rows
+
+
+def status_rows_for(environment):
+    return target_rows(queries.attach_status(queries.targets_with_status(
+        BackupTarget.objects.filter(environment=environment))))
+
+
+def _list_parts(env):
+    return (live.state_of(Backup.objects.filter(target__environment=env), "created_at", "started_at", "finished_at"),
+            live.state_of(Backup.objects.filter(target__environment=env, state=BackupState.RUNNING), "created_at"),
+            tuple(Backup.objects.filter(target__environment=env, state=BackupState.RUNNING)
+                  .values_list("pk", "bytes_done")),
+            live.state_of(Drill.objects.filter(backup__target__environment=env), "created_at", "finished_at"),
+            timezone.now().strftime("%Y-%m-%d %H:%M"))
+
+
+def _list_context(request, env):
+    targets = status_rows_for(env)
+    page = paginate(request, Backup.objects.filter(target__environment=env)
+                    .select_related("target__environment", "requested_by"))
+    drills = queries.last_drills(b.pk for b in page.object_list)
+    for backup in page.object_list:
+        backup.last_drill = drills.get(backup.pk)
+    return {"env": env, "targets": targets, "page": page, "can_manage": policies.may_manage(request.user, env)}
+
+
+@login_required
+@needs_role
+def backup_list(request, slug):
+    env = _environment(request, slug)
+    poll = live.Poll(request)
+    if poll.wants("backups-live"):
+        return poll.respond(_list_parts(env), lambda tag: render(
+            request, "backups/_list.html", dict(_list_context(request, env), live_version=tag)))
+    context = _list_context(request, env)
+    context.update(section="environments", live_version=poll.version_for(_list_parts(env), "backups-live"))
+    return render(request, "backups/list.html", context)
+
+
+TARGET_FIELDS = ("name", "dsn", "schedule", "timezone", "retention_days", "keep_last", "rpo_minutes", "rto_minutes",
+                 "verify_schedule", "verify_sql", "deploy_guard", "deploy_guard_minutes")
+NUMBER_FIELDS = {"retention_days", "keep_last", "rpo_minutes", "rto_minutes", "deploy_guard_minutes"}
+DEST_FIELDS = ("path", "bucket", "prefix", "endpoint_url", "region", "access_key_id", "secret_access_key")
+SECRET_FIELDS = {"dsn", "access_key_id", "secret_access_key"}
+
+
+def _target_data(post):
+    data = {}
+    for name in TARGET_FIELDS:
+        value = post.get(name, "").strip()
+        if value == "" and name not in ("verify_schedule", "verify_sql"):
+            continue
+        if name in NUMBER_FIELDS:
+            try:
+                value = int(value)
+            except ValueError:
+                pass  # the service names the field
+        data[name] = value
+    kind = post.get("destination_kind", "local")
+    destination = {"kind": kind}
+    for name in DEST_FIELDS:
+        value = post.get(f"destination_{name}", "").strip()
+        if value:
+            destination[name] = value
+    if kind == "local":
+        destination = {"kind": "local", **({"path": destination["path"]} if destination.get("path") else {})}
+    data["destination"] = destination
+    return data
+
+
+@login_required
+@needs_role
+def target_create(request, slug):
+    env = _environment(request, slug)
+    context = {"section": "environments", "env": env, "default_path": services.default_local_path(),
+               "default_timezone": getattr(env, "timezone", "") or "UTC"}
+    if request.method != "POST":
+        refusal = policies.manage_refusal(request.user, env, "add backup targets")
+        if refusal:
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied(refusal)
+        return render(request, "backups/target_form.html", dict(context, values={"destination_kind": "local"}))
+    try:
+        target = services.create_target(request.user, env, _target_data(request.POST), request=request)
+    except InvalidInput as exc:
+        values = {k: v for k, v in request.POST.items() if k.removeprefix("destination_") not in SECRET_FIELDS}
+        return form_page(request, "backups/target_form.html", dict(context, values=values), exc.messages)
+    warning = services.warning_for(target)
+    messages.success(request, f"Backup target {target.name} added.")
+    if warning:
+        messages.warning(request, f"Warning: {warning}.")
+    return redirect("backup_list", slug=env.slug)
+
+
+@login_required
+@needs_role
+@require_POST
+def backup_start(request, slug):
+    env = _environment(request, slug)
+    try:
+        target = services.pick_target(env, request.POST.get("target") or None)
+        backup = services.start_backup(target, user=request.user, request=request)
+    except (Conflict, InvalidInput) as exc:
+        messages.error(request, "; ".join(exc.messages))
+        return redirect("backup_list", slug=env.slug)
+    messages.success(request, f"Backup #{backup.pk} of {target.name} queued.")
+    return redirect("backup_list", slug=env.slug)
+
+
+@login_required
+@needs_role
+@require_POST
+def backup_verify(request, backup_id):
+    backup = _backup(request, backup_id)
+    try:
+        drill = services.start_drill(backup, user=request.user, request=request)
+    except Conflict as exc:
+        messages.error(request, "; ".join(exc.messages))
+        return redirect("backup_list", slug=backup.target.environment.slug)
+    messages.success(request, f"Restore drill #{drill.pk} of backup #{backup.pk} queued.")
+    return redirect("drill_detail", drill_id=drill.pk)
+
+
+@login_required
+@needs_role
+def drill_detail(request, drill_id):
+    drill = Drill.objects.select_related("backup__target__environment", "requested_by").filter(pk=drill_id).first()
+    if drill is None or not roles.can_view_environment(request.user, drill.backup.target.environment):
+        raise Http404(f"no drill #{drill_id}")
+    poll = live.Poll(request)
+    parts = (drill.state, drill.finished_at)
+    context = {"drill": drill, "backup": drill.backup, "env": drill.backup.target.environment,
+               "section": "environments"}
+    if poll.wants("drill-live"):
+        return poll.respond(parts, lambda tag: render(request, "backups/_drill.html", dict(context, live_version=tag)))
+    finished = drill.state in ("passed", "failed")
+    context["live_version"] = None if finished else poll.version_for(parts, "drill-live")
+    return render(request, "backups/drill.html", context)
+
+
+@login_required
+@needs_role
+def backup_restore(request, backup_id):
+    backup = _backup(request, backup_id)
+    env = backup.target.environment
+    context = {"section": "environments", "backup": backup, "env": env,
+               "needs_approval": policies.restore_needs_approval(env)}
+    if request.method != "POST":
+        refusal = policies.manage_refusal(request.user, env, "restore backups")
+        if refusal:
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied(refusal)
+        return render(request, "backups/restore_form.html", dict(context, values={}))
+    data = {"database": request.POST.get("database", "").strip() or None,
+            "allow_existing": request.POST.get("allow_existing") == "1"}
+    try:
+        restore = services.request_restore(backup, user=request.user, data=data, request=request)
+    except InvalidInput as exc:
+        return form_page(request, "backups/restore_form.html", dict(context, values=request.POST), exc.messages)
+    except Conflict as exc:
+        return form_page(request, "backups/restore_form.html", dict(context, values=request.POST), exc.messages,
+                         status=409)
+    if restore.state == "pending_approval":
+        messages.success(request, f"Restore #{restore.pk} into {restore.destination_display} waits for "
+                                  f"{env.required_approvals} approval(s) in {env.slug}.")
+    else:
+        messages.success(request, f"Restore #{restore.pk} into {restore.destination_display} queued.")
+    return redirect("backup_list", slug=env.slug)
+
+
+def restores_of(env):
+    return Restore.objects.filter(backup__target__environment=env).select_related("requested_by")[:10]

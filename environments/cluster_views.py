@@ -1,0 +1,103 @@
+"""Pages for clusters (admins only): list, register, check, remove. They parse the form, call environments.clusters, render."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from portal.accounts import policies
+from portal.errors import Conflict, InvalidInput
+from portal.views import form_page, needs_role
+
+from . import clusters
+from .choices import CLUSTER_MODE_CHOICES
+from .models import Cluster
+
+
+def _require_cluster_admin(request):
+    if not policies.can_manage_clusters(request.user):
+        raise PermissionDenied("clusters are managed by admins")
+
+
+@login_required
+@needs_role
+def cluster_list(request):
+    _require_cluster_admin(request)
+    clusters = Cluster.objects.annotate(environment_count=Count("environments")).order_by("name")
+    return render(request, "clusters/list.html", {"section": "clusters", "clusters": clusters})
+
+
+def _cluster_data(post):
+    """The fields of the chosen connection mode only (the service infers the mode from them)."""
+    mode = post.get("mode", "")
+    data = {"name": post.get("name", "").strip()}
+    if mode == "server":
+        data.update(server=post.get("server", "").strip(), token=post.get("token", "").strip(),
+                    ca_data=post.get("ca_data", "").strip(), insecure=bool(post.get("insecure")))
+    elif mode == "kubeconfig_path":
+        data.update(kubeconfig_path=post.get("kubeconfig_path", "").strip(), context=post.get("context", "").strip())
+    elif mode == "kubeconfig":
+        data.update(kubeconfig=post.get("kubeconfig", ""), context=post.get("context", "").strip())
+    elif mode == "in_cluster":
+        data["in_cluster"] = True
+    return data
+
+
+@login_required
+@needs_role
+def cluster_create(request):
+    context = {"section": "clusters", "modes": CLUSTER_MODE_CHOICES}
+    if request.method != "POST":
+        _require_cluster_admin(request)
+        return render(request, "clusters/form.html", dict(context, values={"mode": "server"}))
+    data = _cluster_data(request.POST)
+    try:
+        cluster = clusters.create_cluster(request.user, data, request=request)
+    except InvalidInput as exc:
+        # Secrets are not sent back into the page: the user types them again.
+        values = {key: request.POST.get(key, "") for key in ("name", "mode", "server", "ca_data", "kubeconfig_path", "context")}
+        values["insecure"] = bool(request.POST.get("insecure"))
+        values["mode"] = values["mode"] or "server"
+        return form_page(request, "clusters/form.html", dict(context, values=values), exc.messages)
+    messages.success(request, f"Cluster {cluster.name} registered; checking the connection now.")
+    return redirect("cluster_list")
+
+
+def _cluster(name):
+    cluster = Cluster.objects.filter(name=name).first()
+    if cluster is None:
+        raise Http404(f"no cluster '{name}'")
+    return cluster
+
+
+@login_required
+@needs_role
+@require_POST
+def cluster_check(request, name):
+    job = clusters.check_cluster(request.user, _cluster(name), request=request)
+    return redirect("job_detail", job_id=job.pk)
+
+
+@login_required
+@needs_role
+def cluster_delete(request, name):
+    cluster = _cluster(name)
+    if request.method != "POST":
+        _require_cluster_admin(request)
+        return render(request, "confirm_delete.html", {
+            "section": "clusters",
+            "title": f"Remove cluster {cluster.name}?",
+            "what": f"the cluster {cluster.name} ({cluster.location})",
+            "consequence": "Gantry forgets the cluster and its stored credentials. Nothing on the cluster changes.",
+            "cancel_url": reverse("cluster_list"),
+        })
+    try:
+        clusters.delete_cluster(request.user, cluster, request=request)
+    except Conflict as exc:
+        messages.error(request, "; ".join(exc.messages))
+        return redirect("cluster_list")
+    messages.success(request, f"Cluster {cluster.name} removed.")
+    return redirect("cluster_list")

@@ -1,0 +1,84 @@
+"""API for clusters (API.md): list, register, fetch, change, remove, check."""
+from typing import Any, Optional
+
+from django.shortcuts import get_object_or_404
+from ninja import Router, Schema, Status
+from pydantic import ConfigDict
+
+from portal.accounts import policies
+from portal.errors import Forbidden
+
+from . import clusters
+from .models import Cluster
+from .serializers import cluster_out
+
+router = Router(tags=["clusters and environments"])
+
+
+class ClusterIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    server: Optional[str] = None
+    token: Optional[str] = None
+    ca_data: Optional[str] = None
+    insecure: Optional[bool] = None
+    kubeconfig: Optional[str] = None
+    kubeconfig_path: Optional[str] = None
+    context: Optional[str] = None
+    in_cluster: Optional[bool] = None
+
+
+class ClusterPatch(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Optional[str] = None
+    server: Optional[str] = None
+    token: Optional[str] = None
+    ca_data: Optional[str] = None
+    insecure: Optional[bool] = None
+    kubeconfig: Optional[str] = None
+    kubeconfig_path: Optional[str] = None
+    context: Optional[str] = None
+    in_cluster: Optional[bool] = None
+
+
+def _require_global_read(request):
+    if not policies.can_view_everything(request.user):
+        raise Forbidden("listing clusters needs a global role (viewer or admin)")
+
+
+@router.get("/clusters", response=list[dict[str, Any]])
+def list_clusters(request):
+    _require_global_read(request)
+    return [cluster_out(c) for c in Cluster.objects.all()]
+
+
+@router.post("/clusters", response={201: dict[str, Any]})
+def create_cluster(request, payload: ClusterIn):
+    cluster = clusters.create_cluster(request.user, payload.dict(exclude_unset=True), request=request)
+    return Status(201, cluster_out(cluster))
+
+
+@router.get("/clusters/{name}", response=dict[str, Any])
+def get_cluster(request, name: str):
+    _require_global_read(request)
+    return cluster_out(get_object_or_404(Cluster, name=name))
+
+
+@router.patch("/clusters/{name}", response=dict[str, Any])
+def update_cluster(request, name: str, payload: ClusterPatch):
+    cluster = get_object_or_404(Cluster, name=name)
+    return cluster_out(clusters.update_cluster(request.user, cluster, payload.dict(exclude_unset=True), request=request))
+
+
+@router.delete("/clusters/{name}", response={204: None})
+def delete_cluster(request, name: str):
+    clusters.delete_cluster(request.user, get_object_or_404(Cluster, name=name), request=request)
+    return Status(204, None)
+
+
+@router.post("/clusters/{name}/check", response={202: dict[str, Any]})
+def check_cluster(request, name: str):
+    job = clusters.check_cluster(request.user, get_object_or_404(Cluster, name=name), request=request)
+    return Status(202, {"job": str(job.pk), "state": job.state})

@@ -1,0 +1,284 @@
+"""The gateway to object storage: S3 (or any S3-compatible store such as MinIO) and a local directory.
+
+The only module that imports boto3. Backups stream through `Store.upload(key, chunks)`, which
+never holds more than one part in memory:
+
+- S3: a multipart upload (parts of `PART_SIZE`); any failure aborts the upload, so no partial
+  object is left behind and no parts are billed. `on_started(upload_ref)` is called as soon as
+  the upload exists, so its id can be written down and a dead worker's upload aborted later
+  (`Store.abandon`).
+- local directory: the bytes go to a temporary name next to the final one, are flushed to disk,
+  and the file is renamed when complete; a failure removes the temporary file.
+
+Errors are `StorageError` with a sentence that says what to fix.
+"""
+import errno
+import os
+import uuid
+from contextlib import suppress
+
+PART_SIZE = 8 * 1024 * 1024  # S3 wants >= 5 MiB per part except the last
+READ_CHUNK = 1024 * 1024
+TEMP_MARK = ".partial-"
+
+
+class StorageError(Exception):
+    """A storage operation failed; `str()` says what to fix."""
+
+
+def open_store(destination, credentials=None):
+    """A store for a destination dict: `{kind: "local", path}` or `{kind: "s3", bucket, prefix, endpoint_url, region}`.
+
+    `credentials` is `{access_key_id, secret_access_key}` (or empty: boto3's usual chain)."""
+    kind = (destination or {}).get("kind")
+    if kind == "local":
+        return LocalStore(destination["path"])
+    if kind == "s3":
+        return S3Store(destination["bucket"], endpoint_url=destination.get("endpoint_url") or None,
+                       region=destination.get("region") or None, credentials=credentials or {})
+    raise StorageError(f"unknown destination kind {kind!r}: use 'local' or 's3'")
+
+
+def _disk_error(exc, where):
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return StorageError(f"the destination {where} is full ({exc.strerror}); free space there or choose another "
+                            "directory, then run the backup again")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StorageError(f"Gantry's worker may not write to {where} ({exc.strerror}); give it write access "
+                            "or choose another directory")
+    return StorageError(f"writing to {where} failed: {exc.strerror or exc}")
+
+
+class LocalStore:
+    kind = "local"
+
+    def __init__(self, path):
+        self.root = os.path.abspath(path)
+
+    def _path(self, key):
+        full = os.path.abspath(os.path.join(self.root, key))
+        if not full.startswith(self.root + os.sep):
+            raise StorageError(f"the key {key!r} points outside {self.root}")
+        return full
+
+    def location(self, key):
+        return "file://" + self._path(key)
+
+    def upload(self, key, chunks, on_started=None):
+        """Write `chunks` to `key` under a temporary name, rename when complete. Returns bytes written."""
+        final = self._path(key)
+        temp = f"{final}{TEMP_MARK}{uuid.uuid4().hex[:12]}"
+        try:
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            handle = open(temp, "xb")
+        except OSError as exc:
+            raise _disk_error(exc, self.root) from exc
+        if on_started:
+            on_started(temp)
+        size = 0
+        try:
+            with handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+                    size += len(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, final)
+        except OSError as exc:
+            with suppress(OSError):
+                os.unlink(temp)
+            raise _disk_error(exc, self.root) from exc
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(temp)
+            raise
+        return size
+
+    def abandon(self, key, upload_ref):
+        """Remove what an interrupted upload left (its temporary file). Safe to call twice."""
+        if upload_ref and TEMP_MARK in os.path.basename(upload_ref):
+            with suppress(FileNotFoundError):
+                os.unlink(upload_ref)
+
+    def download(self, key, chunk_size=READ_CHUNK):
+        """Yield the object's bytes in chunks."""
+        try:
+            handle = open(self._path(key), "rb")
+        except FileNotFoundError as exc:
+            raise StorageError(f"{self.location(key)} no longer exists") from exc
+        with handle:
+            while True:
+                chunk = handle.read(chunk_size)
+                if not chunk:
+                    return
+                yield chunk
+
+    def delete(self, key):
+        with suppress(FileNotFoundError):
+            os.unlink(self._path(key))
+
+    def exists(self, key):
+        return os.path.isfile(self._path(key))
+
+    def list(self, prefix=""):
+        """[(key, size)] of complete objects under prefix (temporary files are not objects)."""
+        found = []
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if TEMP_MARK in name:
+                    continue
+                full = os.path.join(dirpath, name)
+                key = os.path.relpath(full, self.root)
+                if key.startswith(prefix):
+                    found.append((key, os.path.getsize(full)))
+        return sorted(found)
+
+    def pending_uploads(self, prefix=""):
+        """Temporary files of uploads in progress or interrupted."""
+        found = []
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if TEMP_MARK in name:
+                    key = os.path.relpath(os.path.join(dirpath, name), self.root)
+                    if key.startswith(prefix):
+                        found.append(key)
+        return sorted(found)
+
+
+class S3Store:
+    kind = "s3"
+
+    def __init__(self, bucket, endpoint_url=None, region=None, credentials=None):
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.endpoint_url = endpoint_url
+        credentials = credentials or {}
+        self.client = boto3.client(
+            "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1",
+            aws_access_key_id=credentials.get("access_key_id") or None,
+            aws_secret_access_key=credentials.get("secret_access_key") or None,
+            config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=60),
+        )
+
+    def location(self, key):
+        return f"s3://{self.bucket}/{key}"
+
+    def _explain(self, exc, action):
+        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+        where = f"s3://{self.bucket}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
+        if isinstance(exc, NoCredentialsError):
+            return StorageError(f"no S3 credentials for {where}: give the destination an access key id and secret, "
+                                "or configure the worker's AWS credentials")
+        if isinstance(exc, EndpointConnectionError):
+            return StorageError(f"cannot reach the S3 endpoint {self.endpoint_url or 'of AWS'}: check endpoint_url "
+                                "and that the worker can connect to it")
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchBucket",):
+                return StorageError(f"the bucket {self.bucket} does not exist{' at ' + self.endpoint_url if self.endpoint_url else ''}: "
+                                    "create it or correct the destination's bucket name")
+            if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
+                return StorageError(f"S3 refused to {action} in {where} ({code}): check the access key id, the "
+                                    "secret and the bucket policy")
+            if code in ("NoSuchKey", "404"):
+                return StorageError(f"{where} has no such object: it was deleted or never completed")
+            return StorageError(f"S3 could not {action} in {where}: {code or exc}")
+        return StorageError(f"S3 could not {action} in {where}: {exc}")
+
+    def upload(self, key, chunks, on_started=None):
+        """Multipart upload of `chunks` to `key`; aborted on any failure. Returns bytes written."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        except (BotoCoreError, ClientError) as exc:
+            raise self._explain(exc, "start an upload") from exc
+        if on_started:
+            on_started(upload_id)
+        parts, size, buffer = [], 0, bytearray()
+
+        def send(data):
+            number = len(parts) + 1
+            answer = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                             Body=bytes(data))
+            parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+
+        try:
+            for chunk in chunks:
+                buffer += chunk
+                size += len(chunk)
+                while len(buffer) >= PART_SIZE:
+                    send(buffer[:PART_SIZE])
+                    del buffer[:PART_SIZE]
+            if buffer or not parts:
+                send(buffer)
+            self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                                  MultipartUpload={"Parts": parts})
+        except BaseException as exc:
+            self.abandon(key, upload_id)
+            if isinstance(exc, (BotoCoreError, ClientError)):
+                raise self._explain(exc, "upload") from exc
+            raise
+        return size
+
+    def abandon(self, key, upload_ref):
+        """Abort an interrupted multipart upload (its parts are discarded). Safe to call twice."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not upload_ref:
+            return
+        with suppress(BotoCoreError, ClientError):
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_ref)
+
+    def pending_uploads(self, prefix=""):
+        """Keys of multipart uploads started and neither completed nor aborted."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._explain(exc, "list uploads") from exc
+        return [(u["Key"], u["UploadId"]) for u in answer.get("Uploads", [])]
+
+    def download(self, key, chunk_size=READ_CHUNK):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except (BotoCoreError, ClientError) as exc:
+            raise self._explain(exc, "read") from exc
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
+
+    def delete(self, key):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._explain(exc, "delete") from exc
+
+    def exists(self, key):
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+            return True
+        except ClientError:
+            return False
+
+    def list(self, prefix=""):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        found = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                found += [(obj["Key"], obj["Size"]) for obj in page.get("Contents", [])]
+        except (BotoCoreError, ClientError) as exc:
+            raise self._explain(exc, "list") from exc
+        return sorted(found)
