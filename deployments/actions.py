@@ -12,7 +12,7 @@ from portal.audit.services import record
 from portal import validation
 from portal.errors import Conflict, InvalidInput, deny
 
-from . import policies
+from . import facts, policies
 from .choices import APPROVE, DEPLOY, DEPLOYMENT_TRANSITIONS, REJECT, ROLLBACK, DeploymentState as S
 from .live import live_deployment, rollback_target
 from .models import Approval, Deployment, Release
@@ -88,6 +88,7 @@ def request_deployment(user, data, request=None):
         )
         record("deployment.request", actor=user, request=request, target=deployment, environment=env,
                detail={"release": str(release), "image": release.image, "start_now": start_now}
+               | facts.request_facts(deployment)
                | ({"break_glass": True, "break_glass_reason": reason} if break_glass else {}))
         if policies.approvals_required(deployment) == 0:
             move(deployment, S.APPROVED, actor_name="gantry", detail={"reason": "no approval required"})
@@ -158,6 +159,7 @@ def decide(user, deployment_id, decision, *, comment="", checklist=None, seen_ma
                    environment=deployment.environment,
                    detail={"comment": comment, "image": deployment.image, "manifest_hash": deployment.manifest_hash,
                            "release": str(deployment.release)}
+                   | facts.decision_facts(deployment, deployment.environment.checklist if decision == APPROVE else [])
                    | ({"break_glass": True} if deployment.break_glass else {}))
             if decision == REJECT:
                 move(deployment, S.REJECTED, actor=user, request=request, detail={"comment": comment})
@@ -235,7 +237,8 @@ def request_rollback(user, deployment_id, reason="", request=None):
             previous_color=deployment.color, color=target.color,
         )
         record("deployment.rollback_request", actor=user, request=request, target=rollback, environment=env,
-               detail={"rolls_back": deployment.pk, "to_release": str(release), "reason": reason})
+               detail={"rolls_back": deployment.pk, "to_release": str(release), "reason": reason}
+               | facts.request_facts(rollback))
         if policies.approvals_required(rollback) == 0:
             move(rollback, S.APPROVED, actor_name="gantry", detail={"reason": "a rollback returns to an approved release"})
         else:

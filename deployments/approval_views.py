@@ -34,9 +34,12 @@ def _inbox(user):
 @login_required
 @needs_role
 def approval_inbox(request):
+    from environments.approvals import pending_for
+
     page = paginate(request, _inbox(request.user))
     return render(request, "deployments/inbox.html", {"section": "approvals", "page": page,
-                                                      "deployments": page.object_list})
+                                                      "deployments": page.object_list,
+                                                      "environment_requests": pending_for(request.user)})
 
 
 @login_required

@@ -75,7 +75,7 @@ def post_webhook(url, payload, timeout=5):
         return response.status
 
 
-@job_kind("notification.send", queue="default", title="Send notification")
+@job_kind("notification.send", queue="default", title="Send notification", system=True)
 def send_notification(job, log):
     from .models import Deployment
 

@@ -36,33 +36,43 @@ def stale_approvals(deployment, current_hash=None, approvals=None):
     return stale
 
 
-def decision_refusal(user, deployment, decision, approvals=None):
-    """Why `user` may not approve (or reject) `deployment` now, or None when they may.
-
-    The one place that decides: the approver role for the environment, approver groups,
-    no self-approval when the environment prevents it, one decision per approver, and only
-    while the deployment is waiting for approval.
-    """
-    env = deployment.environment
+def approver_refusal(user, env, decision, *, what, subject, closed, requested_by_id, self_approval, decided):
+    """The one rule of every decision in Gantry, on deployments and on environment requests alike:
+    the approver role for the environment, its approver groups, only while the request waits
+    (`closed` says why not), never the requester's own approval where `self_approval` names why,
+    one decision per approver (`decided`). Returns why `user` may not decide, or None."""
     if not roles.has_role(user, roles.APPROVER, env):
-        return f"you need the approver role for {env.slug} to {decision} deployments there"
+        return f"you need the approver role for {env.slug} to {decision} {what} there"
     if env.approver_groups:
         if not roles.group_names(user) & set(env.approver_groups):
             return f"approvers of {env.slug} must be in one of the groups: {', '.join(env.approver_groups)}"
+    if closed:
+        return closed
+    if decision == APPROVE and requested_by_id == user.pk and self_approval:
+        return self_approval
+    if decided:
+        return f"you already decided on {subject}"
+    return None
+
+
+def decision_refusal(user, deployment, decision, approvals=None):
+    """Why `user` may not approve (or reject) `deployment` now, or None when they may (approver_refusal)."""
+    env = deployment.environment
+    closed = None
     if deployment.state != S.PENDING_APPROVAL:
         word = {S.REJECTED: "was rejected", S.CANCELLED: "was cancelled", S.APPROVED: "is already approved",
                 S.QUEUED: "has already been queued", S.RUNNING: "has already started"}.get(deployment.state,
                                                                                     f"is {deployment.state}")
-        return f"deployment #{deployment.pk} {word}; decisions are closed"
+        closed = f"deployment #{deployment.pk} {word}; decisions are closed"
+    self_approval = None
+    if env.prevent_self_approval:
+        self_approval = f"{env.slug} prevents self-approval: someone other than the requester must approve"
+    elif deployment.break_glass:
+        self_approval = "a break-glass override must be approved by someone other than the admin who asked for it"
     approvals = deployment.approvals.all() if approvals is None else approvals
-    if decision == APPROVE and deployment.requested_by_id == user.pk:
-        if env.prevent_self_approval:
-            return f"{env.slug} prevents self-approval: someone other than the requester must approve"
-        if deployment.break_glass:
-            return "a break-glass override must be approved by someone other than the admin who asked for it"
-    if any(a.user_id == user.pk for a in approvals):
-        return f"you already decided on deployment #{deployment.pk}"
-    return None
+    return approver_refusal(user, env, decision, what="deployments", subject=f"deployment #{deployment.pk}",
+                            closed=closed, requested_by_id=deployment.requested_by_id, self_approval=self_approval,
+                            decided=any(a.user_id == user.pk for a in approvals))
 
 
 def may_decide(user, deployment, decision=APPROVE, approvals=None):

@@ -65,6 +65,12 @@ def execute(deployment_id, log):
         if env.cluster_id is None:
             raise DeployFailed(f"environment {env.slug} has no cluster; attach one to the environment and request "
                                "the deployment again")
+        if deployment.kind != ROLLBACK and before != S.RUNNING:
+            from environments.backups.guard import backup_before_deploy
+
+            refusal = backup_before_deploy(env, log)
+            if refusal:
+                raise DeployFailed(refusal)
         outcome = _run(Run(deployment, log))
     except (kube.KubeError, manifests.ManifestError, DeployFailed) as exc:
         message = sentence(exc, deployment)

@@ -13,7 +13,7 @@ from environments.models import Environment
 from portal.audit.services import record
 from portal.errors import Conflict, NotFound
 
-from . import policies
+from . import facts, policies
 from .choices import DEPLOY, DEPLOYMENT_TRANSITIONS, DeploymentState as S
 from .models import Deployment
 from .rendering import manifest_hash, render_text
@@ -41,7 +41,8 @@ def move(deployment, new_state, *, actor=None, actor_name=None, request=None, de
     deployment.save()
     record(f"deployment.{new_state}", actor=actor, actor_name=actor_name, request=request, target=deployment,
            environment=deployment.environment, outcome=outcome, changes={"state": [old, new_state]},
-           detail=(detail or {}) | ({"break_glass": True} if deployment.break_glass else {}))
+           detail=(detail or {}) | ({"break_glass": True} if deployment.break_glass else {})
+           | (facts.start_facts(deployment) if new_state in (S.QUEUED, S.RUNNING) else {}))
     from .notifications import notify
 
     notify(deployment, new_state)

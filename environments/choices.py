@@ -15,17 +15,23 @@ class EnvironmentStatus:
     READY = "ready"
     FAILED = "failed"
     DELETING = "deleting"
-    CHOICES = [(s, s) for s in (REQUESTED, PROVISIONING, READY, FAILED, DELETING)]
+    DELETED = "deleted"
+    REJECTED = "rejected"
+    CHOICES = [(s, s) for s in (REQUESTED, PROVISIONING, READY, FAILED, DELETING, DELETED, REJECTED)]
+    GONE = (DELETED, REJECTED)  # kept for history and audit; they hold their name but nothing else
 
 
 # Allowed status transitions of an environment (DESIGN rule 2).
 # Leaving `deleting`, the row itself goes (the teardown job deletes it once the namespace is gone).
 ENVIRONMENT_TRANSITIONS = {
-    EnvironmentStatus.REQUESTED: {EnvironmentStatus.PROVISIONING, EnvironmentStatus.FAILED, EnvironmentStatus.DELETING},
+    EnvironmentStatus.REQUESTED: {EnvironmentStatus.PROVISIONING, EnvironmentStatus.FAILED, EnvironmentStatus.DELETING,
+                                  EnvironmentStatus.REJECTED},
     EnvironmentStatus.PROVISIONING: {EnvironmentStatus.READY, EnvironmentStatus.FAILED, EnvironmentStatus.DELETING},
     EnvironmentStatus.READY: {EnvironmentStatus.PROVISIONING, EnvironmentStatus.DELETING},
     EnvironmentStatus.FAILED: {EnvironmentStatus.PROVISIONING, EnvironmentStatus.DELETING},
-    EnvironmentStatus.DELETING: set(),
+    EnvironmentStatus.DELETING: {EnvironmentStatus.DELETED},
+    EnvironmentStatus.DELETED: set(),
+    EnvironmentStatus.REJECTED: set(),
 }
 
 CLUSTER_MODE_CHOICES = [

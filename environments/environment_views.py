@@ -18,9 +18,13 @@ from portal.views import TIERS_IN_ORDER, form_page, needs_role, paginate
 
 from . import policies as rules
 from . import lifecycle
-from .choices import WEEKDAYS
+from .choices import WEEKDAYS, EnvironmentStatus
+from .expiry import may_extend
+from .guardrails import deletion_refusal
 from .models import Cluster, Environment
 from .serializers import masked_url
+
+GONE_OR_GOING = (EnvironmentStatus.DELETING, *EnvironmentStatus.GONE)
 
 RECENT = 10
 
@@ -38,6 +42,7 @@ def _visible_environment(request, slug):
 def environment_list(request):
     tier = request.GET.get("tier", "")
     qs = policies.restrict_environments(request.user, Environment.objects.select_related("cluster", "owner"))
+    qs = qs.exclude(status__in=EnvironmentStatus.GONE)
     if tier in TIERS_IN_ORDER:
         qs = qs.filter(tier=tier)
     else:
@@ -66,7 +71,9 @@ def environment_detail(request, slug):
         "can_view_audit": can_view_audit,
         "events": AuditEvent.objects.filter(environment=env.slug).order_by("-seq")[:RECENT] if can_view_audit else [],
         "can_edit": policies.can_edit_environment(request.user, env),
-        "can_delete": policies.is_admin(request.user),
+        "can_delete": deletion_refusal(request.user, env) is None and env.status not in GONE_OR_GOING,
+        "can_extend": env.expires_at is not None and may_extend(request.user, env) and env.status not in GONE_OR_GOING,
+        "max_ttl_hours": (env.guardrails or {}).get("max_ttl_hours"),
     })
 
 
@@ -229,27 +236,41 @@ def environment_edit(request, slug):
 def environment_delete(request, slug):
     env = _visible_environment(request, slug)
     if request.method != "POST":
-        if not policies.is_admin(request.user):
-            raise PermissionDenied("only an admin can delete environments")
-        return render(request, "confirm_delete.html", {
-            "section": "environments",
-            "title": f"Delete environment {env.name}?",
-            "what": f"the environment {env.name} ({env.tier}, namespace {env.namespace})",
-            "consequence": "Its namespace on the cluster (if Gantry created it) is deleted with everything in it, "
-                           "then the environment, its deployment history and role assignments. "
-                           "Jobs and audit events stay.",
-            "cancel_url": reverse("environment_detail", args=[env.slug]),
-        })
+        refusal = deletion_refusal(request.user, env)
+        if refusal:
+            raise PermissionDenied(refusal)
+        return render(request, "confirm_delete.html", _delete_context(env))
+    if request.POST.get("confirm_name", "").strip() != env.slug and deletion_refusal(request.user, env) is None:
+        context = _delete_context(env) | {"errors": [f"type its name, {env.slug}, to delete this environment"]}
+        return render(request, "confirm_delete.html", context, status=400)
     try:
         job = lifecycle.delete_environment(request.user, env, request=request)
     except Conflict as exc:
         messages.error(request, "; ".join(exc.messages))
+        return redirect("environment_detail", slug=env.slug)
+    if job is None and Environment.objects.filter(pk=env.pk, deletion_requested_at__isnull=False).exists():
+        messages.success(request, f"Deleting {env.name} needs approval; it stays until an approver agrees.")
         return redirect("environment_detail", slug=env.slug)
     if job is None:
         messages.success(request, f"Environment {env.name} deleted.")
         return redirect("environment_list")
     messages.success(request, f"Environment {env.name} is being torn down: its namespace goes first.")
     return redirect("job_detail", job_id=job.pk)
+
+
+def _delete_context(env):
+    approval = " Deleting a staging or production environment needs an approver's yes first." \
+        if env.tier in ("staging", "production") else ""
+    return {
+        "section": "environments",
+        "title": f"Delete environment {env.name}?",
+        "what": f"the environment {env.name} ({env.tier}, namespace {env.namespace})",
+        "consequence": "Its namespace on the cluster (if Gantry created it) is deleted with everything in it. "
+                       "The environment is then marked deleted and kept, with its deployment history and audit "
+                       "events, under its name." + approval,
+        "confirm_name": env.slug,
+        "cancel_url": reverse("environment_detail", args=[env.slug]),
+    }
 
 
 @login_required

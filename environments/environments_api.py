@@ -8,6 +8,7 @@ from portal.accounts import policies
 from portal.errors import Forbidden, NotFound
 
 from . import lifecycle
+from .choices import EnvironmentStatus
 from .models import Environment
 from .serializers import environment_out
 
@@ -18,7 +19,7 @@ class EnvironmentIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    tier: Literal["development", "staging", "production", "preview"]
+    tier: Optional[Literal["development", "staging", "production", "preview"]] = None
     slug: Optional[str] = None
     cluster: Optional[str] = None
     namespace: Optional[str] = None
@@ -26,6 +27,7 @@ class EnvironmentIn(Schema):
     ttl_hours: Optional[int] = None
     team: Optional[str] = None
     description: Optional[str] = None
+    parameters: Optional[dict[str, Any]] = None
 
 
 class EnvironmentPatch(Schema):
@@ -56,12 +58,14 @@ def visible_environment(request, slug):
 
 
 @router.get("/environments", response=list[dict[str, Any]])
-def list_environments(request, tier: Optional[str] = None):
+def list_environments(request, tier: Optional[str] = None, status: Optional[str] = None):
+    """Live environments; `status=deleted` (or `rejected`) lists those kept for history."""
     if not policies.has_any_role(request.user):
         raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")
     qs = policies.restrict_environments(request.user, Environment.objects.select_related("cluster", "owner", "promotion_from"))
     if tier:
         qs = qs.filter(tier=tier)
+    qs = qs.filter(status=status) if status else qs.exclude(status__in=EnvironmentStatus.GONE)
     return [environment_out(e) for e in qs.order_by("name")]
 
 
@@ -83,12 +87,13 @@ def update_environment(request, slug: str, payload: EnvironmentPatch):
     return environment_out(Environment.objects.select_related("cluster", "owner", "promotion_from").get(pk=env.pk))
 
 
-@router.delete("/environments/{slug}", response={202: dict[str, Any], 204: None})
+@router.delete("/environments/{slug}", response={202: dict[str, Any]})
 def delete_environment(request, slug: str):
-    """204 when the environment is gone; 202 while a job removes its namespace first (status `deleting`)."""
+    """202: status `deleting` while a job removes the namespace, later `deleted` (kept for history);
+    `deleted` at once without a cluster; for staging and production, the deletion waits for approval
+    (`pending_approval: "delete"`)."""
+    from .self_service_api import _out
+
     env = visible_environment(request, slug)
     job = lifecycle.delete_environment(request.user, env, request=request)
-    if job is None:
-        return Status(204, None)
-    return Status(202, environment_out(Environment.objects.select_related("cluster", "owner", "promotion_from")
-                                       .get(pk=env.pk)) | {"job": str(job.pk)})
+    return Status(202, _out(env) | ({"job": str(job.pk)} if job is not None else {}))

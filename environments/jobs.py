@@ -47,28 +47,35 @@ def provision_environment_job(job, log):
         if env.status == EnvironmentStatus.READY:
             log(f"environment is already ready; re-applying namespace {env.namespace}")
         env = set_environment_status(env, EnvironmentStatus.PROVISIONING, reason="retry")
-    labels = {
-        "app.kubernetes.io/managed-by": "gantry",
-        "gantry.dev/environment": env.slug,
-        "gantry.dev/tier": env.tier,
-    }
-    log(f"applying namespace {env.namespace} on cluster {env.cluster.name}")
+    from .provisioning import ProvisioningFailed, apply_namespace_resources, deploy_template_services
+
+    log(f"provisioning namespace {env.namespace} on cluster {env.cluster.name}")
     try:
-        existing = kube.get(env.cluster, "v1", "Namespace", "", env.namespace)
-        owner = ((existing or {}).get("metadata", {}).get("labels") or {}).get("gantry.dev/environment")
-        if existing is not None and owner != env.slug:
-            reason = (f"namespace {env.namespace} already exists on {env.cluster.name} and is not Gantry's "
-                      f"environment {env.slug} ({'it belongs to ' + owner if owner else 'no gantry.dev/environment label'}); "
-                      "choose another namespace, or label it gantry.dev/environment=" + env.slug + " to adopt it")
-            set_environment_status(env, EnvironmentStatus.FAILED, reason=reason)
-            raise JobFailed(reason)
-        kube.ensure_namespace(env.cluster, env.namespace, labels)
-    except (kube.KubeError, ValueError, OSError) as exc:
+        applied = apply_namespace_resources(env, log)
+    except ProvisioningFailed as exc:
         set_environment_status(env, EnvironmentStatus.FAILED, reason=str(exc))
-        raise JobFailed(f"could not create namespace {env.namespace}: {exc}")
+        raise JobFailed(str(exc))
     set_environment_status(env, EnvironmentStatus.READY)
-    log(f"namespace {env.namespace} is ready")
-    return {"namespace": env.namespace}
+    log(f"namespace {env.namespace} is ready ({len(applied)} resource(s) applied)")
+    deployments = deploy_template_services(env, log)
+    return {"namespace": env.namespace, "applied": applied, "deployments": [d.pk for d in deployments]}
+
+
+def wait_until_namespace_gone(env, log, timeout=None, interval=1.0):
+    """A deleted namespace terminates (its finalizers run) before it disappears: wait for that."""
+    import time
+
+    from django.conf import settings
+
+    timeout = timeout if timeout is not None else getattr(settings, "GANTRY_NAMESPACE_DELETE_TIMEOUT", 300)
+    deadline = time.monotonic() + timeout
+    while kube.get(env.cluster, "v1", "Namespace", "", env.namespace) is not None:
+        if time.monotonic() >= deadline:
+            raise JobFailed(f"namespace {env.namespace} is still terminating after {timeout} s; retry this job later "
+                            "(the environment stays `deleting` until the namespace is gone)")
+        log(f"namespace {env.namespace} is terminating; waiting")
+        time.sleep(interval)
+    log(f"namespace {env.namespace} is gone")
 
 
 @job_kind("environment.teardown", queue="default", title="Tear down environment")
@@ -88,9 +95,32 @@ def teardown_environment_job(job, log):
             else:
                 log(f"deleting namespace {env.namespace} on cluster {env.cluster.name} and everything in it")
                 kube.delete_namespace(env.cluster, env.namespace)
+                wait_until_namespace_gone(env, log)
         except (kube.KubeError, ValueError, OSError) as exc:
             raise JobFailed(f"could not delete namespace {env.namespace}: {exc}; retry this job once the cluster "
                             "answers (the environment stays `deleting` until then)")
     finish_teardown(env)
     log(f"environment {env.slug} deleted")
     return {"namespace": env.namespace}
+
+
+@job_kind("environment.expiry_notice", queue="default", title="Tell the owner an environment expires soon")
+def expiry_notice_job(job, log):
+    from django.conf import settings
+    from django.core.mail import send_mail
+
+    from .expiry import notice_text, recipients
+
+    env = Environment.objects.select_related("owner").filter(pk=job.target_id).first()
+    if env is None or env.expires_at is None:
+        log("the environment is gone or no longer expires; nothing to send")
+        return {}
+    to = recipients(env)
+    if not to:
+        log.warning(f"environment {env.slug} has no owner e-mail or notify address; nobody to tell")
+        return {"emails": 0}
+    notice = job.params.get("notice", "24h")
+    send_mail(f"[Gantry] {env.slug} expires in {notice}", notice_text(env, notice), settings.DEFAULT_FROM_EMAIL, to,
+              fail_silently=False)
+    log(f"e-mail sent to {len(to)} recipient(s)")
+    return {"emails": len(to), "notice": notice}

@@ -87,9 +87,6 @@ def _clean_environment(data, errors, instance=None):
                 clean["ttl_hours"] = ttl
             except (TypeError, ValueError):
                 errors.append(f"ttl_hours: '{ttl}' must be a whole number of hours between 1 and 2160")
-        template = data.get("template")
-        if template:
-            errors.append(f"template: no environment template named '{template}' (templates are not set up yet)")
     for field, max_length in (("team", 100), ("description", 2000)):
         if field in data:
             clean[field] = check_text(data.get(field), field, errors, required=False, max_length=max_length) or ""
@@ -173,6 +170,10 @@ def _clean_environment(data, errors, instance=None):
 
 
 def create_environment(user, data, request=None):
+    if data.get("template"):  # self-service: the template's guardrails and approval rules apply
+        from .self_service import request_environment
+
+        return request_environment(user, data, request=request)
     tier = data.get("tier")
     if not policies.creatable_tiers(user) or (tier in TIERS and not policies.can_create_environment(user, tier)):
         allowed = policies.creatable_tiers(user)
@@ -238,19 +239,33 @@ def update_environment(user, env, data, request=None):
 
 
 def delete_environment(user, env, request=None):
-    """Delete an environment. With a cluster, a teardown job removes its namespace first and then the
-    row (the environment shows `deleting` meanwhile); without one, the row goes at once.
-    Returns the job, or None when the environment is already gone."""
-    if not policies.is_admin(user):
-        deny("environment.delete", user=user, request=request, target=env, reason="only an admin can delete environments")
+    """Delete an environment: its namespace is removed by a teardown job (the environment shows
+    `deleting`), then it is marked `deleted` and kept for history and audit. The owner may delete
+    their own preview or development environment, an admin any; a staging or production one is only
+    requested here and waits for approval (environments.approvals). Returns the teardown job, or None
+    when the deletion waits for approval."""
+    from .approvals import request_deletion
+    from .guardrails import deletion_refusal, deletion_needs_approval
+
+    refusal = deletion_refusal(user, env)
+    if refusal:
+        deny("environment.delete", user=user, request=request, target=env, reason=refusal)
+    if env.status == EnvironmentStatus.DELETING or env.status in EnvironmentStatus.GONE:
+        raise TransitionError(f"environment '{env.slug}' is {env.status}; there is nothing left to delete")
+    if deletion_needs_approval(env):
+        request_deletion(user, env, request=request)
+        return None
     return _tear_down(env, actor=user, request=request, action="environment.delete")
 
 
 def expire_environments(now=None):
-    """Periodic: tear down environments whose time to live has run out."""
+    """Periodic (the reaper): tear down environments whose time to live ran out. Never touches one
+    without a TTL; one with a deployment under way waits for the next round."""
     now = now or timezone.now()
     expired = 0
-    for env in Environment.objects.filter(expires_at__lte=now).exclude(status=EnvironmentStatus.DELETING):
+    due = (Environment.objects.filter(expires_at__lte=now, ttl_hours__isnull=False)
+           .exclude(status__in=(EnvironmentStatus.DELETING, *EnvironmentStatus.GONE)).only("pk", "ttl_hours"))
+    for env in due:
         try:
             _tear_down(env, actor=None, action="environment.expired", reason=f"its time to live ({env.ttl_hours} h) ran out")
             expired += 1
@@ -266,45 +281,48 @@ def _tear_down(env, *, actor, action, request=None, reason=""):
         if active:
             raise Conflict(f"environment '{env.slug}' has {active} deployment(s) approved, queued or running; "
                            "cancel them or let them finish first")
-        if env.status == EnvironmentStatus.DELETING:
-            raise TransitionError(f"environment '{env.slug}' is already being deleted")
+        if env.status == EnvironmentStatus.DELETING or env.status in EnvironmentStatus.GONE:
+            raise TransitionError(f"environment '{env.slug}' is already {env.status}")
         detail = {"reason": reason} if reason else None
-        if env.cluster_id is None:
-            record(action, actor=actor, actor_name=None if actor else "gantry-scheduler", request=request, target=env,
-                   changes=diff(env_snapshot(env), {}), detail=detail)
-            env.delete()
-            return None
-        old = env.status
-        env.status = EnvironmentStatus.DELETING
-        env.save(update_fields=["status", "updated_at"])
         record(action, actor=actor, actor_name=None if actor else "gantry-scheduler", request=request, target=env,
-               changes={"status": [old, env.status]}, detail=detail)
+               detail=detail)
+        set_environment_status(env, EnvironmentStatus.DELETING, actor=actor, actor_name="gantry-scheduler",
+                               request=request)
+        if env.cluster_id is None:
+            set_environment_status(env, EnvironmentStatus.DELETED, actor=actor, actor_name="gantry-scheduler",
+                                   request=request, reason="it has no cluster; nothing to remove")
+            return None
         from portal.jobs.services import enqueue_job
 
         return enqueue_job("environment.teardown", target=env, environment=env, requested_by=actor, request=request)
 
 
 def finish_teardown(env):
-    """The teardown job removed the namespace: the environment row goes, audited."""
-    with transaction.atomic():
-        env = Environment.objects.select_for_update().filter(pk=env.pk).first()
-        if env is None:
-            return
-        record("environment.deleted", actor_name="gantry-worker", target=env, changes=diff(env_snapshot(env), {}))
-        env.delete()
+    """The teardown job saw the namespace gone: the environment is marked `deleted` (kept, audited)."""
+    env = Environment.objects.filter(pk=env.pk).first()
+    if env is None or env.status == EnvironmentStatus.DELETED:
+        return
+    set_environment_status(env, EnvironmentStatus.DELETED, reason="its namespace is gone")
 
 
-def set_environment_status(env, new_status, *, reason=""):
-    """Move an environment along its state table (jobs call this); audited."""
+def set_environment_status(env, new_status, *, reason="", actor=None, actor_name="gantry-worker", request=None,
+                           detail=None):
+    """Move an environment along its state table; audited. The one writer of `status` after creation:
+    jobs call it, and so do approvals (actor: the approver) and teardowns."""
     with transaction.atomic():
         env = Environment.objects.select_for_update().get(pk=env.pk)
         if new_status not in ENVIRONMENT_TRANSITIONS.get(env.status, set()):
             raise TransitionError(f"environment '{env.slug}' cannot go from {env.status} to {new_status}")
         old = env.status
         env.status = new_status
-        env.save(update_fields=["status", "updated_at"])
-        record(f"environment.{new_status}", actor_name="gantry-worker", target=env,
-               changes={"status": [old, new_status]}, detail={"reason": reason} if reason else None)
+        fields = ["status", "updated_at"]
+        if new_status == EnvironmentStatus.DELETED:
+            env.deleted_at = timezone.now()
+            fields.append("deleted_at")
+        env.save(update_fields=fields)
+        detail = dict(detail or {}) | ({"reason": reason} if reason else {})
+        record(f"environment.{new_status}", actor=actor, actor_name=None if actor else actor_name, request=request,
+               target=env, changes={"status": [old, new_status]}, detail=detail or None)
     return env
 
 

@@ -78,6 +78,16 @@ class Environment(models.Model):
     template = models.CharField(max_length=100, blank=True, default="")
     ttl_hours = models.PositiveIntegerField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # Self-service: what the requester chose and the guardrails resolved from the template when the
+    # environment was requested (a later template edit does not change an existing environment).
+    parameters = models.JSONField(default=dict, blank=True)
+    guardrails = models.JSONField(default=dict, blank=True)
+    expiry_notices = models.JSONField(default=list, blank=True, help_text="Expiry notices already sent (\"24h\", \"1h\").")
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deletion_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="A protected environment's deletion waits for approval while this is set.")
+    deletion_requested_at = models.DateTimeField(null=True, blank=True)
     # Protection rules (enforced by the releases and approvals flow).
     required_approvals = models.PositiveSmallIntegerField(default=0)
     prevent_self_approval = models.BooleanField(default=False)
@@ -120,3 +130,58 @@ class Environment(models.Model):
         if self.freeze_until is None:
             return None
         return {"until": self.freeze_until, "reason": self.freeze_reason}
+
+
+class EnvironmentTemplate(models.Model):
+    """What a self-service environment gets: its tier and cluster, the guardrails Gantry applies to
+    its namespace (ResourceQuota, LimitRange, NetworkPolicy, RoleBinding), what a requester may
+    choose and within which bounds, the services deployed at creation, and whether it needs approval.
+    The rules that read these fields live in ``environments.guardrails``."""
+
+    name = models.SlugField(max_length=63, unique=True)
+    description = models.TextField(blank=True, default="")
+    tier = models.CharField(max_length=16, choices=TIER_CHOICES)
+    cluster = models.ForeignKey(Cluster, null=True, blank=True, on_delete=models.PROTECT, related_name="templates",
+                                help_text="Empty: the default cluster (the sandbox if there is one).")
+    quota = models.JSONField(default=dict, blank=True, help_text="ResourceQuota spec.hard, e.g. {\"requests.cpu\": \"2\"}.")
+    limit_range = models.JSONField(default=dict, blank=True,
+                                   help_text="Per container: default, default_request, max, min, each {cpu, memory}.")
+    network_policy = models.CharField(max_length=16, default="default-deny",
+                                      choices=[("default-deny", "default-deny"), ("none", "none")])
+    ingress_namespace = models.CharField(max_length=63, default="ingress-nginx",
+                                         help_text="Namespace of the ingress controller allowed in through the NetworkPolicy.")
+    ttl_hours = models.PositiveIntegerField(null=True, blank=True, help_text="Default time to live; empty: no expiry.")
+    max_ttl_hours = models.PositiveIntegerField(null=True, blank=True, help_text="Longest time to live a requester may ask for.")
+    requires_approval = models.BooleanField(default=False)
+    required_approvals = models.PositiveSmallIntegerField(default=1, help_text="Approvals needed when approval applies.")
+    parameters = models.JSONField(default=dict, blank=True,
+                                  help_text="What a requester may set, with bounds: {\"cpu\": {\"min\": \"1\", \"max\": \"8\"}}.")
+    services = models.JSONField(default=list, blank=True,
+                                help_text="Deployed at creation: [{\"service\": \"web\", \"from_environment\": \"development\"}].")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class EnvironmentApproval(models.Model):
+    """One approver's decision on an environment request (creation from a protected template, or
+    the deletion of a protected environment). Who may decide is deployments.policies' rule."""
+
+    CREATE, DELETE = "create", "delete"
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="approvals")
+    purpose = models.CharField(max_length=8, default=CREATE, choices=[(CREATE, CREATE), (DELETE, DELETE)])
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="environment_approvals")
+    decision = models.CharField(max_length=8, choices=[("approve", "approve"), ("reject", "reject")])
+    comment = models.TextField(blank=True, default="")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [models.UniqueConstraint(fields=["environment", "purpose", "user"],
+                                               name="one_decision_per_environment_request")]

@@ -49,6 +49,8 @@ def environment_out(env, *, with_rules=True):
         "team": env.team,
         "description": env.description,
         "template": env.template or None,
+        "parameters": env.parameters,
+        "quota": (env.guardrails or {}).get("quota") or None,
         "ttl_hours": env.ttl_hours,
         "expires_at": iso(env.expires_at),
         "created_at": iso(env.created_at),
@@ -72,3 +74,28 @@ def environment_out(env, *, with_rules=True):
             "notify_emails": env.notify_emails or None,
         })
     return data
+
+
+def template_out(template):
+    from .guardrails import parameter_bounds, ttl_bounds
+
+    return {
+        "id": template.pk,
+        "name": template.name,
+        "description": template.description,
+        "tier": template.tier,
+        "cluster": template.cluster.name if template.cluster_id else None,
+        "quota": template.quota,
+        "limit_range": template.limit_range,
+        "network_policy": template.network_policy,
+        "ingress_namespace": template.ingress_namespace or None,
+        "ttl_hours": template.ttl_hours,
+        "max_ttl_hours": ttl_bounds(template)[1] if template.ttl_hours or template.max_ttl_hours else None,
+        "requires_approval": template.requires_approval,
+        "required_approvals": template.required_approvals,
+        "parameters": {name: {"min": b["min"], "max": b["max"], "default": b["default"]}
+                       for name, b in parameter_bounds(template).items()},
+        "services": template.services,
+        "created_at": iso(template.created_at),
+        "updated_at": iso(template.updated_at),
+    }

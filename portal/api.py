@@ -66,6 +66,7 @@ def http_error(request, exc):
 
 def _add_routers():
     from deployments.approvals_api import router as approvals_router
+    from deployments.compliance.api import router as compliance_router
     from deployments.catalog_api import router as catalog_router
     from deployments.deployments_api import router as deployments_router
     from deployments.health_api import router as health_router
@@ -73,11 +74,13 @@ def _add_routers():
     from environments.clusters_api import router as clusters_router
     from environments.environments_api import router as environments_router
     from environments.backups.api import router as backups_router
+    from environments.self_service_api import router as self_service_router
     from portal.audit.api import router as audit_router
     from portal.jobs.api import router as jobs_router
 
     api.add_router("", clusters_router)
     api.add_router("", environments_router)
+    api.add_router("", self_service_router)
     api.add_router("", catalog_router)
     api.add_router("", releases_router)
     api.add_router("", deployments_router)
@@ -85,6 +88,7 @@ def _add_routers():
     api.add_router("", health_router)
     api.add_router("", audit_router)
     api.add_router("", jobs_router)
+    api.add_router("", compliance_router)
     api.add_router("", backups_router)
 
 

@@ -25,7 +25,8 @@ Template: the fragment is one include whose root element has an ``id`` and the `
 filters and page numbers are kept; ``{% live version url=... %}`` for another one),
 ``hx-trigger="every 1s"``, ``hx-swap="outerHTML"`` and ``data-live-version``. When there is no version
 (``None``, e.g. a job that has finished and can no longer change) it writes nothing and the element
-stops polling. ``static/gantry.js`` sends ``data-live-version`` as ``If-None-Match`` and tells htmx not
+stops polling. ``{% live None url=... lazy=True %}`` marks a placeholder the page did not fill
+(costly or slow to compute): it is fetched on load, then polled. ``static/gantry.js`` sends ``data-live-version`` as ``If-None-Match`` and tells htmx not
 to swap a 304 (htmx 2 would otherwise swap the empty body).
 
 View: the page's view answers its fragments before rendering the page::
@@ -59,7 +60,7 @@ Tips
 """
 import hashlib
 
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
@@ -72,16 +73,26 @@ def version(*parts):
     return hashlib.blake2b(repr(parts).encode(), digest_size=10).hexdigest()
 
 
-def state_of(queryset, *fields):
-    """(count, latest of each field) of a queryset in one aggregate query: a cheap version part.
+def state_of(queryset, *fields, by=None):
+    """(count, latest of each field[, count per value]) of a queryset in one aggregate query.
 
-    With `updated_at` (the default) an edit bumps it and an insert or a delete moves the count; for
-    rows without one, name the timestamps a change sets (`"started_at", "finished_at"`).
+    A cheap version part: with `updated_at` (the default) an edit bumps it and an insert or a delete
+    moves the count. For rows without one, name the timestamps a change sets (`"started_at",
+    "finished_at"`) and/or count rows per value of a state column: `by=("state", ["queued", ...])`.
     """
     fields = fields or ("updated_at",)
-    row = queryset.order_by().aggregate(n=Count("pk"), **{f"m{i}": Max(f) for i, f in enumerate(fields)})
-    latest = [row[f"m{i}"] for i in range(len(fields))]
-    return (row["n"], *[value.isoformat() if hasattr(value, "isoformat") else value for value in latest])
+    aggregates = {f"m{i}": Max(f) for i, f in enumerate(fields)}
+    if by is not None:
+        column, values = by
+        aggregates.update({f"c{i}": Count("pk", filter=Q(**{column: v})) for i, v in enumerate(values)})
+    row = queryset.order_by().aggregate(n=Count("pk"), **aggregates)
+    parts = [row["n"]]
+    for i in range(len(fields)):
+        value = row[f"m{i}"]
+        parts.append(value.isoformat() if hasattr(value, "isoformat") else value)
+    if by is not None:
+        parts.extend(row[f"c{i}"] for i in range(len(by[1])))
+    return tuple(parts)
 
 
 def _reload():

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "environments",
     "environments.backups",
     "deployments",
+    "deployments.compliance",
 ]
 
 MIDDLEWARE = [
@@ -72,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.live.LivePollMiddleware",
+    "portal.error_pages.ErrorPagesMiddleware",
     "portal.middleware.UserTimezoneMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -204,6 +206,7 @@ GANTRY_LOGIN_WINDOW_MINUTES = int(os.environ.get("GANTRY_LOGIN_WINDOW_MINUTES", 
 GANTRY_ABANDON_MINUTES = int(os.environ.get("GANTRY_ABANDON_MINUTES", "30"))
 GANTRY_BASE_URL = os.environ.get("GANTRY_BASE_URL", "")
 GANTRY_TRUST_X_FORWARDED_FOR = env_bool("GANTRY_TRUST_X_FORWARDED_FOR", False)
+GANTRY_EVIDENCE_DIR = os.environ.get("GANTRY_EVIDENCE_DIR", "")  # period evidence ZIPs (default BASE_DIR/.evidence)
 GANTRY_BACKUP_DIR = os.environ.get("GANTRY_BACKUP_DIR", str(BASE_DIR / "backups-local"))  # the default local store
 GANTRY_PG_BINDIR = os.environ.get("GANTRY_PG_BINDIR", "")  # pg_dump/pg_restore matching the servers; default: PATH
 

@@ -20,3 +20,7 @@ urlpatterns = [
     path("api/v1/<path:rest>", api_not_found),
     path("", include("portal.web_urls")),
 ]
+
+handler404 = "portal.error_pages.not_found"
+handler403 = "portal.error_pages.forbidden"
+handler500 = "portal.error_pages.server_error"

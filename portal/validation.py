@@ -3,7 +3,7 @@ import re
 import zoneinfo
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")  # \Z: "$" would let "web\n" through
-RESERVED_NAMES = {"new", "edit", "delete", "export"}  # words the pages use in their URLs
+RESERVED_NAMES = {"new", "edit", "delete", "export", "request"}  # words the pages use in their URLs
 
 
 def check_dns_label(value, field, errors, max_length=63):

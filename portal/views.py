@@ -87,7 +87,7 @@ def form_page(request, template, context, errors, status=400):
 def dashboard(request):
     environments = list(
         policies.restrict_environments(request.user, Environment.objects.select_related("cluster", "owner"))
-        .order_by("name")
+        .exclude(status__in=("deleted", "rejected")).order_by("name")
     )
     groups = [(tier, [env for env in environments if env.tier == tier]) for tier in TIERS_IN_ORDER]
     services = Service.objects.only("name", "team", "strategy").order_by("name")

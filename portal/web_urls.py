@@ -4,8 +4,9 @@ from django.urls import path
 
 from portal.accounts.forms import ThrottledAuthenticationForm
 
-from deployments import approval_views, catalog_views, deployment_views, live_views, release_views
-from environments import cluster_views, environment_views
+from deployments import approval_views, catalog_views, deployment_views, live_views, nav_views, release_views
+from deployments.compliance import views as compliance_views
+from environments import cluster_views, environment_views, self_service_views
 from environments.backups import views as backup_views
 from portal import views
 from portal.accounts import views as account_views
@@ -20,11 +21,26 @@ urlpatterns = [
     # environments
     path("environments/", environment_views.environment_list, name="environment_list"),
     path("environments/new/", environment_views.environment_create, name="environment_create"),
+    path("environments/request/", self_service_views.environment_request, name="environment_request"),
+    path("environments/request/check/", self_service_views.environment_request_check,
+         name="environment_request_check"),
+    path("environment-templates/", self_service_views.template_list, name="template_list"),
+    path("environment-templates/new/", self_service_views.template_edit, name="template_create"),
+    path("environment-templates/<slug:name>/", self_service_views.template_edit, name="template_edit"),
+    path("environment-templates/<slug:name>/delete/", self_service_views.template_delete, name="template_delete"),
     path("environments/<slug:slug>/", environment_views.environment_detail, name="environment_detail"),
     path("environments/<slug:slug>/edit/", environment_views.environment_edit, name="environment_edit"),
     path("environments/<slug:slug>/delete/", environment_views.environment_delete, name="environment_delete"),
     path("environments/<slug:slug>/reprovision/", environment_views.environment_reprovision,
          name="environment_reprovision"),
+    path("environments/<slug:slug>/approve/", self_service_views.environment_decide, {"decision": "approve"},
+         name="environment_approve"),
+    path("environments/<slug:slug>/reject/", self_service_views.environment_decide, {"decision": "reject"},
+         name="environment_reject"),
+    path("environments/<slug:slug>/extend/", self_service_views.environment_extend, name="environment_extend"),
+    path("environments/<slug:slug>/provisioning/", self_service_views.environment_provisioning,
+         name="environment_provisioning"),
+    path("environments/<slug:slug>/quota/", self_service_views.environment_quota, name="environment_quota"),
     # clusters
     path("clusters/", cluster_views.cluster_list, name="cluster_list"),
     path("clusters/new/", cluster_views.cluster_create, name="cluster_create"),
@@ -39,6 +55,7 @@ urlpatterns = [
     # releases, deployments, approvals
     path("approvals/", approval_views.approval_inbox, name="approval_inbox"),
     path("approvals/badge.svg", approval_views.approval_badge, name="approval_badge"),
+    path("approvals/count/", nav_views.approval_count, name="approval_count"),
     path("releases/", release_views.release_list, name="release_list"),
     path("releases/new/", release_views.release_create, name="release_create"),
     path("deployments/", deployment_views.deployment_list, name="deployment_list"),
@@ -51,6 +68,14 @@ urlpatterns = [
     path("deployments/<int:deployment_id>/rollback", deployment_views.deployment_rollback, name="deployment_rollback"),
     path("environments/<slug:slug>/history/", live_views.environment_history, name="environment_history"),
     path("environments/<slug:slug>/live/", live_views.environment_live, name="environment_live"),
+    # compliance: evidence packs and reports
+    path("deployments/<int:deployment_id>/evidence/", compliance_views.evidence_page, name="evidence_page"),
+    path("deployments/<int:deployment_id>/evidence.zip", compliance_views.evidence_zip, name="evidence_zip"),
+    path("compliance/", compliance_views.sod_report, name="compliance"),
+    path("compliance/separation-of-duties/", compliance_views.sod_report, name="sod_report"),
+    path("compliance/access/", compliance_views.access_report, name="access_report"),
+    path("compliance/period/", compliance_views.period_evidence, name="period_evidence"),
+    path("compliance/period/<uuid:job_id>.zip", compliance_views.period_evidence_zip, name="period_evidence_zip"),
     # backups
     path("environments/<slug:slug>/backups/", backup_views.backup_list, name="backup_list"),
     path("environments/<slug:slug>/backups/targets/new/", backup_views.target_create, name="backup_target_create"),

@@ -63,7 +63,28 @@
     }
   }
 
+  // (e) On a narrow screen the navigation folds behind a Menu button (without this script it stays
+  // one row that scrolls sideways in its own box).
+  function foldNavigation() {
+    var bar = document.querySelector(".topbar");
+    var button = bar && bar.querySelector(".nav-toggle");
+    if (!button) {
+      return;
+    }
+    bar.classList.add("js-nav");
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var open = bar.classList.toggle("nav-open");
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+
   rememberTimeZone();
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", foldNavigation);
+  } else {
+    foldNavigation();
+  }
   document.addEventListener("submit", confirmDestructive, true);
   document.addEventListener("htmx:configRequest", addCsrfHeader);
   document.addEventListener("htmx:configRequest", sendLiveVersion);

@@ -35,3 +35,7 @@ def test_the_demo_seeds_environments_services_and_a_deployment_history(tmp_path)
     pending = db.execute("SELECT count(*) FROM deployments_deployment WHERE state = 'pending_approval'").fetchone()[0]
     assert pending == 1
     assert db.execute("SELECT count(*) FROM audit_auditevent").fetchone()[0] > 20
+    # production's shop database (a throwaway PostgreSQL of the demo) backed up to the local store, drilled
+    assert "Backups: production/shop-db backed up to file://" in result.stdout, result.stdout
+    assert db.execute("SELECT state, trigger FROM backups_backup").fetchall() == [("succeeded", "manual")]
+    assert db.execute("SELECT state FROM backups_drill").fetchall() == [("passed",)]

@@ -29,7 +29,9 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-seq"]
-        indexes = [models.Index(fields=["environment", "-seq"]), models.Index(fields=["actor", "-seq"])]
+        indexes = [models.Index(fields=["environment", "-seq"]), models.Index(fields=["actor", "-seq"]),
+                   # the events of one object (an evidence pack, links from the log)
+                   models.Index(fields=["target_type", "target_id", "seq"], name="audit_target_seq")]
 
     def __str__(self):
         return f"#{self.seq} {self.actor} {self.action} {self.outcome}"

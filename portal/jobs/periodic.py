@@ -10,6 +10,7 @@ PERIODIC = [
     ("portal.jobs.periodic.poll_health", "health", {"interval": 30}),
     ("portal.jobs.periodic.fail_abandoned_deployments", "default", {"interval": 300}),
     ("portal.jobs.periodic.expire_environments", "default", {"interval": 300}),
+    ("portal.jobs.periodic.notify_expiring_environments", "default", {"interval": 300}),
     ("deployments.idle_colors.scale_down_idle_colors", "deploy", {"interval": 60}),
     ("environments.backups.periodic.tick", "default", {"interval": 60}),
     ("environments.backups.periodic.fail_interrupted", "default", {"interval": 30}),
@@ -52,3 +53,9 @@ def expire_environments():
     from environments.lifecycle import expire_environments as expire
 
     return expire()
+
+
+def notify_expiring_environments():
+    from environments.expiry import notify_expiring
+
+    return notify_expiring()

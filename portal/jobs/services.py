@@ -4,6 +4,7 @@ A job row is created in the caller's transaction; the RQ job, which carries only
 is enqueued when that transaction commits. `run_job` is what an RQ worker executes. Job kinds
 register a function with `@job_kind`; the function must be idempotent so a retry is safe.
 """
+import hashlib
 import logging
 import os
 import socket
@@ -31,20 +32,36 @@ class JobTransitionError(Conflict):
 
 
 class JobKind:
-    def __init__(self, name, func, queue, title):
-        self.name, self.func, self.queue, self.title = name, func, queue, title
+    def __init__(self, name, func, queue, title, system=False):
+        self.name, self.func, self.queue, self.title, self.system = name, func, queue, title, system
 
 
-def job_kind(name, queue="default", title=""):
-    """Register `func(job, log)` as the code for jobs of kind `name`."""
+def job_kind(name, queue="default", title="", system=False):
+    """Register `func(job, log)` as the code for jobs of kind `name`.
+
+    `system=True` marks housekeeping nobody asked for by hand (sending notifications): job lists
+    hide those unless asked to show them.
+    """
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue}")
 
     def decorator(func):
-        _KINDS[name] = JobKind(name, func, queue, title or name)
+        _KINDS[name] = JobKind(name, func, queue, title or name, system)
         return func
 
     return decorator
+
+
+def system_kinds():
+    """Names of the job kinds marked `system` (hidden from job lists by default)."""
+    _load_job_modules()
+    return sorted(name for name, spec in _KINDS.items() if spec.system)
+
+
+def kind_titles():
+    """{kind: its readable title}, for job lists."""
+    _load_job_modules()
+    return {name: spec.title for name, spec in _KINDS.items()}
 
 
 def get_kind(name):
@@ -126,7 +143,14 @@ def _finish(job, state, error="", actor_name="gantry-worker"):
     outcome = "success" if state == JobState.SUCCEEDED else "failure"
     record(f"job.{state}", actor_name=actor_name, target=job, environment=job.environment,
            outcome=outcome if state != JobState.CANCELLED else "success",
-           detail={"kind": job.kind, "error": error[:500]} if error else {"kind": job.kind})
+           detail=({"kind": job.kind, "error": error[:500]} if error else {"kind": job.kind}) | log_digest(job.pk))
+
+
+def log_digest(job_id):
+    """The SHA-256 and length of a job's log as it stands, recorded when the job ends so that the log
+    shown later (an evidence pack, say) can be checked against the audit chain."""
+    messages = list(JobLogLine.objects.filter(job_id=job_id).order_by("id").values_list("message", flat=True))
+    return {"log_sha256": hashlib.sha256("\n".join(messages).encode("utf-8")).hexdigest(), "log_lines": len(messages)}
 
 
 class JobLog:

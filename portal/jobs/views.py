@@ -7,7 +7,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
 from portal.accounts import policies
-
+from portal.live import Poll, state_of
 from portal.views import needs_role, paginate, refusals_as_pages
 
 from . import services
@@ -30,22 +30,44 @@ def duration_text(delta):
     return f"{seconds}s"
 
 
+def hide_system_jobs(queryset, show_system=False):
+    """Job lists hide housekeeping jobs (notifications) unless asked; see `job_kind(system=True)`."""
+    return queryset if show_system else queryset.exclude(kind__in=services.system_kinds())
+
+
+def jobs_parts(queryset):
+    """Version parts of a list of jobs (portal/live.py): one aggregate query."""
+    return state_of(queryset, "created_at", "started_at", "finished_at", by=("state", JobState.values))
+
+
 @login_required
 @needs_role
 def job_list(request):
     state = request.GET.get("state", "")
-    qs = visible_jobs(request.user)
+    show_system = request.GET.get("system") == "1"
+    qs = hide_system_jobs(visible_jobs(request.user), show_system)
     if state in JobState.values:
         qs = qs.filter(state=state)
     else:
         state = ""
-    page = paginate(request, qs.order_by("-created_at"))
-    for job in page:
-        job.duration_text = duration_text(job.duration)
-    return render(request, "jobs/list.html", {
-        "section": "jobs", "page": page, "states": JobState.values, "state": state,
-        "queues": services.queue_depths(),
-    })
+    poll = Poll(request)
+    depths = services.queue_depths()
+    parts = (jobs_parts(qs), depths)
+
+    def render_table(tag):
+        page = paginate(request, qs.order_by("-created_at"))
+        titles = services.kind_titles()
+        for job in page:
+            job.duration_text = duration_text(job.duration)
+            job.title = titles.get(job.kind, job.kind)
+        return render(request, "jobs/_table.html" if poll.is_poll else "jobs/list.html", {
+            "section": "jobs", "page": page, "states": JobState.values, "state": state,
+            "show_system": show_system, "queues": depths, "jobs_version": tag,
+        })
+
+    if poll.wants("job-table"):
+        return poll.respond(parts, render_table)
+    return render_table(poll.version_for(parts, "job-table"))
 
 
 def _visible_job(request, job_id):

@@ -46,6 +46,7 @@ RESOURCES = [
     Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
     Resource("networking.k8s.io", "v1", "ingresses", "Ingress"),
     Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
+    Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
 ]
 
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
@@ -54,10 +55,11 @@ DEPLOYMENTS = BY_PATH[("apps", "v1", "deployments")]
 PODS = BY_PATH[("", "v1", "pods")]
 SERVICES = BY_PATH[("", "v1", "services")]
 RESOURCE_QUOTAS = BY_PATH[("", "v1", "resourcequotas")]
+LIMIT_RANGES = BY_PATH[("", "v1", "limitranges")]
 
 # Kinds without a spec generation of their own, or without a status that the server owns.
-NO_GENERATION = {"Namespace", "Service", "ConfigMap", "Secret", "ServiceAccount", "Pod"}
-NO_STATUS = {"ConfigMap", "Secret", "ServiceAccount", "LimitRange"}
+NO_GENERATION = {"Namespace", "Service", "ConfigMap", "Secret", "ServiceAccount", "Pod", "RoleBinding"}
+NO_STATUS = {"ConfigMap", "Secret", "ServiceAccount", "LimitRange", "RoleBinding"}
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -123,6 +125,16 @@ def prepare(resource, obj, old, allocate_ip):
         obj.setdefault("status", {}).setdefault("desiredReplicas", 0)  # not omitempty in the API, required by clients
     elif resource.kind == "NetworkPolicy":
         obj.setdefault("spec", {}).setdefault("podSelector", {})
+        obj["spec"].setdefault("policyTypes", ["Ingress"] + (["Egress"] if obj["spec"].get("egress") else []))
+    elif resource.kind == "RoleBinding":
+        ref = obj.get("roleRef") or {}
+        if not ref.get("kind") or not ref.get("name"):
+            raise invalid("roleRef.name: Required value", resource, name, field="roleRef")
+        if old is not None and old.get("roleRef") != ref:
+            raise invalid("roleRef: Invalid value: cannot change roleRef", resource, name, field="roleRef")
+        for index, subject in enumerate(obj.get("subjects") or []):
+            if not subject.get("kind") or not subject.get("name"):
+                raise invalid(f"subjects[{index}].name: Required value", resource, name, field=f"subjects[{index}]")
     elif resource.kind == "Pod":
         if not (spec or {}).get("containers"):
             raise invalid("spec.containers: Required value", resource, name, field="spec.containers")

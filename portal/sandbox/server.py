@@ -266,7 +266,7 @@ def _resource_list(group, version):
     resources = []
     for r in served:
         resources.append({"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced, "kind": r.kind, "verbs": _VERBS})
-        if r.kind not in ("ConfigMap", "Secret", "ServiceAccount", "LimitRange"):
+        if r.kind not in ("ConfigMap", "Secret", "ServiceAccount", "LimitRange", "RoleBinding"):
             resources.append({"name": f"{r.plural}/status", "singularName": "", "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]})
     if group == "apps":
         resources.append({"name": "deployments/scale", "singularName": "", "namespaced": True, "kind": "Scale",
@@ -357,10 +357,15 @@ class SandboxCluster:
         """Fault a deployment name or fnmatch pattern: fail_rollout, never_ready, image_pull, fail_probe, clear."""
         self.store.set_fault(deployment, fault)
 
+    def refuse_writes(self, kind, reason):
+        """Make the cluster refuse writes of one resource (plural or Kind) with `reason` (None: stop)."""
+        self.store.refuse_writes(_resource_named(kind).plural, reason)
+
     def clear_faults(self):
         with self.store.lock:
             for pattern in list(self.store.simulator.faults):
                 self.store.simulator.set_fault(pattern, "clear")
+            self.store.write_faults.clear()
 
     def reset(self):
         self.store.reset()
@@ -392,6 +397,16 @@ class SandboxCluster:
             return 200, {"faults": self.state()["faults"]}
         if segments == ["faults"] and method == "POST":
             body = body or {}
+            if body.get("resource"):  # {resource: "resourcequotas", fault: "refuse_writes", reason} or "clear"
+                try:
+                    resource = _resource_named(body["resource"])
+                except ValueError as error:
+                    raise errors.bad_request(str(error))
+                if body.get("fault") not in ("refuse_writes", "clear"):
+                    raise errors.bad_request("a resource fault is refuse_writes (with a reason) or clear")
+                self.refuse_writes(resource.plural, body.get("reason") or "refused by the cluster's policy"
+                                   if body.get("fault") == "refuse_writes" else None)
+                return 200, {"faults": self.state()["faults"], "write_faults": self.state()["write_faults"]}
             try:
                 self.set_fault(body.get("deployment"), body.get("fault"))
             except ValueError as error:

@@ -11,7 +11,7 @@ import datetime
 import threading
 import uuid
 
-from . import errors
+from . import admission, errors
 from .patches import (
     apply_merge,
     field_paths,
@@ -24,6 +24,7 @@ from .patches import (
 )
 from .resources import (
     DEPLOYMENTS,
+    LIMIT_RANGES,
     NAMESPACES,
     NO_GENERATION,
     NO_STATUS,
@@ -67,6 +68,7 @@ class Store:
             self.next_ip = 1
             self.simulator.rollouts.clear()
             self.simulator.faults.clear()
+            self.write_faults = {}  # plural -> reason an admission policy refuses writes of that resource
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -82,7 +84,7 @@ class Store:
             self._tick()
             found = [obj for (res, ns, _), obj in self.objects.items() if res == resource and namespace in (None, ns)]
             if resource == PODS:
-                found += self.simulator.pods(self._deployments(namespace))
+                found += self._simulated_pods(namespace)
             items = [
                 self._present(resource, obj)
                 for obj in found
@@ -113,6 +115,7 @@ class Store:
             return {
                 "resourceVersion": str(self.resource_version),
                 "faults": dict(self.simulator.faults),
+                "write_faults": dict(self.write_faults),
                 "rollouts": {f"{ns}/{name}": r.phase for (ns, name), r in self.simulator.rollouts.items()},
                 "objects": objects,
             }
@@ -253,6 +256,14 @@ class Store:
                 details["group"] = resource.group
             return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
 
+    def refuse_writes(self, plural, reason):
+        """Refuse every write of a resource (``resourcequotas``...) with `reason`; None stops refusing."""
+        with self.lock:
+            if reason:
+                self.write_faults[plural] = reason
+            else:
+                self.write_faults.pop(plural, None)
+
     def set_fault(self, pattern, fault):
         with self.lock:
             self._tick()
@@ -263,10 +274,22 @@ class Store:
     def _live(self, resource, namespace, name):
         obj = self.objects.get((resource, namespace or "", name))
         if obj is None and resource == PODS:
-            obj = next((p for p in self.simulator.pods(self._deployments(namespace)) if p["metadata"]["name"] == name), None)
+            obj = next((p for p in self._simulated_pods(namespace) if p["metadata"]["name"] == name), None)
         if obj is None:
             raise errors.not_found(resource, name)
         return obj
+
+    def _simulated_pods(self, namespace):
+        """The rollout simulator's pods, with their namespace's LimitRange defaults applied."""
+        pods = self.simulator.pods(self._deployments(namespace))
+        for pod in pods:
+            limit_ranges = self._limit_ranges(pod["metadata"]["namespace"])
+            if limit_ranges:
+                pod["spec"] = admission.defaulted_pod_spec(pod["spec"], limit_ranges)
+        return pods
+
+    def _limit_ranges(self, namespace):
+        return [obj for (res, ns, _), obj in self.objects.items() if res == LIMIT_RANGES and ns == namespace]
 
     def _deployments(self, namespace):
         return [obj for (res, ns, _), obj in self.objects.items() if res == DEPLOYMENTS and namespace in (None, ns)]
@@ -305,6 +328,9 @@ class Store:
     def _write(self, resource, namespace, name, live, new, manager, operation, request_body, dry_run):
         """The one path every change takes: default, check, version, admit, simulate, store."""
         requested_fields = _requested_fields(request_body)
+        if resource.plural in self.write_faults:  # as an admission webhook of the cluster's policy would
+            raise errors.forbidden(f'admission webhook "policy.sandbox.local" denied the request: '
+                                   f'{resource.qualified} "{name}": {self.write_faults[resource.plural]}', resource, name)
         metadata = new["metadata"]
         check_name(resource, name)
         check_metadata(resource, new)
@@ -372,6 +398,10 @@ class Store:
         """
         if not resource.namespaced or (live is not None and resource != DEPLOYMENTS):
             return
+        if resource == DEPLOYMENTS:
+            quotas = [q for (res, ns, _), q in self.objects.items() if res == RESOURCE_QUOTAS and ns == namespace]
+            others = [d for d in self._deployments(namespace) if d["metadata"]["name"] != name]
+            admission.admit_deployment(resource, name, new, others, quotas, self._limit_ranges(namespace))
         count_keys = {f"count/{resource.qualified}"} | ({resource.plural} if not resource.group else set())
         for (res, ns, quota_name), quota in self.objects.items():
             if res != RESOURCE_QUOTAS or ns != namespace:
@@ -415,6 +445,8 @@ class Store:
                     counted = next((r for r in RESOURCES if key in (f"count/{r.qualified}", r.plural if not r.group else None)), None)
                     if counted is not None:
                         used[key] = str(self._count(counted, obj["metadata"]["namespace"]))
+            namespace = obj["metadata"]["namespace"]
+            used.update(admission.quota_used(hard, self._deployments(namespace), self._limit_ranges(namespace)))
             obj["status"] = {"hard": dict(hard), "used": used}
         return obj
 

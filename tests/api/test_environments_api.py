@@ -159,12 +159,17 @@ def test_an_environment_scoped_admin_may_change_that_environment_only(api, make_
     assert client.patch("/api/v1/environments/other", {"team": "payments"}).status_code == 404
 
 
-def test_delete_environment_is_admin_only_and_audited(api, admin, deployer, make_env):
+def test_delete_environment_is_for_admins_or_the_owner_and_audited(api, admin, deployer, make_env):
     make_env("dev")
     assert api(deployer).delete("/api/v1/environments/dev").status_code == 403
-    assert api(admin).delete("/api/v1/environments/dev").status_code == 204
-    assert not Environment.objects.exists()
+    response = api(admin).delete("/api/v1/environments/dev")
+    assert response.status_code == 202
+    assert response.json()["status"] == "deleted"  # no cluster: nothing to tear down
+    assert Environment.objects.get(slug="dev").status == "deleted"  # kept for history
+    assert [e["slug"] for e in api(admin).get("/api/v1/environments").json()] == []
+    assert [e["slug"] for e in api(admin).get("/api/v1/environments", {"status": "deleted"}).json()] == ["dev"]
     assert AuditEvent.objects.filter(action="environment.delete", outcome="success").exists()
+    assert AuditEvent.objects.filter(action="environment.deleted", outcome="success").exists()
 
 
 def test_admin_sets_checklist_promotion_order_and_notifications(api, admin, make_env):

@@ -155,7 +155,7 @@ def test_deleting_an_environment_on_a_cluster_tears_down_its_namespace_first(api
     assert response.json()["status"] == "deleting"
     assert api(admin).delete("/api/v1/environments/feature-9").status_code == 409
     run_job(response.json()["job"])
-    assert not Environment.objects.filter(slug="feature-9").exists()
+    assert Environment.objects.get(slug="feature-9").status == "deleted"  # kept for history and audit
     assert kube.get(cluster, "v1", "Namespace", "", "feature-9") is None
     actions = list(AuditEvent.objects.filter(environment="feature-9").values_list("action", flat=True))
     assert "environment.delete" in actions and "environment.deleted" in actions
@@ -179,8 +179,8 @@ def test_an_expired_environment_is_torn_down_but_a_foreign_namespace_is_left(adm
     assert AuditEvent.objects.filter(action="environment.expired", actor="gantry-scheduler").exists()
     job = Job.objects.get(kind="environment.teardown")
     run_job(str(job.pk))
-    assert not Environment.objects.filter(pk=env.pk).exists()
-    assert Environment.objects.filter(slug="fresh").exists()
+    assert Environment.objects.get(pk=env.pk).status == "deleted"
+    assert Environment.objects.get(slug="fresh").status == "ready"
     assert kube.get(cluster, "v1", "Namespace", "", "shared") is not None
     assert job.log_lines.filter(level="warning", message__contains="left in place").exists()
 

@@ -113,6 +113,23 @@ def test_the_nav_badge_is_empty_when_nothing_waits(login, deployer, prod, web):
     assert 'width="0"' in text(login(deployer).get("/approvals/badge.svg"))
 
 
+def test_the_nav_badge_is_a_live_fragment(login, approver, deployer, prod, web):
+    client = login(approver)
+    page = text(client.get("/"))
+    assert ('<span id="nav-approvals" class="nav-approvals" hx-get="/approvals/count/" '
+            'hx-trigger="load, every 1s" hx-swap="outerHTML">') in page
+    poll = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "nav-approvals"}
+    first = client.get("/approvals/count/", **poll)
+    assert "nav-count" not in text(first)
+    tag = first["ETag"]
+    assert client.get("/approvals/count/", HTTP_IF_NONE_MATCH=tag, **poll).status_code == 304
+    ask(deployer, prod)
+    response = client.get("/approvals/count/", HTTP_IF_NONE_MATCH=tag, **poll)
+    assert response.status_code == 200
+    assert '<span class="nav-count">1<span class="visually-hidden"> waiting for your decision</span>' in text(response)
+
+
+
 @pytest.mark.parametrize("count", [3, 30])
 def test_the_inbox_costs_the_same_queries_for_3_and_30_pending_deployments(
         login, approver, deployer, prod, web, omar, count, django_assert_max_num_queries):
@@ -120,7 +137,7 @@ def test_the_inbox_costs_the_same_queries_for_3_and_30_pending_deployments(
         deployment = ask(deployer, prod, f"1.{i}.0")
         approve_deployment(omar, deployment.pk)  # approvals to prefetch, too
     client = login(approver)
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(9):  # 7, plus environment requests and their approvals
         response = client.get("/approvals/")
     assert len(re.findall(r'href="/deployments/\d+/"', text(response))) == count
 

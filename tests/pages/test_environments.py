@@ -356,15 +356,23 @@ def test_it_refuses_an_invalid_edit_post_from_a_deployer_with_403_too(login, dep
 def test_it_asks_before_deleting(login, admin, make_env):
     make_env("dev-a")
     body = text(login(admin).get("/environments/dev-a/delete/"))
-    assert "Delete environment Dev A?" in body and 'data-confirm="' in body
+    assert "Delete environment Dev A?" in body and 'name="confirm_name"' in body and "Type <code>dev-a</code>" in body
     assert Environment.objects.filter(slug="dev-a").exists()
+
+
+def test_it_does_not_delete_until_the_name_is_typed(login, admin, make_env):
+    make_env("dev-a")
+    response = login(admin).post("/environments/dev-a/delete/", {"confirm_name": "dev"})
+    assert response.status_code == 400
+    assert "type its name, dev-a, to delete this environment" in text(response)
+    assert Environment.objects.get(slug="dev-a").status == "ready"
 
 
 def test_it_deletes_an_environment(login, admin, make_env):
     make_env("dev-a")
-    response = login(admin).post("/environments/dev-a/delete/")
+    response = login(admin).post("/environments/dev-a/delete/", {"confirm_name": "dev-a"})
     assert response.status_code == 302 and response.url == "/environments/"
-    assert not Environment.objects.filter(slug="dev-a").exists()
+    assert Environment.objects.get(slug="dev-a").status == "deleted"  # kept for history and audit
     assert events("environment.delete", "success", environment="dev-a").exists()
 
 
@@ -376,7 +384,7 @@ def test_it_explains_why_an_environment_with_running_deployments_stays(login, ad
     release = Release.objects.create(service=service, version="1.0.0", image="registry.example.com/web:1.0.0")
     Deployment.objects.create(release=release, environment=env, service=service, state="running",
                               image=release.image, manifest_hash="0" * 64)
-    response = login(admin).post("/environments/dev-a/delete/", follow=True)
+    response = login(admin).post("/environments/dev-a/delete/", {"confirm_name": "dev-a"}, follow=True)
     assert "cancel them or let them finish first" in text(response)
     assert Environment.objects.filter(slug="dev-a").exists()
 

@@ -61,7 +61,7 @@ def test_it_costs_the_same_queries_for_5_and_50_jobs(login, viewer, make_job, ma
     for i in range(count):
         make_job(environment=make_env(f"env-{i}"), requested_by=deployer)
     client = login(viewer)
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(8):  # 7 + the live fragment's version (portal/live.py)
         response = client.get("/jobs/")
     assert len(re.findall(r'href="/jobs/[0-9a-f-]{36}/"', text(response))) == count
 
@@ -86,7 +86,7 @@ def test_it_does_not_poll_a_finished_job(login, viewer, make_job):
     job = make_job(state="succeeded")
     log(job, "done")
     body = text(login(viewer).get(f"/jobs/{job.pk}/"))
-    assert "hx-trigger" not in body
+    assert f"/jobs/{job.pk}/?after=" not in body and "log-end" in body  # (the nav's badge still polls)
 
 
 def test_the_fragment_holds_only_new_lines(login, viewer, make_job):
@@ -205,3 +205,36 @@ def test_it_refuses_a_direct_cancel_post_from_someone_else(login, viewer, make_j
 def test_it_rejects_get_on_retry(login, admin, make_job):
     job = make_job(state="failed")
     assert login(admin).get(f"/jobs/{job.pk}/retry/").status_code == 405
+
+
+# ---------------------------------------------------------------- system jobs and the live list
+
+def test_it_hides_system_jobs_unless_asked(login, viewer, make_job):
+    note = make_job(kind="notification.send")
+    provision = make_job(kind="environment.provision")
+    client = login(viewer)
+    body = text(client.get("/jobs/"))
+    assert f"/jobs/{provision.pk}/" in body and f"/jobs/{note.pk}/" not in body
+    assert 'name="system" value="1"' in body and "Show system jobs" in body
+    body = text(client.get("/jobs/?system=1"))
+    assert f"/jobs/{provision.pk}/" in body and f"/jobs/{note.pk}/" in body
+
+
+def test_it_names_jobs_by_their_title_and_kind(login, viewer, make_job):
+    make_job(kind="environment.provision")
+    body = text(login(viewer).get("/jobs/"))
+    assert "Provision environment</a> <code" in body and "environment.provision" in body
+
+
+def test_the_job_list_is_live_and_keeps_its_filters(login, viewer, make_job):
+    job = make_job(state="queued")
+    client = login(viewer)
+    page = text(client.get("/jobs/?state=queued"))
+    tag = re.search(r'id="job-table"[^>]*data-live-version="([0-9a-f]+)"', page).group(1)
+    assert 'hx-get="/jobs/?state=queued" hx-trigger="every 1s"' in page
+    poll = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "job-table", "HTTP_IF_NONE_MATCH": f'"{tag}"'}
+    assert client.get("/jobs/?state=queued", **poll).status_code == 304
+    Job.objects.filter(pk=job.pk).update(state="running", started_at=timezone.now())
+    response = client.get("/jobs/?state=queued", **poll)
+    assert response.status_code == 200 and text(response).startswith('<div id="job-table"')
+    assert f"/jobs/{job.pk}/" not in text(response)  # it no longer matches the page's filter

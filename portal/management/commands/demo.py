@@ -63,6 +63,9 @@ class Command(BaseCommand):
             self.spawn("worker", manage + ["rqworker", "deploy", "backups", "health", "default"], env, state)
             self.spawn("scheduler", manage + ["scheduler"], env, state)
             seed = manage + ["seed_demo", "--sandbox-url", f"http://127.0.0.1:{sandbox_port}"]
+            backup_dsn = self.start_shop_database()
+            if backup_dsn:
+                seed += ["--backup-dsn", backup_dsn, "--backup-dir", str(state / "backups")]
             if password:
                 seed += ["--password", password]
             result = subprocess.run(seed, env=env, capture_output=True, text=True)
@@ -99,6 +102,24 @@ class Command(BaseCommand):
             raise CommandError("the embedded Redis did not start")
         return f"redis://127.0.0.1:{redis_port}/0"
 
+    def start_shop_database(self):
+        """The demo's Gantry database is SQLite, which pg_dump cannot back up; so the demo starts a throwaway
+        PostgreSQL holding a small "shop" database (the production app's data) for the backup target."""
+        from environments.backups.demo import SHOP_SQL
+        from portal.throwaway import ThrowawayPostgres
+
+        try:
+            self.shop_pg = ThrowawayPostgres().start()
+            dsn = self.shop_pg.create_database("shop")
+            import psycopg
+
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(SHOP_SQL)
+            return dsn
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+            self.stdout.write(f"No PostgreSQL for the backup demo ({exc}); the demo has no backup target.")
+            return None
+
     def spawn(self, name, args, env, state):
         log = open(state / f"{name}.log", "a")
         proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -114,6 +135,9 @@ class Command(BaseCommand):
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        shop_pg = getattr(self, "shop_pg", None)
+        if shop_pg is not None:
+            shop_pg.close()
         redis = getattr(self, "redis", None)
         if redis is not None:
             try:

@@ -19,8 +19,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--sandbox-url", default="http://127.0.0.1:8001")
         parser.add_argument("--password", help="use this password for every demo user (default: a new random one)")
+        parser.add_argument("--backup-dsn", help="a PostgreSQL database the demo's production backup target dumps")
+        parser.add_argument("--backup-dir", help="the local directory the demo's backups go to")
 
-    def handle(self, sandbox_url, password=None, **options):
+    def handle(self, sandbox_url, password=None, backup_dsn=None, backup_dir=None, **options):
         password = password or secrets.token_urlsafe(9)
         User = get_user_model()
         users = {}
@@ -57,6 +59,10 @@ class Command(BaseCommand):
                 catalog.create_service(admin, spec)
 
         self.seed_history(users)
+        if backup_dsn:
+            from environments.backups.demo import seed_backups
+
+            self.stdout.write(seed_backups(admin, backup_dsn, backup_dir))
 
         self.stdout.write("")
         self.stdout.write("Demo users (all with the same password):")

@@ -1,0 +1,412 @@
+"""Evidence packs: what happened to one deployment, told from the audit events that recorded it.
+
+A pack is built only from recorded facts. Its statements are a pure function of the audit events
+it carries (`derive_statements`), and the attachments (rendered manifests, the reviewed diff, the
+job log) are checked against the SHA-256 values those events recorded when things happened. So
+`evidence_verify` can rebuild every statement from the pack's own events offline, recompute each
+event's hash, and notice an edited pack; and an edit of a rule after the deployment changes
+nothing, since the rules come from the events of the request and of each decision.
+"""
+import hashlib
+import json
+
+from django.db.models import Q
+from django.utils import timezone
+
+from deployments.facts import text_sha256
+from deployments.models import Deployment
+from deployments.rendering import manifest_diff
+from portal.audit import chain
+from portal.audit.models import AuditEvent
+from portal.audit.queries import event_as_dict
+from portal.jobs.models import Job, JobLogLine
+
+FORMAT = "gantry-evidence/1"
+DEPLOYMENT = "deployments.deployment"
+
+
+class EvidenceError(ValueError):
+    pass
+
+
+# ---------------------------------------------------------------- hashing
+
+def canonical_json(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def pack_sha256(pack):
+    """SHA-256 over the pack's canonical JSON, its own `sha256` field left out."""
+    body = {k: v for k, v in pack.items() if k != "sha256"}
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def event_hash_ok(event):
+    """Does the event's content still match its hash? (portal.audit's own hashing decides.)"""
+    return chain.compute_hash(event) == event.get("hash")
+
+
+# ---------------------------------------------------------------- collecting
+
+def _subject(deployment):
+    rollback_ids = list(Deployment.objects.filter(rollback_of=deployment).order_by("id").values_list("id", flat=True))
+    ids = [deployment.pk] + rollback_ids
+    job_ids = [str(pk) for pk in Job.objects.filter(target_type=DEPLOYMENT, target_id__in=[str(i) for i in ids])
+               .order_by("created_at").values_list("pk", flat=True)]
+    if deployment.job_id and str(deployment.job_id) not in job_ids:
+        job_ids.append(str(deployment.job_id))
+    return {"deployment": deployment.pk, "rollbacks": rollback_ids, "release": deployment.release_id,
+            "jobs": job_ids}
+
+
+def _events_for(subject):
+    ids = [str(subject["deployment"])] + [str(i) for i in subject["rollbacks"]]
+    query = (Q(target_type=DEPLOYMENT, target_id__in=ids)
+             | Q(target_type="deployments.release", target_id=str(subject["release"]))
+             | Q(target_type="jobs.job", target_id__in=subject["jobs"]))
+    return [event_as_dict(e) for e in AuditEvent.objects.filter(query).order_by("seq")]
+
+
+def chain_problems(events):
+    """Check the pack's events against the chain in the database: each hash recomputes, and each is
+    linked to the rows before and after it (an edited row whose hash was recomputed breaks the link
+    to the next row; a removed row leaves a gap). Two queries whatever the pack's size."""
+    problems = []
+    seqs = {e["seq"] for e in events}
+    around = set()
+    for seq in seqs:
+        around.update((seq - 1, seq + 1))
+    neighbours = dict(AuditEvent.objects.filter(seq__in=around - seqs).values_list("seq", "hash"))
+    prevs = dict(AuditEvent.objects.filter(seq__in=[s + 1 for s in seqs]).values_list("seq", "prev_hash"))
+    by_seq = {e["seq"]: e for e in events}
+    for event in events:
+        seq = event["seq"]
+        if not event_hash_ok(event):
+            problems.append(f"audit event #{seq}: content does not match its hash (the row was changed)")
+            continue
+        before = by_seq[seq - 1]["hash"] if seq - 1 in by_seq else neighbours.get(seq - 1, chain.GENESIS if seq == 1 else None)
+        if before is None:
+            problems.append(f"audit event #{seq}: the event before it (#{seq - 1}) is missing from the chain")
+        elif event["prev_hash"] != before:
+            problems.append(f"audit event #{seq}: prev_hash does not match event #{seq - 1} (an event was changed or removed)")
+        if seq + 1 in prevs and prevs[seq + 1] != event["hash"]:
+            problems.append(f"audit event #{seq}: event #{seq + 1} does not point at it (this event was rewritten)")
+    return problems
+
+
+def _attachments(deployment, subject, events):
+    """The rows the events vouch for: rendered manifests, the reviewed diff, the job logs."""
+    deployments = {d.pk: d for d in Deployment.objects.select_related("release").filter(
+        pk__in=[subject["deployment"]] + subject["rollbacks"])}
+    manifests = {str(pk): d.rendered_manifest for pk, d in sorted(deployments.items())}
+    against = None
+    for event in events:
+        diff = (event.get("detail") or {}).get("diff")
+        if event["action"] in ("deployment.approve", "deployment.reject") and isinstance(diff, dict):
+            against = diff.get("against")
+    diff_text = ""
+    if against:
+        live = Deployment.objects.filter(pk=against).values_list("rendered_manifest", flat=True).first() or ""
+        diff_text = "\n".join(manifest_diff(live, deployment.rendered_manifest))
+    logs = {}
+    for job_id in subject["jobs"]:
+        logs[job_id] = list(JobLogLine.objects.filter(job_id=job_id).order_by("id").values_list("message", flat=True))
+    release = deployment.release
+    return {
+        "release": {"id": release.pk, "service": release.service.name, "version": release.version,
+                    "image": release.image, "git_sha": release.git_sha, "notes": release.notes},
+        "manifests": manifests,
+        "diff": {"against": against, "text": diff_text},
+        "job_logs": logs,
+    }
+
+
+# ---------------------------------------------------------------- statements (pure: events in, words out)
+
+def _ref(event):
+    return {"id": event["id"], "seq": event["seq"], "hash": event["hash"]}
+
+
+def _statement(key, text, events, facts=None):
+    return {"key": key, "text": text, "facts": facts or {}, "events": [_ref(e) for e in events]}
+
+
+def _gate_words(gate):
+    if not gate:
+        return "window and freeze state not recorded"
+    words = "the deployment window was " + ("open" if gate.get("window_open") else "CLOSED")
+    if gate.get("frozen"):
+        words += f"; a FREEZE held ({gate.get('freeze_reason')})"
+    else:
+        words += "; no freeze"
+    return words
+
+
+def _rules_words(rules):
+    if not rules:
+        return "the rules in force were not recorded at the time"
+    parts = [f"{rules.get('required_approvals')} approval(s) required",
+             "self-approval prevented" if rules.get("prevent_self_approval") else "self-approval allowed"]
+    windows = rules.get("deployment_windows") or []
+    parts.append(f"{len(windows)} deployment window(s)" if windows else "no deployment windows (always open)")
+    if rules.get("freeze"):
+        parts.append(f"freeze until {rules['freeze'].get('until')}")
+    if rules.get("approver_groups"):
+        parts.append("approvers from " + ", ".join(rules["approver_groups"]))
+    if rules.get("checklist"):
+        parts.append(f"checklist of {len(rules['checklist'])} item(s)")
+    if rules.get("promotion_from"):
+        parts.append(f"must have succeeded in {rules['promotion_from']} first")
+    return "; ".join(parts)
+
+
+def derive_statements(subject, events, attachments):
+    """Every statement of the pack, from the events (and attachments checked against them)."""
+    own = str(subject["deployment"])
+    rollback_ids = {str(i) for i in subject["rollbacks"]}
+    mine = [e for e in events if e["target_type"] == DEPLOYMENT and e["target_id"] == own]
+    statements = []
+
+    created = [e for e in events if e["target_type"] == "deployments.release" and e["action"] == "release.create"]
+    request = next((e for e in mine if e["action"] in ("deployment.request", "deployment.rollback_request")), None)
+    release = attachments.get("release") or {}
+    facts = {"service": release.get("service"), "version": release.get("version"), "image": release.get("image"),
+             "git_sha": release.get("git_sha")}
+    problems = []
+    for event in created:
+        changes = event.get("changes") or {}
+        for name in ("version", "image", "git_sha"):
+            recorded = (changes.get(name) or [None, None])[1]
+            if (recorded or "") != (facts.get(name) or ""):
+                problems.append(f"{name} recorded as {recorded!r}")
+    text = f"Release {facts['service']} {facts['version']}, image {facts['image']}" + (
+        f", git {facts['git_sha']}" if facts.get("git_sha") else "")
+    if not created:
+        text += " (its registration event is not in the log)"
+    if problems:
+        text += " — DOES NOT MATCH its registration: " + "; ".join(problems)
+    statements.append(_statement("release", text, created, facts | {"matches_record": not problems}))
+
+    if request is None:
+        statements.append(_statement("request", "No request event was found for this deployment.", []))
+        detail = {}
+    else:
+        detail = request.get("detail") or {}
+        text = f"Requested by {request['actor']} at {request['at']}"
+        if request["action"] == "deployment.rollback_request":
+            text = f"Rollback of deployment #{detail.get('rolls_back')} requested by {request['actor']} at {request['at']}"
+        if detail.get("start_now"):
+            text += ", to start at once"
+        statements.append(_statement("request", text + ".", [request], {
+            "requested_by": request["actor"], "at": request["at"], "image": detail.get("image"),
+            "manifest_hash": detail.get("manifest_hash")}))
+        statements.append(_statement("rules_at_request", "Rules in force at the request: " + _rules_words(detail.get("rules"))
+                                     + "; " + _gate_words(detail.get("gate")) + ".", [request],
+                                     {"rules": detail.get("rules"), "gate": detail.get("gate")}))
+        if detail.get("break_glass"):
+            statements.append(_statement("break_glass", f"BREAK-GLASS override requested by {request['actor']}: "
+                                         f"{detail.get('break_glass_reason')}", [request],
+                                         {"reason": detail.get("break_glass_reason")}))
+
+    final_hash = None
+    for event in mine:
+        if event["action"] == "deployment.manifests_changed":
+            final_hash = ((event.get("changes") or {}).get("manifest_hash") or [None, None])[1]
+    final_hash = final_hash or detail.get("manifest_hash")
+    approvals = []
+    for event in mine:
+        if event["action"] not in ("deployment.approve", "deployment.reject"):
+            continue
+        d = event.get("detail") or {}
+        decision = event["action"].split(".")[1]
+        if event["outcome"] == "denied":
+            statements.append(_statement("refused", f"REFUSED: {event['actor']} tried to {decision} at {event['at']}: "
+                                         f"{d.get('reason')}", [event], {"reason": d.get("reason")}))
+            continue
+        counted = decision == "approve" and d.get("manifest_hash") == final_hash
+        words = f"{'Approved' if decision == 'approve' else 'Rejected'} by {event['actor']} at {event['at']}"
+        words += f", image {d.get('image')}, manifest hash {d.get('manifest_hash')}"
+        if d.get("checklist"):
+            words += "; ticked: " + ", ".join(d["checklist"])
+        if d.get("comment"):
+            words += f"; comment: {d['comment']}"
+        if decision == "approve" and not counted:
+            words += " (STALE: the manifests changed after this approval)"
+        diff = d.get("diff") or {}
+        if diff:
+            words += (f"; reviewed the diff against deployment #{diff['against']} ({diff.get('lines')} lines, sha256 "
+                      f"{diff.get('sha256')})" if diff.get("against") else "; nothing was running before (no diff)")
+        words += ". Rules in force then: " + _rules_words(d.get("rules")) + "; " + _gate_words(d.get("gate")) + "."
+        approval = {"user": event["actor"], "decision": decision, "at": event["at"], "image": d.get("image"),
+                    "manifest_hash": d.get("manifest_hash"), "checklist": d.get("checklist"),
+                    "comment": d.get("comment"), "rules": d.get("rules"), "gate": d.get("gate"), "diff": diff,
+                    "counted": counted}
+        approvals.append(approval)
+        statements.append(_statement("approval", words, [event], approval))
+    requester = request["actor"] if request else None
+    independent = sorted({a["user"] for a in approvals if a["decision"] == "approve" and a["user"] != requester})
+    if request is not None and request["action"] == "deployment.request":
+        statements.append(_statement(
+            "separation_of_duties",
+            (f"Approved by someone other than the requester: {', '.join(independent)}." if independent else
+             "NOT approved by anyone other than the requester."), [e for e in mine if e["action"] == "deployment.approve"
+                                                                   and e["outcome"] == "success"],
+            {"independent_approvers": independent}))
+
+    diff_att = attachments.get("diff") or {}
+    reviewed = [a["diff"] for a in approvals if a.get("diff")]
+    if reviewed:
+        recorded = reviewed[-1]
+        actual = text_sha256(diff_att.get("text") or "")
+        ok = recorded.get("sha256") == actual
+        statements.append(_statement("diff", "The attached diff " + ("is the one the approvers reviewed (sha256 matches)."
+                                                                      if ok else "DOES NOT MATCH the diff recorded at approval."),
+                                     [], {"recorded_sha256": recorded.get("sha256"), "attached_sha256": actual, "matches": ok}))
+
+    manifest_text = (attachments.get("manifests") or {}).get(own)
+    recorded_sha = detail.get("rendered_manifest_sha256")
+    if manifest_text is not None:
+        if recorded_sha:
+            ok = recorded_sha == text_sha256(manifest_text)
+            text = ("The attached rendered manifests are those recorded at the request (sha256 matches)." if ok else
+                    "The attached rendered manifests DO NOT MATCH those recorded at the request.")
+        else:
+            ok, text = None, "The rendered manifests' hash was not recorded at the request."
+        statements.append(_statement("manifests", text, [request] if request else [],
+                                     {"sha256": text_sha256(manifest_text), "matches": ok}))
+
+    for event in mine:
+        action = event["action"]
+        d = event.get("detail") or {}
+        if action in ("deployment.queued", "deployment.running"):
+            gate = d.get("gate")
+            flag = ""
+            if gate and (not gate.get("window_open") or gate.get("frozen")):
+                flag = " OUTSIDE the rules' window or during a freeze" + (" (break-glass)" if d.get("break_glass") else "")
+            statements.append(_statement("start", f"{action.split('.')[1].capitalize()} at {event['at']} by {event['actor']}"
+                                         f"{flag}: {_gate_words(gate)}.", [event], {"gate": gate}))
+        elif action in ("deployment.succeeded", "deployment.failed", "deployment.cancelled", "deployment.rejected"):
+            words = f"{action.split('.')[1].capitalize()} at {event['at']}"
+            if d.get("error"):
+                words += f": {d['error']}"
+            statements.append(_statement("outcome", words + ".", [event], {"state": action.split(".")[1]}))
+        elif action == "deployment.rolled_back":
+            statements.append(_statement("rolled_back", f"Rolled back at {event['at']} by deployment #{d.get('by')}.",
+                                         [event], {"by": d.get("by")}))
+        elif action not in ("deployment.request", "deployment.rollback_request", "deployment.approve",
+                            "deployment.reject", "deployment.approved", "deployment.pending_approval",
+                            "deployment.manifests_changed"):
+            statements.append(_statement("event", f"{action} by {event['actor']} at {event['at']} ({event['outcome']}).",
+                                         [event], {"detail": d}))
+
+    for rid in sorted(rollback_ids, key=int):
+        theirs = [e for e in events if e["target_type"] == DEPLOYMENT and e["target_id"] == rid]
+        req = next((e for e in theirs if e["action"] == "deployment.rollback_request"), None)
+        end = next((e for e in reversed(theirs) if e["action"] in ("deployment.succeeded", "deployment.failed")), None)
+        d = (req or {}).get("detail") or {}
+        who = "Gantry (automatic)" if req and (req.get("actor_id") is None or d.get("auto")) else (req or {}).get("actor")
+        words = f"Rollback #{rid} requested by {who}" + (f" at {req['at']}" if req else "")
+        if d.get("reason"):
+            words += f", reason: {d['reason']}"
+        words += f", back to {d.get('to_release')}" if d.get("to_release") else ""
+        words += f"; it {end['action'].split('.')[1]} at {end['at']}." if end else "; it has not finished."
+        statements.append(_statement("rollback", words, [e for e in (req, end) if e],
+                                     {"deployment": int(rid), "requested_by": who, "auto": bool(d.get("auto")),
+                                      "reason": d.get("reason")}))
+
+    logs = attachments.get("job_logs") or {}
+    for job_id, lines in logs.items():
+        ends = [e for e in events if e["target_type"] == "jobs.job" and e["target_id"] == job_id
+                and e["action"] in ("job.succeeded", "job.failed", "job.cancelled")]
+        end = ends[-1] if ends else None
+        d = (end or {}).get("detail") or {}
+        actual = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+        if end is None:
+            text, ok = f"Job {job_id}: {len(lines)} log line(s); the job has not finished.", None
+        elif d.get("log_sha256"):
+            ok = d["log_sha256"] == actual
+            text = (f"Job {job_id} {end['action'].split('.')[1]} at {end['at']}; its log of {len(lines)} line(s) is "
+                    + ("the one recorded then (sha256 matches)." if ok else "NOT the one recorded then."))
+        else:
+            ok = None
+            text = f"Job {job_id} {end['action'].split('.')[1]} at {end['at']}; its log's hash was not recorded."
+        statements.append(_statement("job", text, [end] if end else [], {"job": job_id, "log_sha256": actual,
+                                                                          "matches": ok}))
+    return statements
+
+
+# ---------------------------------------------------------------- the pack
+
+def build_pack(deployment):
+    """The evidence pack of a deployment (a dict; insertion order is the order people read it in)."""
+    subject = _subject(deployment)
+    events = _events_for(subject)
+    attachments = _attachments(deployment, subject, events)
+    problems = chain_problems(events)
+    statements = derive_statements(subject, events, attachments)
+    mismatched = [s["text"] for s in statements if s["facts"].get("matches") is False
+                  or s["facts"].get("matches_record") is False]
+    if problems:
+        integrity = "AUDIT EVENTS FAIL VERIFICATION: " + "; ".join(problems)
+    elif mismatched:
+        integrity = "ATTACHMENTS DO NOT MATCH THE AUDIT EVENTS: " + " ".join(mismatched)
+    else:
+        integrity = f"verified: the {len(events)} audit event(s) behind this pack match their hashes and the chain"
+    env = deployment.environment
+    pack = {
+        "integrity": integrity,
+        "format": FORMAT,
+        "generated_at": timezone.now().isoformat(),
+        "deployment": {"id": deployment.pk, "kind": deployment.kind, "service": deployment.service.name,
+                       "release": str(deployment.release), "environment": env.slug, "tier": env.tier,
+                       "state": deployment.state, "break_glass": deployment.break_glass},
+        "subject": subject,
+        "verified": not problems and not mismatched,
+        "problems": problems,
+        "statements": statements,
+        "events": events,
+        "attachments": attachments,
+    }
+    pack["sha256"] = pack_sha256(pack)
+    return pack
+
+
+def verify_pack(pack):
+    """Check a pack offline: its own SHA-256, each event's hash and the links between consecutive
+    events, and that every statement follows from the events it carries. Returns a list of problems."""
+    problems = []
+    if not isinstance(pack, dict) or pack.get("format") != FORMAT:
+        return [f"not a Gantry evidence pack (format {FORMAT} expected)"]
+    if pack.get("sha256") != pack_sha256(pack):
+        problems.append("the pack's SHA-256 does not match its content (the pack was edited after it was built)")
+    events = pack.get("events") or []
+    by_seq = {}
+    for event in events:
+        try:
+            ok = event_hash_ok(event)
+        except (TypeError, KeyError, AttributeError):
+            ok = False
+        if not ok:
+            problems.append(f"audit event #{event.get('seq')}: content does not match its hash")
+        by_seq[event.get("seq")] = event
+    for seq, event in by_seq.items():
+        if isinstance(seq, int) and seq - 1 in by_seq and event.get("prev_hash") != by_seq[seq - 1].get("hash"):
+            problems.append(f"audit event #{seq}: prev_hash does not match event #{seq - 1}")
+    try:
+        derived = derive_statements(pack["subject"], events, pack.get("attachments") or {})
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        problems.append(f"the statements cannot be rebuilt from the events ({exc.__class__.__name__}: {exc})")
+    else:
+        if derived != pack.get("statements"):
+            given = pack.get("statements") or []
+            first = next((i for i, (a, b) in enumerate(zip(derived, given)) if a != b), min(len(derived), len(given)))
+            problems.append(f"statement {first + 1} does not follow from the audit events in the pack "
+                            "(a statement or an event was edited)")
+    if pack.get("problems"):
+        problems.append("when it was built, the pack already said: " + pack.get("integrity", ""))
+    return problems
+
+
+def pack_text(pack):
+    """The pack as pretty JSON, its integrity line first."""
+    return json.dumps(pack, indent=2, ensure_ascii=False, default=str) + "\n"

@@ -1,0 +1,196 @@
+"""Self-service environments: templates (admin), requests from a template (deployers, CI).
+
+Every rule comes from ``environments.guardrails``; this module orders the steps, writes the
+rows and their audit events in one transaction, and queues the provisioning job.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from portal.accounts import policies as roles
+from portal.audit.services import diff, record
+from portal.errors import Conflict, InvalidInput, deny
+from portal.validation import check_text, slugify_name
+
+from . import guardrails
+from .choices import TIERS, EnvironmentStatus
+from .models import Cluster, Environment, EnvironmentTemplate
+
+TEMPLATE_FIELDS = ("name", "description", "tier", "cluster", "quota", "limit_range", "network_policy",
+                   "ingress_namespace", "ttl_hours", "max_ttl_hours", "requires_approval", "required_approvals",
+                   "parameters", "services")
+REQUEST_FIELDS = {"name", "tier", "slug", "cluster", "namespace", "template", "ttl_hours", "team", "description",
+                  "parameters"}
+
+
+# ---------------------------------------------------------------- templates
+
+def template_snapshot(template):
+    data = {field: getattr(template, field) for field in TEMPLATE_FIELDS}
+    data["cluster"] = template.cluster.name if template.cluster_id else None
+    return data
+
+
+def create_template(user, data, request=None):
+    if not roles.is_admin(user):
+        deny("environment_template.create", user=user, request=request,
+             reason="only an admin can define environment templates")
+    errors = []
+    clean = guardrails.clean_template(data, errors)
+    if errors:
+        raise InvalidInput(errors)
+    template = EnvironmentTemplate(**clean)
+    try:
+        with transaction.atomic():
+            template.save()
+            record("environment_template.create", actor=user, request=request, target=template,
+                   changes=diff({}, template_snapshot(template)))
+    except IntegrityError:
+        raise Conflict(f"a template named '{clean['name']}' was created at the same moment")
+    return template
+
+
+def update_template(user, template, data, request=None):
+    if not roles.is_admin(user):
+        deny("environment_template.update", user=user, request=request, target=template,
+             reason="only an admin can change environment templates")
+    errors = []
+    clean = guardrails.clean_template(data, errors, instance=template)
+    if errors:
+        raise InvalidInput(errors)
+    with transaction.atomic():
+        template = EnvironmentTemplate.objects.select_for_update().get(pk=template.pk)
+        before = template_snapshot(template)
+        for field, value in clean.items():
+            setattr(template, field, value)
+        template.save()
+        changes = diff(before, template_snapshot(template))
+        if changes:
+            record("environment_template.update", actor=user, request=request, target=template, changes=changes)
+    return template
+
+
+def delete_template(user, template, request=None):
+    if not roles.is_admin(user):
+        deny("environment_template.delete", user=user, request=request, target=template,
+             reason="only an admin can remove environment templates")
+    with transaction.atomic():
+        record("environment_template.delete", actor=user, request=request, target=template,
+               changes=diff(template_snapshot(template), {}))
+        template.delete()
+
+
+# ---------------------------------------------------------------- requests
+
+def may_request_from(user, template):
+    """Deployers may ask for any template (protected tiers then wait for approval); admins too."""
+    return roles.is_admin(user) or roles.has_role(user, roles.DEPLOYER)
+
+
+def check_request(user, data):
+    """Validate a request from a template without writing anything: the form calls this as the user
+    types, the API and request_environment before they write. Returns (clean, errors, taken) where
+    `taken` lists the name collisions (409 at the API) apart from the other problems (400)."""
+    errors, taken = [], []
+    unknown = set(data) - REQUEST_FIELDS
+    if unknown:
+        errors.append(f"unknown field(s): {', '.join(sorted(unknown))}")
+    name = data.get("template")
+    template = EnvironmentTemplate.objects.select_related("cluster").filter(name=name).first() if name else None
+    if template is None:
+        known = ", ".join(EnvironmentTemplate.objects.values_list("name", flat=True)) or "none yet"
+        return {}, [f"template: no environment template named '{name}' (templates: {known})"], []
+    clean = {"template": template}
+    display = check_text(data.get("name"), "name", errors, max_length=100)
+    clean["name"] = display
+    slug = data.get("slug") or slugify_name(display or "")
+    tier = data.get("tier") or template.tier
+    if tier not in TIERS:
+        errors.append(f"tier: '{tier}' is not one of {', '.join(TIERS)}")
+    elif tier != template.tier:
+        errors.append(f"tier: template '{template.name}' creates {template.tier} environments, not {tier}")
+    clean["tier"] = template.tier
+    cluster = template.cluster
+    if data.get("cluster"):
+        named = Cluster.objects.filter(name=data["cluster"]).first()
+        if named is None:
+            errors.append(f"cluster: no cluster named '{data['cluster']}'")
+        elif cluster is not None and named.pk != cluster.pk:
+            errors.append(f"cluster: template '{template.name}' places environments on '{cluster.name}'")
+        cluster = named or cluster
+    if cluster is None:
+        from .clusters import default_cluster
+
+        cluster = default_cluster()
+    if cluster is None:
+        errors.append("cluster: no cluster is registered yet; an admin must add one first")
+    clean["cluster"] = cluster
+    namespace = data.get("namespace") or slug
+    if display and not slug:
+        problems = [f"name: '{display}' has no letters or digits to make a DNS label from (e.g. 'pr-1234')"]
+    else:
+        problems = guardrails.name_problems(slug, cluster=cluster, namespace=namespace)
+    taken += [p for p in problems if "already" in p]
+    errors += [p for p in problems if "already" not in p]
+    if display and Environment.objects.filter(name=display).exclude(slug=slug).exists():
+        taken.append(f"name: an environment named '{display}' already exists")
+    clean["slug"], clean["namespace"] = slug, namespace
+    parameters = dict(data.get("parameters") or {}) if isinstance(data.get("parameters"), dict) else data.get("parameters")
+    ttl = data.get("ttl_hours")
+    if isinstance(parameters, dict) and "ttl_hours" in parameters:
+        ttl = parameters.pop("ttl_hours")
+    clean["ttl_hours"] = guardrails.clean_ttl(template, ttl, errors)
+    clean["parameters"] = guardrails.clean_parameters(template, parameters, errors)
+    for field, max_length in (("team", 100), ("description", 2000)):
+        clean[field] = check_text(data.get(field), field, errors, required=False, max_length=max_length) or ""
+    return clean, errors, taken
+
+
+def request_environment(user, data, request=None):
+    """Create an environment from a template: `requested` (waiting for approval) when the template,
+    the tier or an above-default quota needs it, else `provisioning` with its job queued."""
+    template_name = data.get("template")
+    template = EnvironmentTemplate.objects.filter(name=template_name).first() if template_name else None
+    if not may_request_from(user, template):
+        deny("environment.create", user=user, request=request, environment=data.get("slug") or "",
+             reason="creating environments needs the deployer or admin role")
+    clean, errors, taken = check_request(user, data)
+    if errors:
+        raise InvalidInput(errors)
+    if taken:
+        raise Conflict(taken)
+    template = clean["template"]
+    approval = guardrails.approval_reason(template, clean["parameters"])
+    env = Environment(
+        name=clean["name"], slug=clean["slug"], tier=clean["tier"], cluster=clean["cluster"],
+        namespace=clean["namespace"], team=clean["team"], description=clean["description"],
+        owner=user if user.is_authenticated else None, template=template.name, ttl_hours=clean["ttl_hours"],
+        parameters=clean["parameters"], guardrails=guardrails.resolve(template, clean["parameters"]),
+        status=EnvironmentStatus.REQUESTED if approval else EnvironmentStatus.PROVISIONING,
+    )
+    if env.tier == "production":
+        env.prevent_self_approval, env.required_approvals = True, 1
+    if env.ttl_hours:
+        env.expires_at = timezone.now() + timedelta(hours=env.ttl_hours)
+    from .lifecycle import env_snapshot
+
+    try:
+        with transaction.atomic():
+            env.save()
+            detail = {"template": template.name, "parameters": clean["parameters"],
+                      "quota": env.guardrails["quota"]}
+            if approval:
+                detail["approval"] = approval
+            record("environment.create", actor=user, request=request, target=env,
+                   changes=diff({}, env_snapshot(env)), detail=detail)
+            if not approval:
+                from portal.jobs.services import enqueue_job
+
+                enqueue_job("environment.provision", target=env, environment=env, requested_by=user, request=request)
+    except IntegrityError:
+        raise Conflict(f"name: an environment '{clean['slug']}' was created at the same moment; "
+                       "it already exists, choose another name")
+    return env

@@ -1,0 +1,147 @@
+"""API of self-service environments: templates, and approve / reject / extend of environments."""
+from typing import Any, Optional
+
+from ninja import Router, Schema, Status
+from pydantic import ConfigDict
+
+from portal.accounts import policies
+from portal.errors import Forbidden, NotFound
+
+from . import approvals, expiry, self_service
+from .models import Environment, EnvironmentTemplate
+from .serializers import environment_out, template_out
+
+router = Router(tags=["self-service environments"])
+
+
+class TemplateIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    tier: str
+    description: Optional[str] = None
+    cluster: Optional[str] = None
+    quota: Optional[dict[str, Any]] = None
+    limit_range: Optional[dict[str, Any]] = None
+    network_policy: Optional[str] = None
+    ingress_namespace: Optional[str] = None
+    ttl_hours: Optional[int] = None
+    max_ttl_hours: Optional[int] = None
+    requires_approval: Optional[bool] = None
+    required_approvals: Optional[int] = None
+    parameters: Optional[dict[str, Any]] = None
+    services: Optional[list[dict[str, Any]]] = None
+
+
+class TemplatePatch(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    description: Optional[str] = None
+    cluster: Optional[str] = None
+    quota: Optional[dict[str, Any]] = None
+    limit_range: Optional[dict[str, Any]] = None
+    network_policy: Optional[str] = None
+    ingress_namespace: Optional[str] = None
+    ttl_hours: Optional[int] = None
+    max_ttl_hours: Optional[int] = None
+    requires_approval: Optional[bool] = None
+    required_approvals: Optional[int] = None
+    parameters: Optional[dict[str, Any]] = None
+    services: Optional[list[dict[str, Any]]] = None
+
+
+def _template(name):
+    template = EnvironmentTemplate.objects.select_related("cluster").filter(name=name).first()
+    if template is None:
+        raise NotFound(f"no environment template '{name}'")
+    return template
+
+
+def _require_role(request):
+    if not policies.has_any_role(request.user):
+        raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")
+
+
+@router.get("/environment-templates", response=list[dict[str, Any]])
+def list_templates(request):
+    _require_role(request)
+    return [template_out(t) for t in EnvironmentTemplate.objects.select_related("cluster").order_by("name")]
+
+
+@router.post("/environment-templates", response={201: dict[str, Any]})
+def create_template(request, payload: TemplateIn):
+    template = self_service.create_template(request.user, payload.dict(exclude_unset=True), request=request)
+    return Status(201, template_out(_template(template.name)))
+
+
+@router.get("/environment-templates/{name}", response=dict[str, Any])
+def get_template(request, name: str):
+    _require_role(request)
+    return template_out(_template(name))
+
+
+@router.patch("/environment-templates/{name}", response=dict[str, Any])
+def update_template(request, name: str, payload: TemplatePatch):
+    template = self_service.update_template(request.user, _template(name), payload.dict(exclude_unset=True),
+                                            request=request)
+    return template_out(_template(template.name))
+
+
+@router.delete("/environment-templates/{name}", response={204: None})
+def delete_template(request, name: str):
+    self_service.delete_template(request.user, _template(name), request=request)
+    return Status(204, None)
+
+
+class DecisionIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: Optional[str] = None
+
+
+class ExtendIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    hours: int
+
+
+def _environment(request, slug):
+    from .environments_api import visible_environment
+
+    return visible_environment(request, slug)
+
+
+def _out(env):
+    env = Environment.objects.select_related("cluster", "owner", "promotion_from").get(pk=env.pk)
+    return environment_out(env) | approval_summary(env)
+
+
+def approval_summary(env):
+    purpose = approvals.pending_purpose(env)
+    decided = [a for a in env.approvals.select_related("user").all()]
+    return {
+        "pending_approval": purpose,
+        "approvals_required": approvals.required_approvals(env, purpose) if purpose else None,
+        "approvals": [{"user": a.user.get_username(), "purpose": a.purpose, "decision": a.decision,
+                       "comment": a.comment, "at": a.at.isoformat()} for a in decided],
+    }
+
+
+@router.post("/environments/{slug}/approve", response=dict[str, Any])
+def approve_environment(request, slug: str, payload: DecisionIn = None):
+    env, job = approvals.decide(request.user, _environment(request, slug), approvals.APPROVE,
+                                comment=(payload.comment if payload else "") or "", request=request)
+    return _out(env) | ({"job": str(job.pk)} if job is not None else {})
+
+
+@router.post("/environments/{slug}/reject", response=dict[str, Any])
+def reject_environment(request, slug: str, payload: DecisionIn):
+    env, _ = approvals.decide(request.user, _environment(request, slug), approvals.REJECT,
+                              comment=payload.comment or "", request=request)
+    return _out(env)
+
+
+@router.post("/environments/{slug}/extend", response=dict[str, Any])
+def extend_environment(request, slug: str, payload: ExtendIn):
+    env = expiry.extend_environment(request.user, _environment(request, slug), payload.hours, request=request)
+    return _out(env)

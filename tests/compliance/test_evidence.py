@@ -1,0 +1,216 @@
+"""Evidence packs: built from the audit events of a deployment, checked offline."""
+import copy
+import io
+import json
+import zipfile
+
+import pytest
+
+from deployments import actions
+from deployments.compliance.evidence import build_pack, pack_sha256
+from environments.models import Environment
+
+from .conftest import behind_gantrys_back, release, run, texts, verify_file
+
+pytestmark = pytest.mark.django_db
+CHECKLIST = ["Release notes read", "On-call informed"]
+
+
+def approved_deployment(people, version="1.0.0"):
+    rel = release(people["dee"], version)
+    deployment = actions.request_deployment(people["dee"], {"release": rel.pk, "environment": "prod"})
+    assert deployment.state == "pending_approval"
+    actions.approve_deployment(people["abe"], deployment.pk, comment="looks right", checklist=CHECKLIST)
+    return run(deployment)
+
+
+def test_an_approved_deployment_tells_who_approved_what_under_which_rules(people, prod, web, api, auditor):
+    deployment = approved_deployment(people)
+    assert deployment.state == "succeeded", deployment.error
+    answer = api(auditor).get(f"/api/v1/deployments/{deployment.pk}/evidence")
+    assert answer.status_code == 200
+    pack = answer.json()
+    assert answer["X-Evidence-SHA256"] == pack["sha256"] == pack_sha256(pack)
+    assert answer.content.decode().lstrip("{\n ").startswith('"integrity": "verified')
+    assert pack["verified"] is True
+    [release_text] = texts(pack, "release")
+    assert "web 1.0.0" in release_text and "git 3f2a9c1" in release_text and "c" * 64 in release_text
+    assert texts(pack, "request")[0].startswith("Requested by dee at ")
+    [rules] = texts(pack, "rules_at_request")
+    assert "1 approval(s) required" in rules and "self-approval prevented" in rules and "checklist of 2" in rules
+    [approval] = [s for s in pack["statements"] if s["key"] == "approval"]
+    assert approval["facts"]["user"] == "abe"
+    assert approval["facts"]["manifest_hash"] == deployment.manifest_hash
+    assert approval["facts"]["image"] == deployment.image
+    assert approval["facts"]["checklist"] == CHECKLIST
+    assert approval["facts"]["counted"] is True
+    assert approval["facts"]["gate"] == {"window_open": True, "frozen": False, "freeze_reason": ""}
+    assert "comment: looks right" in approval["text"]
+    assert texts(pack, "separation_of_duties") == ["Approved by someone other than the requester: abe."]
+    assert any(t.startswith("Succeeded at ") for t in texts(pack, "outcome"))
+    [job] = [s for s in pack["statements"] if s["key"] == "job"]
+    assert job["facts"]["matches"] is True and "applied Deployment prod/web" in pack["attachments"]["job_logs"][job["facts"]["job"]]
+    # every statement names the events behind it, with their hashes
+    seqs = {e["seq"]: e["hash"] for e in pack["events"]}
+    assert all(seqs[ref["seq"]] == ref["hash"] for s in pack["statements"] for ref in s["events"])
+    # an edit of the rules afterwards does not change what the pack says was in force
+    Environment.objects.filter(pk=prod.pk).update(required_approvals=3, prevent_self_approval=False, checklist=[])
+    again = build_pack(deployment)
+    assert texts(again, "rules_at_request") == [rules]
+    assert next(s for s in again["statements"] if s["key"] == "approval")["facts"]["rules"]["required_approvals"] == 1
+
+
+def test_only_auditors_get_packs(people, prod, web, api):
+    deployment = approved_deployment(people)
+    answer = api(people["dee"]).get(f"/api/v1/deployments/{deployment.pk}/evidence")
+    assert answer.status_code == 403
+    assert "auditor" in answer.json()["detail"]
+    assert api(people["ada"]).get("/api/v1/deployments/999999/evidence").status_code == 404
+
+
+def test_a_rejected_deployment(people, prod, web):
+    rel = release(people["dee"], "1.0.0")
+    deployment = actions.request_deployment(people["dee"], {"release": rel.pk, "environment": "prod"})
+    actions.reject_deployment(people["abe"], deployment.pk, comment="no rollback plan")
+    pack = build_pack(deployment)
+    [approval] = texts(pack, "approval")
+    assert approval.startswith("Rejected by abe") and "comment: no rollback plan" in approval
+    assert any(t.startswith("Rejected at ") for t in texts(pack, "outcome"))
+    assert texts(pack, "separation_of_duties") == ["NOT approved by anyone other than the requester."]
+    assert not texts(pack, "job")
+
+
+def test_a_refused_self_approval_is_in_the_pack(people, prod, web, make_user):
+    from portal.accounts.models import RoleAssignment
+    from portal.errors import Forbidden
+
+    RoleAssignment.objects.create(user=people["dee"], role="approver", environment=prod)
+    rel = release(people["dee"], "1.0.0")
+    deployment = actions.request_deployment(people["dee"], {"release": rel.pk, "environment": "prod"})
+    with pytest.raises(Forbidden):
+        actions.approve_deployment(people["dee"], deployment.pk, checklist=CHECKLIST)
+    [refused] = texts(build_pack(deployment), "refused")
+    assert refused.startswith("REFUSED: dee tried to approve") and "prevents self-approval" in refused
+
+
+def test_a_break_glass_deployment_during_a_freeze(people, prod, web):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    Environment.objects.filter(pk=prod.pk).update(freeze_until=timezone.now() + timedelta(days=2),
+                                                  freeze_reason="Black Friday")
+    rel = release(people["ada"], "1.0.0")
+    deployment = actions.request_deployment(people["ada"], {"release": rel.pk, "environment": "prod",
+                                                               "break_glass": {"reason": "payment outage fix"}})
+    actions.approve_deployment(people["abe"], deployment.pk, checklist=CHECKLIST)
+    assert actions.get_deployment(deployment.pk).state == "pending_approval"  # one more than usual
+    actions.approve_deployment(people["ann"], deployment.pk, checklist=CHECKLIST)
+    deployment = run(deployment)
+    assert deployment.state == "succeeded", deployment.error
+    pack = build_pack(deployment)
+    assert texts(pack, "break_glass") == ["BREAK-GLASS override requested by ada: payment outage fix"]
+    [rules] = texts(pack, "rules_at_request")
+    assert "freeze until" in rules and "a FREEZE held (Black Friday)" in rules
+    starts = texts(pack, "start")
+    assert starts and all("during a freeze (break-glass)" in t for t in starts)
+    assert texts(pack, "separation_of_duties") == ["Approved by someone other than the requester: abe, ann."]
+    assert pack["deployment"]["break_glass"] is True
+
+
+def test_a_deployment_rolled_back_by_a_person(people, prod, web, sandbox):
+    Environment.objects.filter(pk=prod.pk).update(required_approvals=0, checklist=[])
+    first = run(actions.request_deployment(people["dee"], {"release": release(people["dee"], "1.0.0").pk,
+                                                             "environment": "prod"}))
+    second = run(actions.request_deployment(people["dee"], {"release": release(people["dee"], "1.1.0").pk,
+                                                              "environment": "prod"}))
+    assert (first.state, second.state) == ("succeeded", "succeeded")
+    rollback = actions.request_rollback(people["dee"], second.pk, reason="error rate up")
+    assert run(rollback).state == "succeeded"
+    pack = build_pack(actions.get_deployment(second.pk))
+    assert pack["verified"], pack["integrity"]
+    assert texts(pack, "rolled_back")[0].endswith(f"by deployment #{rollback.pk}.")
+    [story] = [s for s in pack["statements"] if s["key"] == "rollback"]
+    assert story["facts"] == {"deployment": rollback.pk, "requested_by": "dee", "auto": False, "reason": "error rate up"}
+    assert "back to web 1.0.0" in story["text"] and "it succeeded at" in story["text"]
+    # the diff approvers would have reviewed: against what ran before (1.0.0)
+    assert str(rollback.pk) in pack["attachments"]["manifests"]
+    assert len(texts(pack, "job")) == 2  # the deployment's job and the rollback's
+
+
+def test_evidence_verify_accepts_a_pack_and_detects_edits(people, prod, web, api, auditor, write_pack):
+    deployment = approved_deployment(people)
+    pack = api(auditor).get(f"/api/v1/deployments/{deployment.pk}/evidence").json()
+    code, out = verify_file(write_pack(pack))
+    assert code == 0, out
+    assert f"evidence pack intact: deployment #{deployment.pk}" in out
+
+    edited = copy.deepcopy(pack)
+    edited["statements"][0]["text"] = edited["statements"][0]["text"].replace("1.0.0", "1.0.1")
+    code, out = verify_file(write_pack(edited, "edited.json"))
+    assert code == 1 and "SHA-256 does not match" in out and "statement 1 does not follow" in out
+
+    # an editor who also recomputes the pack's SHA-256 is caught by the events' hashes
+    forged = copy.deepcopy(pack)
+    approve = next(e for e in forged["events"] if e["action"] == "deployment.approve")
+    approve["actor"] = "mallory"
+    forged["sha256"] = pack_sha256(forged)
+    code, out = verify_file(write_pack(forged, "forged.json"))
+    assert code == 1 and f"audit event #{approve['seq']}: content does not match its hash" in out
+
+    # a swapped job log no longer matches the hash its job recorded when it ended
+    swapped = copy.deepcopy(pack)
+    job_id = next(iter(swapped["attachments"]["job_logs"]))
+    swapped["attachments"]["job_logs"][job_id] = ["all good"]
+    swapped["sha256"] = pack_sha256(swapped)
+    code, out = verify_file(write_pack(swapped, "swapped.json"))
+    assert code == 1 and "does not follow from the audit events" in out
+
+
+def test_a_pack_whose_events_fail_verification_says_so_first(people, prod, web, api, auditor):
+    deployment = approved_deployment(people)
+    behind_gantrys_back("UPDATE audit_auditevent SET detail = jsonb_set(detail, '{comment}', '\"edited\"') "
+                        "WHERE action = 'deployment.approve'")
+    answer = api(auditor).get(f"/api/v1/deployments/{deployment.pk}/evidence")
+    pack = answer.json()
+    assert pack["verified"] is False
+    assert answer.content.decode().lstrip("{\n ").startswith('"integrity": "AUDIT EVENTS FAIL VERIFICATION: audit event #')
+    assert "content does not match its hash" in pack["integrity"]
+
+
+def test_the_printable_page_and_the_zip(people, prod, web, client, auditor, tmp_path):
+    deployment = approved_deployment(people)
+    client.force_login(auditor)
+    page = client.get(f"/deployments/{deployment.pk}/evidence/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "verified: the" in html and "Approved by abe" in html and "compliance.css" in html
+    assert page["X-Evidence-SHA256"]
+    detail = client.get(f"/deployments/{deployment.pk}/").content.decode()
+    assert f"/deployments/{deployment.pk}/evidence/" in detail
+    download = client.get(f"/deployments/{deployment.pk}/evidence.zip")
+    assert download.status_code == 200 and download["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(download.content))
+    names = archive.namelist()
+    assert "pack.json" in names and f"manifests/deployment-{deployment.pk}.yaml" in names
+    assert any(n.startswith("job-") and n.endswith(".log") for n in names)
+    assert archive.read("README.txt").decode().startswith("verified: the")
+    pack = json.loads(archive.read("pack.json"))
+    assert pack["sha256"] == download["X-Evidence-SHA256"]
+    assert "image: registry.example.com/shop/web:1.0.0@" in archive.read(f"manifests/deployment-{deployment.pk}.yaml").decode()
+    path = tmp_path / "pack.zip"
+    path.write_bytes(download.content)
+    assert verify_file(path)[0] == 0
+
+
+def test_the_pack_carries_the_diff_the_approver_reviewed(people, prod, web):
+    approved_deployment(people, "1.0.0")
+    second = approved_deployment(people, "1.1.0")
+    pack = build_pack(second)
+    [approval] = [s for s in pack["statements"] if s["key"] == "approval"]
+    first_id = approval["facts"]["diff"]["against"]
+    assert first_id and first_id != second.pk
+    [diff] = [s for s in pack["statements"] if s["key"] == "diff"]
+    assert diff["facts"]["matches"] is True
+    text = pack["attachments"]["diff"]["text"]
+    assert "-" in text and "web:1.1.0@" in text and "web:1.0.0@" in text
