@@ -5,6 +5,7 @@ from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
 from portal.api_auth import require_role
+from portal.schema_types import ObjectId, OptionalFlag, ShortTexts
 from portal.errors import NotFound
 
 from . import actions
@@ -22,9 +23,9 @@ class BreakGlassIn(Schema):
 class DeploymentIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    release: int
+    release: ObjectId
     environment: str
-    start_now: Optional[bool] = False
+    start_now: OptionalFlag = False
     break_glass: Optional[BreakGlassIn] = None
 
 
@@ -32,7 +33,7 @@ class DecisionIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     comment: Optional[str] = ""
-    checklist: Optional[list[str]] = None
+    checklist: Optional[ShortTexts] = None
     manifest_hash: Optional[str] = None  # the manifests the approver reviewed; 409 if they changed since
 
 

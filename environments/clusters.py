@@ -1,12 +1,13 @@
 """Clusters: registering, changing, checking and removing the Kubernetes clusters environments run on.
 Every change goes through these functions (pages, API, commands)."""
+import os
 from django.db import transaction
 
 from portal import kube
 from portal.accounts import policies
 from portal.audit.services import diff, record
 from portal.errors import Conflict, InvalidInput, deny
-from portal.validation import check_dns_label, check_text
+from portal.validation import check_dns_label, check_text, shown
 
 from .models import Cluster
 
@@ -57,13 +58,22 @@ def _clean_cluster(data, errors, instance=None):
     elif mode == "kubeconfig_path":
         path = data.get("kubeconfig_path", instance.kubeconfig_path if instance else "")
         clean["kubeconfig_path"] = path
-        try:
+        from portal.safe_yaml import MAX_BYTES
+
+        text = None
+        try:  # one answer for missing, unreadable or not a file: the form is no probe of the host's files
+            if not isinstance(path, str) or not os.path.isabs(path) or not os.path.isfile(path):
+                raise OSError("not a file")
             with open(path, encoding="utf-8") as handle:
-                kube.validate_kubeconfig(handle.read(), clean["context"])
-        except OSError as exc:
-            errors.append(f"kubeconfig_path: cannot read '{path}' on the Gantry host ({exc.strerror})")
-        except ValueError as exc:
-            errors.append(f"kubeconfig_path: {exc}")
+                text = handle.read(MAX_BYTES + 1)
+        except (OSError, ValueError):
+            errors.append(f"kubeconfig_path: '{shown(path)}' cannot be read on the Gantry host (missing, unreadable, "
+                          "or not an absolute path to a file)")
+        if text is not None:
+            try:
+                kube.validate_kubeconfig(text, clean["context"])
+            except ValueError as exc:
+                errors.append(f"kubeconfig_path: {exc}")
     if "is_sandbox" in data:
         clean["is_sandbox"] = bool(data["is_sandbox"])
     return clean

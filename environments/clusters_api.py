@@ -6,6 +6,7 @@ from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
 from portal.accounts import policies
+from portal.schema_types import OptionalFlag
 from portal.errors import Forbidden
 
 from . import clusters
@@ -22,11 +23,11 @@ class ClusterIn(Schema):
     server: Optional[str] = None
     token: Optional[str] = None
     ca_data: Optional[str] = None
-    insecure: Optional[bool] = None
+    insecure: OptionalFlag = None
     kubeconfig: Optional[str] = None
     kubeconfig_path: Optional[str] = None
     context: Optional[str] = None
-    in_cluster: Optional[bool] = None
+    in_cluster: OptionalFlag = None
 
 
 class ClusterPatch(Schema):
@@ -36,11 +37,11 @@ class ClusterPatch(Schema):
     server: Optional[str] = None
     token: Optional[str] = None
     ca_data: Optional[str] = None
-    insecure: Optional[bool] = None
+    insecure: OptionalFlag = None
     kubeconfig: Optional[str] = None
     kubeconfig_path: Optional[str] = None
     context: Optional[str] = None
-    in_cluster: Optional[bool] = None
+    in_cluster: OptionalFlag = None
 
 
 def _require_global_read(request):

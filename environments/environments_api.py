@@ -5,6 +5,7 @@ from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
 from portal.accounts import policies
+from portal.schema_types import OptionalFlag, ShortTexts, StrictInt, Windows, bounded
 from portal.errors import Forbidden, NotFound
 
 from . import lifecycle
@@ -24,7 +25,7 @@ class EnvironmentIn(Schema):
     cluster: Optional[str] = None
     namespace: Optional[str] = None
     template: Optional[str] = None
-    ttl_hours: Optional[int] = None
+    ttl_hours: Optional[StrictInt] = None
     team: Optional[str] = None
     description: Optional[str] = None
     parameters: Optional[dict[str, Any]] = None
@@ -36,16 +37,16 @@ class EnvironmentPatch(Schema):
     name: Optional[str] = None
     team: Optional[str] = None
     description: Optional[str] = None
-    required_approvals: Optional[int] = None
-    prevent_self_approval: Optional[bool] = None
-    deployment_windows: Optional[list[dict[str, Any]]] = None
+    required_approvals: Optional[bounded(0, 10)] = None
+    prevent_self_approval: OptionalFlag = None
+    deployment_windows: Optional[Windows] = None
     freeze: Optional[dict[str, Any]] = None
-    approver_groups: Optional[list[str]] = None
-    checklist: Optional[list[str]] = None
+    approver_groups: Optional[ShortTexts] = None
+    checklist: Optional[ShortTexts] = None
     promotion_from: Optional[str] = None
-    rollback_requires_approval: Optional[bool] = None
-    replicas: Optional[int] = None
-    blue_green_keep_minutes: Optional[int] = None
+    rollback_requires_approval: OptionalFlag = None
+    replicas: Optional[StrictInt] = None
+    blue_green_keep_minutes: Optional[StrictInt] = None
     webhook_url: Optional[str] = None
     notify_emails: Optional[str] = None
 

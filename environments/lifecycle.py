@@ -140,6 +140,13 @@ def _clean_environment(data, errors, instance=None):
                     raise ValidationError("too long")
             except (ValidationError, TypeError):
                 errors.append("webhook_url: not a valid http(s) URL of at most 500 characters")
+            else:
+                from portal import outbound
+
+                try:
+                    outbound.check_url(url, resolve_names=False)
+                except outbound.UnsafeDestination as exc:
+                    errors.append(f"webhook_url: {exc}")
         clean["webhook_url"] = url
     if "notify_emails" in data:
         from django.core.validators import validate_email

@@ -7,7 +7,15 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from portal.api_auth import API_AUTH
 from portal.errors import GantryError
 
-api = NinjaAPI(
+class GantryAPI(NinjaAPI):
+    def get_openapi_schema(self, *args, **kwargs):
+        """Ninja's document, with every operation's error statuses declared (portal.openapi_errors)."""
+        from portal.openapi_errors import declare_errors
+
+        return declare_errors(super().get_openapi_schema(*args, **kwargs))
+
+
+api = GantryAPI(
     title="Gantry API",
     version="1",
     description="Environments, services, releases, deployments, approvals and the audit log. See API.md.",
@@ -20,7 +28,10 @@ api = NinjaAPI(
 
 @api.exception_handler(GantryError)
 def gantry_error(request, exc):
-    return api.create_response(request, {"detail": exc.detail}, status=exc.status)
+    response = api.create_response(request, {"detail": exc.detail}, status=exc.status)
+    if getattr(exc, "retry_after", None):
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _location(loc):

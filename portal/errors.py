@@ -52,3 +52,13 @@ def refuse_unsafe(values):
             check_safe_text(item, field, errors, allow_newlines=True)
     if errors:
         raise InvalidInput(errors)
+
+
+class Throttled(GantryError):
+    """Too many attempts: 429, with the seconds to wait in `retry_after` (the Retry-After header)."""
+
+    status = 429
+
+    def __init__(self, messages, retry_after):
+        super().__init__(messages)
+        self.retry_after = int(retry_after)

@@ -260,13 +260,17 @@ def _cluster_url(cluster, api=None):
 
 
 def _status_of(error):
+    """(message, reason, body) of an API error. Only a Kubernetes `Status` object's message is kept:
+    any other body (an internal web server's page, when `server` points somewhere else) is never
+    echoed into job logs or errors."""
     try:
         body = json.loads(error.body or "{}")
     except (TypeError, ValueError):
         body = {}
-    if not isinstance(body, dict):
-        body = {}
-    return body.get("message") or (error.body or "").strip() or str(error.reason or ""), body.get("reason") or error.reason, body
+    if not isinstance(body, dict) or body.get("kind") != "Status":
+        return "the server's answer is not a Kubernetes Status (its body is not shown)", error.reason, {}
+    message = body.get("message") if isinstance(body.get("message"), str) else ""
+    return message or str(error.reason or ""), body.get("reason") or error.reason, body
 
 
 def _from_api_exception(error, url):

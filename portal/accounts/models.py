@@ -59,3 +59,19 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"{self.prefix}… ({self.user})"
+
+
+class ThrottleCounter(models.Model):
+    """Attempts counted per bucket (a client address, a username at an address) in fixed time
+    windows: failed bearer tokens and sign-ins (portal.throttle)."""
+
+    bucket = models.CharField(max_length=200)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bucket", "window_start"], name="one_counter_per_window")]
+        indexes = [models.Index(fields=["window_start"])]
+
+    def __str__(self):
+        return f"{self.bucket} @ {self.window_start:%H:%M:%S}: {self.count}"

@@ -5,6 +5,8 @@ add their entries here (deployment windows opening, health polls, backup schedul
 """
 PERIODIC = [
     ("portal.jobs.periodic.reap_stale_jobs", "default", {"interval": 20}),
+    ("portal.audit.checkpoints.write_checkpoint_if_configured", "default", {"interval": 300}),
+    ("portal.throttle.prune", "default", {"interval": 3600}),
     ("portal.jobs.periodic.reconcile_jobs", "default", {"interval": 30}),
     ("portal.jobs.periodic.start_due_deployments", "default", {"interval": 30}),
     ("portal.jobs.periodic.poll_health", "health", {"interval": 30}),
