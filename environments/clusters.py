@@ -67,7 +67,7 @@ def _clean_cluster(data, errors, instance=None):
             with open(path, encoding="utf-8") as handle:
                 text = handle.read(MAX_BYTES + 1)
         except (OSError, ValueError):
-            errors.append(f"kubeconfig_path: '{shown(path)}' cannot be read on the Gantry host (missing, unreadable, "
+            errors.append(f"kubeconfig_path: cannot read '{shown(path)}' on the Gantry host (missing, unreadable, "
                           "or not an absolute path to a file)")
         if text is not None:
             try:

@@ -5,7 +5,7 @@ from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
 from portal.accounts import policies
-from portal.schema_types import OptionalFlag, ShortTexts, StrictInt, Windows, bounded
+from portal.schema_types import OptionalFlag, ShortTexts, StrictInt, Windows
 from portal.errors import Forbidden, NotFound
 
 from . import lifecycle
@@ -37,7 +37,7 @@ class EnvironmentPatch(Schema):
     name: Optional[str] = None
     team: Optional[str] = None
     description: Optional[str] = None
-    required_approvals: Optional[bounded(0, 10)] = None
+    required_approvals: Optional[StrictInt] = None  # the range (0-10) is the service's rule
     prevent_self_approval: OptionalFlag = None
     deployment_windows: Optional[Windows] = None
     freeze: Optional[dict[str, Any]] = None

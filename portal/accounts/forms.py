@@ -43,7 +43,7 @@ class ThrottledAuthenticationForm(AuthenticationForm):
                                              f"{settings.GANTRY_LOGIN_WINDOW_MINUTES} minutes"})
             minutes = max(1, round(window.retry_after / 60))
             raise forms.ValidationError(
-                f"Too many sign-in attempts {why}. Try again in {minutes} minute{'s' if minutes != 1 else ''}, "
+                f"Too many failed sign-ins {why}. Try again in {minutes} minute{'s' if minutes != 1 else ''}, "
                 "or ask an admin.", code="throttled")
         cleaned = super().clean()  # checks the password; a wrong one raises and stays counted
         throttle.clear(pair)

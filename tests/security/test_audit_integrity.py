@@ -153,7 +153,7 @@ def test_a_forged_checkpoint_is_refused(checkpoint_dir, capsys):
 
 
 @pytest.mark.django_db
-def test_checkpoints_go_to_s3_too(settings):
+def test_checkpoints_go_to_s3_too(settings, monkeypatch):
     """The same checkpoint written to an S3 bucket (moto's server over real HTTP)."""
     boto3 = pytest.importorskip("boto3")
     from moto.server import ThreadedMotoServer
@@ -170,10 +170,8 @@ def test_checkpoints_go_to_s3_too(settings):
         settings.GANTRY_AUDIT_KEY = KEY
         settings.GANTRY_AUDIT_CHECKPOINT_S3_BUCKET = "audit"
         settings.GANTRY_AUDIT_CHECKPOINT_S3_ENDPOINT = endpoint
-        import os
-
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "x")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "x")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
         _events(2)
         write_checkpoint()
         assert latest_checkpoint()["seq"] == 2

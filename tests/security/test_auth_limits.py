@@ -44,7 +44,7 @@ def test_wrong_passwords_from_one_address_do_not_lock_the_user_out_elsewhere(mak
     for _ in range(10):
         assert not _signed_in(_sign_in("rita", "wrong", "203.0.113.9"))
     refused = _sign_in("rita", PASSWORD, "203.0.113.9")
-    assert not _signed_in(refused) and b"Too many sign-in attempts" in refused.content
+    assert not _signed_in(refused) and b"Too many failed sign-ins" in refused.content
     assert _signed_in(_sign_in("rita", PASSWORD, "198.51.100.20"))  # rita at her desk
     assert AuditEvent.objects.filter(action="auth.login_throttled", actor="rita").count() == 1
 
@@ -56,7 +56,7 @@ def test_spraying_many_usernames_from_one_address_is_limited(settings, make_user
     for n in range(5):
         assert not _signed_in(_sign_in(f"user{n}", "guess", "203.0.113.10"))
     refused = _sign_in("omar", PASSWORD, "203.0.113.10")
-    assert not _signed_in(refused) and b"Too many sign-in attempts from your address" in refused.content
+    assert not _signed_in(refused) and b"Too many failed sign-ins from your address" in refused.content
     assert _signed_in(_sign_in("omar", PASSWORD, "198.51.100.21"))
 
 
@@ -90,7 +90,7 @@ def test_the_count_is_exact_under_concurrency(make_user):
     for thread in threads:
         thread.join(timeout=120)
     assert len(results) == 30
-    assert sum(b"Too many sign-in attempts" in body for body in results) == 20
+    assert sum(b"Too many failed sign-ins" in body for body in results) == 20
     assert AuditEvent.objects.filter(action="auth.login_failed", actor="rita").count() == 10
     assert AuditEvent.objects.filter(action="auth.login_throttled").count() == 1
     assert ThrottleCounter.objects.get(bucket="login:203.0.113.12:rita").count == 30
