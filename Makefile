@@ -7,9 +7,10 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test install system browser bench clean
 
 $(STAMP): requirements.lock pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	touch $(STAMP)
+	@test -x $(PY) || $(PYTHON) tools/timed.py "Creating the virtualenv $(VENV)" -- $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) tools/timed.py "Installing $$(grep -c '==' requirements.lock) pinned packages (about a minute the first time)" -- \
+	  $(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements.lock
+	@touch $(STAMP)
 
 install: $(STAMP)
 

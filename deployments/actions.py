@@ -71,13 +71,18 @@ def request_deployment(user, data, request=None):
             deny(action, user=user, request=request, target=release, environment=environment, error=Conflict,
                  reason=f"{environment.slug} only takes releases that succeeded in {source.slug} first; "
                         f"{release} has not")
+        from .monitoring.policies import promotion_refusal
+
+        refusal = promotion_refusal(release, environment)  # go/no-go: verified upstream first
+        if refusal:
+            deny(action, user=user, request=request, target=release, environment=environment, error=Conflict, reason=refusal)
     probe = Deployment(environment=environment, break_glass=bool(break_glass))
     blocker = policies.start_blocker(probe)
     if blocker and not break_glass:
         frozen = env_rules.active_freeze(environment) is not None
         if frozen or start_now:
             deny(action, user=user, request=request, target=release, environment=environment, error=Conflict,
-                 reason=blocker + ("" if frozen else "; ask again without start_now to wait for the window"))
+                 reason=blocker + ("" if frozen else "; request it without “start now” to have it wait for the window"))
     with transaction.atomic():
         env = lock_environment(environment.pk)
         deployment = Deployment.objects.create(
@@ -229,21 +234,30 @@ def request_rollback(user, deployment_id, reason="", request=None):
         if target is None:
             raise StateError(f"there is no earlier successful release of {deployment.service.name} in {env.slug} "
                              "to roll back to")
-        release = target.release
-        rollback = Deployment.objects.create(
-            release=release, environment=env, service=deployment.service, kind=ROLLBACK, requested_by=user,
-            start_now=True, reason=reason, image=release.image, rollback_of=deployment,
-            manifest_hash=target.manifest_hash, rendered_manifest=target.rendered_manifest,
-            previous_color=deployment.color, color=target.color,
-        )
-        record("deployment.rollback_request", actor=user, request=request, target=rollback, environment=env,
-               detail={"rolls_back": deployment.pk, "to_release": str(release), "reason": reason}
-               | facts.request_facts(rollback))
-        if policies.approvals_required(rollback) == 0:
-            move(rollback, S.APPROVED, actor_name="gantry", detail={"reason": "a rollback returns to an approved release"})
-        else:
-            from .notifications import notify
-
-            notify(rollback, "approval_needed")
-        advance(rollback)  # a rollback re-applies exactly what ran before: no re-binding to today's manifests
+        rollback = create_rollback(deployment, target, user=user, reason=reason, request=request)
     return get_deployment(rollback.pk)
+
+
+def create_rollback(deployment, target, *, user=None, reason="", request=None, detail=None):
+    """The rollback deployment of `deployment` to what `target` ran, started as far as its rules allow.
+
+    The one path for a person's rollback and Gantry's automatic one (user None). Call it with the
+    environment locked, after checking `deployment` is what runs."""
+    env, release = deployment.environment, target.release
+    rollback = Deployment.objects.create(
+        release=release, environment=env, service=deployment.service, kind=ROLLBACK, requested_by=user,
+        start_now=True, reason=reason, image=release.image, rollback_of=deployment,
+        manifest_hash=target.manifest_hash, rendered_manifest=target.rendered_manifest,
+        previous_color=deployment.color, color=target.color,
+    )
+    record("deployment.rollback_request", actor=user, actor_name=None if user else "gantry", request=request, target=rollback,
+           environment=env, detail={"rolls_back": deployment.pk, "to_release": str(release), "reason": reason}
+           | facts.request_facts(rollback) | (detail or {}))
+    if policies.approvals_required(rollback) == 0:
+        move(rollback, S.APPROVED, actor_name="gantry", detail={"reason": "a rollback returns to an approved release"})
+    else:
+        from .notifications import notify
+
+        notify(rollback, "approval_needed")
+    advance(rollback)  # a rollback re-applies exactly what ran before: no re-binding to today's manifests
+    return rollback

@@ -22,6 +22,7 @@ from environments import policies as env_rules
 from environments.models import Environment
 from portal.accounts import policies as roles
 from portal.errors import Conflict, Forbidden, InvalidInput
+from portal.live import Poll, state_of
 from portal.jobs.models import JobLogLine
 from portal.jobs.views import duration_text
 from portal.views import form_page, needs_role, paginate
@@ -29,7 +30,7 @@ from portal.views import form_page, needs_role, paginate
 from . import actions, policies, rendering
 from .choices import APPROVE, REJECT, DeploymentState as S
 from .live import live_deployment, rollback_target
-from .models import Deployment, Service
+from .models import Approval, Deployment, Service
 from .preview import preview as dry_run
 from .queries import deployable_environments, visible_deployments
 from .state import current_manifest_hash
@@ -110,8 +111,43 @@ def _panel_context(request, deployment, errors=None, values=None):
         "checklist": deployment.environment.checklist,
         "errors": errors or [],
         "values": values or {},
-        "polling": deployment.state in (S.APPROVED, S.QUEUED, S.RUNNING),
+        "refused": bool((values or {}).get("refused")),
+        "rollback_rules": policies.rollback_rules(deployment.environment) if can_roll_back else "",
+        "panel_poll_url": f"{reverse('deployment_detail', args=[deployment.pk])}?hash={current}",
+        "panel_version": Poll(request).version_for(deployment_parts(deployment), "decision-panel"),
+        **_change_summary(deployment, current),
     }
+
+
+def deployment_parts(deployment):
+    """What the approval page shows that can change while it is open, as live version parts
+    (portal/live.py): the deployment row, its approvals (prefetched), what runs in its environment
+    and its job. One query beyond what the page loads anyway."""
+    job = deployment.job
+    return (deployment.state, deployment.updated_at.isoformat(), deployment.job_id,
+            tuple((a.pk, a.decision) for a in deployment.approvals.all()),
+            state_of(Deployment.objects.filter(service_id=deployment.service_id,
+                                               environment_id=deployment.environment_id)),
+            (job.state, str(job.started_at), str(job.finished_at)) if job else None)
+
+
+def _change_summary(deployment, current):
+    """Next to the decision buttons: how much changes against what runs now (the diff is above)."""
+    if deployment.state != S.PENDING_APPROVAL:
+        return {"change_summary": None}
+    running = live_deployment(deployment.service_id, deployment.environment_id)
+    if running is None or running.pk == deployment.pk:
+        return {"change_summary": {"first": True}}
+    manifest = (deployment.rendered_manifest if current == deployment.manifest_hash
+                else rendering.render_text(deployment.service, deployment.release, deployment.environment))
+    running = Deployment.objects.only("rendered_manifest", "release__version").select_related("release").get(
+        pk=running.pk)
+    rows = diff_rows(rendering.manifest_diff(running.rendered_manifest, manifest))
+    return {"change_summary": {
+        "first": False, "from_version": running.release.version,
+        "added": sum(1 for css, _ in rows if css == "diff-add"),
+        "removed": sum(1 for css, _ in rows if css == "diff-del"),
+    }}
 
 
 def _job_context(request, deployment):
@@ -122,6 +158,30 @@ def _job_context(request, deployment):
     lines = list(JobLogLine.objects.filter(job_id=job.pk).order_by("id"))
     return {"job": job, "lines": lines, "last_line_id": lines[-1].id if lines else 0,
             "may_manage": roles.can_manage_job(request.user, job)}
+
+
+def _effective_resources(manifest, env):
+    """Each container's CPU and memory as it will run: set in the manifest or given by the
+    environment's LimitRange defaults (so an approver sees what a manifest without them gets)."""
+    from .manifests import ManifestError, containers_of, effective_resources, limit_range_defaults, parse_documents
+
+    try:
+        documents = parse_documents(manifest)
+    except ManifestError:
+        return []
+    defaults = limit_range_defaults(env)
+    rows = []
+    for doc in documents:
+        if not isinstance(doc, dict):
+            continue
+        for _, container in containers_of(doc):
+            found = effective_resources(container, defaults)
+            cells = [found.get(section, {}).get(name, ("not set", "missing"))
+                     for section, name in (("requests", "cpu"), ("requests", "memory"), ("limits", "cpu"), ("limits", "memory"))]
+            rows.append({"object": f"{doc.get('kind')} {(doc.get('metadata') or {}).get('name')}",
+                         "container": container.get("name", "?"), "cells": cells,
+                         "defaulted": any(source == "LimitRange default" for _, source in cells)})
+    return rows
 
 
 def _detail_context(request, deployment, errors=None, values=None):
@@ -146,6 +206,7 @@ def _detail_context(request, deployment, errors=None, values=None):
         "manifest": manifest,
         "manifests_changed": manifests_changed,
         "diff": diff,
+        "effective_resources": _effective_resources(manifest, env),
         "window_open": env_rules.window_open(windows),
         "next_window": env_rules.next_window_opening(windows),
         "freeze": env_rules.active_freeze(env),
@@ -157,8 +218,20 @@ def _detail_context(request, deployment, errors=None, values=None):
     }
 
 
-def _panel_response(request, deployment, errors=None, values=None, include_job=False):
+def _running_now_context(deployment):
+    running = live_deployment(deployment.service_id, deployment.environment_id)
+    if running is not None and running.pk != deployment.pk:
+        running = Deployment.objects.select_related("release", "requested_by").get(pk=running.pk)
+    return {"live": running, "env": deployment.environment, "release": deployment.release}
+
+
+def _panel_response(request, deployment, errors=None, values=None, include_job=False, tag=None):
+    """The decision panel, with the rest of the page that can change swapped out of band: the state
+    badge, the release's times and colour, what runs now, the error, and the job."""
     context = _panel_context(request, deployment, errors, values)
+    if tag:
+        context["panel_version"] = tag
+    context.update(_running_now_context(deployment), live_oob=True)
     if include_job and deployment.job_id:
         context.update(_job_context(request, deployment), job_oob=True)
     response = render(request, "deployments/_decision_fragment.html", context)
@@ -171,13 +244,13 @@ def _panel_response(request, deployment, errors=None, values=None, include_job=F
 def deployment_detail(request, deployment_id):
     """The approval page; to an htmx poll only the decision panel (and the job, once it exists)."""
     deployment = _visible_deployment(request, deployment_id)
-    if request.htmx and not request.htmx.history_restore_request:
-        # The poll says which job the page shows; a job that started since comes along (out of band).
-        new_job = bool(deployment.job_id) and request.GET.get("job", "") != str(deployment.job_id)
+    poll = Poll(request)
+    if poll.is_poll:
         seen = request.GET.get("hash", "")
         if seen and seen != current_manifest_hash(deployment):
             return _refresh_page()  # the manifests changed: the page's diff is stale, show the new one whole
-        return _panel_response(request, deployment, include_job=new_job)
+        return poll.respond(deployment_parts(deployment), lambda tag: _panel_response(
+            request, deployment, include_job=True, tag=tag), fragment_id="decision-panel")
     response = render(request, "deployments/detail.html", _detail_context(request, deployment))
     patch_vary_headers(response, ("HX-Request",))
     return response
@@ -222,6 +295,8 @@ def _decide(request, deployment, decision, action, done_message):
         if not request.htmx:
             raise  # the 403 page (refusals_as_pages); the service audited the refusal
         errors, status = exc.messages, 403
+    if status in (403, 409):
+        values["refused"] = True  # a refusal reads as one, not as a form to fix
     deployment = _visible_deployment(request, deployment.pk)
     if request.htmx:
         return _panel_response(request, deployment, errors, values if errors else None, include_job=not errors)
@@ -341,9 +416,9 @@ def deployment_request(request):
         deployment = actions.request_deployment(request.user, data, request=request)
     except InvalidInput as exc:
         return form_page(request, "deployments/request.html", _request_context(request, service, values), exc.messages)
-    except Conflict as exc:
-        return form_page(request, "deployments/request.html", _request_context(request, service, values),
-                         exc.messages, 409)
+    except Conflict as exc:  # a refusal (freeze, closed window, promotion order), not a mistake in the form
+        return form_page(request, "deployments/request.html",
+                         dict(_request_context(request, service, values), refused=True), exc.messages, 409)
     messages.success(request, f"Deployment #{deployment.pk} of {deployment.release} to {deployment.environment.slug} "
                               f"requested; it is {deployment.get_state_display()}.")
     return redirect("deployment_detail", deployment_id=deployment.pk)

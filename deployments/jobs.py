@@ -11,7 +11,25 @@ def apply_deployment_job(job, log):
 
     result = execute(job.params["deployment"], log)
     _refresh_health(job, log)
+    _start_verification(job, log)
     return result
+
+
+def _start_verification(job, log):
+    """The verification window opens as soon as the deployment succeeded (the periodic step catches up otherwise)."""
+    from .models import Deployment
+    from .monitoring.verification import start_verification
+
+    deployment = Deployment.objects.select_related("environment", "service").get(pk=job.params["deployment"])
+    verification = start_verification(deployment)
+    try:  # the board shows the new release at once
+        from .monitoring.probing import probe_environments
+
+        probe_environments([deployment.environment_id])
+    except Exception as exc:  # noqa: BLE001 - a failed probe here fails nothing; the periodic probe retries
+        log.warning(f"health not probed: {exc}")
+    log(f"verification {verification.state}: window {verification.settings_snapshot.get('window_seconds')} s"
+        + (f", rules {', '.join(r['name'] for r in verification.rules)}" if verification.rules else ", metric rules off"))
 
 
 def _refresh_health(job, log):

@@ -86,7 +86,7 @@ def _live_rows(request, env):
 
 def live_view_parts(request, env):
     """What the "Running now" fragment shows, as cheap version parts (portal/live.py)."""
-    return (live.state_of(Deployment.objects.filter(environment=env)),
+    return (env.updated_at.isoformat(), live.state_of(Deployment.objects.filter(environment=env)),
             live.state_of(ServiceHealth.objects.filter(environment=env), "checked_at"),
             policies.may_request(request.user, env))
 
@@ -104,6 +104,7 @@ def environment_live(request, slug):
             "env": env,
             "rows": _live_rows(request, env),
             "can_request": policies.may_request(request.user, env),
+            "rollback_rules": policies.rollback_rules(env),
             "live_version": tag or poll.version_for(live_view_parts(request, env), "env-live"),
         }
         return render(request, "deployments/_live.html" if poll.is_poll else "deployments/live.html", context)
@@ -113,3 +114,25 @@ def environment_live(request, slug):
     response = render_live()
     patch_vary_headers(response, ("HX-Request",))
     return response
+
+
+@login_required
+@needs_role
+def environment_pending(request, slug):
+    """The environment page's "waiting here" fragment: deployments not finished yet (waiting for approval,
+    approved, queued or running), so the page says what is about to change. A live fragment."""
+    env = _visible_environment(request, slug)
+    open_states = [*S.OPEN, S.RUNNING]
+    waiting = Deployment.objects.filter(environment=env, state__in=open_states)
+
+    def render_pending(tag):
+        rows = list(waiting.select_related("release", "service", "requested_by").prefetch_related("approvals")
+                    .defer("rendered_manifest", "release__notes", "service__manifest").order_by("requested_at", "id"))
+        for deployment in rows:
+            deployment.approvals_required = policies.approvals_required(deployment)
+            deployment.approvals_valid = len(policies.valid_approvals(deployment,
+                                                                      approvals=list(deployment.approvals.all())))
+        return render(request, "deployments/_pending.html", {"env": env, "waiting": rows, "pending_version": tag})
+
+    parts = (live.state_of(waiting), live.state_of(Approval.objects.filter(deployment__in=waiting), "at"))
+    return live.Poll(request).respond(parts, render_pending, fragment_id="env-pending")

@@ -215,16 +215,57 @@ def containers_of(document):
     return found
 
 
-def _resource_problems(document):
+# LimitRange keys that fill in each resources section of a container that leaves it out.
+_DEFAULT_FOR = {"requests": "default_request", "limits": "default"}
+
+
+def limit_range_defaults(environment):
+    """The container defaults the environment's LimitRange gives (from its template), or {}."""
+    return ((getattr(environment, "guardrails", None) or {}).get("limit_range") or {}) if environment else {}
+
+
+def effective_resources(container, defaults):
+    """{section: {name: (value, "manifest" | "LimitRange default")}} of one container's CPU and memory."""
+    resources = container.get("resources") if isinstance(container.get("resources"), dict) else {}
+    found = {}
+    for section, name in REQUIRED_RESOURCES:
+        value = (resources.get(section) or {}).get(name) if isinstance(resources.get(section), dict) else None
+        if value not in (None, ""):
+            found.setdefault(section, {})[name] = (str(value), "manifest")
+            continue
+        default = (defaults.get(_DEFAULT_FOR[section]) or {}).get(name)
+        if default not in (None, ""):
+            found.setdefault(section, {})[name] = (str(default), "LimitRange default")
+    return found
+
+
+def _resource_problems(document, defaults=None, where=""):
+    """Containers that leave a CPU or memory request or limit unset and get no default for it from the
+    environment's LimitRange (`defaults`: its default / default_request, each {cpu, memory})."""
     problems = []
     for path, container in containers_of(document):
-        resources = container.get("resources") if isinstance(container.get("resources"), dict) else {}
+        found = effective_resources(container, defaults or {})
         missing = [f"resources.{section}.{name}" for section, name in REQUIRED_RESOURCES
-                   if not (isinstance(resources.get(section), dict) and resources[section].get(name) not in (None, ""))]
+                   if name not in found.get(section, {})]
         if missing:
             problems.append((path + ("resources",),
                              f"container '{container.get('name', '?')}' must set {', '.join(missing)}: Gantry requires "
-                             "CPU and memory requests and limits on every container"))
+                             "CPU and memory requests and limits on every container" + where))
+    return problems
+
+
+def resource_problems(documents, environment):
+    """Resource problems of rendered documents for one environment, as sentences: what the
+    environment's LimitRange (from its template) fills in counts as set."""
+    defaults = limit_range_defaults(environment)
+    where = (f" (environment {environment.slug} has no LimitRange defaults for them; create it from a template "
+             "that sets some, or set them in the manifest)")
+    problems = []
+    for index, doc in enumerate(documents, start=1):
+        if isinstance(doc, dict):
+            for path, message in _resource_problems(doc, defaults, where):
+                problems.append(f"document {index} ({doc.get('kind')} {(doc.get('metadata') or {}).get('name')}), "
+                                f"{format_path(path)}: {message}")
     return problems
 
 
@@ -277,8 +318,7 @@ def document_problems(documents, lines=None):
         schema = _schema_problem(doc)
         if schema is not None:
             problem(*schema)
-        for path, message in _resource_problems(doc):
-            problem(path, message)
+        # Resources are checked per environment (resource_problems): a template's LimitRange may give defaults.
     return problems
 
 
@@ -338,11 +378,13 @@ def image_tag(image):
 def environment_policy_problems(rendered_documents, environment):
     """What the environment's tier forbids in rendered manifests, as sentences (empty: all fine).
 
-    Staging and production run only pinned images: a tag other than ``latest``, or a digest.
+    Every container has CPU and memory requests and limits, set in the manifest or by the
+    environment's LimitRange defaults. Staging and production run only pinned images: a tag
+    other than ``latest``, or a digest.
     """
+    problems = resource_problems(rendered_documents, environment)
     if environment.tier not in PROTECTED_TIERS:
-        return []
-    problems = []
+        return problems
     for index, doc in enumerate(rendered_documents, start=1):
         if not isinstance(doc, dict):
             continue

@@ -19,6 +19,8 @@ EVENTS = {
     "succeeded": "Deployment succeeded",
     "failed": "Deployment failed",
     "rolled_back": "Rolled back",
+    "verification_failed": "Verification failed",
+    "rollback_impossible": "Verification failed and nothing to roll back to",
 }
 
 

@@ -145,3 +145,22 @@ def count_decidable(user, queryset):
     plain = qs.filter(environment__approver_groups=[]).count()
     grouped = qs.exclude(environment__approver_groups=[]).select_related("environment")
     return plain + sum(1 for d in grouped if roles.group_names(user) & set(d.environment.approver_groups))
+
+
+def rollback_rules(environment):
+    """What the rules allow a rollback in `environment`, in the words of its confirmation dialog.
+
+    Asked of the same functions that decide (approvals_required, start_blocker), so the sentence
+    follows the environment's settings and an active freeze.
+    """
+    from .models import Deployment
+
+    probe = Deployment(kind=ROLLBACK, environment=environment)
+    needed = approvals_required(probe)
+    parts = ["skip approval" if needed == 0 else f"need {needed} approval{'s' if needed != 1 else ''}"]
+    if start_blocker(probe) is None:
+        if env_rules.active_freeze(environment):
+            parts.append("are allowed during the freeze")
+        elif environment.deployment_windows:
+            parts.append("may start outside the deployment windows")
+    return "Rollbacks here " + " and ".join(parts) + "."

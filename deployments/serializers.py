@@ -45,6 +45,10 @@ def deployment_out(deployment, *, with_log=True):
         "error": deployment.error or None,
         "job": None,
     }
+    if with_log:  # the single-deployment answer: verification and rollback (deployments.monitoring)
+        from .monitoring.queries import deployment_fields
+
+        data.update(deployment_fields(deployment))
     if job is not None:
         data["job"] = {"id": str(job.pk), "state": job.state, "error": job.error or None}
         if with_log:

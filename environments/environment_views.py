@@ -5,6 +5,7 @@ from datetime import datetime
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Case, Value, When
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -14,11 +15,13 @@ from django.views.decorators.http import require_POST
 from portal.accounts import policies
 from portal.audit.models import AuditEvent
 from portal.errors import Conflict, InvalidInput
+from portal.jobs.views import hide_system_jobs, jobs_parts
+from portal.live import Poll, state_of
 from portal.views import TIERS_IN_ORDER, form_page, needs_role, paginate
 
 from . import policies as rules
 from . import lifecycle
-from .choices import WEEKDAYS, EnvironmentStatus
+from .choices import TIER_ORDER, WEEKDAYS, EnvironmentStatus
 from .expiry import may_extend
 from .guardrails import deletion_refusal
 from .models import Cluster, Environment
@@ -47,27 +50,47 @@ def environment_list(request):
         qs = qs.filter(tier=tier)
     else:
         tier = ""
-    return render(request, "environments/list.html", {
-        "section": "environments",
-        "page": paginate(request, qs.order_by("name")),
-        "tiers": TIERS_IN_ORDER,
-        "tier": tier,
-    })
+    poll = Poll(request)
+
+    def render_list(tag):
+        return render(request, "environments/_table.html" if poll.is_poll else "environments/list.html", {
+            "section": "environments",
+            "page": paginate(request, qs.order_by(tier_order(), "name")),
+            "tiers": TIERS_IN_ORDER,
+            "tier": tier,
+            "envs_version": tag,
+        })
+
+    if poll.wants("env-table"):
+        return poll.respond(state_of(qs), render_list)
+    return render_list(poll.version_for(state_of(qs), "env-table"))
+
+
+def tier_order():
+    """Development, preview, staging, production: the order environments are listed in."""
+    return Case(*[When(tier=tier, then=Value(rank)) for tier, rank in TIER_ORDER.items()], default=Value(99))
 
 
 @login_required
 @needs_role
 def environment_detail(request, slug):
     env = _visible_environment(request, slug)
+    poll = Poll(request)
+    jobs = hide_system_jobs(env.jobs.all())
+    activity = (env.status, env.updated_at.isoformat(), jobs_parts(jobs))
+    context = {"env": env, "jobs": jobs.select_related("requested_by").order_by("-created_at")[:RECENT]}
+    if poll.wants("env-activity"):  # its status (out of band) and its recent jobs
+        return poll.respond(activity, lambda tag: render(request, "environments/_activity.html",
+                                                         dict(context, activity_version=tag, status_oob=True)))
     can_view_audit = policies.can_view_audit(request.user)
-    return render(request, "environments/detail.html", {
+    return render(request, "environments/detail.html", context | {
+        "activity_version": poll.version_for(activity, "env-activity"),
         "section": "environments",
         "env": env,
         "window_open": rules.window_open(env.deployment_windows),
         "next_window": rules.next_window_opening(env.deployment_windows),
         "freeze": rules.active_freeze(env),
         "webhook": masked_url(env.webhook_url),
-        "jobs": env.jobs.select_related("requested_by")[:RECENT],
         "can_view_audit": can_view_audit,
         "events": AuditEvent.objects.filter(environment=env.slug).order_by("-seq")[:RECENT] if can_view_audit else [],
         "can_edit": policies.can_edit_environment(request.user, env),

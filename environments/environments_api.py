@@ -49,6 +49,7 @@ class EnvironmentPatch(Schema):
     blue_green_keep_minutes: Optional[StrictInt] = None
     webhook_url: Optional[str] = None
     notify_emails: Optional[str] = None
+    verification: Optional[dict[str, Any]] = None
 
 
 def visible_environment(request, slug):
@@ -76,16 +77,31 @@ def create_environment(request, payload: EnvironmentIn):
     return Status(201, environment_out(env))
 
 
+def _with_verification(env):
+    from deployments.monitoring.config import settings_for, verification_out
+
+    return environment_out(env) | {"verification": verification_out(settings_for(env))}
+
+
 @router.get("/environments/{slug}", response=dict[str, Any])
 def get_environment(request, slug: str):
-    return environment_out(visible_environment(request, slug))
+    return _with_verification(visible_environment(request, slug))
 
 
 @router.patch("/environments/{slug}", response=dict[str, Any])
 def update_environment(request, slug: str, payload: EnvironmentPatch):
+    from deployments.monitoring.config import clean_verification, update_verification
+
     env = visible_environment(request, slug)
-    env = lifecycle.update_environment(request.user, env, payload.dict(exclude_unset=True), request=request)
-    return environment_out(Environment.objects.select_related("cluster", "owner", "promotion_from").get(pk=env.pk))
+    data = payload.dict(exclude_unset=True)
+    verification = data.pop("verification", None)
+    if verification is not None and policies.can_edit_environment(request.user, env):
+        clean_verification(env, verification)  # refuse bad rules before changing anything else
+    if data or verification is None:
+        env = lifecycle.update_environment(request.user, env, data, request=request)
+    if verification is not None:
+        update_verification(request.user, env, verification, request=request)
+    return _with_verification(Environment.objects.select_related("cluster", "owner", "promotion_from").get(pk=env.pk))
 
 
 @router.delete("/environments/{slug}", response={202: dict[str, Any]})

@@ -84,10 +84,12 @@ def _add_routers():
     from deployments.releases_api import router as releases_router
     from environments.clusters_api import router as clusters_router
     from environments.environments_api import router as environments_router
+    from deployments.restore_approvals_api import router as restore_approvals_router
     from environments.backups.api import router as backups_router
     from environments.self_service_api import router as self_service_router
     from portal.audit.api import router as audit_router
     from portal.jobs.api import router as jobs_router
+    from deployments.monitoring.api import router as live_health_router
 
     api.add_router("", clusters_router)
     api.add_router("", environments_router)
@@ -101,6 +103,8 @@ def _add_routers():
     api.add_router("", jobs_router)
     api.add_router("", compliance_router)
     api.add_router("", backups_router)
+    api.add_router("", restore_approvals_router)
+    api.add_router("", live_health_router)
 
 
 _add_routers()

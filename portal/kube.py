@@ -568,7 +568,7 @@ def deployment_status(cluster, namespace, name):
     return summary
 
 
-def probe_service(cluster, namespace, service, port, path="/"):
+def probe_service(cluster, namespace, service, port, path="/", timeout=None):
     """An HTTP GET through the API server's service proxy: ``(ok, detail)``.
 
     Any answer from the service (or the proxy's "no endpoints") is a result; only failing to
@@ -583,7 +583,7 @@ def probe_service(cluster, namespace, service, port, path="/"):
             header_params={"Accept": "*/*"},
             auth_settings=["BearerToken"],
             _preload_content=False,
-            _request_timeout=(CONNECT_TIMEOUT, 10),
+            _request_timeout=timeout or (CONNECT_TIMEOUT, 10),
         )
         return response.status, response.data.decode("utf-8", "replace")
 

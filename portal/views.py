@@ -90,8 +90,10 @@ def dashboard(request):
         .exclude(status__in=("deleted", "rejected")).order_by("name")
     )
     groups = [(tier, [env for env in environments if env.tier == tier]) for tier in TIERS_IN_ORDER]
-    services = Service.objects.only("name", "team", "strategy").order_by("name")
-    return render(request, "dashboard.html", {
+    services = list(Service.objects.only("name", "team", "strategy").order_by("name"))
+    from deployments.monitoring.views import board_context
+
+    return render(request, "dashboard.html", board_context(request, environments, services) | {
         "section": "dashboard",
         "groups": groups,
         "environment_count": len(environments),

@@ -8,6 +8,7 @@ from deployments import approval_views, catalog_views, deployment_views, live_vi
 from deployments.compliance import views as compliance_views
 from environments import cluster_views, environment_views, self_service_views
 from environments.backups import views as backup_views
+from deployments.monitoring import views as health_views
 from portal import views
 from portal.accounts import views as account_views
 from portal.audit import views as audit_views
@@ -18,6 +19,11 @@ urlpatterns = [
                                                 authentication_form=ThrottledAuthenticationForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.dashboard, name="dashboard"),
+    # live health: the board's updates, a service in an environment, a deployment's verification
+    path("board/updates/", health_views.board_updates, name="board_updates"),
+    path("environments/<slug:slug>/services/<slug:name>/health/", health_views.service_health, name="service_health"),
+    path("deployments/<int:deployment_id>/verification/", health_views.deployment_verification,
+         name="deployment_verification"),
     # environments
     path("environments/", environment_views.environment_list, name="environment_list"),
     path("environments/new/", environment_views.environment_create, name="environment_create"),
@@ -68,6 +74,7 @@ urlpatterns = [
     path("deployments/<int:deployment_id>/rollback", deployment_views.deployment_rollback, name="deployment_rollback"),
     path("environments/<slug:slug>/history/", live_views.environment_history, name="environment_history"),
     path("environments/<slug:slug>/live/", live_views.environment_live, name="environment_live"),
+    path("environments/<slug:slug>/pending/", live_views.environment_pending, name="environment_pending"),
     # compliance: evidence packs and reports
     path("deployments/<int:deployment_id>/evidence/", compliance_views.evidence_page, name="evidence_page"),
     path("deployments/<int:deployment_id>/evidence.zip", compliance_views.evidence_zip, name="evidence_zip"),
@@ -96,6 +103,7 @@ urlpatterns = [
     path("users/roles/grant/", account_views.role_grant, name="role_grant"),
     path("users/roles/<int:assignment_id>/revoke/", account_views.role_revoke, name="role_revoke"),
     path("tokens/", account_views.token_list, name="token_list"),
+    path("tokens/time-zone/", account_views.time_zone_set, name="time_zone_set"),
     path("tokens/new/", account_views.token_create, name="token_create"),
     path("tokens/<int:token_id>/revoke/", account_views.token_revoke, name="token_revoke"),
 ]

@@ -1,5 +1,6 @@
 """The README's first command: `manage.py demo` sets everything up on SQLite and seeds a usable demo."""
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -22,9 +23,11 @@ def test_the_demo_seeds_environments_services_and_a_deployment_history(tmp_path)
     result = subprocess.run(
         [sys.executable, "manage.py", "demo", "--seed-only", "--password", "demo-pass-42",
          "--port", str(free_port()), "--sandbox-port", str(free_port()), "--redis-port", str(free_port())],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Password: demo-pass-42" in result.stdout
+    for step in ("Applying migrations", "Starting the sandbox cluster", "Seeding the demo data"):  # steps, timed
+        assert re.search(rf"\[\s*\d+\.\ds\] {step}", result.stdout), result.stdout
     assert "rita" in result.stdout and "admin" in result.stdout
     db = sqlite3.connect(database)
     environments = dict(db.execute("SELECT slug, tier FROM environments_environment"))

@@ -359,11 +359,11 @@ def request_restore(backup, *, user, data, request=None):
                detail={"backup": backup.pk, "into": display, "allow_existing": allow_existing,
                        "needs_approvals": environment.required_approvals if needs_approval else 0})
         if not needs_approval:
-            _enqueue_restore(restore, user, request)
+            enqueue_restore(restore, user, request)
     return restore
 
 
-def _enqueue_restore(restore, user, request=None):
+def enqueue_restore(restore, user, request=None):
     environment = restore.backup.target.environment
     restore.job = enqueue_job("backup.restore", target=restore, requested_by=user, environment=environment,
                               request=request)

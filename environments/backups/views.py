@@ -62,6 +62,7 @@ def _list_parts(env):
             tuple(Backup.objects.filter(target__environment=env, state=BackupState.RUNNING)
                   .values_list("pk", "bytes_done")),
             live.state_of(Drill.objects.filter(backup__target__environment=env), "created_at", "finished_at"),
+            tuple(Restore.objects.filter(backup__target__environment=env).values_list("pk", "state")[:10]),
             timezone.now().strftime("%Y-%m-%d %H:%M"))
 
 
@@ -72,7 +73,8 @@ def _list_context(request, env):
     drills = queries.last_drills(b.pk for b in page.object_list)
     for backup in page.object_list:
         backup.last_drill = drills.get(backup.pk)
-    return {"env": env, "targets": targets, "page": page, "can_manage": policies.may_manage(request.user, env)}
+    return {"env": env, "targets": targets, "page": page, "can_manage": policies.may_manage(request.user, env),
+            "restores": list(restores_of(env))}
 
 
 @login_required
@@ -223,3 +225,13 @@ def backup_restore(request, backup_id):
 
 def restores_of(env):
     return Restore.objects.filter(backup__target__environment=env).select_related("requested_by")[:10]
+
+
+def status_rows_by_environment(environments):
+    """{environment id: status rows} for many environments in three queries (the board's include)."""
+    ids = [env.pk for env in environments]
+    grouped = {}
+    targets = queries.attach_status(queries.targets_with_status(BackupTarget.objects.filter(environment_id__in=ids)))
+    for row in target_rows(targets):
+        grouped.setdefault(row["target"].environment_id, []).append(row)
+    return grouped

@@ -157,3 +157,24 @@ def revoke_api_token(user, token, request=None):
         record("token.revoke", actor=user, request=request, target=token.user,
                detail={"id": locked.pk, "name": locked.name})
     return locked
+
+
+def set_time_zone(user, name, request=None):
+    """The zone this user's pages show times in ("" = the browser's, else UTC). Audited."""
+    import zoneinfo
+
+    from .models import Profile
+
+    name = (name or "").strip()
+    if name:
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput(f"timezone: '{name[:64]}' is not a time zone name such as Europe/Berlin or UTC") from None
+    with transaction.atomic():
+        profile, _ = Profile.objects.get_or_create(user=user)
+        old, profile.timezone = profile.timezone, name
+        profile.save(update_fields=["timezone"])
+        record("profile.timezone", actor=user, request=request, target=user,
+               detail={"from": old or "browser", "to": name or "browser"})
+    return profile

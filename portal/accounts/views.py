@@ -70,12 +70,32 @@ def role_revoke(request, assignment_id):
 
 def _tokens_context(request, **extra):
     tokens = ApiToken.objects.filter(user=request.user, revoked_at__isnull=True).order_by("-created_at")
-    return {"section": "tokens", "tokens": tokens, **extra}
+    profile = getattr(request.user, "profile", None) if hasattr(request.user, "profile") else None
+    current = profile.timezone if profile else ""
+    zones = COMMON_ZONES if not current or current in COMMON_ZONES else (current, *COMMON_ZONES)
+    return {"section": "tokens", "tokens": tokens, "zones": zones, "current_zone": current, **extra}
 
 
 @login_required
 def token_list(request):
     return render(request, "accounts/tokens.html", _tokens_context(request))
+
+
+COMMON_ZONES = ("UTC", "Europe/London", "Europe/Berlin", "Europe/Paris", "America/New_York", "America/Chicago",
+                "America/Los_Angeles", "America/Sao_Paulo", "Asia/Kolkata", "Asia/Singapore", "Asia/Seoul",
+                "Asia/Tokyo", "Australia/Sydney")
+
+
+@login_required
+@require_POST
+def time_zone_set(request):
+    """The user's time zone for every page (their page, next to their tokens)."""
+    try:
+        services.set_time_zone(request.user, request.POST.get("timezone", ""), request=request)
+    except InvalidInput as exc:
+        return form_page(request, "accounts/tokens.html", _tokens_context(request), exc.messages)
+    messages.success(request, "Time zone saved; times are shown in it from now on.")
+    return redirect("token_list")
 
 
 @never_cache

@@ -16,6 +16,9 @@ PERIODIC = [
     ("deployments.idle_colors.scale_down_idle_colors", "deploy", {"interval": 60}),
     ("environments.backups.periodic.tick", "default", {"interval": 60}),
     ("environments.backups.periodic.fail_interrupted", "default", {"interval": 30}),
+    ("deployments.monitoring.jobs.probe_all", "health", {"interval": 15}),
+    ("deployments.monitoring.jobs.verify_due", "health", {"interval": 5}),
+    ("deployments.monitoring.jobs.prune_health", "health", {"interval": 3600}),
 ]
 
 

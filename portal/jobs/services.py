@@ -185,6 +185,7 @@ def _heartbeat(job_id, stop):
     connections.close_all()  # this thread's own connection, so none lingers after the job
 
 
+
 def worker_name():
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -227,6 +228,7 @@ def run_job(job_id):
         state, error = JobState.FAILED, f"unexpected error: {exc.__class__.__name__}: {exc}"
     finally:
         stop.set()
+        beat.join(timeout=5)
     with transaction.atomic():
         locked = Job.objects.select_for_update(of=("self",)).select_related("requested_by", "environment").get(pk=job.pk)
         if locked.state != JobState.RUNNING:

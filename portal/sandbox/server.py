@@ -22,6 +22,7 @@ from . import errors
 from .patches import json_patch, merge_patch
 from .resources import BY_PATH, DEPLOYMENTS, RESOURCES
 from .store import Store
+from .traffic import Traffic, parse_settings
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +216,12 @@ class Router:
         if parts[0] in ("http", "https") and len(parts) == 3:
             parts = parts[1:]
         name, port = parts[0], (parts[1] if len(parts) > 1 else "")
-        return self.store.probe(namespace, name, port)
+        code, payload = self.store.probe(namespace, name, port)
+        served = payload.get("deployments") if isinstance(payload, dict) else None
+        delay = self.handler.server.cluster.traffic.latency_seconds(served or [], namespace)
+        if delay:  # a slow Deployment is slow to answer its health path too
+            threading.Event().wait(delay)
+        return code, payload
 
     def _list(self, resource, namespace, query):
         items, version = self.store.list(resource, namespace, query.get("labelSelector", ""), query.get("fieldSelector", ""))
@@ -295,6 +301,7 @@ class SandboxCluster:
     def __init__(self, port=0, token=None, host="127.0.0.1", rollout_delay=0.2, verbose=False):
         self.host, self.port, self.token, self.verbose = host, port, token, verbose
         self.store = Store(rollout_delay=rollout_delay)
+        self.traffic = Traffic()
         self._server = None
         self._thread = None
 
@@ -369,6 +376,16 @@ class SandboxCluster:
 
     def reset(self):
         self.store.reset()
+        self.traffic.reset()
+
+    def set_traffic(self, deployment, **settings):
+        """How a deployment name or pattern behaves: error_rate (0..1), latency_ms, rps, cpu, memory."""
+        pattern, values = parse_settings({"deployment": deployment, **settings})
+        return self.traffic.set(pattern, values, self.list("deployments"))
+
+    def metrics(self):
+        """The Prometheus exposition of the simulated traffic (what ``GET /sandbox/metrics`` serves)."""
+        return self.traffic.exposition(self.list("deployments"))
 
     def state(self):
         return self.store.snapshot()
@@ -412,7 +429,18 @@ class SandboxCluster:
             except ValueError as error:
                 raise errors.bad_request(str(error))
             return 200, {"faults": self.state()["faults"]}
-        raise errors.ApiError(404, "NotFound", "sandbox control endpoints: GET /sandbox/state, POST /sandbox/reset, GET|POST /sandbox/faults")
+        if segments == ["traffic"] and method == "GET":
+            return 200, {"traffic": dict(self.traffic.settings)}
+        if segments == ["traffic"] and method == "POST":
+            try:
+                pattern, values = parse_settings(body or {})
+            except ValueError as error:
+                raise errors.bad_request(str(error))
+            return 200, {"traffic": self.traffic.set(pattern, values, self.list("deployments"))}
+        if segments == ["metrics"] and method == "GET":
+            return 200, self.metrics()
+        raise errors.ApiError(404, "NotFound", "sandbox control endpoints: GET /sandbox/state, POST /sandbox/reset, "
+                                               "GET|POST /sandbox/faults, GET|POST /sandbox/traffic, GET /sandbox/metrics")
 
 
 def _resource_named(kind):

@@ -138,3 +138,55 @@ def test_a_production_restore_waits_for_the_environments_approvals(admin, prod, 
     both = api(admin).post(f"/api/v1/backups/{backup.pk}/restore", {"database": "x", "dsn": SECRET_DSN})
     assert both.status_code == 400
     assert both.json()["detail"] == "give either `database` (a new database on the target's server) or `dsn`"
+
+
+def test_production_restore_approvals_follow_the_deployments_rule(admin, make_user, prod, api, tmp_path, source_db,
+                                                                   scratch_databases):
+    rita = make_user("rita", ("approver", prod))
+    api(admin).post("/api/v1/environments/prod/backup-targets",
+                    target_body(dsn=source_db, destination={"kind": "local", "path": str(tmp_path)}))
+    backup = run_jobs_of(Backup.objects.get(pk=api(admin).post("/api/v1/environments/prod/backups").json()["id"]))
+    name = scratch_databases()
+    restore_id = api(admin).post(f"/api/v1/backups/{backup.pk}/restore", {"database": name}).json()["id"]
+
+    own = api(admin).post(f"/api/v1/restores/{restore_id}/approve")  # prod prevents self-approval
+    assert own.status_code == 403
+    assert own.json()["detail"] == "prod prevents self-approval: someone other than the requester must approve"
+    assert AuditEvent.objects.filter(action="backup.restore.approve", outcome="denied").count() == 1
+    viewer_try = api(make_user("vic2", ("viewer", prod))).post(f"/api/v1/restores/{restore_id}/approve")
+    assert viewer_try.json()["detail"] == "you need the approver role for prod to approve restores there"
+
+    approved = api(rita).post(f"/api/v1/restores/{restore_id}/approve", {"comment": "incident 42"})
+    assert approved.status_code == 200 and approved.json()["state"] == "queued"
+    assert approved.json()["approvals"][0]["user"] == "rita"
+    again = api(rita).post(f"/api/v1/restores/{restore_id}/approve")
+    assert again.status_code == 403 and again.json()["detail"] == f"restore #{restore_id} has already been queued; " \
+                                                                   "decisions are closed"
+    restore = run_jobs_of(Restore.objects.get(pk=restore_id))
+    assert restore.state == "succeeded", restore.error
+
+
+def test_a_rejected_production_restore_never_runs(admin, make_user, prod, api, tmp_path, source_db):
+    rita = make_user("rita", ("approver", prod))
+    api(admin).post("/api/v1/environments/prod/backup-targets",
+                    target_body(dsn=source_db, destination={"kind": "local", "path": str(tmp_path)}))
+    backup = run_jobs_of(Backup.objects.get(pk=api(admin).post("/api/v1/environments/prod/backups").json()["id"]))
+    restore_id = api(admin).post(f"/api/v1/backups/{backup.pk}/restore", {"database": "never_made"}).json()["id"]
+    assert api(rita).post(f"/api/v1/restores/{restore_id}/reject").status_code == 400  # a reason is required
+    rejected = api(rita).post(f"/api/v1/restores/{restore_id}/reject", {"comment": "wrong backup"})
+    assert rejected.json()["state"] == "rejected"
+    assert Restore.objects.get(pk=restore_id).job is None
+
+
+def test_an_admin_changes_a_target_and_the_new_dsn_stays_secret(admin, staging, api):
+    api(admin).post("/api/v1/environments/staging/backup-targets", target_body())
+    response = api(admin).patch("/api/v1/environments/staging/backup-targets/shop-db",
+                                {"dsn": "postgres://app:N3w-secret@db2:5432/shop", "rpo_minutes": 60,
+                                 "schedule": "*/15 * * * *"})
+    assert response.status_code == 200, response.json()
+    data = response.json()
+    assert data["database"] == "app@db2:5432/shop" and data["rpo_minutes"] == 60 and data["warning"] is None
+    assert "N3w-secret" not in response.content.decode()
+    event = AuditEvent.objects.get(action="backup.target.updated")
+    assert event.changes["dsn"] == ["***", "*** (replaced)"] and event.changes["rpo_minutes"] == [1440, 60]
+    assert "N3w-secret" not in str(event.changes)

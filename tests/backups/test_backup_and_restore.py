@@ -83,3 +83,28 @@ def test_restore_refuses_an_existing_database_without_the_flag(admin, staging, s
     assert row_counts(name) == TABLES
     assert Restore.objects.count() == 3 and database_exists(name)
     assert Backup.objects.get(pk=backup.pk).state == "succeeded"
+
+
+def test_restore_into_a_given_dsn_refuses_one_that_already_holds_tables(admin, staging, source_db, make_target,
+                                                                       tmp_path, scratch_databases):
+    import psycopg
+
+    from .conftest import admin_connect, server_dsn
+
+    target = make_target(staging, source_db, {"kind": "local", "path": str(tmp_path)})
+    backup = run_jobs_of(start_backup(target, user=admin))
+    empty, busy = scratch_databases(), scratch_databases()
+    with admin_connect() as conn:
+        conn.execute(f'CREATE DATABASE "{empty}"')
+        conn.execute(f'CREATE DATABASE "{busy}"')
+    with psycopg.connect(server_dsn(busy), autocommit=True) as conn:
+        conn.execute("CREATE TABLE keep_me (id int)")
+
+    done = run_jobs_of(request_restore(backup, user=admin, data={"dsn": server_dsn(empty)}))
+    assert done.state == "succeeded", done.error
+    assert row_counts(empty) == TABLES
+
+    refused = run_jobs_of(request_restore(backup, user=admin, data={"dsn": server_dsn(busy)}))
+    assert refused.state == "failed"
+    assert refused.error == (f"postgres@127.0.0.1:5432/{busy} already holds 1 table(s); nothing was restored (ask "
+                             "again with allow_existing to restore over it)")

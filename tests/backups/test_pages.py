@@ -141,6 +141,32 @@ def test_the_backups_page_costs_the_same_queries_for_many_backups(admin, staging
                                        started_at=now, finished_at=now, location=f"file:///x/{i}", requested_by=admin)
         Drill.objects.create(backup=backup, state="passed", restore_seconds=1.5, finished_at=now)
     client = login(admin)
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(18):
         html = page(client, "/environments/staging/backups/")
     assert html.count('class="backup-row') == 40
+
+
+def test_restores_are_listed_with_their_state_and_approvals(admin, prod, source_db, make_target, tmp_path, login):
+    from environments.backups.services import request_restore
+
+    target = make_target(prod, source_db, {"kind": "local", "path": str(tmp_path)})
+    backup = run_jobs_of(start_backup(target, user=admin))
+    restore = request_restore(backup, user=admin, data={"database": "shop_copy"})
+    html = page(login(admin), "/environments/prod/backups/")
+    assert "pending_approval" in html and f"/api/v1/restores/{restore.pk}/approve" in html
+
+
+def test_the_board_include_costs_the_same_queries_for_many_environments(admin, make_env, source_db, make_target,
+                                                                        tmp_path, django_assert_max_num_queries):
+    from django.template import Context, Template
+
+    from environments.backups.views import status_rows_by_environment
+
+    envs = [make_env(f"env-{i}") for i in range(12)]
+    for env in envs:
+        make_target(env, source_db, {"kind": "local", "path": str(tmp_path)})
+    template = Template('{% load backups %}{% for env in envs %}{% include "backups/_status.html" with '
+                        'backup_rows=backup_status|backup_rows_for:env %}{% endfor %}')
+    with django_assert_max_num_queries(3):
+        html = template.render(Context({"envs": envs, "backup_status": status_rows_by_environment(envs)}))
+    assert html.count("no good backup") == 12

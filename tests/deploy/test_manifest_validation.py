@@ -73,29 +73,46 @@ def test_it_refuses_yaml_syntax_errors_with_line_and_column(admin):
     assert message.startswith("manifest: line ") and "column" in message and "not valid YAML" in message
 
 
-def test_it_refuses_a_container_without_resources(admin):
+def env_problems(manifest, **env_fields):
+    documents = validate_manifest(manifest)  # saving accepts it: the environment decides
+    env_fields.setdefault("tier", "development")
+    return environment_policy_problems(documents, Environment(slug="dev", **env_fields))
+
+
+def test_a_container_without_resources_is_refused_where_no_limit_range_defaults_them(admin):
     manifest = WEB_MANIFEST.replace(RESOURCES, "")
-    [message] = refusal(admin, manifest)
-    assert message == (f"manifest: document 1, line {line_of(manifest, '- name: ${service}')}, "
-                       "spec.template.spec.containers[0].resources: container 'svc' must set resources.requests.cpu, "
-                       "resources.requests.memory, resources.limits.cpu, resources.limits.memory: Gantry requires CPU "
-                       "and memory requests and limits on every container")
+    create_service(admin, {"name": "web", "manifest": manifest})  # saved: environments decide
+    [message] = env_problems(manifest)
+    assert message == ("document 1 (Deployment svc), spec.template.spec.containers[0].resources: container 'svc' must "
+                       "set resources.requests.cpu, resources.requests.memory, resources.limits.cpu, "
+                       "resources.limits.memory: Gantry requires CPU and memory requests and limits on every container "
+                       "(environment dev has no LimitRange defaults for them; create it from a template that sets "
+                       "some, or set them in the manifest)")
+
+
+def test_a_container_without_resources_is_accepted_where_the_template_limit_range_defaults_them():
+    from environments.template_defaults import CONTAINER_LIMITS
+
+    manifest = WEB_MANIFEST.replace(RESOURCES, "")
+    assert env_problems(manifest, guardrails={"limit_range": CONTAINER_LIMITS}) == []
+    only_limits = {"default": {"cpu": "500m", "memory": "512Mi"}}
+    [message] = env_problems(manifest, guardrails={"limit_range": only_limits})
+    assert "must set resources.requests.cpu, resources.requests.memory:" in message
 
 
 def test_it_names_the_one_missing_limit():
     manifest = WEB_MANIFEST.replace('              cpu: "1"\n', "")
-    [problem] = problems_of(manifest)
-    assert problem["path"] == "spec.template.spec.containers[0].resources"
-    assert problem["line"] == line_of(manifest, "resources:")
-    assert "must set resources.limits.cpu:" in problem["message"]
+    [problem] = env_problems(manifest)
+    assert "spec.template.spec.containers[0].resources" in problem
+    assert "must set resources.limits.cpu:" in problem
 
 
 def test_it_checks_init_containers_too():
     manifest = WEB_MANIFEST.replace("      containers:\n", "      initContainers:\n        - name: migrate\n"
                                     "          image: ${image}\n      containers:\n")
-    [problem] = problems_of(manifest)
-    assert problem["path"] == "spec.template.spec.initContainers[0].resources"
-    assert "container 'migrate'" in problem["message"]
+    [problem] = env_problems(manifest)
+    assert "spec.template.spec.initContainers[0].resources" in problem
+    assert "container 'migrate'" in problem
 
 
 def test_it_refuses_secret_values():
@@ -115,15 +132,16 @@ def test_it_refuses_kinds_gantry_does_not_deploy():
 
 
 def test_it_reports_every_document_problem_at_once():
-    manifest = WEB_MANIFEST.replace(RESOURCES, "").replace("    - port: 80", "    - port: eighty")
+    manifest = (WEB_MANIFEST.replace("    - port: 80", "    - port: eighty")
+                + "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2\n")
     assert [(p["document"], p["path"]) for p in problems_of(manifest)] == [
-        (1, "spec.template.spec.containers[0].resources"), (2, "spec.ports[0].port")]
+        (2, "spec.ports[0].port"), (3, "stringData")]
 
 
 def test_an_edit_with_a_bad_manifest_changes_nothing(admin, make_service):
     service = make_service("web")
     with pytest.raises(InvalidInput):
-        update_service(admin, service, {"manifest": WEB_MANIFEST.replace(RESOURCES, "")})
+        update_service(admin, service, {"manifest": WEB_MANIFEST.replace("    - port: 80", "    - port: eighty")})
     service.refresh_from_db()
     assert service.manifest == WEB_MANIFEST
 

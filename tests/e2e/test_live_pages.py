@@ -3,9 +3,10 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from deployments.releases import register_release
 from deployments.models import Deployment
+from deployments.releases import register_release
 from deployments.rendering import manifest_hash, render_text
+from environments.models import Environment
 
 from .conftest import login
 
@@ -43,3 +44,33 @@ def test_an_unchanged_fragment_is_left_alone_and_a_change_shows_within_2s(page, 
     deployment(deployer, prod, "1.1.0", "succeeded")
     expect(page.locator("#env-live")).to_contain_text("1.1.0", timeout=BUDGET_MS)
     assert page.evaluate("window.pageMarker") == 1  # swapped in place, the page was not reloaded
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deployment_flip_shows_on_its_page_within_2s(page, live_server, viewer, deployer, make_env, make_service):
+    stage = make_env("stage", tier="staging")
+    make_service("web")
+    deployment(deployer, stage, "1.0.0", "succeeded")
+    running = deployment(deployer, stage, "1.1.0", "running")
+    login(page, live_server, "vic")
+    page.goto(f"{live_server.url}/deployments/{running.pk}/")
+    expect(page.locator("#deployment-state")).to_have_text("running")
+    expect(page.locator("#running-now")).to_contain_text("1.0.0")
+    page.evaluate("window.pageMarker = 1")
+
+    now = timezone.now()
+    Deployment.objects.filter(pk=running.pk).update(state="succeeded", finished_at=now, updated_at=now, color="green")
+    expect(page.locator("#deployment-state")).to_have_text("succeeded", timeout=BUDGET_MS)
+    expect(page.locator("#running-now")).to_contain_text("This deployment is what runs now", timeout=BUDGET_MS)
+    expect(page.locator("#release-card")).to_contain_text("green", timeout=BUDGET_MS)
+    assert page.evaluate("window.pageMarker") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_environment_becoming_ready_shows_within_2s(page, live_server, viewer, make_env):
+    env = make_env("dev-new", status="provisioning")
+    login(page, live_server, "vic")
+    page.goto(f"{live_server.url}/environments/dev-new/")
+    expect(page.locator("#env-status")).to_have_text("provisioning")
+    Environment.objects.filter(pk=env.pk).update(status="ready", updated_at=timezone.now())
+    expect(page.locator("#env-status")).to_have_text("ready", timeout=BUDGET_MS)

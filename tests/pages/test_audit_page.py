@@ -35,7 +35,7 @@ def test_it_shows_times_in_the_users_zone(login, viewer, client):
     client.cookies["gantry_tz"] = "America/New_York"
     body = text(login(viewer).get("/audit/"))
     local = timezone.localtime(event.at, timezone=__import__("zoneinfo").ZoneInfo("America/New_York"))
-    assert local.strftime("%Y-%m-%d %H:%M") + f" {local.tzname()}" in body
+    assert local.strftime("%Y-%m-%d %H:%M:%S") + f" {local.tzname()}" in body  # to the second
 
 
 @pytest.mark.parametrize("query, shown, hidden", [

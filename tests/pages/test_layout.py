@@ -77,13 +77,13 @@ def test_it_renders_times_in_the_browsers_zone(login, admin, make_env, client):
     make_env("dev-a", ttl_hours=5, expires_at="2030-01-01T00:00:00+00:00")
     client.cookies["gantry_tz"] = "Asia/Seoul"
     body = text(login(admin).get("/environments/"))
-    assert "2030-01-01 09:00 KST" in body
+    assert "2030-01-01 09:00:00 KST" in body
 
 
 def test_it_falls_back_to_utc_for_an_unknown_zone(login, admin, make_env, client):
     make_env("dev-a", ttl_hours=5, expires_at="2030-01-01T00:00:00+00:00")
     client.cookies["gantry_tz"] = "Mars/Olympus"
-    assert "2030-01-01 00:00 UTC" in text(login(admin).get("/environments/"))
+    assert "2030-01-01 00:00:00 UTC" in text(login(admin).get("/environments/"))
 
 
 def test_it_shows_the_login_form_with_labels(client, db):

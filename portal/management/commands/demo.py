@@ -41,12 +41,18 @@ class Command(BaseCommand):
         parser.add_argument("--redis-port", type=int, default=6390)
         parser.add_argument("--password", help="password for the demo users (default: random, printed)")
         parser.add_argument("--seed-only", action="store_true", help="set up and seed, then exit")
+        parser.add_argument("--prometheus-port", type=int, default=9090)
 
-    def handle(self, port, sandbox_port, redis_port, password=None, seed_only=False, **options):
+    def step(self, text):
+        """One line per step with the time since the start, so a slow step shows where it is."""
+        self.stdout.write(f"[{time.monotonic() - self.started:6.1f}s] {text}…")
+
+    def handle(self, port, sandbox_port, redis_port, password=None, seed_only=False, prometheus_port=9090, **options):
         for name, p in (("web", port), ("sandbox", sandbox_port), ("redis", redis_port)):
             if not port_free(p):
                 raise CommandError(f"port {p} for the {name} is taken; stop what uses it or pass --{name.replace('web', 'port')}"
                                    f"{'-port' if name != 'web' else ''} N")
+        self.started = time.monotonic()
         state = Path(settings.BASE_DIR) / ".demo"
         state.mkdir(exist_ok=True)
         self.children = []
@@ -54,12 +60,14 @@ class Command(BaseCommand):
         try:
             redis_url = self.start_redis(state, redis_port)
             env = dict(os.environ, REDIS_URL=redis_url, DEBUG=os.environ.get("DEBUG", "1"), PYTHONUNBUFFERED="1")
-            self.stdout.write("Applying migrations…")
+            self.step("Applying migrations")
             call_command("migrate", verbosity=0)
             manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+            self.step("Starting the sandbox cluster")
             self.spawn("sandbox", manage + ["sandbox_cluster", "--port", str(sandbox_port)], env, state)
             if not wait_port(sandbox_port):
                 raise CommandError(f"the sandbox cluster did not start; see {state / 'sandbox.log'}")
+            self.step("Starting the worker and the scheduler")
             self.spawn("worker", manage + ["rqworker", "deploy", "backups", "health", "default"], env, state)
             self.spawn("scheduler", manage + ["scheduler"], env, state)
             seed = manage + ["seed_demo", "--sandbox-url", f"http://127.0.0.1:{sandbox_port}"]
@@ -68,27 +76,55 @@ class Command(BaseCommand):
                 seed += ["--backup-dsn", backup_dsn, "--backup-dir", str(state / "backups")]
             if password:
                 seed += ["--password", password]
+            self.step("Seeding the demo data (environments, services, deployments, backups)")
             result = subprocess.run(seed, env=env, capture_output=True, text=True)
             if result.returncode != 0:
                 raise CommandError(f"seeding failed:\n{result.stderr}")
             if seed_only:
                 self.stdout.write(result.stdout)
                 return
+            self.step("Starting the web server")
             self.spawn("web", manage + ["runserver", "--noreload", f"127.0.0.1:{port}"], env, state)
             if not wait_port(port, timeout=30):
                 raise CommandError(f"the web server did not start; see {state / 'web.log'}")
             self.stdout.write(self.style.SUCCESS(f"\nGantry is running at http://127.0.0.1:{port}"))
             self.stdout.write(result.stdout)
+            prometheus_url = self.start_prometheus(state, sandbox_port, prometheus_port)
+            self.spawn("rollback", manage + ["demo_rollback", "--sandbox-url", f"http://127.0.0.1:{sandbox_port}",
+                                             "--prometheus-url", prometheus_url], env, state)
+            self.stdout.write("In about a minute web 1.1.0 fails its verification in staging and Gantry rolls it back by "
+                              f"itself (watch the board; the story is told in {state / 'rollback.log'}).")
             self.stdout.write(f"Logs: {state}/*.log   Stop with Ctrl-C.")
             while True:
                 for name, proc in self.children:
-                    if proc.poll() is not None and name != "redis":
+                    if proc.poll() is not None and name not in ("redis", "rollback"):
                         raise CommandError(f"the {name} process stopped (exit {proc.returncode}); see {state / (name + '.log')}")
                 time.sleep(1)
         except KeyboardInterrupt:
             self.stdout.write("\nStopping…")
         finally:
             self.stop_all()
+
+    def start_prometheus(self, state, sandbox_port, prometheus_port):
+        """Debian's prometheus scraping the sandbox every 2 s, when installed; else metric rules are off."""
+        from portal import promserver
+
+        if promserver.binary() is None:
+            self.stdout.write(f"Prometheus is not installed, so metric rules are off ({promserver.INSTALL_HINT}).")
+            return ""
+        if not port_free(prometheus_port):
+            self.stdout.write(f"port {prometheus_port} for Prometheus is taken (--prometheus-port N); metric rules are off.")
+            return ""
+        (state / "prometheus").mkdir(exist_ok=True)
+        self.prometheus = promserver.PrometheusServer([f"127.0.0.1:{sandbox_port}"], port=prometheus_port, scrape_interval="2s",
+                                                      data_dir=str(state / "prometheus"))
+        try:
+            self.prometheus.start()
+        except RuntimeError as exc:
+            self.stdout.write(f"Prometheus did not start ({exc}); metric rules are off.")
+            return ""
+        self.stdout.write(f"Prometheus at {self.prometheus.url}, scraping the sandbox's /sandbox/metrics.")
+        return self.prometheus.url
 
     def start_redis(self, state, redis_port):
         import logging
@@ -135,6 +171,9 @@ class Command(BaseCommand):
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        prometheus = getattr(self, "prometheus", None)
+        if prometheus is not None:
+            prometheus.stop()
         shop_pg = getattr(self, "shop_pg", None)
         if shop_pg is not None:
             shop_pg.close()

@@ -1,0 +1,313 @@
+"""Live health at size: one probe cycle over 2,000 endpoints, the board at 100 x 50, and a short HTTP load.
+
+1. Probe cycle: 40 environments x 50 services = 2,000 live services spread over 4 sandbox clusters
+   (separate processes, real HTTP); 5 % of them answer their health path slowly (1.5 s), 2 % never
+   in time (dead: the probe's timeout ends it). ``probe_all`` enqueues one job per shard on the
+   ``health`` queue and W real ``rqworker`` processes run them; the time from enqueue to the last
+   job done is printed with the worker count (the issue's budget: inside a 15 s interval).
+2. The board at 100 environments x 50 services (5,000 cells): p50/p95 and queries per request.
+3. (``--load``) locust against gunicorn for a few seconds: the board, /api/v1/health and a deployment
+   as CI polls it, next to /healthz on the same server in the same run (requests per second).
+
+    .venv/bin/python bench/bench_health.py [--workers 4] [--parallelism 16] [--load 15]
+"""
+import argparse
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402  (sets Django up)
+from common import step  # noqa: E402
+
+ROOT = common.ROOT
+SANDBOXES = 4
+CYCLE_ENVS, SERVICES = 40, 50
+BOARD_ENVS = 100
+SLOW_MS, DEAD_MS = 1500, 60000
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Sandbox:
+    """A sandbox cluster in its own process, fed over one keep-alive connection."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.process = subprocess.Popen([sys.executable, "-m", "portal.sandbox", "--port", str(self.port), "--rollout-delay", "0"],
+                                        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while not common._port_open(self.port):
+            if time.monotonic() > deadline:
+                raise SystemExit("bench: a sandbox cluster did not start")
+            time.sleep(0.05)
+        self.connection = None
+
+    def _connect(self):
+        import socket
+
+        self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        self.connection.connect()
+        self.connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle/delayed-ACK stall
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def post(self, path, body):
+        for attempt in range(2):  # the sandbox drops idle keep-alive connections after a minute
+            try:
+                if self.connection is None:
+                    self._connect()
+                self.connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+                response = self.connection.getresponse()
+                break
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                self.connection = None
+                if attempt:
+                    raise
+        data = response.read()
+        if response.status >= 300:
+            raise SystemExit(f"bench: sandbox {path} answered {response.status}: {data[:200]!r}")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def seed(n_envs, sandboxes):
+    """n_envs environments x SERVICES live rolling deployments; cells pre-created when no sandbox is given."""
+    import yaml
+
+    from deployments.models import Deployment
+    from deployments.rendering import render_text
+    from environments.models import Cluster
+    from portal.demo_data import manifest
+
+    common.reset()
+    clusters = [Cluster.objects.create(name=f"sandbox-{i}", mode="server", server=s.url if s else "http://127.0.0.1:1",
+                                       is_sandbox=True) for i, s in enumerate(sandboxes or [None])]
+    tiers = ["development", "staging", "production", "preview"]
+    specs = [{"slug": f"env-{k:03d}", "tier": tiers[k % 4]} for k in range(n_envs)]
+    envs = []
+    for index, cluster in enumerate(clusters):
+        envs += common.make_environments([s for k, s in enumerate(specs) if k % len(clusters) == index], cluster)
+    services = common.make_services([f"svc-{k:02d}" for k in range(SERVICES)], [manifest(8000)])
+    for service in services:
+        service.strategy = "rolling"
+        service.save(update_fields=["strategy"])
+    releases = common.make_releases(services, 1)
+    admin = common.make_users([("admin", ["admin"])])["admin"]
+    now = common.timezone.now()
+    rows, texts = [], {}
+    for env in envs:
+        env.cluster = next(c for c in clusters if c.pk == env.cluster_id)
+        for release in releases:
+            text = render_text(release.service, release, env)
+            texts[(env.pk, release.service_id)] = text
+            rows.append(Deployment(release=release, environment=env, service=release.service, state="succeeded",
+                                   requested_by=admin, image=release.image, manifest_hash="0" * 64, rendered_manifest=text,
+                                   started_at=now, finished_at=now))
+    Deployment.objects.bulk_create(rows, batch_size=1000)
+    if sandboxes:
+        for env in envs:
+            sandbox = sandboxes[clusters.index(env.cluster)]
+            sandbox.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": env.namespace}})
+            for release in releases:
+                for doc in yaml.safe_load_all(texts[(env.pk, release.service_id)]):
+                    doc["metadata"]["namespace"] = env.namespace
+                    plural = "apis/apps/v1" if doc["kind"] == "Deployment" else "api/v1"
+                    kind = "deployments" if doc["kind"] == "Deployment" else "services"
+                    sandbox.post(f"/{plural}/namespaces/{env.namespace}/{kind}", doc)
+    return admin, envs, services, clusters
+
+
+# ------------------------------------------------------------------ 1. one probe cycle
+
+def start_workers(count):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return [subprocess.Popen([sys.executable, "manage.py", "rqworker", "health"], cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            for _ in range(count)]
+
+
+def probe_cycle(workers, parallelism, timeout):
+    import django_rq
+    from rq import Worker
+
+    from deployments.monitoring import probing
+    from deployments.monitoring.models import CellHealth
+
+    os.environ["GANTRY_PROBE_PARALLELISM"] = str(parallelism)
+    os.environ["GANTRY_PROBE_TIMEOUT_SECONDS"] = str(timeout)
+    os.environ["GANTRY_PROBE_SHARD_SIZE"] = "2"
+    from django.conf import settings
+
+    settings.GANTRY_PROBE_SHARD_SIZE = 2
+    sandboxes = [Sandbox() for _ in range(SANDBOXES)]
+    procs = []
+    try:
+        with step(f"seeded {CYCLE_ENVS} environments x {SERVICES} services on {SANDBOXES} sandbox clusters"):
+            _admin, envs, services, clusters = seed(CYCLE_ENVS, sandboxes)
+        total = len(envs) * len(services)
+        slow = [(e, s) for k, (e, s) in enumerate((e, s) for e in envs for s in services) if k % 20 == 7]  # 5 %
+        dead = [(e, s) for k, (e, s) in enumerate((e, s) for e in envs for s in services) if k % 50 == 11]  # 2 %
+        for latency, cells in ((SLOW_MS, slow), (DEAD_MS, dead)):
+            for env, service in cells:
+                sandboxes[[c.pk for c in clusters].index(env.cluster_id)].post(
+                    "/sandbox/traffic", {"deployment": f"{env.namespace}/{service.name}", "latency_ms": latency})
+        queue = django_rq.get_queue("health")
+        queue.empty()
+        procs = start_workers(workers)
+        connection = django_rq.get_connection("health")
+        deadline = time.monotonic() + 60
+        while len(Worker.all(connection=connection)) < workers and time.monotonic() < deadline:
+            time.sleep(0.2)
+        started = time.perf_counter()
+        shards = probing.probe_all()
+        registry = queue.started_job_registry
+        while (queue.count or registry.count) and time.perf_counter() - started < 300:
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        statuses = {}
+        for status in CellHealth.objects.values_list("status", flat=True):
+            statuses[status] = statuses.get(status, 0) + 1
+        failed = queue.failed_job_registry.count
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        for sandbox in sandboxes:
+            sandbox.stop()
+    print()
+    print(f"One probe cycle over {total} endpoints ({len(slow)} slow at {SLOW_MS} ms, {len(dead)} dead: no answer in time)")
+    common.print_table([{"workers": workers, "parallelism": parallelism, "timeout": timeout, "shards": shards, "cells": sum(statuses.values()),
+                         "seconds": elapsed, "failed_jobs": failed, "statuses": ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))}],
+                       [("workers", "workers"), ("parallelism", "threads/job"), ("timeout", "timeout s"), ("shards", "shard jobs"),
+                        ("cells", "cells written"), ("seconds", "cycle s", ".1f"), ("failed_jobs", "failed jobs"), ("statuses", "statuses")])
+
+
+# ------------------------------------------------------------------ 2. the board
+
+def board(requests):
+    from deployments.models import Deployment
+    from deployments.monitoring.models import CellHealth
+
+    with step(f"seeded the board: {BOARD_ENVS} environments x {SERVICES} services"):
+        admin, envs, services, _ = seed(BOARD_ENVS, None)
+        now = common.timezone.now()
+        live = {(d.environment_id, d.service_id): d.pk for d in Deployment.objects.only("id", "environment_id", "service_id")}
+        statuses = ["healthy"] * 17 + ["degraded", "down", "unknown"]
+        CellHealth.objects.bulk_create([
+            CellHealth(environment=env, service=svc, deployment_id=live[(env.pk, svc.pk)], status=statuses[(env.pk + svc.pk) % 20],
+                       reason="" if (env.pk + svc.pk) % 20 < 17 else "/health answered HTTP 503 3 times in a row",
+                       since=now, checked_at=now, changed_at=now, latency_ms=12, ready_replicas=1, desired_replicas=1)
+            for env in envs for svc in services], batch_size=2000)
+    client = common.client_for(admin)
+    rows = []
+    for url in ("/", "/?problems=1", "/api/v1/health"):
+        result = common.measure(client, url, requests, budget_s=20)
+        rows.append(common.latency_row("admin", result))
+    common.print_table(rows, [("who", "who"), ("url", "url"), ("n", "n"), ("p50", "p50 ms", ".1f"), ("p95", "p95 ms", ".1f"),
+                              ("queries", "queries")], title=f"The board at {BOARD_ENVS} environments x {SERVICES} services")
+    return admin
+
+
+# ------------------------------------------------------------------ 3. load
+
+LOCUSTFILE = '''
+from locust import HttpUser, between, task
+
+TOKEN = {token!r}
+DEPLOYMENT = {deployment}
+
+
+class Board(HttpUser):
+    wait_time = between(0, 0)
+
+    def on_start(self):
+        self.client.headers["Authorization"] = "Bearer " + TOKEN
+
+    @task(1)
+    def board(self):
+        self.client.get("/api/v1/health?environment=env-001", name="health API (1 environment)")
+
+    @task(1)
+    def health(self):
+        self.client.get("/api/v1/health", name="health API (all)")
+
+    @task(2)
+    def deployment(self):
+        self.client.get(f"/api/v1/deployments/{{DEPLOYMENT}}", name="deployment API (CI poll)")
+
+    @task(2)
+    def healthz(self):
+        self.client.get("/healthz", name="/healthz")
+'''
+
+
+def load(seconds, admin):
+    from deployments.models import Deployment
+    from portal.accounts.services import create_api_token
+
+    admin.backend = "django.contrib.auth.backends.ModelBackend"
+    token = create_api_token(admin, "bench", operator="bench")
+    deployment = Deployment.objects.order_by("pk").values_list("pk", flat=True).first()
+    port = free_port()
+    folder = Path(tempfile.mkdtemp(prefix="gantry-bench-"))
+    (folder / "locustfile.py").write_text(LOCUSTFILE.format(token=token, deployment=deployment))
+    env = dict(os.environ, GANTRY_LOG_LEVEL="ERROR")
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "portal.wsgi", "-w", "3", "-b", f"127.0.0.1:{port}"], cwd=ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not common._port_open(port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        result = subprocess.run([sys.executable, "-m", "locust", "-f", str(folder / "locustfile.py"), "--headless", "-u", "20",
+                                 "-r", "20", "-t", f"{seconds}s", "--only-summary", "-H", f"http://127.0.0.1:{port}"],
+                                cwd=folder, capture_output=True, text=True)
+        print()
+        print(f"locust, {seconds} s, 20 users, gunicorn 3 workers (the board's health API at 100 x 50 next to /healthz):")
+        print("\n".join(line for line in (result.stdout + result.stderr).splitlines()
+                        if "GET" in line or "Aggregated" in line or line.startswith("Type") or "req/s" in line))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=15)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--parallelism", type=int, default=16)
+    parser.add_argument("--timeout", type=float, default=5)
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--load", type=int, default=15, help="seconds of locust load (0: skip)")
+    parser.add_argument("--skip-cycle", action="store_true")
+    args = parser.parse_args()
+    print(common.machine())
+    if not args.skip_cycle:
+        probe_cycle(args.workers, args.parallelism, args.timeout)
+    admin = board(args.requests)
+    if args.load:
+        load(args.load, admin)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""API of live health (API.md, second table): the cells, one cell's history."""
+from typing import Any, Optional
+
+from ninja import Router
+
+from deployments.models import Service
+from portal.accounts import policies as roles
+from portal.errors import Forbidden, InvalidInput, NotFound
+
+from . import queries
+from .models import STATUSES
+
+router = Router(tags=["health"])
+
+
+def _require_role(request):
+    if not roles.has_any_role(request.user):
+        raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")
+
+
+@router.get("/health", response=list[dict[str, Any]])
+def list_health(request, environment: Optional[str] = None, service: Optional[str] = None, status: Optional[str] = None):
+    """Every (environment, service) cell the caller may see, with its status and reason."""
+    _require_role(request)
+    if status and status not in STATUSES:
+        raise InvalidInput(f"status: one of {', '.join(STATUSES)}")
+    return [queries.cell_out(c) for c in queries.visible_cells(request.user, environment, service, status)]
+
+
+@router.get("/environments/{slug}/services/{service}/health/history", response=dict[str, Any])
+def health_history(request, slug: str, service: str, hours: int = 24):
+    from environments.models import Environment
+
+    _require_role(request)
+    if not 1 <= hours <= 24 * 30:
+        raise InvalidInput("hours: a whole number from 1 to 720 (30 days)")
+    env = Environment.objects.filter(slug=slug).first()
+    if env is None or not roles.can_view_environment(request.user, env):
+        raise NotFound(f"no environment '{slug}'")
+    svc = Service.objects.filter(name=service).first()
+    if svc is None:
+        raise NotFound(f"no service '{service}'")
+    return queries.history(env.pk, svc.pk, hours)

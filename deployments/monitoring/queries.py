@@ -1,0 +1,105 @@
+"""Reading live health: cells for the board and the API, history and availability of one cell."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import Sum
+from django.utils import timezone
+
+from deployments.choices import DeploymentState as S
+from portal.accounts import policies as roles
+
+from .models import STATUSES, AutoRollback, CellHealth, HealthChange, HealthCheck, HealthMinute, Verification
+
+
+def iso(value):
+    return value.isoformat() if value else None
+
+
+def visible_cells(user, environment=None, service=None, status=None):
+    qs = (CellHealth.objects.select_related("environment", "service", "deployment__release")
+          .only("id", "status", "reason", "since", "checked_at", "color", "version", "latency_ms", "ready_replicas",
+                "desired_replicas", "consecutive_failures", "environment__slug", "environment__name", "environment__tier",
+                "environment__team", "service__name", "service__team", "deployment__id", "deployment__kind",
+                "deployment__release__version", "environment_id", "service_id", "deployment_id"))
+    qs = roles.restrict_environments_of(user, qs)
+    if environment:
+        qs = qs.filter(environment__slug=environment)
+    if service:
+        qs = qs.filter(service__name=service)
+    if status:
+        qs = qs.filter(status=status)
+    return qs.order_by("service__name", "environment__slug")
+
+
+def cell_out(cell):
+    return {
+        "environment": cell.environment.slug,
+        "service": cell.service.name,
+        "release": cell.deployment.release.version if cell.deployment_id else None,
+        "deployment": cell.deployment_id,
+        "color": cell.color or None,
+        "status": cell.status,
+        "reason": cell.reason,
+        "since": iso(cell.since),
+        "checked_at": iso(cell.checked_at),
+        "latency_ms": cell.latency_ms,
+        "ready_replicas": cell.ready_replicas,
+        "desired_replicas": cell.desired_replicas,
+    }
+
+
+def availability(environment_id, service_id, now=None):
+    """{"24h": %, "7d": %} from the per-minute aggregates (None where nothing was probed)."""
+    now = now or timezone.now()
+    result = {}
+    for label, span in (("24h", timedelta(hours=24)), ("7d", timedelta(days=7))):
+        sums = HealthMinute.objects.filter(environment_id=environment_id, service_id=service_id,
+                                           minute__gte=now - span).aggregate(checks=Sum("checks"), failures=Sum("failures"))
+        checks = sums["checks"] or 0
+        result[label] = round(100.0 * (checks - (sums["failures"] or 0)) / checks, 3) if checks else None
+    return result
+
+
+def history(environment_id, service_id, hours=24, now=None):
+    now = now or timezone.now()
+    since = now - timedelta(hours=hours)
+    if hours <= 48:
+        checks = [{"at": iso(at), "status": status, "latency_ms": latency} for at, status, latency in
+                  HealthCheck.objects.filter(environment_id=environment_id, service_id=service_id, at__gte=since)
+                  .order_by("at").values_list("at", "status", "latency_ms")[:20000]]
+    else:  # raw checks are kept 48 h: older hours come from the minute aggregates
+        checks = [{"at": iso(minute), "status": worst, "latency_ms": (total // count) if count else None} for minute, worst, total, count in
+                  HealthMinute.objects.filter(environment_id=environment_id, service_id=service_id, minute__gte=since)
+                  .order_by("minute").values_list("minute", "worst", "latency_ms_sum", "checks")[:50000]]
+    changes = [{"at": iso(c.at), "from": c.from_status, "to": c.to_status, "reason": c.reason} for c in
+               HealthChange.objects.filter(environment_id=environment_id, service_id=service_id, at__gte=since).order_by("-at")[:500]]
+    return {"checks": checks, "changes": changes, "availability": availability(environment_id, service_id, now)}
+
+
+def verification_out(verification):
+    if verification is None:
+        return None
+    return {"state": verification.state, "reason": verification.reason or None, "finished_at": iso(verification.finished_at),
+            "started_at": iso(verification.started_at), "ends_at": iso(verification.ends_at), "probes": verification.probes,
+            "consecutive_failures": verification.consecutive_failures,
+            "failure_threshold": (verification.settings_snapshot or {}).get("failure_threshold"),
+            "last_probe": verification.last_probe or None,
+            "rules": [{k: r.get(k) for k in ("name", "query", "op", "threshold", "for_seconds", "value", "state", "since", "detail")}
+                      for r in verification.rules]}
+
+
+def deployment_fields(deployment):
+    """The health fields of a deployment in the API: verification, rolled_back_by, auto (and why)."""
+    verification = Verification.objects.filter(deployment_id=deployment.pk).first()
+    rolled_back_by = (deployment.rollbacks.exclude(state__in=[S.FAILED, S.CANCELLED, S.REJECTED])
+                      .order_by("-pk").values_list("pk", flat=True).first())
+    started = AutoRollback.objects.filter(rollback_id=deployment.pk).exists()
+    of_this = AutoRollback.objects.filter(deployment_id=deployment.pk).first()
+    auto = started or (of_this is not None and of_this.outcome == "started" and of_this.rollback_id == rolled_back_by)
+    return {"verification": verification_out(verification), "rolled_back_by": rolled_back_by, "auto": auto,
+            "auto_rollback": ({"outcome": of_this.outcome, "reason": of_this.reason, "rollback": of_this.rollback_id,
+                               "at": iso(of_this.at)} if of_this else None)}
+
+
+STATUS_ORDER = {s: i for i, s in enumerate(STATUSES)}

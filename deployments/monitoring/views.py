@@ -1,0 +1,140 @@
+"""Pages of live health: the board (on the dashboard), its updates, one service in one environment,
+and the verification panel of a deployment. They read through queries/board and render."""
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+
+from deployments.models import Deployment, Service
+from environments.models import Environment
+from portal import live
+from portal.accounts import policies as roles
+from portal.errors import NotFound
+from portal.views import needs_role
+
+from . import board, charts, queries
+from .config import settings_for
+from .models import CellHealth, HealthChange, Verification
+
+BOARD_FRAGMENT = "board-updates"
+
+
+def board_context(request, environments=None, services=None):
+    """The board's part of the dashboard's context (reusing the dashboard's environments and services)."""
+    filters = board.Filters.from_request(request)
+    environments = board.environments_for(request.user, filters, environments)
+    context = board.build(request.user, filters, environments, services)
+    parts, since = board.version(environments, filters)
+    poll = live.Poll(request)
+    context.update(version=poll.version_for(parts, BOARD_FRAGMENT),
+                   updates_url=_updates_url(filters, since), metric_rules_off=_metric_rules_off(context["environments"]))
+    return {"board": context}
+
+
+def _updates_url(filters, since):
+    from urllib.parse import urlencode
+
+    query = filters.query()
+    return reverse("board_updates") + "?" + urlencode({"since": since.isoformat()}) + (f"&{query}" if query else "")
+
+
+def _metric_rules_off(environments):
+    from .models import VerificationSettings
+
+    if not environments:
+        return False
+    with_url = VerificationSettings.objects.filter(environment__in=environments).exclude(prometheus_url="").count()
+    return with_url == 0
+
+
+@login_required
+@needs_role
+def board_updates(request):
+    """A poll of the board: 304 when nothing changed, else only the cells changed since the page's last one."""
+    filters = board.Filters.from_request(request)
+    since = board.parse_since(request.GET.get("since"))
+    poll = live.Poll(request)
+
+    environments = board.environments_for(request.user, filters)
+    parts, latest = board.version(environments, filters)
+
+    def render_changes(tag):
+        cells = board.changed_cells(request.user, filters, since) if since else []
+        return render(request, "monitoring/_board_updates.html", {
+            "board_version": tag, "board_updates_url": _updates_url(filters, latest), "cells": cells})
+
+    return poll.respond(parts, render_changes, fragment_id=BOARD_FRAGMENT)
+
+
+def _visible(request, slug, name):
+    env = Environment.objects.filter(slug=slug).first()
+    if env is None or not roles.can_view_environment(request.user, env):
+        raise NotFound(f"no environment '{slug}'")
+    service = Service.objects.filter(name=name).first()
+    if service is None:
+        raise NotFound(f"no service '{name}'")
+    return env, service
+
+
+@login_required
+@needs_role
+def service_health(request, slug, name):
+    """One service in one environment: status and reason, the last 24 h as a chart, availability, changes."""
+    env, service = _visible(request, slug, name)
+    now = timezone.now()
+    cell = CellHealth.objects.select_related("deployment__release").filter(environment=env, service=service).first()
+    poll = live.Poll(request)
+    parts = (cell.changed_at.isoformat() if cell else None, cell.checked_at.isoformat() if cell else None, now.minute)
+    if poll.wants("service-health"):
+        return poll.respond(parts, lambda tag: render(request, "monitoring/_service_health.html",
+                                                      _service_context(env, service, cell, now, tag)))
+    context = _service_context(env, service, cell, now, poll.version_for(parts, "service-health"))
+    context["section"] = "dashboard"
+    return render(request, "monitoring/service_health.html", context)
+
+
+def _service_context(env, service, cell, now, tag):
+    from datetime import timedelta
+
+    deployments = list(Deployment.objects.select_related("release").filter(
+        environment=env, service=service, finished_at__gte=now - timedelta(hours=24)).order_by("finished_at"))
+    return {
+        "env": env, "service": service, "cell": cell, "live_version": tag,
+        "chart": charts.day_chart(env.pk, service.pk, deployments, now),
+        "availability": queries.availability(env.pk, service.pk, now),
+        "changes": HealthChange.objects.filter(environment=env, service=service).order_by("-at", "-id")[:50],
+        "deployments": deployments,
+    }
+
+
+@login_required
+@needs_role
+def deployment_verification(request, deployment_id):
+    """The verification panel of a deployment page (a live fragment of its own)."""
+    deployment = (Deployment.objects.select_related("environment__promotion_from", "release")
+                  .filter(pk=deployment_id).first())
+    if deployment is None or not roles.can_view_environment(request.user, deployment.environment):
+        raise NotFound(f"no deployment #{deployment_id}")
+    verification = Verification.objects.filter(deployment=deployment).first()
+    fields = queries.deployment_fields(deployment)
+    parts = (verification.updated_at.isoformat() if verification else None, fields["rolled_back_by"], fields["auto"])
+    poll = live.Poll(request)
+    open_ = verification is None and deployment.state in ("pending_approval", "approved", "queued", "running") or (
+        verification is not None and verification.state in ("pending", "running"))
+
+    settings = settings_for(deployment.environment)
+    gate = None
+    if settings.require_verified_promotion and deployment.environment.promotion_from_id:
+        from .policies import source_verification
+
+        gate = {"source": deployment.environment.promotion_from,
+                "verification": source_verification(deployment.release, deployment.environment)}
+
+    def render_panel(tag):
+        return render(request, "monitoring/_verification.html", {
+            "deployment": deployment, "verification": verification, "fields": fields, "gate": gate,
+            "settings": settings, "live_version": tag if open_ else None})
+
+    return poll.respond(parts, render_panel, fragment_id="deployment-verification")

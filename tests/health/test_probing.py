@@ -1,0 +1,97 @@
+"""Probing: the board's cells follow what the sandbox serves; one change row and one audit event per change."""
+import pytest
+
+from deployments.monitoring import probing
+from deployments.monitoring.models import CellHealth, HealthChange, HealthCheck, HealthMinute
+from portal.audit.models import AuditEvent
+
+from .conftest import deploy
+
+pytestmark = pytest.mark.django_db
+
+
+def cell(env, service="web"):
+    return CellHealth.objects.get(environment=env, service__name=service)
+
+
+def test_a_deployed_service_is_healthy_on_the_board(deployer, staging, web):
+    deploy(deployer, staging, "1.0.0")  # the deploy job probes the environment at once
+    found = cell(staging)
+    assert found.status == "healthy"
+    assert found.deployment.release.version == "1.0.0"
+    assert found.ready_replicas == found.desired_replicas == 1
+    assert found.latency_ms is not None
+
+
+def test_a_failing_health_path_degrades_then_goes_down_and_recovers(deployer, staging, web, sandbox):
+    deploy(deployer, staging, "1.0.0")
+    sandbox.set_fault("web", "fail_probe")
+    probing.probe_environments([staging.pk])
+    assert (cell(staging).status, cell(staging).consecutive_failures) == ("degraded", 1)
+    assert "/health answered HTTP 503" in cell(staging).reason
+    probing.probe_environments([staging.pk])
+    assert cell(staging).status == "degraded"
+    probing.probe_environments([staging.pk])
+    down = cell(staging)
+    assert down.status == "down"
+    assert down.reason.startswith("/health answered HTTP 503") and down.reason.endswith("3 times in a row")
+    sandbox.set_fault("web", "clear")
+    probing.probe_environments([staging.pk])
+    assert cell(staging).status == "healthy"
+    assert cell(staging).consecutive_failures == 0
+    changes = list(HealthChange.objects.filter(environment=staging).order_by("at", "id").values_list("from_status", "to_status"))
+    assert changes == [("unknown", "healthy"), ("healthy", "degraded"), ("degraded", "down"), ("down", "healthy")]
+    audited = AuditEvent.objects.filter(action="health.changed", environment="staging").count()
+    assert audited == len(changes)
+    assert HealthCheck.objects.filter(environment=staging).count() == 5
+
+
+def test_a_missing_deployment_is_down(deployer, staging, web, sandbox):
+    deploy(deployer, staging, "1.0.0")
+    from portal import kube
+
+    kube.delete(staging.cluster, "apps/v1", "Deployment", "staging", "web")
+    probing.probe_environments([staging.pk])
+    assert cell(staging).status == "down"
+    assert "missing" in cell(staging).reason
+
+
+def test_an_unreachable_cluster_makes_the_cell_unknown(deployer, staging, web, sandbox):
+    deploy(deployer, staging, "1.0.0")
+    sandbox.stop()
+    probing.probe_environments([staging.pk])
+    assert cell(staging).status == "unknown"
+    assert "cluster not reachable" in cell(staging).reason
+
+
+def test_minute_aggregates_count_checks_and_failures(deployer, staging, web, sandbox):
+    deploy(deployer, staging, "1.0.0")
+    sandbox.set_fault("web", "fail_probe")
+    probing.probe_environments([staging.pk])
+    totals = HealthMinute.objects.filter(environment=staging)
+    assert sum(m.checks for m in totals) == 2
+    assert sum(m.failures for m in totals) == 1
+
+
+def test_work_is_split_into_shards(settings, make_env, cluster):
+    settings.GANTRY_PROBE_SHARD_SIZE = 2
+    for index in range(5):
+        make_env(f"env-{index}", cluster=cluster)
+    parts = probing.shards()
+    assert [len(p) for p in parts] == [2, 2, 1]
+
+
+def test_pruning_keeps_48_hours_of_checks_and_30_days_of_minutes(deployer, staging, web):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deployments.monitoring.jobs import prune_health
+
+    deploy(deployer, staging, "1.0.0")
+    now = timezone.now()
+    HealthCheck.objects.update(at=now - timedelta(hours=49))
+    HealthMinute.objects.update(minute=now - timedelta(days=29))
+    assert prune_health(now) == (1, 0)
+    HealthMinute.objects.update(minute=now - timedelta(days=31))
+    assert prune_health(now) == (0, 1)
