@@ -209,6 +209,14 @@ GANTRY_JOBS_EAGER = env_bool("GANTRY_JOBS_EAGER", False)
 # A queued job whose message Redis lost (flush, restart, unreachable at enqueue) is sent again
 # by the reconcile pass once it has waited this long (portal/jobs/reconcile.py).
 GANTRY_RECONCILE_GRACE_SECONDS = int(os.environ.get("GANTRY_RECONCILE_GRACE_SECONDS", "10"))
+# Only the scheduler holding this lease (a PostgreSQL row, renewed every second) sends periodic
+# work; another takes over this long after the holder died (portal/jobs/scheduler.py).
+GANTRY_SCHEDULER_LEASE_SECONDS = int(os.environ.get("GANTRY_SCHEDULER_LEASE_SECONDS", "15"))
+# A job cut off by a lost database connection waits up to this long to record its end. A job cut
+# off that way, or whose worker died (the reaper), is sent again automatically up to
+# GANTRY_JOB_AUTO_RETRIES times (job code is idempotent); after that it stays failed.
+GANTRY_DB_RECONNECT_SECONDS = int(os.environ.get("GANTRY_DB_RECONNECT_SECONDS", "60"))
+GANTRY_JOB_AUTO_RETRIES = int(os.environ.get("GANTRY_JOB_AUTO_RETRIES", "2"))
 GANTRY_ROLLOUT_TIMEOUT_SECONDS = float(os.environ["GANTRY_ROLLOUT_TIMEOUT_SECONDS"]) if os.environ.get(
     "GANTRY_ROLLOUT_TIMEOUT_SECONDS") else None  # default: each Deployment's progressDeadlineSeconds
 GANTRY_LOGIN_MAX_FAILURES = int(os.environ.get("GANTRY_LOGIN_MAX_FAILURES", "10"))
@@ -228,6 +236,14 @@ GANTRY_TRUST_X_FORWARDED_FOR = env_bool("GANTRY_TRUST_X_FORWARDED_FOR", False)
 GANTRY_EVIDENCE_DIR = os.environ.get("GANTRY_EVIDENCE_DIR", "")  # period evidence ZIPs (default BASE_DIR/.evidence)
 GANTRY_BACKUP_DIR = os.environ.get("GANTRY_BACKUP_DIR", str(BASE_DIR / "backups-local"))  # the default local store
 GANTRY_PG_BINDIR = os.environ.get("GANTRY_PG_BINDIR", "")  # pg_dump/pg_restore matching the servers; default: PATH
+# Audit retention: events older than this many days are archived as JSONL segments (unset: keep all).
+GANTRY_AUDIT_RETENTION_DAYS = int(os.environ["GANTRY_AUDIT_RETENTION_DAYS"]) if os.environ.get(
+    "GANTRY_AUDIT_RETENTION_DAYS") else None
+GANTRY_AUDIT_ARCHIVE_DIR = os.environ.get("GANTRY_AUDIT_ARCHIVE_DIR", "")  # default BASE_DIR/.audit-archive
+# Or an S3 destination for the archive, JSON: {"kind": "s3", "bucket", "prefix", "endpoint_url", "region"} (keys
+# from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the instance's role, through portal.storage).
+GANTRY_AUDIT_ARCHIVE = __import__("json").loads(os.environ["GANTRY_AUDIT_ARCHIVE"]) if os.environ.get(
+    "GANTRY_AUDIT_ARCHIVE") else None
 
 LOGGING = {
     "version": 1,

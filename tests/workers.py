@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def worker_env(**extra):
     db = connection.settings_dict
-    return dict(os.environ, DJANGO_SETTINGS_MODULE="portal.settings", DEBUG="1", GANTRY_JOB_HEARTBEAT_SECONDS="1",
-                DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}", **extra)
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", "DEBUG": "1", "GANTRY_JOB_HEARTBEAT_SECONDS": "1",
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}", **extra}
 
 
 def start_worker(queue, *args, env=None):

@@ -78,7 +78,7 @@ def download_evidence_period(request, job_id: str):
     try:
         uuid.UUID(job_id)
     except ValueError:
-        raise NotFound(f"no period evidence job {job_id}")
+        raise NotFound(f"no period evidence job {job_id}") from None
     job = period_job(request.user, job_id)
     path = zip_path(job.pk)
     if job.state != "succeeded" or not path.exists():

@@ -160,15 +160,10 @@ def _rules_words(rules):
     return "; ".join(parts)
 
 
-def derive_statements(subject, events, attachments):
-    """Every statement of the pack, from the events (and attachments checked against them)."""
-    own = str(subject["deployment"])
-    rollback_ids = {str(i) for i in subject["rollbacks"]}
-    mine = [e for e in events if e["target_type"] == DEPLOYMENT and e["target_id"] == own]
+def _release_statements(events, attachments):
+    """The release, checked against its registration event."""
     statements = []
-
     created = [e for e in events if e["target_type"] == "deployments.release" and e["action"] == "release.create"]
-    request = next((e for e in mine if e["action"] in ("deployment.request", "deployment.rollback_request")), None)
     release = attachments.get("release") or {}
     facts = {"service": release.get("service"), "version": release.get("version"), "image": release.get("image"),
              "git_sha": release.get("git_sha")}
@@ -186,7 +181,13 @@ def derive_statements(subject, events, attachments):
     if problems:
         text += " — DOES NOT MATCH its registration: " + "; ".join(problems)
     statements.append(_statement("release", text, created, facts | {"matches_record": not problems}))
+    return statements
 
+
+def _request_statements(mine):
+    """The request, the rules in force then, a break-glass reason."""
+    statements = []
+    request = next((e for e in mine if e["action"] in ("deployment.request", "deployment.rollback_request")), None)
     if request is None:
         statements.append(_statement("request", "No request event was found for this deployment.", []))
         detail = {}
@@ -207,7 +208,12 @@ def derive_statements(subject, events, attachments):
             statements.append(_statement("break_glass", f"BREAK-GLASS override requested by {request['actor']}: "
                                          f"{detail.get('break_glass_reason')}", [request],
                                          {"reason": detail.get("break_glass_reason")}))
+    return statements, request, detail
 
+
+def _approval_statements(mine, request, detail):
+    """Each decision (and refused attempt), and whether someone independent approved."""
+    statements = []
     final_hash = None
     for event in mine:
         if event["action"] == "deployment.manifests_changed":
@@ -252,7 +258,12 @@ def derive_statements(subject, events, attachments):
              "NOT approved by anyone other than the requester."), [e for e in mine if e["action"] == "deployment.approve"
                                                                    and e["outcome"] == "success"],
             {"independent_approvers": independent}))
+    return statements, approvals
 
+
+def _attachment_statements(own, attachments, approvals, request, detail):
+    """The diff and manifests attached, checked against the hashes recorded."""
+    statements = []
     diff_att = attachments.get("diff") or {}
     reviewed = [a["diff"] for a in approvals if a.get("diff")]
     if reviewed:
@@ -274,7 +285,12 @@ def derive_statements(subject, events, attachments):
             ok, text = None, "The rendered manifests' hash was not recorded at the request."
         statements.append(_statement("manifests", text, [request] if request else [],
                                      {"sha256": text_sha256(manifest_text), "matches": ok}))
+    return statements
 
+
+def _lifecycle_statements(mine):
+    """Start (with the window and freeze state), outcome, rollback and other events."""
+    statements = []
     for event in mine:
         action = event["action"]
         d = event.get("detail") or {}
@@ -298,7 +314,12 @@ def derive_statements(subject, events, attachments):
                             "deployment.manifests_changed"):
             statements.append(_statement("event", f"{action} by {event['actor']} at {event['at']} ({event['outcome']}).",
                                          [event], {"detail": d}))
+    return statements
 
+
+def _rollback_statements(events, rollback_ids):
+    """Each rollback of this deployment: who, why, to what, how it ended."""
+    statements = []
     for rid in sorted(rollback_ids, key=int):
         theirs = [e for e in events if e["target_type"] == DEPLOYMENT and e["target_id"] == rid]
         req = next((e for e in theirs if e["action"] == "deployment.rollback_request"), None)
@@ -313,7 +334,12 @@ def derive_statements(subject, events, attachments):
         statements.append(_statement("rollback", words, [e for e in (req, end) if e],
                                      {"deployment": int(rid), "requested_by": who, "auto": bool(d.get("auto")),
                                       "reason": d.get("reason")}))
+    return statements
 
+
+def _job_statements(events, attachments):
+    """Each job's log, checked against the hash its job recorded when it ended."""
+    statements = []
     logs = attachments.get("job_logs") or {}
     for job_id, lines in logs.items():
         ends = [e for e in events if e["target_type"] == "jobs.job" and e["target_id"] == job_id
@@ -333,6 +359,21 @@ def derive_statements(subject, events, attachments):
         statements.append(_statement("job", text, [end] if end else [], {"job": job_id, "log_sha256": actual,
                                                                           "matches": ok}))
     return statements
+
+
+def derive_statements(subject, events, attachments):
+    """Every statement of the pack, from the events (and attachments checked against them)."""
+    own = str(subject["deployment"])
+    rollback_ids = {str(i) for i in subject["rollbacks"]}
+    mine = [e for e in events if e["target_type"] == DEPLOYMENT and e["target_id"] == own]
+    statements = _release_statements(events, attachments)
+    told, request, detail = _request_statements(mine)
+    decided, approvals = _approval_statements(mine, request, detail)
+    return (statements + told + decided + _attachment_statements(own, attachments, approvals, request, detail)
+            + _lifecycle_statements(mine) + _rollback_statements(events, rollback_ids)
+            + _job_statements(events, attachments))
+
+
 
 
 # ---------------------------------------------------------------- the pack
@@ -399,7 +440,7 @@ def verify_pack(pack):
     else:
         if derived != pack.get("statements"):
             given = pack.get("statements") or []
-            first = next((i for i, (a, b) in enumerate(zip(derived, given)) if a != b), min(len(derived), len(given)))
+            first = next((i for i, (a, b) in enumerate(zip(derived, given, strict=False)) if a != b), min(len(derived), len(given)))
             problems.append(f"statement {first + 1} does not follow from the audit events in the pack "
                             "(a statement or an event was edited)")
     if pack.get("problems"):

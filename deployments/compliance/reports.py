@@ -32,7 +32,7 @@ def parse_moment(name, text, default=None, end_of_day=False):
         day = parse_date(text) if len(text) == 10 else None
         moment = parse_datetime(text) if day is None else None
     except ValueError:
-        raise InvalidInput(f"{name}: '{text}' is not a real date")
+        raise InvalidInput(f"{name}: '{text}' is not a real date") from None
     if moment is None:
         if day is None:
             raise InvalidInput(f"{name}: '{text}' is not a date (2026-11-21) or an ISO 8601 time with a zone")

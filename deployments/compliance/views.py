@@ -18,9 +18,9 @@ def _pack(request, deployment_id):
     try:
         return evidence_for(request.user, deployment_id)
     except Forbidden as exc:
-        raise PermissionDenied(str(exc))
+        raise PermissionDenied(str(exc)) from None
     except NotFound as exc:
-        raise Http404(str(exc))
+        raise Http404(str(exc)) from None
 
 
 @login_required
@@ -139,9 +139,9 @@ def period_evidence_zip(request, job_id):
     try:
         job = period_job(request.user, job_id)
     except Forbidden as exc:
-        raise PermissionDenied(str(exc))
+        raise PermissionDenied(str(exc)) from None
     except NotFound as exc:
-        raise Http404(str(exc))
+        raise Http404(str(exc)) from None
     path = zip_path(job.pk)
     if job.state != "succeeded" or not path.exists():
         raise Http404("this evidence ZIP is not ready (or was removed); build it again")

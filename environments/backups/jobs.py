@@ -12,17 +12,17 @@ def _row(model, job, what):
     return row
 
 
-@job_kind("backup.run", queue="backups", title="Back up a database")
+@job_kind("backup.run", queue="backups", title="Back up a database", resume=False)
 def backup_job(job, log):
     return runner.run_backup(_row(Backup, job, "backup"), log)
 
 
-@job_kind("backup.drill", queue="backups", title="Restore drill")
+@job_kind("backup.drill", queue="backups", title="Restore drill", resume=False)
 def drill_job(job, log):
     return runner.run_drill(_row(Drill, job, "drill"), log)
 
 
-@job_kind("backup.restore", queue="backups", title="Restore a backup")
+@job_kind("backup.restore", queue="backups", title="Restore a backup", resume=False)
 def restore_job(job, log):
     return runner.run_restore(_row(Restore, job, "restore"), log)
 

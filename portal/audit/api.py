@@ -1,5 +1,5 @@
 import base64
-from typing import Any, Optional
+from typing import Any
 
 from django.http import StreamingHttpResponse
 from ninja import Router
@@ -8,7 +8,8 @@ from portal.accounts import policies
 from portal.errors import Forbidden, InvalidInput
 
 from .models import AuditEvent
-from .queries import FilterError, event_as_dict, export_csv, export_jsonl, filter_events
+from .readable import target_url, target_words
+from .queries import FilterError, batched, event_as_dict, export_csv, export_jsonl, filter_events
 
 router = Router(tags=["audit"])
 PAGE = 100
@@ -20,7 +21,7 @@ def _filtered(request):
     try:
         return filter_events(request.GET)
     except FilterError as exc:
-        raise InvalidInput(str(exc))
+        raise InvalidInput(str(exc)) from None
 
 
 def _api_event(event):
@@ -31,19 +32,21 @@ def _api_event(event):
         "target_type": data["target_type"] or None, "target_id": data["target_id"] or None,
         "environment": data["environment"] or None, "ip": data["ip"] or None,
         "changes": data["changes"], "detail": data["detail"], "hash": data["hash"], "prev_hash": data["prev_hash"],
+        "target_text": target_words(event) or None, "target_url": target_url(event) or None,
     }
 
 
 @router.get("/audit", response=dict[str, Any])
-def list_audit(request, actor: Optional[str] = None, action: Optional[str] = None, environment: Optional[str] = None,
-               outcome: Optional[str] = None, since: Optional[str] = None, until: Optional[str] = None,
-               cursor: Optional[str] = None, limit: int = PAGE):
+def list_audit(request, actor: str | None = None, action: str | None = None, environment: str | None = None,
+               outcome: str | None = None, since: str | None = None, until: str | None = None,
+               cursor: str | None = None, limit: int = PAGE, hide_system: str | None = None,
+               seq: int | None = None, target: str | None = None):
     qs = _filtered(request).order_by("-seq")
     if cursor:
         try:
             before = int(base64.urlsafe_b64decode(cursor.encode()).decode())
         except (ValueError, UnicodeDecodeError):
-            raise InvalidInput("cursor: not a cursor this API returned; start again without it")
+            raise InvalidInput("cursor: not a cursor this API returned; start again without it") from None
         qs = qs.filter(seq__lt=before)
     limit = max(1, min(limit, 500))
     events = list(qs[: limit + 1])
@@ -54,9 +57,9 @@ def list_audit(request, actor: Optional[str] = None, action: Optional[str] = Non
 
 
 @router.get("/audit/export", response={200: None})
-def export_audit(request, format: str = "jsonl", actor: Optional[str] = None, action: Optional[str] = None,
-                 environment: Optional[str] = None, outcome: Optional[str] = None, since: Optional[str] = None,
-                 until: Optional[str] = None):
+def export_audit(request, format: str = "jsonl", actor: str | None = None, action: str | None = None,
+                 environment: str | None = None, outcome: str | None = None, since: str | None = None,
+                 until: str | None = None, hide_system: str | None = None, target: str | None = None):
     return stream_export(request, _filtered(request), format)
 
 
@@ -64,7 +67,7 @@ def stream_export(request, queryset, fmt):
     if fmt not in ("csv", "jsonl"):
         raise InvalidInput("format: must be csv or jsonl")
     content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
-    body = export_csv(queryset) if fmt == "csv" else export_jsonl(queryset)
+    body = batched(export_csv(queryset) if fmt == "csv" else export_jsonl(queryset))
     response = StreamingHttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="gantry-audit.{fmt}"'
     from django.db import transaction

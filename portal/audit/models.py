@@ -33,7 +33,10 @@ class AuditEvent(models.Model):
         ordering = ["-seq"]
         indexes = [models.Index(fields=["environment", "-seq"]), models.Index(fields=["actor", "-seq"]),
                    # the events of one object (an evidence pack, links from the log)
-                   models.Index(fields=["target_type", "target_id", "seq"], name="audit_target_seq")]
+                   models.Index(fields=["target_type", "target_id", "seq"], name="audit_target_seq"),
+                   # keyset pages of the log filtered by action or outcome, newest first
+                   models.Index(fields=["action", "-seq"], name="audit_action_seq"),
+                   models.Index(fields=["outcome", "-seq"], name="audit_outcome_seq")]
 
     def __str__(self):
         return f"#{self.seq} {self.actor} {self.action} {self.outcome}"
@@ -43,3 +46,28 @@ class AuditEvent(models.Model):
         if not self.target_type:
             return ""
         return f"{self.target_type}:{self.target_repr or self.target_id}"
+
+
+class ArchiveSegment(models.Model):
+    """A run of audit events moved to the archive: where, and the chain checkpoint that vouches for it.
+
+    `first_prev_hash` is what the first archived event follows and `last_hash` what the next event
+    (archived later, or still in the table) must follow; `sha256` is the segment file's digest."""
+
+    first_seq = models.BigIntegerField(unique=True)
+    last_seq = models.BigIntegerField(unique=True)
+    count = models.PositiveIntegerField()
+    first_prev_hash = models.CharField(max_length=64)
+    last_hash = models.CharField(max_length=64)
+    first_at = models.CharField(max_length=40)
+    last_at = models.CharField(max_length=40)
+    sha256 = models.CharField(max_length=64)
+    store = models.CharField(max_length=16, default="local")
+    location = models.CharField(max_length=1000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["first_seq"]
+
+    def __str__(self):
+        return f"audit events #{self.first_seq}-#{self.last_seq} at {self.location}"

@@ -7,11 +7,12 @@ from django.urls import reverse
 
 from portal.accounts import policies
 from portal.errors import InvalidInput
-from portal.views import needs_role, paginate
+from portal.views import needs_role
 
 from .api import stream_export
 from .models import AuditEvent
-from .queries import FILTERS, FilterError, filter_events
+from .queries import FILTERS, FilterError, cursor_value, filter_events, keyset_page
+from .readable import annotate
 
 PER_PAGE = 50
 
@@ -28,16 +29,20 @@ def audit_list(request):
     filters = {name: request.GET.get(name, "") for name in FILTERS}
     error, status = "", 200
     try:
-        events = filter_events(request.GET).order_by("-seq")
+        events = filter_events(request.GET)
+        page = keyset_page(events, before=cursor_value("before", request.GET.get("before")),
+                           after=cursor_value("after", request.GET.get("after")), limit=PER_PAGE)
     except FilterError as exc:
         error, status = str(exc), 400
-        events = AuditEvent.objects.none()
+        page = keyset_page(AuditEvent.objects.none())
+    annotate(page.object_list)
     query = request.GET.copy()
-    query.pop("page", None)
-    query.pop("format", None)
+    for name in ("page", "format", "before", "after"):
+        query.pop(name, None)
     return render(request, "audit/list.html", {
         "section": "audit",
-        "page": paginate(request, events, PER_PAGE),
+        "page": page,
+        "page_query": query.urlencode(),
         "filters": filters,
         "filtered": any(filters.values()),
         "filter_error": error,

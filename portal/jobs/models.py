@@ -84,3 +84,33 @@ class JobLogLine(models.Model):
 
     def __str__(self):
         return self.message
+
+
+class SchedulerLease(models.Model):
+    """Which scheduler may send periodic work (scheduler.py): the holder renews it every tick; a
+    standby takes it over once `expires_at` has passed (the holder died) or is empty (it stopped)."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    holder = models.CharField(max_length=255, blank=True, default="")
+    acquired_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.name}: {self.holder or 'nobody'}"
+
+
+class PeriodicRun(models.Model):
+    """The last slot of one piece of periodic work that was sent, and the last that ran (scheduler.py).
+    Slots are epoch seconds of the scheduled instant; a slot is sent once and runs once."""
+
+    name = models.CharField(max_length=255, primary_key=True)
+    last_sent_slot = models.BigIntegerField(null=True, blank=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    last_sent_by = models.CharField(max_length=255, blank=True, default="")
+    last_run_slot = models.BigIntegerField(null=True, blank=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    def __str__(self):
+        return self.name

@@ -19,6 +19,7 @@ PERIODIC = [
     ("deployments.monitoring.jobs.probe_all", "health", {"interval": 15}),
     ("deployments.monitoring.jobs.verify_due", "health", {"interval": 5}),
     ("deployments.monitoring.jobs.prune_health", "health", {"interval": 3600}),
+    ("portal.audit.archive.enqueue_archiving", "default", {"interval": 3600}),
 ]
 
 

@@ -7,6 +7,8 @@ locks the row and starts only a job that is still `queued`.
 """
 import logging
 
+# Every send here goes to Redis at once (commit_mode="auto"): callers decide when, usually from
+# `transaction.on_commit`, or inside a row lock on purpose (reconcile.py, scheduler.py).
 from django.conf import settings
 from redis.exceptions import RedisError
 
@@ -37,10 +39,20 @@ def send(job):
     import django_rq
 
     try:
-        django_rq.get_queue(job.queue).enqueue(
+        django_rq.get_queue(job.queue, commit_mode="auto").enqueue(
             "portal.jobs.services.run_job", str(job.pk), job_id=message_id(job),
             job_timeout=settings.RQ_QUEUES[job.queue]["DEFAULT_TIMEOUT"],
         )
+    except (RedisError, OSError) as exc:
+        raise QueueUnreachable(f"{exc.__class__.__name__}: {exc}") from exc
+
+
+def send_periodic(queue_name, func, *args):
+    """Put one run of periodic work on a queue; raise QueueUnreachable when Redis does not take it."""
+    import django_rq
+
+    try:
+        django_rq.get_queue(queue_name, commit_mode="auto").enqueue(func, *args, result_ttl=600, failure_ttl=86400)
     except (RedisError, OSError) as exc:
         raise QueueUnreachable(f"{exc.__class__.__name__}: {exc}") from exc
 
@@ -63,7 +75,11 @@ def held_message_ids(queues):
     """Every RQ job id that RQ will still run or is running: waiting in a queue (or being taken from
     it), started, scheduled or deferred. Raises QueueUnreachable when Redis does not answer."""
     from rq import Queue
-    from rq.registry import DeferredJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+    from rq.registry import (
+        DeferredJobRegistry,
+        ScheduledJobRegistry,
+        StartedJobRegistry,
+    )
 
     conn = connection()
     held = set()

@@ -19,6 +19,7 @@ from portal.accounts import policies
 from portal.audit.services import record
 from portal.errors import Conflict, deny
 
+from .dbretry import connection_lost, refresh_connections, with_database
 from .models import FINISHED_STATES, JOB_TRANSITIONS, Job, JobLogLine, JobState
 
 logger = logging.getLogger("gantry.jobs")
@@ -32,21 +33,24 @@ class JobTransitionError(Conflict):
 
 
 class JobKind:
-    def __init__(self, name, func, queue, title, system=False):
+    def __init__(self, name, func, queue, title, system=False, resume=True):
         self.name, self.func, self.queue, self.title, self.system = name, func, queue, title, system
+        self.resume = resume
 
 
-def job_kind(name, queue="default", title="", system=False):
+def job_kind(name, queue="default", title="", system=False, resume=True):
     """Register `func(job, log)` as the code for jobs of kind `name`.
 
     `system=True` marks housekeeping nobody asked for by hand (sending notifications): job lists
-    hide those unless asked to show them.
+    hide those unless asked to show them. `resume=False`: a job cut off (its worker died, its
+    database connection was lost) stays failed instead of being sent again automatically, because
+    its owner cleans the interrupted work up (a backup aborts its partial upload).
     """
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue}")
 
     def decorator(func):
-        _KINDS[name] = JobKind(name, func, queue, title or name, system)
+        _KINDS[name] = JobKind(name, func, queue, title or name, system, resume)
         return func
 
     return decorator
@@ -174,12 +178,14 @@ class JobFailed(Exception):
 
 
 def _heartbeat(job_id, stop):
-    interval = settings.GANTRY_JOB_HEARTBEAT_SECONDS
-    while not stop.wait(interval):
+    interval = wait = settings.GANTRY_JOB_HEARTBEAT_SECONDS
+    while not stop.wait(wait):
         try:
             Job.objects.filter(pk=job_id, state=JobState.RUNNING).update(heartbeat_at=timezone.now())
-        except Exception:  # a missed beat is harmless; the next one retries
+            wait = interval
+        except Exception:  # a missed beat is harmless; retry every second until the database answers
             logger.warning("heartbeat for job %s failed", job_id, exc_info=True)
+            wait = min(1, interval)
         finally:
             close_old_connections()
     connections.close_all()  # this thread's own connection, so none lingers after the job
@@ -191,8 +197,17 @@ def worker_name():
 
 
 def run_job(job_id):
-    """The RQ entry point: run the job whose row has this id, recording every step on the row."""
+    """The RQ entry point: run the job whose row has this id, recording every step on the row.
+    Stale database connections (a PostgreSQL restart) are closed before and after (dbretry.py)."""
     _load_job_modules()
+    refresh_connections()
+    try:
+        _run_job(job_id)
+    finally:
+        refresh_connections()
+
+
+def _run_job(job_id):
     with transaction.atomic():
         job = Job.objects.select_for_update(of=("self",)).select_related("requested_by", "environment").filter(pk=job_id).first()
         if job is None:
@@ -213,7 +228,7 @@ def run_job(job_id):
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(job.pk, stop), daemon=True)
     beat.start()
-    state, error = JobState.SUCCEEDED, ""
+    state, error, db_lost = JobState.SUCCEEDED, "", False
     try:
         if spec is None:
             raise JobFailed(f"this worker does not know jobs of kind '{job.kind}'")
@@ -225,18 +240,52 @@ def run_job(job_id):
         state, error = JobState.FAILED, str(exc)
     except Exception as exc:
         logger.exception("job %s crashed", job.pk)
-        state, error = JobState.FAILED, f"unexpected error: {exc.__class__.__name__}: {exc}"
+        if connection_lost(exc):
+            db_lost = True
+            state, error = JobState.FAILED, (f"the database connection was lost during the job "
+                                             f"({exc.__class__.__name__}: {str(exc).strip()})")
+        else:
+            state, error = JobState.FAILED, f"unexpected error: {exc.__class__.__name__}: {exc}"
     finally:
         stop.set()
         beat.join(timeout=5)
+    with_database(lambda: _record_end(job, state, error, db_lost), settings.GANTRY_DB_RECONNECT_SECONDS,
+                  what=f"record the end of job {job.pk}")
+
+
+def _record_end(job, state, error, db_lost):
     with transaction.atomic():
         locked = Job.objects.select_for_update(of=("self",)).select_related("requested_by", "environment").get(pk=job.pk)
-        if locked.state != JobState.RUNNING:
-            return  # the reaper already gave up on it
+        if locked.state != JobState.RUNNING or locked.attempts != job.attempts:
+            return  # the reaper already gave up on this attempt (and may have sent the job again)
         locked.result = job.result
         if state == JobState.SUCCEEDED:
             JobLogLine.objects.create(job_id=job.pk, message="finished")
         _finish(locked, state, error)
+        if db_lost and may_resume(locked):
+            _retry_automatically(locked, "the database connection was lost")
+
+
+def may_resume(job):
+    """Whether a job cut off by a dead worker or a lost connection is sent again automatically."""
+    spec = get_kind(job.kind)
+    return spec is not None and spec.resume and job.attempts <= settings.GANTRY_JOB_AUTO_RETRIES
+
+
+def _retry_automatically(job, reason, actor_name="gantry-worker"):
+    """A job cut off by an outage or a dead worker goes straight back to its queue (job code is
+    idempotent), at most GANTRY_JOB_AUTO_RETRIES times; then it stays failed for a person to decide."""
+    _transition(job, JobState.QUEUED)
+    job.error = ""
+    job.started_at = job.finished_at = job.heartbeat_at = None
+    job.sent_at = timezone.now()
+    job.save(update_fields=["state", "error", "started_at", "finished_at", "heartbeat_at", "sent_at"])
+    JobLogLine.objects.create(job_id=job.pk, level="warning", message=(
+        f"{reason}; sent again automatically (attempt {job.attempts + 1} of at most "
+        f"{settings.GANTRY_JOB_AUTO_RETRIES + 1}): applying again is safe"))
+    record("job.retried", actor_name=actor_name, target=job, environment=job.environment,
+           detail={"kind": job.kind, "automatic": True, "reason": reason})
+    transaction.on_commit(lambda: _send_to_queue(job))
 
 
 def retry_job(job, *, user, request=None):
@@ -283,7 +332,8 @@ def cancel_job(job, *, user, request=None, check=True):
 
 
 def reap_stale_jobs(now=None):
-    """Mark running jobs whose worker stopped sending heartbeats as failed. Returns how many."""
+    """Mark running jobs whose worker stopped sending heartbeats as failed, and send them again
+    automatically while they have automatic retries left (GANTRY_JOB_AUTO_RETRIES). Returns how many."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.GANTRY_JOB_STALE_SECONDS)
     reaped = 0
@@ -292,10 +342,13 @@ def reap_stale_jobs(now=None):
             job = Job.objects.select_for_update(of=("self",)).select_related("requested_by", "environment").get(pk=job_id)
             if job.state != JobState.RUNNING or job.heartbeat_at >= cutoff:
                 continue
-            _finish(job, JobState.FAILED,
-                    f"the worker {job.worker or '(unknown)'} stopped responding (last heartbeat "
-                    f"{job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC); marked failed. Retry it from the job page.",
-                    actor_name="gantry-reaper")
+            stopped = (f"the worker {job.worker or '(unknown)'} stopped responding (last heartbeat "
+                       f"{job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)")
+            retry = may_resume(job)
+            _finish(job, JobState.FAILED, f"{stopped}; marked failed. " + (
+                "Sent again automatically." if retry else "Retry it from the job page."), actor_name="gantry-reaper")
+            if retry:
+                _retry_automatically(job, stopped, actor_name="gantry-reaper")
             reaped += 1
     return reaped
 

@@ -24,7 +24,8 @@ def deploy_worker(*args):
     return start_worker("deploy", *args)
 
 
-def test_a_deployment_survives_a_killed_worker(admin, deployer, prod, make_service, sandbox):
+def test_a_deployment_survives_a_killed_worker(admin, deployer, prod, make_service, sandbox, settings):
+    settings.GANTRY_JOB_AUTO_RETRIES = 0  # automatic retries used up: a person retries (tests/faults for the rest)
     make_service("web")
     sandbox.set_fault("web", "never_ready")  # the rollout waits, so the worker is killed mid-deployment
     deployment = queue_deployment(deployer, prod, "web", "1.0.0")

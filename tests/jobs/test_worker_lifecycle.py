@@ -60,7 +60,8 @@ def test_a_cluster_error_fails_the_job_with_a_readable_reason(admin):
     assert Environment.objects.get(pk=env.pk).status == "failed"
 
 
-def test_a_killed_worker_leaves_a_job_the_reaper_marks_failed_and_a_retry_finishes_it(admin, sandbox):
+def test_a_killed_worker_leaves_a_job_the_reaper_marks_failed_and_a_retry_finishes_it(admin, sandbox, settings):
+    settings.GANTRY_JOB_AUTO_RETRIES = 0  # automatic retries used up: a person retries (tests/faults for the rest)
     # A cluster that accepts connections and never answers keeps the job running.
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
@@ -73,9 +74,12 @@ def test_a_killed_worker_leaves_a_job_the_reaper_marks_failed_and_a_retry_finish
 
             job = check_cluster(admin, cluster)
         worker = run_worker()
-        assert wait_for(lambda: Job.objects.get(pk=job.pk).state == "running"), "the worker never started the job"
-        kill_worker_and_work_horse(worker.pid)
-        worker.wait(timeout=10)
+        try:
+            assert wait_for(lambda: Job.objects.get(pk=job.pk).state == "running", timeout=60), \
+                "the worker never started the job"
+        finally:  # never leave a worker behind to take the next test's jobs
+            kill_worker_and_work_horse(worker.pid)
+            worker.wait(timeout=10)
         assert Job.objects.get(pk=job.pk).state == "running"
         assert wait_for(lambda: reap_stale_jobs() == 1, timeout=15)
         job.refresh_from_db()

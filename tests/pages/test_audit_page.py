@@ -5,6 +5,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from portal.audit.models import AuditEvent
 from portal.audit.services import record
 from tests.pages.conftest import events, text
 
@@ -35,7 +36,7 @@ def test_it_shows_times_in_the_users_zone(login, viewer, client):
     client.cookies["gantry_tz"] = "America/New_York"
     body = text(login(viewer).get("/audit/"))
     local = timezone.localtime(event.at, timezone=__import__("zoneinfo").ZoneInfo("America/New_York"))
-    assert local.strftime("%Y-%m-%d %H:%M:%S") + f" {local.tzname()}" in body  # to the second
+    assert local.strftime("%Y-%m-%d %H:%M:%S") + f" {local.tzname()}" in body  # to the second, with the zone
 
 
 @pytest.mark.parametrize("query, shown, hidden", [
@@ -72,7 +73,10 @@ def test_it_paginates_fifty_events_a_page_newest_first(login, viewer):
     client = login(viewer)  # signing in is audited too: before the 55, so it is the oldest
     for i in range(55):
         add(f"act.n{i}")
-    first, second = text(client.get("/audit/")), text(client.get("/audit/?page=2"))
+    first = text(client.get("/audit/"))
+    older = AuditEvent.objects.get(action="act.n5").seq  # keyset pages: "Older" continues before the last one shown
+    assert f'href="?before={older}"' in first
+    second = text(client.get(f"/audit/?before={older}"))
     assert "<code>act.n54</code>" in first and "<code>act.n5</code>" in first and "<code>act.n4</code>" not in first
     assert "<code>act.n4</code>" in second and "<code>act.n0</code>" in second
 

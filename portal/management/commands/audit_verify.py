@@ -3,7 +3,7 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from portal.audit.chain import ChainError, event_fields, verify_sequence
+from portal.audit.chain import CANONICAL_FIELDS, ChainError, verify_sequence
 from portal.audit.models import AuditEvent
 
 
@@ -21,9 +21,17 @@ class Command(BaseCommand):
                 count = verify_sequence(self._rows_from_file(file))
                 where = file
             else:
-                rows = (event_fields(e) | {"hash": e.hash} for e in AuditEvent.objects.order_by("seq").iterator(chunk_size=2000))
-                count = verify_sequence(rows)
-                where = "the database"
+                from itertools import chain
+
+                from portal.audit.archive import archived_rows
+                from portal.audit.models import ArchiveSegment
+
+                names = (*CANONICAL_FIELDS, "hash")
+                rows = (dict(zip(names, values, strict=True)) for values in
+                        AuditEvent.objects.order_by("seq").values_list(*names).iterator(chunk_size=5000))
+                segments = ArchiveSegment.objects.count()
+                count = verify_sequence(chain(archived_rows(), rows))
+                where = f"the archive ({segments} segment(s)) and the database" if segments else "the database"
         except ChainError as exc:
             self.stderr.write(f"audit chain BROKEN in {file or 'the database'}: {exc}")
             sys.exit(1)
@@ -61,4 +69,4 @@ class Command(BaseCommand):
                 try:
                     yield json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ValueError(f"line {lineno} is not JSON ({exc.msg})")
+                    raise ValueError(f"line {lineno} is not JSON ({exc.msg})") from None
