@@ -34,7 +34,7 @@ def backwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("audit", "0003_target_index")]
+    dependencies = [("audit", "0006_keyset_indexes")]
     operations = [
         migrations.AddField(
             model_name="auditevent", name="key_id",
