@@ -9,6 +9,7 @@ from environments import policies as env_rules
 from environments.models import Environment
 from portal.accounts import policies as roles
 from portal.audit.services import record
+from portal import validation
 from portal.errors import Conflict, InvalidInput, deny
 from portal.jobs.services import cancel_job
 
@@ -36,11 +37,12 @@ def _parse_request(user, data):
     if isinstance(release_id, int) and not isinstance(release_id, bool):
         release = Release.objects.select_related("service").filter(pk=release_id).first()
     if release is None:
-        errors.append(f"release: no release with id {release_id!r}")
+        errors.append(f"release: no release with id {validation.shown(release_id)}")
     slug = data.get("environment")
-    environment = Environment.objects.filter(slug=slug).first() if isinstance(slug, str) else None
+    safe_slug = isinstance(slug, str) and not validation.unsafe_character(slug)
+    environment = Environment.objects.filter(slug=slug).first() if safe_slug else None
     if environment is None or not roles.can_view_environment(user, environment):
-        errors.append(f"environment: no environment '{slug}'")
+        errors.append(f"environment: no environment '{validation.shown(slug)}'")
     if errors:
         raise InvalidInput(errors)
     return release, environment, bool(data.get("start_now", False)), data.get("break_glass") or None

@@ -410,7 +410,7 @@ def deployment_request(request):
         "break_glass": bool(request.POST.get("break_glass")),
         "break_glass_reason": request.POST.get("break_glass_reason", ""),
     }
-    data = {"release": int(release) if release.isdigit() else release, "environment": values["environment"],
+    data = {"release": int(release) if release.isascii() and release.isdigit() else release, "environment": values["environment"],
             "start_now": values["start_now"]}
     if values["break_glass"]:
         data["break_glass"] = {"reason": values["break_glass_reason"]}

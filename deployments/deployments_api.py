@@ -5,6 +5,7 @@ from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
 from portal.api_auth import require_role
+from portal.schema_types import ObjectId, OptionalFlag, ShortTexts
 from portal.errors import NotFound
 
 from . import actions
@@ -22,9 +23,9 @@ class BreakGlassIn(Schema):
 class DeploymentIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    release: int
+    release: ObjectId
     environment: str
-    start_now: bool | None = False
+    start_now: OptionalFlag = False
     break_glass: BreakGlassIn | None = None
 
 
@@ -32,7 +33,7 @@ class DecisionIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     comment: str | None = ""
-    checklist: list[str] | None = None
+    checklist: ShortTexts | None = None
     manifest_hash: str | None = None  # the manifests the approver reviewed; 409 if they changed since
 
 

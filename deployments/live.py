@@ -1,7 +1,8 @@
 """What runs where: the live deployment of a service in an environment, and what a rollback returns to."""
-from django.db.models import F, Window
+from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 
+from . import policies
 from .choices import DeploymentState as S
 from .models import Deployment
 
@@ -13,11 +14,15 @@ def live_deployment(service_id, environment_id):
 
 
 def rollback_target(deployment):
-    """The last successful deployment before `deployment` of another release (what a rollback returns to)."""
+    """The last successful deployment before `deployment` of an OLDER release (what a rollback returns
+    to): never forward to a newer release, e.g. the one just rolled back (policies.is_older_release)."""
+    current = deployment.release
+    older = Q(release__created_at__lt=current.created_at) | Q(release__created_at=current.created_at,
+                                                              release_id__lt=current.pk)
     return (Deployment.objects.select_related("release")
             .filter(service_id=deployment.service_id, environment_id=deployment.environment_id,
                     state__in=[S.SUCCEEDED, S.ROLLED_BACK], finished_at__lt=deployment.finished_at)
-            .exclude(release_id=deployment.release_id).order_by("-finished_at", "-id").first())
+            .filter(older).order_by("-finished_at", "-id").first())
 
 
 def live_and_rollback_targets(environment_id, depth=20, with_manifests=False):
@@ -41,6 +46,7 @@ def live_and_rollback_targets(environment_id, depth=20, with_manifests=False):
         live = next((d for d in rows if d.state == S.SUCCEEDED), None)
         if live is None:
             continue
-        target = next((d for d in rows if d.finished_at < live.finished_at and d.release_id != live.release_id), None)
+        target = next((d for d in rows if d.finished_at < live.finished_at
+                       and policies.is_older_release(d.release, live.release)), None)
         result[service_id] = (live, target)
     return result

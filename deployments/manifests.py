@@ -19,6 +19,7 @@ import string
 import yaml
 
 from portal.kube import KINDS
+from portal import safe_yaml
 
 PLACEHOLDERS = ("image", "version", "service", "environment", "namespace", "replicas", "color")
 KUBERNETES_VERSION = "1.30"
@@ -76,7 +77,13 @@ SAMPLE_VALUES = {"image": "registry.example.com/app@sha256:" + "0" * 64, "versio
 
 
 def render(text, values):
-    return string.Template(text).substitute({k: str(v) for k, v in values.items()})
+    """Fill placeholders into the parsed template (manifest_render): a value never changes its structure."""
+    from .manifest_render import RenderError, render as render_safely
+
+    try:
+        return render_safely(text, values)
+    except RenderError as exc:
+        raise ManifestError([{"line": exc.line, "column": exc.column, "message": exc.message}]) from None
 
 
 # --- parsing --------------------------------------------------------------------------------
@@ -97,7 +104,13 @@ def _yaml_error(exc):
 def _parse_with_lines(text):
     """The non-empty documents of YAML text, each with ``{path tuple: line}`` from its node tree."""
     documents, lines = [], []
-    loader = yaml.SafeLoader(text)
+    try:
+        safe_yaml.check_limits(text)
+    except safe_yaml.YamlLimitError as exc:
+        raise ManifestError([{"line": exc.line, "column": exc.column, "message": exc.message}]) from None
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc) from None
+    loader = safe_yaml.Loader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -308,9 +321,30 @@ def document_problems(documents, lines=None):
     return problems
 
 
-def check_rendered(text):
-    """Parse and check rendered manifests (real or sample values): the documents, or ManifestError."""
-    documents, lines = _parse_with_lines(text)
+def template_lines(text):
+    """``{path tuple: line}`` per non-empty document of a template, in the template's own lines."""
+    from .manifest_render import RenderError, template_nodes
+
+    try:
+        nodes = template_nodes(text, PLACEHOLDERS)
+    except RenderError:
+        return None
+    indexes = []
+    for node in nodes:
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+            continue
+        index = {}
+        _index_lines(node, (), index)
+        indexes.append(index)
+    return indexes
+
+
+def check_rendered(text, lines=None):
+    """Parse and check rendered manifests (real or sample values): the documents, or ManifestError.
+    `lines`, when given, locates problems in the template the text was rendered from."""
+    documents, rendered_lines = _parse_with_lines(text)
+    if lines is None or len(lines) != len(documents):
+        lines = rendered_lines
     if not documents:
         raise ManifestError([{"message": "the manifest holds no Kubernetes object"}])
     problems = document_problems(documents, lines)
@@ -326,7 +360,7 @@ def validate_manifest(text):
     problems = placeholder_problems(text)
     if problems:
         raise ManifestError(problems)
-    return check_rendered(render(text, SAMPLE_VALUES))
+    return check_rendered(render(text, SAMPLE_VALUES), lines=template_lines(text))
 
 
 # --- per-environment policy -----------------------------------------------------------------

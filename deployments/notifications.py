@@ -3,10 +3,6 @@
 `notify` is called inside the transaction of the change; the sending happens in a job after
 commit, so a slow webhook never holds a request and a failure is visible on the job page.
 """
-import json
-import urllib.error
-import urllib.request
-
 from django.conf import settings
 from django.core.mail import send_mail
 
@@ -66,10 +62,10 @@ def message(deployment, event):
 
 
 def post_webhook(url, payload, timeout=5):
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "Gantry"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (admin-configured URL)
-        return response.status
+    """POST through portal.outbound: public addresses only (checked again now), no redirects."""
+    from portal import outbound
+
+    return outbound.post_json(url, payload, timeout=timeout)
 
 
 @job_kind("notification.send", queue="default", title="Send notification", system=True)
@@ -90,12 +86,13 @@ def send_notification(job, log):
                                     "fields": [{"title": "environment", "value": env.slug, "short": True},
                                                {"title": "release", "value": str(deployment.release), "short": True},
                                                {"title": "state", "value": deployment.state, "short": True}]}]}
+        from portal.outbound import DeliveryFailed
+
         try:
             status = post_webhook(webhook_url, payload)
             log(f"webhook answered HTTP {status}")
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", None) or exc.__class__.__name__
-            problems.append(f"webhook to {masked_url(webhook_url)} failed: {reason}")
+        except DeliveryFailed as exc:  # one wording whatever the cause: the log tells no port from another
+            problems.append(f"webhook to {masked_url(webhook_url)}: {exc}")
     recipients = _recipients(deployment, event)
     if recipients:
         sent = send_mail(f"[Gantry] {EVENTS[event]}: {deployment.release} to {env.slug}", text,

@@ -22,10 +22,18 @@ def approvals_required(deployment):
 
 
 def valid_approvals(deployment, current_hash=None, approvals=None):
-    """The approvals that still count: decision approve, bound to the current image and manifests."""
+    """The approvals that still count: decision approve, bound to the current image and manifests, given
+    by someone who still holds the approver role there (an approver who lost it, or whose account was
+    deactivated, no longer counts)."""
     current_hash = current_hash or deployment.manifest_hash
     approvals = deployment.approvals.all() if approvals is None else approvals
-    return [a for a in approvals if a.decision == APPROVE and a.image == deployment.image and a.manifest_hash == current_hash]
+    return [a for a in approvals if a.decision == APPROVE and a.image == deployment.image
+            and a.manifest_hash == current_hash and roles.has_role(a.user, roles.APPROVER, deployment.environment)]
+
+
+def is_older_release(candidate, current):
+    """A rollback only goes back: to a release registered before the one running now."""
+    return (candidate.created_at, candidate.pk) < (current.created_at, current.pk)
 
 
 def stale_approvals(deployment, current_hash=None, approvals=None):
@@ -38,6 +46,8 @@ def stale_approvals(deployment, current_hash=None, approvals=None):
             continue
         if approval.image != deployment.image:
             stale.append((approval, f"the image changed from {approval.image} to {deployment.image}"))
+        elif not roles.has_role(approval.user, roles.APPROVER, deployment.environment):
+            stale.append((approval, f"{approval.user.get_username()} no longer holds the approver role here"))
         elif approval.manifest_hash != current_hash:
             stale.append((approval, "the rendered manifests changed after this approval"))
     return stale

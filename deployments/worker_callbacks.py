@@ -1,6 +1,7 @@
 """What the deploy job reports: a deployment starts running, succeeds or fails (called by `rollout`)."""
 from django.db import transaction
 
+from . import policies
 from .choices import DEPLOY, ROLLBACK
 from .choices import DeploymentState as S
 from .live import live_deployment
@@ -24,6 +25,9 @@ def mark_running(deployment_id):
                                  f"(#{live.pk if live else '-'} is); this rollback would undo a newer release")
         if deployment.state == S.RUNNING:
             return deployment  # a retry after a crash: carry on (apply is idempotent)
+        if len(policies.valid_approvals(deployment)) < policies.approvals_required(deployment):
+            raise StateError("the approvals no longer suffice (an approver lost the approver role or was "
+                             f"deactivated since approving); request the deployment of {deployment.release} again")
         return move(deployment, S.RUNNING, actor_name="gantry-worker")
 
 

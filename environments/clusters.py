@@ -1,5 +1,7 @@
 """Clusters: registering, changing, checking and removing the Kubernetes clusters environments run on.
 Every change goes through these functions (pages, API, commands)."""
+import os
+
 from django.db import transaction
 
 from portal import kube
@@ -7,7 +9,7 @@ from portal.accounts import policies
 from portal.audit.services import diff, record
 from portal.errors import Conflict, InvalidInput, deny
 from portal.jobs.services import enqueue_job
-from portal.validation import check_dns_label, check_text
+from portal.validation import check_dns_label, check_text, shown
 
 from .models import Cluster
 
@@ -50,14 +52,24 @@ def _clean_pasted_kubeconfig(data, clean, errors):
 
 
 def _clean_kubeconfig_path(data, clean, errors, instance):
+    from portal.safe_yaml import MAX_BYTES
+
     path = data.get("kubeconfig_path", instance.kubeconfig_path if instance else "")
     clean["kubeconfig_path"] = path
-    try:
-        kube.validate_kubeconfig(kube.read_kubeconfig_file(path), clean["context"])
-    except OSError as exc:
-        errors.append(f"kubeconfig_path: cannot read '{path}' on the Gantry host ({exc.strerror})")
-    except ValueError as exc:
-        errors.append(f"kubeconfig_path: {exc}")
+    text = None
+    try:  # one answer for missing, unreadable or not a file: the form is no probe of the host's files
+        if not isinstance(path, str) or not os.path.isabs(path) or not os.path.isfile(path):
+            raise OSError("not a file")
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read(MAX_BYTES + 1)
+    except (OSError, ValueError):
+        errors.append(f"kubeconfig_path: cannot read '{shown(path)}' on the Gantry host (missing, unreadable, "
+                      "or not an absolute path to a file)")
+    if text is not None:
+        try:
+            kube.validate_kubeconfig(text, clean["context"])
+        except ValueError as exc:
+            errors.append(f"kubeconfig_path: {exc}")
 
 
 def _clean_cluster(data, errors, instance=None):

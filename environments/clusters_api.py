@@ -6,6 +6,7 @@ from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
 from portal.accounts import policies
+from portal.schema_types import OptionalFlag
 from portal.errors import Forbidden
 
 from . import clusters
@@ -22,11 +23,11 @@ class ClusterIn(Schema):
     server: str | None = None
     token: str | None = None
     ca_data: str | None = None
-    insecure: bool | None = None
+    insecure: OptionalFlag = None
     kubeconfig: str | None = None
     kubeconfig_path: str | None = None
     context: str | None = None
-    in_cluster: bool | None = None
+    in_cluster: OptionalFlag = None
 
 
 class ClusterPatch(Schema):
@@ -36,11 +37,11 @@ class ClusterPatch(Schema):
     server: str | None = None
     token: str | None = None
     ca_data: str | None = None
-    insecure: bool | None = None
+    insecure: OptionalFlag = None
     kubeconfig: str | None = None
     kubeconfig_path: str | None = None
     context: str | None = None
-    in_cluster: bool | None = None
+    in_cluster: OptionalFlag = None
 
 
 def _require_global_read(request):

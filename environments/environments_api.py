@@ -5,6 +5,7 @@ from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
 from portal.accounts import policies
+from portal.schema_types import OptionalFlag, ShortTexts, StrictInt, Windows
 from portal.errors import Forbidden, NotFound
 
 from . import lifecycle
@@ -24,7 +25,7 @@ class EnvironmentIn(Schema):
     cluster: str | None = None
     namespace: str | None = None
     template: str | None = None
-    ttl_hours: int | None = None
+    ttl_hours: StrictInt | None = None
     team: str | None = None
     description: str | None = None
     parameters: dict[str, Any] | None = None
@@ -36,16 +37,16 @@ class EnvironmentPatch(Schema):
     name: str | None = None
     team: str | None = None
     description: str | None = None
-    required_approvals: int | None = None
-    prevent_self_approval: bool | None = None
-    deployment_windows: list[dict[str, Any]] | None = None
+    required_approvals: StrictInt | None = None  # the range (0-10) is the service's rule
+    prevent_self_approval: OptionalFlag = None
+    deployment_windows: Windows | None = None
     freeze: dict[str, Any] | None = None
-    approver_groups: list[str] | None = None
-    checklist: list[str] | None = None
+    approver_groups: ShortTexts | None = None
+    checklist: ShortTexts | None = None
     promotion_from: str | None = None
-    rollback_requires_approval: bool | None = None
-    replicas: int | None = None
-    blue_green_keep_minutes: int | None = None
+    rollback_requires_approval: OptionalFlag = None
+    replicas: StrictInt | None = None
+    blue_green_keep_minutes: StrictInt | None = None
     webhook_url: str | None = None
     notify_emails: str | None = None
     verification: dict[str, Any] | None = None

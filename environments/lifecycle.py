@@ -147,6 +147,13 @@ def _clean_notifications(data, clean, errors):
                     raise ValidationError("too long")
             except (ValidationError, TypeError):
                 errors.append("webhook_url: not a valid http(s) URL of at most 500 characters")
+            else:
+                from portal import outbound
+
+                try:
+                    outbound.check_url(url, resolve_names=False)
+                except outbound.UnsafeDestination as exc:
+                    errors.append(f"webhook_url: {exc}")
         clean["webhook_url"] = url
     if "notify_emails" in data:
         text = data.get("notify_emails") or ""

@@ -1,4 +1,5 @@
 """The v1 API (API.md): one NinjaAPI; each app adds its router. Errors are JSON with `detail`."""
+from django.db import DataError
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -6,7 +7,15 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from portal.api_auth import API_AUTH
 from portal.errors import GantryError
 
-api = NinjaAPI(
+class GantryAPI(NinjaAPI):
+    def get_openapi_schema(self, *args, **kwargs):
+        """Ninja's document, with every operation's error statuses declared (portal.openapi_errors)."""
+        from portal.openapi_errors import declare_errors
+
+        return declare_errors(super().get_openapi_schema(*args, **kwargs))
+
+
+api = GantryAPI(
     title="Gantry API",
     version="1",
     description="Environments, services, releases, deployments, approvals and the audit log. See API.md.",
@@ -19,7 +28,10 @@ api = NinjaAPI(
 
 @api.exception_handler(GantryError)
 def gantry_error(request, exc):
-    return api.create_response(request, {"detail": exc.detail}, status=exc.status)
+    response = api.create_response(request, {"detail": exc.detail}, status=exc.status)
+    if getattr(exc, "retry_after", None):
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _location(loc):
@@ -43,6 +55,19 @@ def authentication_error(request, exc):
 @api.exception_handler(Http404)
 def not_found(request, exc):
     return api.create_response(request, {"detail": str(exc) or "not found"}, status=404)
+
+
+@api.exception_handler(DataError)
+def data_error(request, exc):
+    """A value the database cannot store or compare (out of range, a NUL byte) is the caller's bad input."""
+    return api.create_response(request, {"detail": "invalid input: a value is out of range or holds a character "
+                                                   "that cannot be stored"}, status=400)
+
+
+@api.exception_handler(UnicodeError)
+def unicode_error(request, exc):
+    return api.create_response(request, {"detail": "invalid input: text holds characters that cannot be encoded "
+                                                   "(e.g. an unpaired surrogate)"}, status=400)
 
 
 @api.exception_handler(HttpError)

@@ -1,12 +1,48 @@
 """API authentication: bearer tokens (hashed at rest) and browser sessions (with CSRF)."""
 from django.db import transaction
 from django.utils import timezone
-from ninja.security import HttpBearer, django_auth
+from ninja.security import HttpBearer, SessionAuth
 
 from portal.accounts import policies as roles
 from portal.accounts.models import ApiToken, hash_token
 from portal.audit.services import record
-from portal.errors import Forbidden
+from portal.errors import Forbidden, NotFound, Throttled, refuse_unsafe
+from portal.validation import unsafe_character
+
+
+def check_request_text(request):
+    """Once the caller is known: a path holding a character no name can hold names nothing (404), and
+    such a character in the query string is invalid input (400), before any view queries with it."""
+    if unsafe_character(request.path, allow_newlines=True):
+        raise NotFound("no such object: the path holds a character no name in Gantry can hold")
+    refuse_unsafe({key: request.GET.getlist(key) for key in request.GET})
+
+
+def reject_token(request, token):
+    """Count a failed bearer token against the client's address. The first failure of each window
+    is audited (`auth.token_rejected`), the others only counted; past the limit the address gets
+    429 with Retry-After until the window ends, and that is audited once (`auth.token_throttled`).
+    A flood of made-up tokens thus costs one counter update each, not an audit row and the chain lock."""
+    from django.conf import settings
+
+    from portal import throttle
+    from portal.audit.services import client_ip
+
+    seconds, limit = settings.GANTRY_TOKEN_FAILURE_WINDOW_SECONDS, settings.GANTRY_TOKEN_FAILURES_PER_WINDOW
+    address = client_ip(request) or "unknown"
+    window = throttle.hit(f"token:{address}", seconds)
+    if window.count == 1:
+        with transaction.atomic():
+            record("auth.token_rejected", actor_name="anonymous", request=request, outcome="denied",
+                   detail={"token_prefix": token[:8], "window_seconds": seconds,
+                           "note": "later failures from this address in this window are counted, not recorded"})
+    if window.count > limit:
+        if window.count == limit + 1:
+            with transaction.atomic():
+                record("auth.token_throttled", actor_name="anonymous", request=request, outcome="denied",
+                       detail={"failures": window.count, "window_seconds": seconds, "limit": limit})
+        raise Throttled(f"too many failed tokens from your address; try again in {window.retry_after} s",
+                        retry_after=window.retry_after)
 
 
 class TokenAuth(HttpBearer):
@@ -17,18 +53,27 @@ class TokenAuth(HttpBearer):
             .first()
         )
         if found is None:
-            with transaction.atomic():
-                record("auth.token_rejected", actor_name="anonymous", request=request, outcome="denied",
-                       detail={"token_prefix": token[:8]})
+            reject_token(request, token)
             return None
         now = timezone.now()
         if found.last_used_at is None or (now - found.last_used_at).total_seconds() > 60:
             ApiToken.objects.filter(pk=found.pk).update(last_used_at=now)
         request.user = found.user
+        check_request_text(request)
         return found.user
 
 
-API_AUTH = [TokenAuth(), django_auth]
+class CheckedSessionAuth(SessionAuth):
+    """Browser sessions (with CSRF), with the same checks of the request's text as tokens."""
+
+    def authenticate(self, request, key):
+        user = super().authenticate(request, key)
+        if user is not None:
+            check_request_text(request)
+        return user
+
+
+API_AUTH = [TokenAuth(), CheckedSessionAuth()]
 
 
 def require_role(request):

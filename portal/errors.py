@@ -36,3 +36,28 @@ def deny(action, *, user, request=None, reason, target=None, environment=None, e
     """Audit a refused attempt (outcome `denied`) and raise `error` (Forbidden by default) with the reason."""
     record_denied(action, request=request, actor=user, target=target, environment=environment, reason=reason)
     raise error(reason)
+
+
+def refuse_unsafe(values):
+    """Raise InvalidInput when a value of `values` ({field: text}) holds a character no field may hold
+    (NUL, other control characters, unpaired surrogates, bidirectional overrides): the database
+    cannot store or even compare some of them. Call it after the role check, so that a caller
+    without the role still gets the audited 403."""
+    from portal.validation import check_safe_text
+
+    errors = []
+    for field, value in values.items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            check_safe_text(item, field, errors, allow_newlines=True)
+    if errors:
+        raise InvalidInput(errors)
+
+
+class Throttled(GantryError):
+    """Too many attempts: 429, with the seconds to wait in `retry_after` (the Retry-After header)."""
+
+    status = 429
+
+    def __init__(self, messages, retry_after):
+        super().__init__(messages)
+        self.retry_after = int(retry_after)

@@ -97,8 +97,12 @@ def parse_kubeconfig(text, context="", pasted=False):
     Gantry) may not run programs or read files on Gantry's host: embed tokens and certificates
     (`token`, `client-certificate-data`, `certificate-authority-data`) instead.
     """
+    from portal import safe_yaml
+
     try:
-        data = yaml.safe_load(text or "")
+        data = safe_yaml.safe_load(text or "")
+    except safe_yaml.YamlLimitError as error:
+        raise ValueError(f"the kubeconfig is refused: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -261,13 +265,17 @@ def _cluster_url(cluster, api=None):
 
 
 def _status_of(error):
+    """(message, reason, body) of an API error. Only a Kubernetes `Status` object's message is kept:
+    any other body (an internal web server's page, when `server` points somewhere else) is never
+    echoed into job logs or errors."""
     try:
         body = json.loads(error.body or "{}")
     except (TypeError, ValueError):
         body = {}
-    if not isinstance(body, dict):
-        body = {}
-    return body.get("message") or (error.body or "").strip() or str(error.reason or ""), body.get("reason") or error.reason, body
+    if not isinstance(body, dict) or body.get("kind") != "Status":
+        return "the server's answer is not a Kubernetes Status (its body is not shown)", error.reason, {}
+    message = body.get("message") if isinstance(body.get("message"), str) else ""
+    return message or str(error.reason or ""), body.get("reason") or error.reason, body
 
 
 def _from_api_exception(error, url):

@@ -50,3 +50,59 @@ def register():
     if not _registered:
         REGISTRY.register(GantryCollector())
         _registered = True
+
+
+# --- who may scrape -------------------------------------------------------------------------
+
+
+def scrape_refusal(request):
+    """None when `request` may read /metrics, else (status, reason).
+
+    Allowed: a client address in GANTRY_METRICS_ALLOWED_IPS (addresses or networks), the bearer
+    token GANTRY_METRICS_TOKEN, or the API token of a user with a global role (viewer or admin).
+    """
+    import hmac
+    import ipaddress
+
+    from django.conf import settings
+
+    from portal.audit.services import client_ip
+
+    address = client_ip(request)
+    for allowed in settings.GANTRY_METRICS_ALLOWED_IPS:
+        try:
+            if address and ipaddress.ip_address(address) in ipaddress.ip_network(allowed, strict=False):
+                return None
+        except ValueError:
+            continue
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if not header.lower().startswith("bearer "):
+        return 401, "metrics need 'Authorization: Bearer <token>' or an allow-listed address"
+    token = header[7:].strip()
+    if settings.GANTRY_METRICS_TOKEN and hmac.compare_digest(token.encode(), settings.GANTRY_METRICS_TOKEN.encode()):
+        return None
+    from portal.accounts import policies
+    from portal.accounts.models import ApiToken, hash_token
+
+    found = (ApiToken.objects.select_related("user")
+             .filter(digest=hash_token(token), revoked_at__isnull=True, user__is_active=True).first())
+    if found is None:
+        return 401, "unknown or revoked token"
+    if not policies.can_view_everything(found.user):
+        return 403, "metrics need a token of a user with a global role (viewer or admin)"
+    return None
+
+
+def metrics_view(request):
+    """Prometheus text format for allowed scrapers only: it names environments, jobs and view latencies."""
+    from django.http import HttpResponse
+    from django_prometheus.exports import ExportToDjangoView
+
+    refusal = scrape_refusal(request)
+    if refusal is not None:
+        status, reason = refusal
+        response = HttpResponse(reason + "\n", status=status, content_type="text/plain; charset=utf-8")
+        if status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="gantry-metrics"'
+        return response
+    return ExportToDjangoView(request)

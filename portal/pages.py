@@ -13,7 +13,7 @@ from django.http import Http404
 from django.shortcuts import render
 
 from portal.accounts import policies
-from portal.errors import Forbidden, NotFound
+from portal.errors import Forbidden, InvalidInput, NotFound, refuse_unsafe
 
 
 def needs_role(view):
@@ -26,6 +26,11 @@ def needs_role(view):
     def wrapper(request, *args, **kwargs):
         if request.method in ("GET", "HEAD") and not policies.has_any_role(request.user):
             return render(request, "no_role.html")
+        if request.method in ("GET", "HEAD"):
+            try:
+                refuse_unsafe({key: request.GET.getlist(key) for key in request.GET})
+            except InvalidInput as exc:
+                return render(request, "bad_input.html", {"errors": exc.messages}, status=400)
         return refusals_as_pages(view)(request, *args, **kwargs)
 
     return wrapper

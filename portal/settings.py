@@ -193,6 +193,15 @@ if not EMAIL_HOST:
 
 # Gantry's own options.
 GANTRY_ENCRYPTION_KEY = os.environ.get("GANTRY_ENCRYPTION_KEY", "")
+# The audit chain's HMAC key and signed checkpoints (SECURITY.md).
+GANTRY_AUDIT_KEY = os.environ.get("GANTRY_AUDIT_KEY", "")
+GANTRY_AUDIT_OLD_KEYS = [k for k in os.environ.get("GANTRY_AUDIT_OLD_KEYS", "").split(",") if k.strip()]
+GANTRY_AUDIT_CHECKPOINT_DIR = os.environ.get("GANTRY_AUDIT_CHECKPOINT_DIR", "")
+GANTRY_AUDIT_CHECKPOINT_S3_BUCKET = os.environ.get("GANTRY_AUDIT_CHECKPOINT_S3_BUCKET", "")
+GANTRY_AUDIT_CHECKPOINT_S3_ENDPOINT = os.environ.get("GANTRY_AUDIT_CHECKPOINT_S3_ENDPOINT", "")
+# Webhooks may call private addresses only when listed here (host names, addresses or networks).
+GANTRY_WEBHOOK_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("GANTRY_WEBHOOK_ALLOWED_HOSTS", "").split(",")
+                                if h.strip()]
 GANTRY_PAGE_SIZE = int(os.environ.get("GANTRY_PAGE_SIZE", "50"))
 GANTRY_JOB_HEARTBEAT_SECONDS = int(os.environ.get("GANTRY_JOB_HEARTBEAT_SECONDS", "10"))
 GANTRY_JOB_STALE_SECONDS = int(os.environ.get("GANTRY_JOB_STALE_SECONDS", "40"))
@@ -212,6 +221,11 @@ GANTRY_ROLLOUT_TIMEOUT_SECONDS = float(os.environ["GANTRY_ROLLOUT_TIMEOUT_SECOND
     "GANTRY_ROLLOUT_TIMEOUT_SECONDS") else None  # default: each Deployment's progressDeadlineSeconds
 GANTRY_LOGIN_MAX_FAILURES = int(os.environ.get("GANTRY_LOGIN_MAX_FAILURES", "10"))
 GANTRY_LOGIN_WINDOW_MINUTES = int(os.environ.get("GANTRY_LOGIN_WINDOW_MINUTES", "15"))
+GANTRY_LOGIN_MAX_FAILURES_PER_ADDRESS = int(os.environ.get("GANTRY_LOGIN_MAX_FAILURES_PER_ADDRESS", "50"))
+GANTRY_TOKEN_FAILURES_PER_WINDOW = int(os.environ.get("GANTRY_TOKEN_FAILURES_PER_WINDOW", "20"))
+GANTRY_TOKEN_FAILURE_WINDOW_SECONDS = int(os.environ.get("GANTRY_TOKEN_FAILURE_WINDOW_SECONDS", "60"))
+GANTRY_METRICS_TOKEN = os.environ.get("GANTRY_METRICS_TOKEN", "")
+GANTRY_METRICS_ALLOWED_IPS = [a.strip() for a in os.environ.get("GANTRY_METRICS_ALLOWED_IPS", "").split(",") if a.strip()]
 GANTRY_ABANDON_MINUTES = int(os.environ.get("GANTRY_ABANDON_MINUTES", "30"))
 GANTRY_BASE_URL = os.environ.get("GANTRY_BASE_URL", "")
 # Live health (deployments.monitoring): probes in flight per shard job, each probe's timeout, environments per job.

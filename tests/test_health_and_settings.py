@@ -45,9 +45,11 @@ def test_readyz_for_the_web_needs_only_the_database_and_still_names_redis(client
 
 
 @pytest.mark.django_db
-def test_metrics_are_prometheus_text(client, make_env):
+def test_metrics_are_prometheus_text(client, make_env, viewer):
+    from tests.conftest import token_for
+
     make_env("dev")
-    response = client.get("/metrics")
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token_for(viewer)}")
     assert response.status_code == 200
     text = response.content.decode()
     assert "django_http_requests_total" in text or "django_http_requests_before_middlewares_total" in text

@@ -64,6 +64,22 @@ class ApiToken(models.Model):
         return raw, raw[:12], hash_token(raw)
 
 
+class ThrottleCounter(models.Model):
+    """Attempts counted per bucket (a client address, a username at an address) in fixed time
+    windows: failed bearer tokens and sign-ins (portal.throttle)."""
+
+    bucket = models.CharField(max_length=200)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bucket", "window_start"], name="one_counter_per_window")]
+        indexes = [models.Index(fields=["window_start"])]
+
+    def __str__(self):
+        return f"{self.bucket} @ {self.window_start:%H:%M:%S}: {self.count}"
+
+
 def environment_model():
     """The model a role may be scoped to (environments.Environment), reached through the role's
     foreign key so that accounts, a core app, imports no app."""

@@ -26,6 +26,8 @@ class AuditEvent(models.Model):
     detail = models.JSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    key_id = models.CharField(max_length=16, blank=True, default="",
+                              help_text="Fingerprint of the GANTRY_AUDIT_KEY whose HMAC is `hash` (empty: plain SHA-256).")
 
     class Meta:
         ordering = ["-seq"]

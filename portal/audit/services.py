@@ -2,10 +2,12 @@
 import json
 import re
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 
 from .chain import GENESIS, compute_hash
+from .keys import current_key
 from .models import AuditEvent
 
 # Advisory lock id for the chain's head on PostgreSQL (any constant shared by all writers).
@@ -89,8 +91,21 @@ def record(action, *, actor=None, actor_name=None, request=None, outcome="succes
 
     with transaction.atomic():
         _lock_chain_head()
-        head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+        head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash", "key_id").first()
         seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        key_id, _key = current_key()
+        if head and head[2] and not key_id:
+            raise ImproperlyConfigured("the audit chain is keyed (HMAC) but GANTRY_AUDIT_KEY is not set: set it "
+                                       "again; unkeyed events would break the chain")
+        if head and key_id and head[2] != key_id:
+            rotation = {"seq": seq, "at": timezone.now(), "actor": "gantry", "actor_id": None,
+                        "action": "audit.key_rotated", "outcome": "success", "target_type": "", "target_id": "",
+                        "target_repr": "", "environment": "", "ip": "", "changes": {},
+                        "detail": {"from_key": head[2] or None, "to_key": key_id}, "prev_hash": prev_hash,
+                        "key_id": key_id}
+            rotation["hash"] = compute_hash(rotation)
+            AuditEvent.objects.create(**rotation)
+            seq, prev_hash = seq + 1, rotation["hash"]
         fields = {
             "seq": seq,
             "at": timezone.now(),
@@ -106,6 +121,7 @@ def record(action, *, actor=None, actor_name=None, request=None, outcome="succes
             "changes": json.loads(json.dumps(mask_secrets(changes or {}))),
             "detail": json.loads(json.dumps(mask_secrets(detail or {}))),
             "prev_hash": prev_hash,
+            "key_id": key_id,
         }
         fields["hash"] = compute_hash(fields)
         return AuditEvent.objects.create(**fields)

@@ -3,14 +3,14 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from portal.audit.chain import ChainError, verify_sequence
+from portal.audit.chain import CANONICAL_FIELDS, ChainError, verify_sequence
 from portal.audit.models import AuditEvent
-from portal.audit.chain import CANONICAL_FIELDS
 
 
 class Command(BaseCommand):
-    help = ("Check the audit hash chain in the database, or in a JSONL export with --file. "
-            "Exit 0 when intact; otherwise exit 1 and name the first bad event.")
+    help = ("Check the audit hash chain in the database, or in a JSONL export with --file. In the database, "
+            "the chain is also compared with the latest signed checkpoint, which reveals truncation and deleted "
+            "newest events. Exit 0 when intact; otherwise exit 1 and name the first bad event.")
 
     def add_arguments(self, parser):
         parser.add_argument("--file", help="a JSONL export (GET /api/v1/audit/export?format=jsonl, unfiltered)")
@@ -38,7 +38,28 @@ class Command(BaseCommand):
         except (OSError, ValueError) as exc:
             self.stderr.write(f"cannot read {file}: {exc}")
             sys.exit(2)
-        self.stdout.write(f"audit chain intact: {count} event(s) verified in {where}")
+        note = ""
+        if not file:
+            note = self._against_checkpoint()
+        self.stdout.write(f"audit chain intact: {count} event(s) verified in {where}{note}")
+
+    def _against_checkpoint(self):
+        from portal.audit import checkpoints
+
+        if not checkpoints.configured():
+            return " (no checkpoint place configured: truncation and deleted newest events cannot be detected)"
+        try:
+            checkpoint = checkpoints.latest_checkpoint()
+        except checkpoints.CheckpointError as exc:
+            self.stderr.write(f"audit chain NOT VERIFIED against its checkpoint: {exc}")
+            sys.exit(1)
+        if checkpoint is None:
+            return " (no checkpoint written yet)"
+        problems = checkpoints.compare_with_checkpoint(checkpoint)
+        if problems:
+            self.stderr.write("audit chain BROKEN in the database: " + "; ".join(problems))
+            sys.exit(1)
+        return f"; consistent with the checkpoint of {checkpoint['at']} (#{checkpoint['seq']})"
 
     def _rows_from_file(self, path):
         with open(path, encoding="utf-8") as handle:
