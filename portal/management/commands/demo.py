@@ -22,7 +22,7 @@ def port_free(port):
             return False
 
 
-def wait_port(port, timeout=15):
+def wait_port(port, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
