@@ -6,6 +6,7 @@ server), points a real `rqworker` at that copy and restarts the cluster with pg_
 """
 import os
 import subprocess
+import sys
 
 import psycopg
 import pytest
@@ -85,6 +86,6 @@ def test_a_postgres_restart_mid_deployment_ends_with_the_deployment_finished(
     assert deployment_state == "succeeded"
     assert query(url, "SELECT count(*) FROM jobs_job WHERE state = 'running'") == [(0,)]
     assert query(url, "SELECT action FROM audit_auditevent WHERE action = 'job.retried'") == [("job.retried",)]
-    verify = subprocess.run(["python", "manage.py", "audit_verify"], cwd=ROOT, capture_output=True, text=True, check=False,
+    verify = subprocess.run([sys.executable, "manage.py", "audit_verify"], cwd=ROOT, capture_output=True, text=True, check=False,
                             env=base_env(DATABASE_URL=url))
     assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr
