@@ -164,23 +164,32 @@ def record_outcomes(outcomes, cells=None, now=None):
             _update_cell(cells.get((outcome.environment_id, outcome.service_id)), outcome, now)
 
 
+# One statement, no formatting (PostgreSQL and SQLite): the worst status of the minute wins (down > degraded > unknown > progressing).
+_ADD_TO_MINUTE = """
+INSERT INTO monitoring_healthminute
+    (environment_id, service_id, minute, checks, failures, latency_ms_sum, latency_ms_max, worst)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (environment_id, service_id, minute) DO UPDATE SET
+    checks = monitoring_healthminute.checks + excluded.checks,
+    failures = monitoring_healthminute.failures + excluded.failures,
+    latency_ms_sum = monitoring_healthminute.latency_ms_sum + excluded.latency_ms_sum,
+    latency_ms_max = CASE WHEN excluded.latency_ms_max > monitoring_healthminute.latency_ms_max
+        THEN excluded.latency_ms_max ELSE monitoring_healthminute.latency_ms_max END,
+    worst = CASE
+        WHEN monitoring_healthminute.worst = 'down' OR excluded.worst = 'down' THEN 'down'
+        WHEN monitoring_healthminute.worst = 'degraded' OR excluded.worst = 'degraded' THEN 'degraded'
+        WHEN monitoring_healthminute.worst = 'unknown' OR excluded.worst = 'unknown' THEN 'unknown'
+        WHEN monitoring_healthminute.worst = 'progressing' OR excluded.worst = 'progressing' THEN 'progressing'
+        ELSE 'healthy' END
+"""
+
+
 def _aggregate(outcomes, now):
     minute = now.replace(second=0, microsecond=0)
     rows = [(o.environment_id, o.service_id, minute, 1, 0 if o.ok else 1, o.latency_ms or 0, o.latency_ms or 0, o.status)
             for o in outcomes]
-    table = "monitoring_healthminute"
-    worst = (f"CASE WHEN {table}.worst = 'down' OR excluded.worst = 'down' THEN 'down' "
-             f"WHEN {table}.worst = 'degraded' OR excluded.worst = 'degraded' THEN 'degraded' "
-             f"WHEN {table}.worst = 'unknown' OR excluded.worst = 'unknown' THEN 'unknown' "
-             f"WHEN {table}.worst = 'progressing' OR excluded.worst = 'progressing' THEN 'progressing' ELSE 'healthy' END")
-    sql = (f"INSERT INTO {table} (environment_id, service_id, minute, checks, failures, latency_ms_sum, latency_ms_max, worst) "
-           f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (environment_id, service_id, minute) DO UPDATE SET "
-           f"checks = {table}.checks + excluded.checks, failures = {table}.failures + excluded.failures, "
-           f"latency_ms_sum = {table}.latency_ms_sum + excluded.latency_ms_sum, "
-           f"latency_ms_max = CASE WHEN excluded.latency_ms_max > {table}.latency_ms_max THEN excluded.latency_ms_max "
-           f"ELSE {table}.latency_ms_max END, worst = {worst}")
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        cursor.executemany(_ADD_TO_MINUTE, rows)
 
 
 def _update_cell(cell, outcome, now):
