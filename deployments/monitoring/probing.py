@@ -206,27 +206,35 @@ def record_outcomes(outcomes, cells=None, now=None, names=None):
             _changes(changes, now, names or {})
 
 
+# Constant statements (no SQL is built from strings); each row is a position in the array parameters.
+# The worst status of the minute wins (down > degraded > unknown > progressing > healthy).
+_ADD_TO_MINUTES = """
+INSERT INTO monitoring_healthminute
+    (environment_id, service_id, minute, checks, failures, latency_ms_sum, latency_ms_max, worst)
+SELECT environment_id, service_id, %s, 1, failures, latency_ms, latency_ms, worst
+FROM unnest(%s::bigint[], %s::bigint[], %s::integer[], %s::integer[], %s::varchar[])
+    AS probe (environment_id, service_id, failures, latency_ms, worst)
+ON CONFLICT (environment_id, service_id, minute) DO UPDATE SET
+    checks = monitoring_healthminute.checks + excluded.checks,
+    failures = monitoring_healthminute.failures + excluded.failures,
+    latency_ms_sum = monitoring_healthminute.latency_ms_sum + excluded.latency_ms_sum,
+    latency_ms_max = GREATEST(monitoring_healthminute.latency_ms_max, excluded.latency_ms_max),
+    worst = CASE
+        WHEN monitoring_healthminute.worst = 'down' OR excluded.worst = 'down' THEN 'down'
+        WHEN monitoring_healthminute.worst = 'degraded' OR excluded.worst = 'degraded' THEN 'degraded'
+        WHEN monitoring_healthminute.worst = 'unknown' OR excluded.worst = 'unknown' THEN 'unknown'
+        WHEN monitoring_healthminute.worst = 'progressing' OR excluded.worst = 'progressing' THEN 'progressing'
+        ELSE 'healthy' END
+"""
+
+
 def _aggregate(outcomes, now):
     """Add the probes to their per-minute aggregates: one upsert statement per shard."""
     minute = now.replace(second=0, microsecond=0)
-    table = "monitoring_healthminute"
-    worst = (f"CASE WHEN {table}.worst = 'down' OR excluded.worst = 'down' THEN 'down' "
-             f"WHEN {table}.worst = 'degraded' OR excluded.worst = 'degraded' THEN 'degraded' "
-             f"WHEN {table}.worst = 'unknown' OR excluded.worst = 'unknown' THEN 'unknown' "
-             f"WHEN {table}.worst = 'progressing' OR excluded.worst = 'progressing' THEN 'progressing' ELSE 'healthy' END")
-    for start in range(0, len(outcomes), 1000):
-        part = outcomes[start:start + 1000]
-        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
-        params = []
-        for o in part:
-            params += [o.environment_id, o.service_id, minute, 1, 0 if o.ok else 1, o.latency_ms or 0, o.latency_ms or 0, o.status]
-        sql = (f"INSERT INTO {table} (environment_id, service_id, minute, checks, failures, latency_ms_sum, latency_ms_max, worst) "
-               f"VALUES {rows} ON CONFLICT (environment_id, service_id, minute) DO UPDATE SET "
-               f"checks = {table}.checks + excluded.checks, failures = {table}.failures + excluded.failures, "
-               f"latency_ms_sum = {table}.latency_ms_sum + excluded.latency_ms_sum, "
-               f"latency_ms_max = GREATEST({table}.latency_ms_max, excluded.latency_ms_max), worst = {worst}")
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+    with connection.cursor() as cursor:
+        cursor.execute(_ADD_TO_MINUTES, [
+            minute, [o.environment_id for o in outcomes], [o.service_id for o in outcomes], [0 if o.ok else 1 for o in outcomes],
+            [o.latency_ms or 0 for o in outcomes], [o.status for o in outcomes]])
 
 
 def _new_cell(outcome, now):
@@ -250,30 +258,32 @@ def _apply(cell, outcome, now):
     cell.status, cell.reason, cell.deployment_id, cell.color = outcome.status, outcome.reason, outcome.deployment_id, outcome.color
 
 
-CELL_COLUMNS = (("checked_at", "timestamptz"), ("since", "timestamptz"), ("changed_at", "timestamptz"), ("version", "bigint"),
-                ("consecutive_failures", "integer"), ("latency_ms", "integer"), ("ready_replicas", "integer"),
-                ("desired_replicas", "integer"), ("status", "varchar"), ("reason", "varchar"), ("deployment_id", "bigint"),
-                ("color", "varchar"))
+CELL_FIELDS = ("checked_at", "since", "changed_at", "version", "consecutive_failures", "latency_ms", "ready_replicas",
+               "desired_replicas", "status", "reason", "deployment_id", "color")
+_UPDATE_CELLS = """
+UPDATE monitoring_cellhealth AS cell SET
+    checked_at = probe.checked_at, since = probe.since, changed_at = probe.changed_at, version = probe.version,
+    consecutive_failures = probe.consecutive_failures, latency_ms = probe.latency_ms,
+    ready_replicas = probe.ready_replicas, desired_replicas = probe.desired_replicas, status = probe.status,
+    reason = probe.reason, deployment_id = probe.deployment_id, color = probe.color
+FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::bigint[], %s::integer[],
+            %s::integer[], %s::integer[], %s::integer[], %s::varchar[], %s::varchar[], %s::bigint[], %s::varchar[])
+    AS probe (id, checked_at, since, changed_at, version, consecutive_failures, latency_ms, ready_replicas,
+              desired_replicas, status, reason, deployment_id, color)
+WHERE cell.id = probe.id
+"""
 
 
 def _update_cells(cells):
-    """UPDATE ... FROM (VALUES ...): every probed cell in one statement per thousand."""
-    table = CellHealth._meta.db_table
-    for start in range(0, len(cells), 1000):
-        part = cells[start:start + 1000]
-        if connection.vendor != "postgresql":  # (the tests run on PostgreSQL; this keeps other backends correct)
-            for cell in part:
-                CellHealth.objects.filter(pk=cell.pk).update(**{name: getattr(cell, name) for name, _ in CELL_COLUMNS})
-            continue
-        row = "(" + ", ".join(["%s::bigint"] + [f"%s::{kind}" for _, kind in CELL_COLUMNS]) + ")"
-        params = []
-        for cell in part:
-            params += [cell.pk] + [getattr(cell, name) for name, _ in CELL_COLUMNS]
-        assignments = ", ".join(f"{name} = v.{name}" for name, _ in CELL_COLUMNS)
-        columns = ", ".join(["id"] + [name for name, _ in CELL_COLUMNS])
-        with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {table} AS c SET {assignments} FROM (VALUES {', '.join([row] * len(part))}) "
-                           f"AS v ({columns}) WHERE c.id = v.id", params)
+    """Every probed cell in one UPDATE (PostgreSQL); one UPDATE per cell elsewhere."""
+    if not cells:
+        return
+    if connection.vendor != "postgresql":
+        for cell in cells:
+            CellHealth.objects.filter(pk=cell.pk).update(**{name: getattr(cell, name) for name in CELL_FIELDS})
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_UPDATE_CELLS, [[cell.pk for cell in cells]] + [[getattr(cell, name) for cell in cells] for name in CELL_FIELDS])
 
 
 def _changes(changes, now, names):
