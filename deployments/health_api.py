@@ -1,9 +1,8 @@
 """API for the live health of what runs in an environment (API.md)."""
-from typing import Any
-
 from ninja import Router
 
 from environments.environments_api import visible_environment
+from portal.schema_types import Out, Timestamp
 
 from .health import poll_environment
 from .models import ServiceHealth
@@ -11,7 +10,17 @@ from .models import ServiceHealth
 router = Router(tags=["releases and deployments"])
 
 
-@router.get("/environments/{slug}/health", response=list[dict[str, Any]])
+class ServiceHealthOut(Out):
+    service: str
+    status: str
+    ready_replicas: int
+    desired_replicas: int
+    live_color: str | None
+    detail: str | None
+    checked_at: Timestamp
+
+
+@router.get("/environments/{slug}/health", response=list[ServiceHealthOut])
 def environment_health(request, slug: str, refresh: bool = False):
     """What runs in the environment and whether it is healthy (polled every 30 s; `refresh=true` polls now)."""
     environment = visible_environment(request, slug)

@@ -7,7 +7,7 @@ that nobody can store 20,000 deployment windows and make every listing megabytes
 """
 from typing import Annotated, Any
 
-from pydantic import Field, StrictBool, StrictInt, StringConstraints  # noqa: F401  (StrictInt re-exported)
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, WithJsonSchema  # noqa: F401  (StrictInt re-exported)
 
 Flag = StrictBool
 OptionalFlag = StrictBool | None
@@ -28,3 +28,21 @@ def capped_list(item, max_items):
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 ShortTexts = capped_list(ShortText, 50)  # checklists, approver groups
 Windows = capped_list(dict[str, Any], 50)  # deployment windows
+
+
+# ---------------------------------------------------------------- response schemas
+
+class Out(BaseModel):
+    """An API response schema: exactly the keys its serializer returns.
+
+    `extra="forbid"`: a key the serializer returns but the schema does not declare is an error (a 500
+    in the tests, never a silently dropped field), so the OpenAPI document cannot drift from what the
+    API answers; the fuzz test checks the other direction (every answer matches its schema)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# Times are ISO 8601 strings made by the serializers (`isoformat()`); kept as strings so that the
+# answer is byte for byte what it was (a datetime field would rewrite "+00:00" as "Z").
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+OptionalTimestamp = Timestamp | None
