@@ -33,11 +33,13 @@ demo: $(STAMP)
 	DEBUG=1 $(PY) manage.py demo
 
 # ruff (pyflakes, bugbear, pyupgrade, simplify, Django, complexity <= 15), djlint on the
-# templates, and the import contracts (the layering in docs/architecture.md); all in pyproject.toml.
+# templates, the import contracts (the layering in docs/architecture.md), all in pyproject.toml; and
+# bandit on the product code: nothing of medium severity or above (a `# nosec` needs its reason).
 lint: | $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/djlint --lint templates
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/bandit -q -ll -r portal deployments environments
 
 test: lint system
 	$(PY) -m pytest -q

@@ -2,11 +2,16 @@
 
 `notify` is called inside the transaction of the change; the sending happens in a job after
 commit, so a slow webhook never holds a request and a failure is visible on the job page.
+
+A job sent again (automatically after a dead worker or a lost connection, or by a person after a
+failed webhook) does not deliver twice: each channel's delivery is a log line of the job, written
+as soon as it is confirmed, and a later attempt skips the channels an earlier one delivered.
 """
 from django.conf import settings
 from django.core.mail import send_mail
 
 from environments.serializers import masked_url
+from portal.jobs.models import JobLogLine
 from portal.jobs.services import JobFailed, enqueue_job, job_kind
 
 from . import policies
@@ -68,6 +73,15 @@ def post_webhook(url, payload, timeout=5):
     return outbound.post_json(url, payload, timeout=timeout)
 
 
+WEBHOOK_DELIVERED = "webhook answered HTTP "
+EMAIL_DELIVERED = "e-mail sent to "
+
+
+def _delivered_before(job, prefix):
+    """Whether an earlier attempt of this job already delivered on the channel whose log lines start so."""
+    return JobLogLine.objects.filter(job_id=job.pk, message__startswith=prefix).exists()
+
+
 @job_kind("notification.send", queue="default", title="Send notification", system=True)
 def send_notification(job, log):
     deployment = (Deployment.objects.select_related("environment", "release__service", "requested_by")
@@ -80,7 +94,9 @@ def send_notification(job, log):
     env = deployment.environment
     problems = []
     webhook_url = env.webhook_url
-    if webhook_url:
+    if webhook_url and _delivered_before(job, WEBHOOK_DELIVERED):
+        log("webhook already delivered by an earlier attempt; not sent again")
+    elif webhook_url:
         payload = {"text": text, "username": "Gantry",
                    "attachments": [{"color": "danger" if event in ("failed", "rejected") else "good",
                                     "fields": [{"title": "environment", "value": env.slug, "short": True},
@@ -90,14 +106,16 @@ def send_notification(job, log):
 
         try:
             status = post_webhook(webhook_url, payload)
-            log(f"webhook answered HTTP {status}")
+            log(f"{WEBHOOK_DELIVERED}{status}")
         except DeliveryFailed as exc:  # one wording whatever the cause: the log tells no port from another
             problems.append(f"webhook to {masked_url(webhook_url)}: {exc}")
     recipients = _recipients(deployment, event)
-    if recipients:
+    if recipients and _delivered_before(job, EMAIL_DELIVERED):
+        log("e-mail already sent by an earlier attempt; not sent again")
+    elif recipients:
         sent = send_mail(f"[Gantry] {EVENTS[event]}: {deployment.release} to {env.slug}", text,
                          settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
-        log(f"e-mail sent to {len(recipients)} recipient(s)" if sent else "e-mail backend sent nothing")
+        log(f"{EMAIL_DELIVERED}{len(recipients)} recipient(s)" if sent else "e-mail backend sent nothing")
     if problems:
         raise JobFailed("; ".join(problems))
     return {"event": event, "emails": len(recipients)}

@@ -1,11 +1,13 @@
 """The v1 API (API.md): one NinjaAPI; each app adds its router. Errors are JSON with `detail`."""
-from django.db import DataError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from portal.api_auth import API_AUTH
+from portal.error_pages import database_unavailable, log_database_down
 from portal.errors import GantryError
+from portal.schema_types import error_messages
 
 class GantryAPI(NinjaAPI):
     def get_openapi_schema(self, *args, **kwargs):
@@ -34,15 +36,9 @@ def gantry_error(request, exc):
     return response
 
 
-def _location(loc):
-    parts = [str(p) for p in loc if p not in ("body", "payload", "query")]
-    return ".".join(parts) or "body"
-
-
 @api.exception_handler(ValidationError)
 def validation_error(request, exc):
-    messages = [f"{_location(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors]
-    return api.create_response(request, {"detail": messages}, status=400)
+    return api.create_response(request, {"detail": error_messages(exc.errors)}, status=400)
 
 
 @api.exception_handler(AuthenticationError)
@@ -62,6 +58,14 @@ def data_error(request, exc):
     """A value the database cannot store or compare (out of range, a NUL byte) is the caller's bad input."""
     return api.create_response(request, {"detail": "invalid input: a value is out of range or holds a character "
                                                    "that cannot be stored"}, status=400)
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def database_down(request, exc):
+    """The database not answering: 503 with Retry-After, as the pages (portal.error_pages)."""
+    log_database_down(request, exc)
+    return database_unavailable(request)
 
 
 @api.exception_handler(UnicodeError)

@@ -9,16 +9,21 @@ Django shows its technical pages when DEBUG is on (the 404 one lists every URL p
 * `Http404` and `PermissionDenied` raised by a view get the 404 and 403 pages and one log line
   (``refused 403 GET /deployments/7/ user=dee: <reason>``); the service has already audited the
   refusal where the rules say so;
+* the database not answering (`OperationalError`/`InterfaceError`: PostgreSQL restarting, a network
+  cut, a statement timeout) gets a 503 with `Retry-After` and one log line, not a 500 and a
+  traceback: nothing is wrong with the request, and the next one reconnects;
 * any other exception is logged once with its traceback (logger ``gantry.errors``) and answered with
   the 500 page, or a JSON ``detail`` under /api/.
 
 The root URLconf points handler404/403/500 at the same views for what happens outside views.
 """
 import logging
+import sys
 
 from django.core import signals
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseServerError, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import render
 from django.template import loader
 from django.urls import Resolver404, get_resolver, resolve
@@ -26,6 +31,8 @@ from django.urls import Resolver404, get_resolver, resolve
 logger = logging.getLogger("gantry.errors")
 
 API_PREFIX = "/api/"
+DATABASE_DOWN = (OperationalError, InterfaceError)
+RETRY_AFTER_SECONDS = 5
 
 
 def _user_name(request):
@@ -52,8 +59,32 @@ def forbidden(request, exception=None):
     return render(request, "403.html", {"exception": reason}, status=403)
 
 
+def log_database_down(request, exception):
+    """One line, no traceback: the request was fine, the database did not answer."""
+    text = str(exception).strip()
+    logger.error("database unavailable %s %s: %s", request.method, request.get_full_path(),
+                 text.splitlines()[0] if text else type(exception).__name__)
+
+
+def database_unavailable(request):
+    """503 while the database does not answer: rendered without the request's context (no query)."""
+    if request.path.startswith(API_PREFIX):
+        response = JsonResponse({"detail": "Gantry's database is not answering; nothing was changed. "
+                                           f"Try again in {RETRY_AFTER_SECONDS} seconds."}, status=503)
+    else:
+        response = HttpResponse(loader.get_template("503.html").render({"retry_after": RETRY_AFTER_SECONDS}),
+                                status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def server_error(request):
-    """The 500 page: rendered without the request's context (the database may be what failed)."""
+    """The 500 page: rendered without the request's context (the database may be what failed).
+    Also Django's handler500 for what fails outside views (a middleware reading the session):
+    a database that does not answer gets the 503 there too."""
+    if isinstance(sys.exc_info()[1], DATABASE_DOWN):
+        log_database_down(request, sys.exc_info()[1])
+        return database_unavailable(request)
     if request.path.startswith(API_PREFIX):
         return JsonResponse({"detail": "internal error: it is logged; try again or tell an admin"}, status=500)
     return HttpResponseServerError(loader.get_template("500.html").render({}))
@@ -85,7 +116,20 @@ class ErrorPagesMiddleware:
             response = not_found(request)
             response._has_been_logged = True  # one line, ours
             return response
+        try:
+            # The first query of most requests (session, then user), made here so that a database
+            # that does not answer gets the 503 rather than failing in a middleware further in.
+            getattr(request, "user", None) is not None and request.user.is_authenticated  # noqa: B018
+        except DATABASE_DOWN as exc:
+            return self._database_down(request, exc)
         return self.get_response(request)
+
+    @staticmethod
+    def _database_down(request, exception):
+        log_database_down(request, exception)
+        response = database_unavailable(request)
+        response._has_been_logged = True
+        return response
 
     def process_exception(self, request, exception):
         if isinstance(exception, Http404):
@@ -94,6 +138,8 @@ class ErrorPagesMiddleware:
         elif isinstance(exception, PermissionDenied):
             log_refusal(request, 403, _reason(exception))
             response = forbidden(request, exception)
+        elif isinstance(exception, DATABASE_DOWN):
+            return self._database_down(request, exception)
         else:
             logger.error("error %s %s user=%s", request.method, request.get_full_path(), _user_name(request),
                          exc_info=(type(exception), exception, exception.__traceback__))

@@ -12,6 +12,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from portal.outbound import open_configured
+
 TIMEOUT = 5.0
 
 
@@ -26,7 +28,7 @@ def _get(base_url, path, params, timeout):
     url = base_url.rstrip("/") + path + "?" + urllib.parse.urlencode(params)
     request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "gantry"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - an admin-set http(s) URL
+        with open_configured(request, timeout) as response:  # an operator-set http(s) URL
             body = response.read()
     except urllib.error.HTTPError as error:
         body = error.read()
@@ -88,7 +90,7 @@ def check_expression(base_url, expression, *, timeout=TIMEOUT):
 def is_ready(base_url, *, timeout=2.0):
     request = urllib.request.Request(base_url.rstrip("/") + "/-/ready", headers={"User-Agent": "gantry"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with open_configured(request, timeout) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False

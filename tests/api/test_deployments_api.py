@@ -345,10 +345,11 @@ def test_two_approvers_at_the_same_moment_give_two_approvals_and_one_job(make_us
 
 class Hook(BaseHTTPRequestHandler):
     received = []
+    status = 200
 
     def do_POST(self):
         Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(200)
+        self.send_response(Hook.status)
         self.end_headers()
 
     def log_message(self, *args):
@@ -377,6 +378,41 @@ def test_approval_needed_goes_to_the_webhook_and_to_approvers_by_mail(api, deplo
     assert "web 1.4.2" in Hook.received[0]["text"]
     assert [m.to for m in mailoutbox] == [["rita@example.com"]]
     assert Job.objects.get(kind="notification.send").state == "succeeded"
+
+
+def test_a_notification_sent_again_delivers_only_what_the_earlier_attempt_did_not(
+        api, admin, deployer, make_user, prod, release, settings, mailoutbox, django_capture_on_commit_callbacks):
+    from portal.jobs.services import retry_job
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Hook.received, Hook.status = [], 503  # the chat server is down; the mail goes out
+    try:
+        settings.GANTRY_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+        prod.webhook_url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        prod.save()
+        rita = make_user("rita", "approver")
+        rita.email = "rita@example.com"
+        rita.save()
+        settings.GANTRY_JOBS_EAGER = True
+        with django_capture_on_commit_callbacks(execute=True):
+            request_prod(api, deployer, release)
+        job = Job.objects.get(kind="notification.send")
+        assert job.state == "failed" and "webhook" in job.error
+        assert len(mailoutbox) == 1 and len(Hook.received) == 1
+
+        Hook.status = 200  # back: a person retries the failed job
+        with django_capture_on_commit_callbacks(execute=True):
+            retry_job(job, user=admin)
+    finally:
+        server.shutdown()
+        Hook.status = 200
+    job.refresh_from_db()
+    assert job.state == "succeeded" and job.attempts == 2
+    assert len(Hook.received) == 2  # the webhook had not been delivered: it is now
+    assert len(mailoutbox) == 1, "the e-mail went out on the first attempt and must not go out twice"
+    lines = list(job.log_lines.values_list("message", flat=True))
+    assert "e-mail already sent by an earlier attempt; not sent again" in lines
 
 
 def test_an_approval_of_manifests_the_approver_did_not_see_is_refused(api, admin, deployer, approver, prod, release, web):

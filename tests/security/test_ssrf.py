@@ -123,3 +123,42 @@ def test_kubeconfig_path_gives_one_error_for_missing_and_unreadable(api, admin, 
         assert response.status_code == 400
         answers.append(str(response.json()["detail"]).replace(path, "PATH"))
     assert len(set(answers)) == 1 and "cannot read" in answers[0] and "on the Gantry host" in answers[0]
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "data:text/plain,secret"])
+def test_operator_urls_open_only_http(url):
+    """Prometheus and the demo's sandbox are opened through outbound.open_configured: never file:, ftp: or data:."""
+    import urllib.error
+    import urllib.request
+
+    from portal import prometheus
+
+    with pytest.raises(urllib.error.URLError):
+        outbound.open_configured(urllib.request.Request(url), timeout=1)
+    with pytest.raises(prometheus.PrometheusError, match="could not be reached"):
+        prometheus.query(url, "up")
+
+
+def test_a_redirect_from_an_operator_url_to_a_file_is_not_followed(tmp_path):
+    import urllib.error
+    import urllib.request
+
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t")
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", f"file://{secret}")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(urllib.error.URLError):  # HTTPError (the 302 itself) is a URLError too
+            outbound.open_configured(urllib.request.Request(f"http://127.0.0.1:{server.server_address[1]}/"), 2)
+    finally:
+        server.shutdown()

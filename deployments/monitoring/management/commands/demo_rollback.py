@@ -17,6 +17,7 @@ from deployments.models import Deployment, Release
 from deployments.monitoring.config import update_verification
 from deployments.monitoring.models import Verification, default_rules
 from environments.models import Environment
+from portal.outbound import open_configured
 
 
 class Command(BaseCommand):
@@ -63,7 +64,7 @@ class Command(BaseCommand):
     def sandbox(self, url, control, body):
         request = urllib.request.Request(f"{url.rstrip('/')}/sandbox/{control}", data=json.dumps(body).encode(), method="POST",
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - the demo's own sandbox
+        with open_configured(request, 5) as response:  # the demo's own sandbox
             return response.status
 
     def wait_for(self, probe, what, failed=None):
