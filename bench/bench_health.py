@@ -300,10 +300,13 @@ def main():
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--load", type=int, default=15, help="seconds of locust load (0: skip)")
     parser.add_argument("--skip-cycle", action="store_true")
+    parser.add_argument("--skip-board", action="store_true", help="only the probe cycle")
     args = parser.parse_args()
     print(common.machine())
     if not args.skip_cycle:
         probe_cycle(args.workers, args.parallelism, args.timeout)
+    if args.skip_board:
+        return
     admin = board(args.requests)
     if args.load:
         load(args.load, admin)
