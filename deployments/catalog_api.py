@@ -1,38 +1,17 @@
 """API for the service catalog (API.md): list, add, fetch, change, remove services."""
-from typing import Any, Literal
+from typing import Any
 
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema, Status
-from pydantic import ConfigDict
+from ninja import Router, Status
 
 from portal.accounts import policies
 from portal.errors import Forbidden
 
 from . import catalog
 from .models import Service
+from .schemas import ServiceChange, ServiceCreate
 
 router = Router(tags=["services"])
-
-
-class ServiceIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    manifest: str
-    strategy: Literal["rolling", "blue-green"] | None = None
-    health_path: str | None = None
-    team: str | None = None
-    description: str | None = None
-
-
-class ServicePatch(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    manifest: str | None = None
-    strategy: Literal["rolling", "blue-green"] | None = None
-    health_path: str | None = None
-    team: str | None = None
-    description: str | None = None
 
 
 def service_out(service, with_manifest=True):
@@ -66,8 +45,8 @@ def list_services(request, team: str | None = None):
 
 
 @router.post("/services", response={201: dict[str, Any]})
-def create_service(request, payload: ServiceIn):
-    return Status(201, service_out(catalog.create_service(request.user, payload.dict(exclude_unset=True), request=request)))
+def create_service(request, payload: ServiceCreate):
+    return Status(201, service_out(catalog.create_service(request.user, payload, request=request)))
 
 
 @router.get("/services/{name}", response=dict[str, Any])
@@ -77,9 +56,9 @@ def get_service(request, name: str):
 
 
 @router.patch("/services/{name}", response=dict[str, Any])
-def update_service(request, name: str, payload: ServicePatch):
+def update_service(request, name: str, payload: ServiceChange):
     service = get_object_or_404(Service, name=name)
-    return service_out(catalog.update_service(request.user, service, payload.dict(exclude_unset=True), request=request))
+    return service_out(catalog.update_service(request.user, service, payload, request=request))
 
 
 @router.delete("/services/{name}", response={204: None})

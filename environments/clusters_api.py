@@ -2,46 +2,17 @@
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema, Status
-from pydantic import ConfigDict
+from ninja import Router, Status
 
 from portal.accounts import policies
-from portal.schema_types import OptionalFlag
 from portal.errors import Forbidden
 
 from . import clusters
 from .models import Cluster
+from .schemas import ClusterChange, ClusterCreate
 from .serializers import cluster_out
 
 router = Router(tags=["clusters and environments"])
-
-
-class ClusterIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    server: str | None = None
-    token: str | None = None
-    ca_data: str | None = None
-    insecure: OptionalFlag = None
-    kubeconfig: str | None = None
-    kubeconfig_path: str | None = None
-    context: str | None = None
-    in_cluster: OptionalFlag = None
-
-
-class ClusterPatch(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = None
-    server: str | None = None
-    token: str | None = None
-    ca_data: str | None = None
-    insecure: OptionalFlag = None
-    kubeconfig: str | None = None
-    kubeconfig_path: str | None = None
-    context: str | None = None
-    in_cluster: OptionalFlag = None
 
 
 def _require_global_read(request):
@@ -56,8 +27,8 @@ def list_clusters(request):
 
 
 @router.post("/clusters", response={201: dict[str, Any]})
-def create_cluster(request, payload: ClusterIn):
-    cluster = clusters.create_cluster(request.user, payload.dict(exclude_unset=True), request=request)
+def create_cluster(request, payload: ClusterCreate):
+    cluster = clusters.create_cluster(request.user, payload, request=request)
     return Status(201, cluster_out(cluster))
 
 
@@ -68,9 +39,9 @@ def get_cluster(request, name: str):
 
 
 @router.patch("/clusters/{name}", response=dict[str, Any])
-def update_cluster(request, name: str, payload: ClusterPatch):
+def update_cluster(request, name: str, payload: ClusterChange):
     cluster = get_object_or_404(Cluster, name=name)
-    return cluster_out(clusters.update_cluster(request.user, cluster, payload.dict(exclude_unset=True), request=request))
+    return cluster_out(clusters.update_cluster(request.user, cluster, payload, request=request))
 
 
 @router.delete("/clusters/{name}", response={204: None})
