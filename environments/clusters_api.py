@@ -1,45 +1,17 @@
 """API for clusters (API.md): list, register, fetch, change, remove, check."""
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema, Status
-from pydantic import ConfigDict
+from ninja import Router, Status
 
 from portal.accounts import policies
-from portal.schema_types import OptionalFlag, Out
 from portal.errors import Forbidden
+from portal.schema_types import Out
 
 from . import clusters
 from .models import Cluster
+from .schemas import ClusterChange, ClusterCreate
 from .serializers import ClusterOut, cluster_out
 
 router = Router(tags=["clusters and environments"])
-
-
-class ClusterIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    server: str | None = None
-    token: str | None = None
-    ca_data: str | None = None
-    insecure: OptionalFlag = None
-    kubeconfig: str | None = None
-    kubeconfig_path: str | None = None
-    context: str | None = None
-    in_cluster: OptionalFlag = None
-
-
-class ClusterPatch(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = None
-    server: str | None = None
-    token: str | None = None
-    ca_data: str | None = None
-    insecure: OptionalFlag = None
-    kubeconfig: str | None = None
-    kubeconfig_path: str | None = None
-    context: str | None = None
-    in_cluster: OptionalFlag = None
 
 
 class JobStartedOut(Out):
@@ -59,8 +31,8 @@ def list_clusters(request):
 
 
 @router.post("/clusters", response={201: ClusterOut})
-def create_cluster(request, payload: ClusterIn):
-    cluster = clusters.create_cluster(request.user, payload.dict(exclude_unset=True), request=request)
+def create_cluster(request, payload: ClusterCreate):
+    cluster = clusters.create_cluster(request.user, payload, request=request)
     return Status(201, cluster_out(cluster))
 
 
@@ -71,9 +43,9 @@ def get_cluster(request, name: str):
 
 
 @router.patch("/clusters/{name}", response=ClusterOut)
-def update_cluster(request, name: str, payload: ClusterPatch):
+def update_cluster(request, name: str, payload: ClusterChange):
     cluster = get_object_or_404(Cluster, name=name)
-    return cluster_out(clusters.update_cluster(request.user, cluster, payload.dict(exclude_unset=True), request=request))
+    return cluster_out(clusters.update_cluster(request.user, cluster, payload, request=request))
 
 
 @router.delete("/clusters/{name}", response={204: None})

@@ -71,6 +71,7 @@ def backup_out(backup, last_drill=None):
         "duration_seconds": duration.total_seconds() if duration else None,
         "error": backup.error or None,
         "job": str(backup.job_id) if backup.job_id else None,
+        "row_counts": backup.row_counts or None,
         "last_drill": drill_summary(last_drill),
     }
 
