@@ -96,7 +96,7 @@ def seed(count):
     start = timezone.now() - timedelta(days=730)
     step_us = int(730 * 86400 * 1_000_000 / count)
     columns = ("seq", "at", "actor", "actor_id", "action", "outcome", "target_type", "target_id", "target_repr",
-               "environment", "ip", "changes", "detail", "prev_hash", "hash")
+               "environment", "ip", "changes", "detail", "prev_hash", "key_id", "hash")
     prev = GENESIS
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor, for COPY
@@ -116,7 +116,7 @@ def seed(count):
                     "ip": "" if system else f"10.0.{seq % 250}.{seq % 200}",
                     "changes": {"state": ["queued", "running"]} if system else {},
                     "detail": {"reason": "needs the approver role"} if outcome == "denied" else {},
-                    "prev_hash": prev,
+                    "prev_hash": prev, "key_id": "",
                 }
                 fields["hash"] = prev = compute_hash(fields)
                 copy.write_row([fields[c] if c not in ("changes", "detail") else json.dumps(fields[c]) for c in columns])

@@ -1,26 +1,80 @@
 """The approvals inbox page and the navigation badge counting what waits for the user's decision."""
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_POST
 
-from environments.approvals import pending_for
+from environments.approvals import pending_for, pending_state
+from environments.backups.models import Restore
 from portal.accounts import policies as roles
+from portal.errors import GantryError
+from portal.live import Poll
 from portal.pages import needs_role, paginate
 
 from . import policies, queries
+from .choices import APPROVE
 from .queries import decidable_rows, visible_deployments
+from .restore_approvals import approvals_given, decide_restore, pending_restores_for, pending_restores_state
+
+
+INBOX_FRAGMENT = "approvals-inbox"
 
 
 @login_required
 @needs_role
 def approval_inbox(request):
     """Paginated in SQL: a count and one page of rows (with their approvals); the policy is asked
-    about the rows of the page only."""
+    about the rows of the page only. The inbox is a live fragment (portal/live.py): its version is
+    three aggregate queries (deployments, environment requests, restores), so an unchanged inbox
+    answers its poll 304 without listing anything."""
     inbox = queries.approval_inbox(request.user).defer("rendered_manifest", "release__notes", "service__manifest")
-    page = paginate(request, inbox)
-    return render(request, "deployments/inbox.html", {"section": "approvals", "page": page,
-                                                      "deployments": decidable_rows(request.user, page.object_list),
-                                                      "environment_requests": pending_for(request.user)})
+    waiting = queries.approval_inbox_state(inbox)
+    parts = (waiting, pending_state(request.user), pending_restores_state(request.user))
+    if waiting[0]:
+        parts += (timezone.now().strftime("%Y-%m-%d %H:%M"),)  # "waiting 3 minutes" moves each minute
+    poll = Poll(request)
+
+    def render_inbox(tag):
+        page = paginate(request, inbox, count=waiting[0])
+        context = {"section": "approvals", "page": page, "inbox_version": tag,
+                   "deployments": decidable_rows(request.user, page.object_list),
+                   "environment_requests": pending_for(request.user),
+                   "restores": pending_restores_for(request.user)}
+        return render(request, "deployments/_inbox.html" if poll.is_poll else "deployments/inbox.html", context)
+
+    if poll.wants(INBOX_FRAGMENT):
+        return poll.respond(parts, render_inbox)
+    return render_inbox(poll.version_for(parts, INBOX_FRAGMENT))
+
+
+@login_required
+@needs_role
+@require_POST
+def restore_decide(request, restore_id, decision):
+    """Approve or reject a production restore from the inbox (restore_approvals.decide_restore: the
+    deployments' rule, audited, refusals too); back to the inbox with what happened."""
+    restore = Restore.objects.select_related("backup__target__environment", "requested_by").filter(
+        pk=restore_id).first()
+    if restore is None or not roles.can_view_environment(request.user, restore.backup.target.environment):
+        raise Http404(f"no restore #{restore_id}")
+    try:
+        restore = decide_restore(request.user, restore, decision, request.POST.get("comment", "").strip(),
+                                 request=request)
+    except GantryError as exc:  # a refusal (already audited) or a missing reason: said on the inbox
+        messages.error(request, f"Restore #{restore_id}: " + "; ".join(exc.messages))
+        return redirect("approval_inbox")
+    if decision == APPROVE and restore.state == "queued":
+        messages.success(request, f"You approved restore #{restore.pk}; it is queued into {restore.destination_display}.")
+    elif decision == APPROVE:
+        messages.success(request, f"You approved restore #{restore.pk}; it waits for "
+                                  f"{restore.backup.target.environment.required_approvals - approvals_given(restore)} "
+                                  "more approval(s).")
+    else:
+        messages.success(request, f"You rejected restore #{restore.pk}; it will not run.")
+    return redirect("approval_inbox")
 
 
 @login_required

@@ -23,8 +23,7 @@ from environments.models import Environment
 from portal.accounts import policies as roles
 from portal.errors import Conflict, Forbidden, InvalidInput
 from portal.live import Poll, state_of
-from portal.jobs.models import JobLogLine
-from portal.jobs.views import duration_text
+from portal.jobs.views import log_context
 from portal.pages import form_page, needs_role, paginate
 
 from . import actions, policies, rendering
@@ -156,10 +155,7 @@ def _job_context(request, deployment):
     job = deployment.job
     if job is None:
         return {"job": None}
-    job.duration_text = duration_text(job.duration)
-    lines = list(JobLogLine.objects.filter(job_id=job.pk).order_by("id"))
-    return {"job": job, "lines": lines, "last_line_id": lines[-1].id if lines else 0,
-            "may_manage": roles.can_manage_job(request.user, job)}
+    return log_context(request, job)
 
 
 def _effective_resources(manifest, env):
@@ -426,34 +422,46 @@ def deployment_request(request):
     return redirect("deployment_detail", deployment_id=deployment.pk)
 
 
-@login_required
-@needs_role
-def deployment_list(request):
-    environments = list(roles.restrict_environments(request.user, Environment.objects.only("slug", "name"))
-                        .order_by("name"))
-    services = list(Service.objects.only("name").order_by("name"))
-    filters = {key: request.GET.get(key, "") for key in ("environment", "service", "state")}
+def _deployment_list_query(request):
+    """The list's filters and the deployments they select. A filter is applied as given (an unknown
+    environment or service matches nothing), so the page and its poll read the same rows without
+    first listing every environment and service."""
+    filters = {key: request.GET.get(key, "").strip() for key in ("environment", "service", "state")}
     qs = (visible_deployments(request.user).prefetch_related(None)
           .defer("rendered_manifest", "release__notes", "service__manifest", "job__params", "job__result"))
-    if filters["environment"] in {env.slug for env in environments}:
+    if filters["environment"]:
         qs = qs.filter(environment__slug=filters["environment"])
-    else:
-        filters["environment"] = ""
-    if filters["service"] in {service.name for service in services}:
+    if filters["service"]:
         qs = qs.filter(service__name=filters["service"])
-    else:
-        filters["service"] = ""
     if filters["state"] in S.ALL:
         qs = qs.filter(state=filters["state"])
     else:
         filters["state"] = ""
-    return render(request, "deployments/list.html", {
-        "section": "deployments",
-        "page": paginate(request, qs.order_by("-requested_at", "-id")),
-        "filters": filters,
-        "filtered": any(filters.values()),
-        "environments": environments,
-        "services": services,
-        "states": S.CHOICES,
-        "can_request": any(policies.may_request(request.user, env) for env in environments),
-    })
+    return filters, qs
+
+
+@login_required
+@needs_role
+def deployment_list(request):
+    """The list of deployments; its table is a live fragment (portal/live.py) whose version is the count
+    and latest change of the filtered rows (one aggregate query), so an unchanged list answers 304."""
+    filters, qs = _deployment_list_query(request)
+    poll = Poll(request)
+    parts = state_of(qs, "updated_at")
+
+    def render_list(tag):
+        environments = list(roles.restrict_environments(request.user, Environment.objects.only("slug", "name"))
+                            .order_by("name"))
+        context = {"page": paginate(request, qs.order_by("-requested_at", "-id"), count=parts[0]),
+                   "filters": filters,
+                   "filtered": any(filters.values()), "list_version": tag,
+                   "can_request": any(policies.may_request(request.user, env) for env in environments)}
+        if poll.is_poll:
+            return render(request, "deployments/_table.html", context)
+        return render(request, "deployments/list.html", dict(
+            context, section="deployments", environments=environments, states=S.CHOICES,
+            services=list(Service.objects.only("name").order_by("name"))))
+
+    if poll.wants("deployment-table"):
+        return poll.respond(parts, render_list)
+    return render_list(poll.version_for(parts, "deployment-table"))

@@ -1,55 +1,24 @@
 """API for environments (API.md): list, create, fetch, change, delete."""
-from typing import Any, Literal
+from typing import Any
 
-from ninja import Router, Schema, Status
-from pydantic import ConfigDict
+from ninja import Router, Status
+
+from deployments.monitoring.config import VerificationSettingsOut
 
 from portal.accounts import policies
-from portal.schema_types import OptionalFlag, ShortTexts, StrictInt, Windows
 from portal.errors import Forbidden, NotFound
 
 from . import lifecycle
 from .choices import EnvironmentStatus
 from .models import Environment
-from .serializers import environment_out
+from .schemas import EnvironmentChange, EnvironmentCreate
+from .serializers import EnvironmentDecisionOut, EnvironmentOut, environment_out
 
 router = Router(tags=["clusters and environments"])
 
 
-class EnvironmentIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    tier: Literal["development", "staging", "production", "preview"] | None = None
-    slug: str | None = None
-    cluster: str | None = None
-    namespace: str | None = None
-    template: str | None = None
-    ttl_hours: StrictInt | None = None
-    team: str | None = None
-    description: str | None = None
-    parameters: dict[str, Any] | None = None
-
-
-class EnvironmentPatch(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = None
-    team: str | None = None
-    description: str | None = None
-    required_approvals: StrictInt | None = None  # the range (0-10) is the service's rule
-    prevent_self_approval: OptionalFlag = None
-    deployment_windows: Windows | None = None
-    freeze: dict[str, Any] | None = None
-    approver_groups: ShortTexts | None = None
-    checklist: ShortTexts | None = None
-    promotion_from: str | None = None
-    rollback_requires_approval: OptionalFlag = None
-    replicas: StrictInt | None = None
-    blue_green_keep_minutes: StrictInt | None = None
-    webhook_url: str | None = None
-    notify_emails: str | None = None
-    verification: dict[str, Any] | None = None
+class EnvironmentPatch(EnvironmentChange):
+    verification: dict[str, Any] | None = None  # deployments.monitoring's rules, changed with the rest
 
 
 def visible_environment(request, slug):
@@ -59,7 +28,7 @@ def visible_environment(request, slug):
     return env
 
 
-@router.get("/environments", response=list[dict[str, Any]])
+@router.get("/environments", response=list[EnvironmentOut])
 def list_environments(request, tier: str | None = None, status: str | None = None):
     """Live environments; `status=deleted` (or `rejected`) lists those kept for history."""
     if not policies.has_any_role(request.user):
@@ -71,10 +40,16 @@ def list_environments(request, tier: str | None = None, status: str | None = Non
     return [environment_out(e) for e in qs.order_by("name")]
 
 
-@router.post("/environments", response={201: dict[str, Any]})
-def create_environment(request, payload: EnvironmentIn):
-    env = lifecycle.create_environment(request.user, payload.dict(exclude_unset=True), request=request)
+@router.post("/environments", response={201: EnvironmentOut})
+def create_environment(request, payload: EnvironmentCreate):
+    env = lifecycle.create_environment(request.user, payload, request=request)
     return Status(201, environment_out(env))
+
+
+class EnvironmentDetailOut(EnvironmentOut):
+    """One environment: its rules and its verification settings."""
+
+    verification: VerificationSettingsOut
 
 
 def _with_verification(env):
@@ -83,28 +58,27 @@ def _with_verification(env):
     return environment_out(env) | {"verification": verification_out(settings_for(env))}
 
 
-@router.get("/environments/{slug}", response=dict[str, Any])
+@router.get("/environments/{slug}", response=EnvironmentDetailOut)
 def get_environment(request, slug: str):
     return _with_verification(visible_environment(request, slug))
 
 
-@router.patch("/environments/{slug}", response=dict[str, Any])
+@router.patch("/environments/{slug}", response=EnvironmentDetailOut)
 def update_environment(request, slug: str, payload: EnvironmentPatch):
     from deployments.monitoring.config import clean_verification, update_verification
 
     env = visible_environment(request, slug)
-    data = payload.dict(exclude_unset=True)
-    verification = data.pop("verification", None)
+    verification = payload.verification
     if verification is not None and policies.can_edit_environment(request.user, env):
         clean_verification(env, verification)  # refuse bad rules before changing anything else
-    if data or verification is None:
-        env = lifecycle.update_environment(request.user, env, data, request=request)
+    if payload.model_fields_set - {"verification"} or verification is None:
+        env = lifecycle.update_environment(request.user, env, payload, request=request)
     if verification is not None:
         update_verification(request.user, env, verification, request=request)
     return _with_verification(Environment.objects.select_related("cluster", "owner", "promotion_from").get(pk=env.pk))
 
 
-@router.delete("/environments/{slug}", response={202: dict[str, Any]})
+@router.delete("/environments/{slug}", response={202: EnvironmentDecisionOut}, exclude_unset=True)
 def delete_environment(request, slug: str):
     """202: status `deleting` while a job removes the namespace, later `deleted` (kept for history);
     `deleted` at once without a cluster; for staging and production, the deletion waits for approval

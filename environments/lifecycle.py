@@ -3,8 +3,6 @@ Every change goes through these functions (pages, API, jobs, commands)."""
 from datetime import timedelta
 
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -12,20 +10,17 @@ from portal.accounts import policies
 from portal.audit.services import diff, record
 from portal.errors import Conflict, InvalidInput, deny
 from portal.jobs.services import enqueue_job
-from portal.validation import check_dns_label, check_text, slugify_name
 
 from . import policies as rules
 from .choices import ENVIRONMENT_TRANSITIONS, TIERS, EnvironmentStatus
 from .clusters import default_cluster
 from .models import Cluster, Environment
+from .schemas import EnvironmentChange, EnvironmentCreate
 
 RULE_FIELDS = ("required_approvals", "prevent_self_approval", "deployment_windows", "freeze_until", "freeze_reason",
                "approver_groups", "checklist", "promotion_from", "rollback_requires_approval")
 ENV_AUDIT_FIELDS = ("name", "slug", "tier", "cluster", "namespace", "owner", "team", "description", "status",
                     "ttl_hours", "replicas", "blue_green_keep_minutes", "webhook_url", "notify_emails") + RULE_FIELDS
-EDITABLE_FIELDS = {"name", "team", "description", "required_approvals", "prevent_self_approval", "deployment_windows",
-                   "freeze", "approver_groups", "checklist", "promotion_from", "rollback_requires_approval",
-                   "replicas", "blue_green_keep_minutes", "webhook_url", "notify_emails"}
 
 
 class TransitionError(Conflict):
@@ -44,175 +39,55 @@ def env_snapshot(env):
     return data
 
 
-def _clean_int(value, field, low, high, errors, unit=""):
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        number = int(value)
-        if not low <= number <= high:
-            raise ValueError
-        return number
-    except (TypeError, ValueError):
-        if unit:
-            errors.append(f"{field}: '{value}' must be a whole number of {unit} between {low} and {high}")
-        else:
-            errors.append(f"{field}: '{value}' must be a whole number from {low} to {high}")
-        return None
-
-
-def _clean_placement(data, clean, errors):
-    """What is fixed at creation: slug, tier, cluster, namespace, time to live."""
-    slug = data.get("slug") or slugify_name(clean.get("name") or "")
-    clean["slug"] = check_dns_label(slug, "slug", errors)
-    tier = data.get("tier")
-    if tier not in TIERS:
-        errors.append(f"tier: '{tier}' is not one of {', '.join(TIERS)}")
-    clean["tier"] = tier
-    cluster_name = data.get("cluster")
-    if cluster_name:
-        cluster = Cluster.objects.filter(name=cluster_name).first()
-        if cluster is None:
-            errors.append(f"cluster: no cluster named '{cluster_name}'")
-        clean["cluster"] = cluster
-    else:
-        clean["cluster"] = default_cluster()
-    namespace = data.get("namespace") or clean.get("slug")
-    if namespace:
-        clean["namespace"] = check_dns_label(namespace, "namespace", errors)
-        if namespace == "default" or namespace.startswith("kube-"):
-            errors.append(f"namespace: '{namespace}' belongs to the cluster itself; choose another")
-    if data.get("ttl_hours") not in (None, ""):
-        ttl = _clean_int(data.get("ttl_hours"), "ttl_hours", 1, 24 * 90, errors, unit="hours")
-        if ttl is not None:
-            clean["ttl_hours"] = ttl
-
-
-def _clean_scalars(data, clean, errors):
-    """Texts, whole numbers and flags."""
-    for field, max_length in (("team", 100), ("description", 2000)):
-        if field in data:
-            clean[field] = check_text(data.get(field), field, errors, required=False, max_length=max_length) or ""
-    for field, low, high in (("required_approvals", 0, 10), ("replicas", 1, 100), ("blue_green_keep_minutes", 0, 1440)):
-        if field in data:
-            value = _clean_int(data.get(field), field, low, high, errors)
-            if value is not None:
-                clean[field] = value
-    for field in ("prevent_self_approval", "rollback_requires_approval"):
-        if field in data:
-            value = data.get(field)
-            if not isinstance(value, bool):
-                errors.append(f"{field}: must be true or false")
-            clean[field] = value
-
-
-def _clean_lists(data, clean, errors):
-    """Approver groups (which must exist) and the approval checklist."""
-    for field, max_items in (("approver_groups", 20), ("checklist", 30)):
-        if field in data:
-            items = data.get(field) or []
-            if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() and len(i) <= 200 for i in items):
-                errors.append(f"{field}: must be a list of non-empty texts (at most 200 characters each)")
-            elif len(items) > max_items:
-                errors.append(f"{field}: at most {max_items} items")
-            else:
-                clean[field] = [i.strip() for i in items]
+def _clean_references(clean, instance=None):
+    """What the declared schema cannot know: the cluster, approver groups and promotion source must exist."""
+    errors = []
+    if "cluster" in clean:
+        name = clean["cluster"]
+        clean["cluster"] = Cluster.objects.filter(name=name).first() if name else default_cluster()
+        if name and clean["cluster"] is None:
+            errors.append(f"cluster: no cluster named '{name}'")
     if clean.get("approver_groups"):
         known = set(Group.objects.filter(name__in=clean["approver_groups"]).values_list("name", flat=True))
         unknown = [g for g in clean["approver_groups"] if g not in known]
         if unknown:
             errors.append(f"approver_groups: no group named {', '.join(unknown)}")
-
-
-def _clean_promotion_from(data, clean, errors, instance):
-    source_slug = data.get("promotion_from")
-    if source_slug in (None, ""):
-        clean["promotion_from"] = None
-        return
-    source = Environment.objects.filter(slug=source_slug).first()
-    if source is None:
-        errors.append(f"promotion_from: no environment '{source_slug}'")
-    elif instance is not None and source.pk == instance.pk:
-        errors.append("promotion_from: an environment cannot require itself")
-    clean["promotion_from"] = source
-
-
-def _clean_notifications(data, clean, errors):
-    """Where notifications go: a webhook URL and e-mail addresses."""
-    if "webhook_url" in data:
-        url = data.get("webhook_url") or ""
-        if url:
-            try:
-                URLValidator(schemes=["http", "https"])(url)
-                if len(url) > 500:
-                    raise ValidationError("too long")
-            except (ValidationError, TypeError):
-                errors.append("webhook_url: not a valid http(s) URL of at most 500 characters")
-            else:
-                from portal import outbound
-
-                try:
-                    outbound.check_url(url, resolve_names=False)
-                except outbound.UnsafeDestination as exc:
-                    errors.append(f"webhook_url: {exc}")
-        clean["webhook_url"] = url
-    if "notify_emails" in data:
-        text = data.get("notify_emails") or ""
-        addresses = [a.strip() for a in str(text).split(",") if a.strip()]
-        for address in addresses:
-            try:
-                validate_email(address)
-            except ValidationError:
-                errors.append(f"notify_emails: '{address}' is not an e-mail address")
-        clean["notify_emails"] = ", ".join(addresses)
-
-
-def _clean_schedule(data, clean, errors):
-    """Deployment windows and the freeze (rules in environments.policies)."""
-    if "deployment_windows" in data:
-        windows, window_errors = rules.clean_windows(data.get("deployment_windows"))
-        errors.extend(window_errors)
-        clean["deployment_windows"] = windows
-    if "freeze" in data:
-        freeze, freeze_errors = rules.clean_freeze(data.get("freeze"))
-        errors.extend(freeze_errors)
-        if freeze is not None:
-            clean["freeze_until"], clean["freeze_reason"] = freeze
-
-
-def _clean_environment(data, errors, instance=None):
-    clean = {}
-    creating = instance is None
-    if creating or "name" in data:
-        clean["name"] = check_text(data.get("name"), "name", errors, max_length=100)
-    if creating:
-        _clean_placement(data, clean, errors)
-    _clean_scalars(data, clean, errors)
-    _clean_lists(data, clean, errors)
-    if "promotion_from" in data:
-        _clean_promotion_from(data, clean, errors, instance)
-    _clean_notifications(data, clean, errors)
-    _clean_schedule(data, clean, errors)
-    if creating:
-        for field, value in rules.tier_defaults(clean.get("tier")).items():
-            clean.setdefault(field, value)
+    if "promotion_from" in clean:
+        source_slug = clean["promotion_from"]
+        source = Environment.objects.filter(slug=source_slug).first() if source_slug else None
+        if source_slug and source is None:
+            errors.append(f"promotion_from: no environment '{source_slug}'")
+        elif source is not None and instance is not None and source.pk == instance.pk:
+            errors.append("promotion_from: an environment cannot require itself")
+        clean["promotion_from"] = source
+    if "freeze" in clean:
+        clean["freeze_until"], clean["freeze_reason"] = clean.pop("freeze")
+    if errors:
+        raise InvalidInput(errors)
     return clean
 
 
 def create_environment(user, data, request=None):
-    if data.get("template"):  # self-service: the template's guardrails and approval rules apply
+    """`data`: a dict (a page's form, a command) or the API's EnvironmentCreate; either way validated by it."""
+    given = EnvironmentCreate.given(data)
+    if given.get("template"):  # self-service: the template's guardrails and approval rules apply
         from .self_service import request_environment
 
-        return request_environment(user, data, request=request)
-    tier = data.get("tier")
+        return request_environment(user, given, request=request)
+    tier = given.get("tier")
     if not rules.creatable_tiers(user) or (tier in TIERS and not rules.can_create_environment(user, tier)):
         allowed = rules.creatable_tiers(user)
         reason = (f"you may create {' and '.join(allowed)} environments only" if allowed
                   else "creating environments needs the admin role, or deployer for development and preview")
-        deny("environment.create", user=user, request=request, reason=reason, environment=data.get("slug") or "")
-    errors = []
-    clean = _clean_environment(data, errors)
-    if errors:
-        raise InvalidInput(errors)
+        deny("environment.create", user=user, request=request, reason=reason, environment=given.get("slug") or "")
+    clean = EnvironmentCreate.validated(data)
+    clean.pop("template", None), clean.pop("parameters", None)
+    clean.setdefault("cluster", None)
+    if clean.get("ttl_hours") is None:
+        clean.pop("ttl_hours", None)
+    clean = _clean_references(clean)
+    for field, value in rules.tier_defaults(clean["tier"]).items():
+        clean.setdefault(field, value)
     duplicates = []
     if Environment.objects.filter(slug=clean["slug"]).exists():
         duplicates.append(f"slug: an environment '{clean['slug']}' already exists; choose another slug")
@@ -241,17 +116,9 @@ def update_environment(user, env, data, request=None):
     if not policies.can_edit_environment(user, env):
         deny("environment.update", user=user, request=request, target=env,
              reason="only an admin can change an environment and its protection rules")
-    errors = []
-    unknown = set(data) - EDITABLE_FIELDS
-    if unknown:
-        errors.append(f"cannot change {', '.join(sorted(unknown))} here (slug, tier, cluster and namespace are fixed at creation)")
-    clean = _clean_environment(data, errors, instance=env)
-    if errors:
-        raise InvalidInput(errors)
+    clean = _clean_references(EnvironmentChange.validated(data), instance=env)
     if "name" in clean and Environment.objects.filter(name=clean["name"]).exclude(pk=env.pk).exists():
         raise InvalidInput(f"name: an environment named '{clean['name']}' already exists")
-    if "freeze" in data and data["freeze"] is None:
-        clean["freeze_until"], clean["freeze_reason"] = None, ""
     with transaction.atomic():
         env = Environment.objects.select_for_update().get(pk=env.pk)
         before = env_snapshot(env)

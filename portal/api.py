@@ -7,6 +7,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from portal.api_auth import API_AUTH
 from portal.error_pages import database_unavailable, log_database_down
 from portal.errors import GantryError
+from portal.schema_types import error_messages
 
 class GantryAPI(NinjaAPI):
     def get_openapi_schema(self, *args, **kwargs):
@@ -35,15 +36,9 @@ def gantry_error(request, exc):
     return response
 
 
-def _location(loc):
-    parts = [str(p) for p in loc if p not in ("body", "payload", "query")]
-    return ".".join(parts) or "body"
-
-
 @api.exception_handler(ValidationError)
 def validation_error(request, exc):
-    messages = [f"{_location(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors]
-    return api.create_response(request, {"detail": messages}, status=400)
+    return api.create_response(request, {"detail": error_messages(exc.errors)}, status=400)
 
 
 @api.exception_handler(AuthenticationError)

@@ -1,4 +1,4 @@
-"""Strict field types for the API's declared schemas (ninja/pydantic).
+"""Field types for the declared input schemas (ninja/pydantic), and their base class `InputSchema`.
 
 Pydantic's default (lax) mode turns `true` into the release id 1, `"yes"` and `1` into `true`,
 and `true` into one replica. These types take JSON as it is: a boolean only from `true`/`false`,
@@ -7,7 +7,11 @@ that nobody can store 20,000 deployment windows and make every listing megabytes
 """
 from typing import Annotated, Any
 
-from pydantic import Field, StrictBool, StrictInt, StringConstraints  # noqa: F401  (StrictInt re-exported)
+from ninja import Schema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, ValidationError, WithJsonSchema  # noqa: F401  (StrictInt re-exported)
+from pydantic_core import PydanticCustomError
+
+from portal.errors import InvalidInput
 
 Flag = StrictBool
 OptionalFlag = StrictBool | None
@@ -28,3 +32,131 @@ def capped_list(item, max_items):
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 ShortTexts = capped_list(ShortText, 50)  # checklists, approver groups
 Windows = capped_list(dict[str, Any], 50)  # deployment windows
+
+
+# --- declared input schemas: one per write operation, shared by page and API -----------------------
+# The API takes the schema as its body (ninja validates it with JSON as it is); the page hands its form
+# to the service, which validates the same schema with `coerce` (form text "3" is the number 3). Each
+# field's rule and its message live in the field's type below, so page and API refuse alike.
+
+COERCE = {"coerce": True}  # the validation context of form input
+
+
+def refuse(*messages):
+    """Fail a field (or the whole schema) with these messages, each already saying its field."""
+    raise PydanticCustomError("gantry", "{detail}", {"detail": "; ".join(messages), "messages": list(messages)})
+
+
+def location(loc):
+    parts = [str(p) for p in loc if p not in ("body", "payload", "query")]
+    return ".".join(parts) or "body"
+
+
+def error_messages(errors):
+    """Pydantic's errors as Gantry's messages: ours as written, the others as 'field: message'."""
+    messages = []
+    for error in errors:
+        ctx = error.get("ctx") or {}
+        if error.get("type") == "gantry" and "messages" in ctx:
+            messages.extend(ctx["messages"])
+        else:
+            messages.append(f"{location(error.get('loc', ()))}: {error.get('msg', 'invalid')}")
+    return messages
+
+
+def coercing(info):
+    return bool(info.context and info.context.get("coerce"))
+
+
+class InputSchema(Schema):
+    """The input of one operation. `validated(data)` is what a service calls: the set fields, clean."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def validated(cls, data):
+        """`data` as clean values ({field: value}, only the fields given); an instance the API already
+        validated passes as it is. Raises InvalidInput with every message."""
+        if not isinstance(data, cls):
+            try:
+                data = cls.model_validate(data, context=COERCE)
+            except ValidationError as exc:
+                raise InvalidInput(error_messages(exc.errors(include_url=False))) from None
+        return {field: getattr(data, field) for field in data.model_fields_set if field in cls.model_fields}
+
+    @classmethod
+    def given(cls, data):
+        """What the caller gave, not validated yet (a dict), or as the API validated it."""
+        return data if not isinstance(data, cls) else {field: getattr(data, field) for field in data.model_fields_set}
+
+
+def checked(check, **options):
+    """A field rule from a `portal.validation` check (value, field, errors, **options) -> clean value."""
+    def validate(value, info):
+        errors = []
+        clean = check(value, info.field_name, errors, **options)
+        if errors:
+            refuse(*errors)
+        return clean
+    return BeforeValidator(validate)
+
+
+def whole_number(low, high, unit="", optional=False):
+    """A whole number from `low` to `high`: a JSON integer, or (form input) its digits; `optional`:
+    or nothing (null, or a blank form field)."""
+    def validate(value, info):
+        if optional and value in (None, ""):
+            return None
+        try:
+            if isinstance(value, bool) or not (isinstance(value, int) or coercing(info)):
+                raise ValueError
+            number = int(value)
+            if not low <= number <= high:
+                raise ValueError
+            return number
+        except (TypeError, ValueError):
+            field = info.field_name
+            if unit:
+                refuse(f"{field}: '{value}' must be a whole number of {unit} between {low} and {high}")
+            refuse(f"{field}: '{value}' must be a whole number from {low} to {high}")
+    return BeforeValidator(validate)
+
+
+def _true_or_false(value, info):
+    if not isinstance(value, bool):
+        refuse(f"{info.field_name}: must be true or false")
+    return value
+
+
+TrueOrFalse = Annotated[bool, BeforeValidator(_true_or_false)]
+
+
+def text_list(max_items, max_length=200):
+    """A list of non-empty texts (stripped), at most `max_items` of `max_length` characters."""
+    def validate(value, info):
+        field, items = info.field_name, value or []
+        if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() and len(i) <= max_length
+                                                  for i in items):
+            refuse(f"{field}: must be a list of non-empty texts (at most {max_length} characters each)")
+        if len(items) > max_items:
+            refuse(f"{field}: at most {max_items} items")
+        return [i.strip() for i in items]
+    return BeforeValidator(validate)
+
+
+# ---------------------------------------------------------------- response schemas
+
+class Out(BaseModel):
+    """An API response schema: exactly the keys its serializer returns.
+
+    `extra="forbid"`: a key the serializer returns but the schema does not declare is an error (a 500
+    in the tests, never a silently dropped field), so the OpenAPI document cannot drift from what the
+    API answers; the fuzz test checks the other direction (every answer matches its schema)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# Times are ISO 8601 strings made by the serializers (`isoformat()`); kept as strings so that the
+# answer is byte for byte what it was (a datetime field would rewrite "+00:00" as "Z").
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+OptionalTimestamp = Timestamp | None

@@ -306,6 +306,13 @@ def _lifecycle_statements(mine):
             if d.get("error"):
                 words += f": {d['error']}"
             statements.append(_statement("outcome", words + ".", [event], {"state": action.split(".")[1]}))
+        elif action in ("deployment.verification_passed", "deployment.verification_failed"):
+            words = f"Verification {action.rsplit('_', 1)[1]} at {event['at']}: {d.get('reason')}"
+            if d.get("rule"):
+                words += f"; failed rule {rule_words(d['rule'])}"
+            statements.append(_statement("verification", words + ".", [event],
+                                         {"state": action.rsplit("_", 1)[1], "reason": d.get("reason"),
+                                          "rule": d.get("rule")}))
         elif action == "deployment.rolled_back":
             statements.append(_statement("rolled_back", f"Rolled back at {event['at']} by deployment #{d.get('by')}.",
                                          [event], {"by": d.get("by")}))
@@ -325,16 +332,32 @@ def _rollback_statements(events, rollback_ids):
         req = next((e for e in theirs if e["action"] == "deployment.rollback_request"), None)
         end = next((e for e in reversed(theirs) if e["action"] in ("deployment.succeeded", "deployment.failed")), None)
         d = (req or {}).get("detail") or {}
-        who = "Gantry (automatic)" if req and (req.get("actor_id") is None or d.get("auto")) else (req or {}).get("actor")
-        words = f"Rollback #{rid} requested by {who}" + (f" at {req['at']}" if req else "")
+        auto = bool(req and (req.get("actor_id") is None or d.get("auto")))
+        who = "Gantry (automatic)" if auto else (req or {}).get("actor")
+        words = f"{'AUTOMATIC rollback' if auto else 'Rollback'} #{rid} requested by {who}" + (f" at {req['at']}" if req else "")
         if d.get("reason"):
             words += f", reason: {d['reason']}"
+        if d.get("rule"):
+            words += f"; triggered by the rule {rule_words(d['rule'])}"
         words += f", back to {d.get('to_release')}" if d.get("to_release") else ""
         words += f"; it {end['action'].split('.')[1]} at {end['at']}." if end else "; it has not finished."
         statements.append(_statement("rollback", words, [e for e in (req, end) if e],
-                                     {"deployment": int(rid), "requested_by": who, "auto": bool(d.get("auto")),
-                                      "reason": d.get("reason")}))
+                                     {"deployment": int(rid), "requested_by": who, "auto": auto,
+                                      "reason": d.get("reason"), "rule": d.get("rule")}))
     return statements
+
+
+def rule_words(rule):
+    """The verification check that failed, as recorded by deployments.monitoring (probe, metric or unknown rules)."""
+    if not isinstance(rule, dict):
+        return str(rule)
+    kind, name = rule.get("kind"), rule.get("name")
+    if kind == "probe":
+        return f"'{name}' ({rule.get('failure_threshold')} failed probes in a row: {rule.get('detail')})"
+    if kind == "metric":
+        return (f"'{name}' ({rule.get('query')} {rule.get('op')} {rule.get('threshold')} for {rule.get('for_seconds')} s; "
+                f"value {rule.get('value')})")
+    return f"'{name}' ({rule.get('detail')})"
 
 
 def _job_statements(events, attachments):

@@ -31,8 +31,12 @@ def verified_target(deployment):
             .order_by("-finished_at", "-id").first())
 
 
-def auto_rollback(deployment_id, reason):
-    """Roll back a deployment whose verification failed. Returns the AutoRollback row (new or existing)."""
+def auto_rollback(deployment_id, reason, rule=None):
+    """Roll back a deployment whose verification failed. Returns the AutoRollback row (new or existing).
+
+    `rule` (the check that failed, from monitoring.verification) goes into the audit events, so the
+    evidence pack can say which rule triggered the rollback."""
+    triggered = {"rule": rule} if rule else {}
     environment_id = Deployment.objects.values_list("environment_id", flat=True).get(pk=deployment_id)
     with transaction.atomic():
         environment = state.lock_environment(environment_id)
@@ -50,18 +54,18 @@ def auto_rollback(deployment_id, reason):
                    else "it no longer runs")
             row = AutoRollback.objects.create(deployment=deployment, reason=reason, outcome="superseded")
             record("deployment.auto_rollback_skipped", actor_name="gantry", target=deployment, environment=environment,
-                   detail={"reason": reason[:500], "why": why})
+                   detail={"reason": reason[:500], "why": why} | triggered)
             return row
         target = verified_target(deployment)
         if target is None:
             row = AutoRollback.objects.create(deployment=deployment, reason=reason, outcome="no_target")
             record("deployment.auto_rollback_refused", actor_name="gantry", target=deployment, environment=environment,
                    outcome="failure", detail={"reason": reason[:500], "why": "no earlier release passed verification here; "
-                                                                             "traffic left alone, a person must decide"})
+                                                                             "traffic left alone, a person must decide"} | triggered)
             from deployments.notifications import notify
 
             notify(deployment, "rollback_impossible")
             return row
-        rollback = actions.create_rollback(deployment, target, reason=reason[:500], detail={"auto": True})
+        rollback = actions.create_rollback(deployment, target, reason=reason[:500], detail={"auto": True} | triggered)
         row = AutoRollback.objects.create(deployment=deployment, rollback=rollback, reason=reason, outcome="started")
         return row

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from deployments.choices import ROLLBACK, DeploymentState as S
-from deployments.health import _deployment_names
+from deployments.health import workload_of
 from portal import prometheus
 from portal.audit.services import record
 
@@ -30,7 +30,7 @@ OPEN = ("pending", "running")
 
 def target_deployment_name(deployment):
     """The Kubernetes Deployment serving this release (``web``, or ``web-green`` for blue-green)."""
-    name = _deployment_names(deployment)[0]
+    name = workload_of(deployment).deployments[0]
     return f"{name}-{deployment.color}" if deployment.color else name
 
 
@@ -107,15 +107,19 @@ def evaluate(verification_id, now=None):
             verification.last_probe = (outcome.reason or f"{deployment.service.health_path} answered OK"
                                        + (f" in {outcome.latency_ms} ms" if outcome.latency_ms is not None else ""))[:300]
         if verification.consecutive_failures >= threshold:
-            return _fail(verification, outcome.reason, now)
-        breach = _evaluate_rules(verification, snapshot.get("prometheus_url"), now)
+            return _fail(verification, outcome.reason, now, rule={
+                "kind": "probe", "name": f"health probe {deployment.service.health_path}",
+                "failure_threshold": threshold, "detail": verification.last_probe})
+        breach, breached = _evaluate_rules(verification, snapshot.get("prometheus_url"), now)
         if breach:
-            return _fail(verification, breach, now)
+            return _fail(verification, breach, now, rule=breached)
         if now >= verification.ends_at:
             unknown = [r for r in verification.rules if r["state"] == "unknown"]
             if unknown and snapshot.get("unknown_rule", "fail") == "fail":
                 names = "; ".join(f"{r['name']}: {r['detail']}" for r in unknown)
-                return _fail(verification, f"rules could not be evaluated ({names}); the environment treats that as a failure", now)
+                return _fail(verification, f"rules could not be evaluated ({names}); the environment treats that as a failure",
+                             now, rule={"kind": "unknown_rules", "name": ", ".join(r["name"] for r in unknown),
+                                        "detail": names})
             reason = f"passed: {verification.probes} probes, " + (
                 "every rule within its threshold" if verification.rules else "no metric rules (no Prometheus URL)")
             if unknown:
@@ -127,8 +131,8 @@ def evaluate(verification_id, now=None):
 
 
 def _evaluate_rules(verification, url, now):
-    """Query every rule; returns the reason of the first rule violated for its duration, else None."""
-    breach = None
+    """Query every rule; returns (reason, rule) of the first rule violated for its duration, else (None, None)."""
+    breach = breached = None
     rules = []
     for rule in verification.rules:
         rule = dict(rule)
@@ -149,6 +153,8 @@ def _evaluate_rules(verification, url, now):
             rule.update(since=since, detail=f"{value:.4g} {rule['op']} {rule['threshold']:g} for {held:.0f} s of {rule['for_seconds']} s")
             if held >= rule["for_seconds"]:
                 rule["state"] = "failed"
+                breached = breached or {"kind": "metric", **{k: rule.get(k) for k in (
+                    "name", "query", "op", "threshold", "for_seconds", "value", "detail")}}
                 breach = breach or (f"{rule['name']} was {value:.4g} ({rule['op']} {rule['threshold']:g}) "
                                     f"for {held:.0f} s (limit {rule['for_seconds']} s)")
             else:
@@ -157,7 +163,7 @@ def _evaluate_rules(verification, url, now):
             rule.update(state="ok", since=None, detail=f"{value:.4g} within {rule['op']} {rule['threshold']:g}")
         rules.append(rule)
     verification.rules = rules
-    return breach
+    return breach, breached
 
 
 def _parse(value):
@@ -166,19 +172,22 @@ def _parse(value):
     return datetime.fromisoformat(value)
 
 
-def _close(verification, state, reason, now):
+def _close(verification, state, reason, now, rule=None):
     verification.state, verification.reason, verification.finished_at = state, reason[:1000], now
     verification.save()
     deployment = verification.deployment
     record(f"deployment.verification_{state}", actor_name="gantry", target=deployment, environment=deployment.environment,
-           outcome="failure" if state == "failed" else "success", detail={"reason": reason[:500]})
+           outcome="failure" if state == "failed" else "success",
+           detail={"reason": reason[:500]} | ({"rule": rule} if rule else {}))
     return verification
 
 
-def _fail(verification, reason, now):
+def _fail(verification, reason, now, rule=None):
+    """Close the verification as failed; `rule` is the check that failed (probe, metric rule, unknown rules),
+    recorded with the failure and with the automatic rollback it triggers."""
     from .rollback import auto_rollback
 
-    _close(verification, "failed", reason, now)
+    _close(verification, "failed", reason, now, rule)
     deployment = verification.deployment
     from deployments.notifications import notify
 
@@ -188,7 +197,7 @@ def _fail(verification, reason, now):
                outcome="failure", detail={"reason": "a rollback that fails its verification is not rolled back again; "
                                                     "a person must decide"})
     elif verification.settings_snapshot.get("auto_rollback"):
-        auto_rollback(deployment.pk, f"verification failed: {reason}")
+        auto_rollback(deployment.pk, f"verification failed: {reason}", rule=rule)
     return verification
 
 

@@ -7,6 +7,8 @@ import re
 
 from django.urls import NoReverseMatch, reverse
 
+from portal.jobs.kinds import kind_title
+
 # Actors that are Gantry itself rather than a person.
 SYSTEM_ACTORS = ("system", "gantry", "gantry-worker", "gantry-scheduler")
 
@@ -25,7 +27,7 @@ def _job(event):
     words = event.target_repr or ""
     if kind and words.startswith(kind):
         words = words[len(kind):].strip()
-    label = f"job {kind}" if kind else "job"
+    label = f"job {kind_title(kind)}" if kind else "job"
     return f"{label}: {words}" if words else label
 
 

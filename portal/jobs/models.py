@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from .kinds import kind_title
+
 
 class JobState(models.TextChoices):
     QUEUED = "queued", "queued"
@@ -59,6 +61,11 @@ class Job(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.target_repr}".strip()
+
+    @property
+    def title(self):
+        """What the job does, in words ("Provision environment"): its kind's registered title."""
+        return kind_title(self.kind)
 
     @property
     def is_finished(self):

@@ -10,9 +10,7 @@ import os
 import socket
 import threading
 from datetime import timedelta
-from importlib import import_module
 
-from django.apps import apps
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
 from django.db.models import Count
@@ -22,78 +20,15 @@ from portal.accounts import policies
 from portal.audit.services import record
 from portal.errors import Conflict, deny
 
+from .kinds import QUEUES, load_job_modules, get_kind, job_kind, system_kinds  # noqa: F401 (job_kind: this module's API)
 from .dbretry import connection_lost, refresh_connections, with_database
 from .models import FINISHED_STATES, JOB_TRANSITIONS, Job, JobLogLine, JobState
 from .queue import send_or_wait
 
 logger = logging.getLogger("gantry.jobs")
 
-QUEUES = ("deploy", "backups", "health", "default")
-_KINDS = {}
-
-
 class JobTransitionError(Conflict):
     pass
-
-
-class JobKind:
-    def __init__(self, name, func, queue, title, system=False, resume=True):
-        self.name, self.func, self.queue, self.title, self.system = name, func, queue, title, system
-        self.resume = resume
-
-
-def job_kind(name, queue="default", title="", system=False, resume=True):
-    """Register `func(job, log)` as the code for jobs of kind `name`.
-
-    `system=True` marks housekeeping nobody asked for by hand (sending notifications): job lists
-    hide those unless asked to show them. `resume=False`: a job cut off (its worker died, its
-    database connection was lost) stays failed instead of being sent again automatically, because
-    its owner cleans the interrupted work up (a backup aborts its partial upload).
-    """
-    if queue not in QUEUES:
-        raise ValueError(f"unknown queue {queue}")
-
-    def decorator(func):
-        _KINDS[name] = JobKind(name, func, queue, title or name, system, resume)
-        return func
-
-    return decorator
-
-
-def system_kinds():
-    """Names of the job kinds marked `system` (hidden from job lists by default)."""
-    _load_job_modules()
-    return sorted(name for name, spec in _KINDS.items() if spec.system)
-
-
-def kind_titles():
-    """{kind: its readable title}, for job lists."""
-    _load_job_modules()
-    return {name: spec.title for name, spec in _KINDS.items()}
-
-
-def get_kind(name):
-    _load_job_modules()
-    return _KINDS.get(name)
-
-
-_loaded = False
-
-
-def _load_job_modules():
-    """Import each app's jobs.py so its kinds are registered (in the web process and in workers)."""
-    global _loaded
-    if _loaded:
-        return
-
-
-    for config in apps.get_app_configs():
-        try:
-            import_module(f"{config.name}.jobs")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{config.name}.jobs":
-                raise
-    _loaded = True
 
 
 def enqueue_job(kind, *, target=None, requested_by=None, environment=None, params=None, request=None):
@@ -200,7 +135,7 @@ def worker_name():
 def run_job(job_id):
     """The RQ entry point: run the job whose row has this id, recording every step on the row.
     Stale database connections (a PostgreSQL restart) are closed before and after (dbretry.py)."""
-    _load_job_modules()
+    load_job_modules()
     refresh_connections()
     try:
         _run_job(job_id)
@@ -225,7 +160,7 @@ def _run_job(job_id):
         job.save(update_fields=["state", "started_at", "heartbeat_at", "finished_at", "worker", "attempts"])
         record("job.started", actor_name="gantry-worker", target=job, environment=job.environment,
                detail={"kind": job.kind, "worker": job.worker, "attempt": job.attempts})
-    spec = _KINDS.get(job.kind)
+    spec = get_kind(job.kind)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(job.pk, stop), daemon=True)
     beat.start()
@@ -321,7 +256,8 @@ def cancel_job(job, *, user, request=None, check=True):
     if check:
         _check_may_manage(job, user, "job.cancel", request)
         if job.kind in OWNED_KINDS:
-            raise JobTransitionError(f"a {job.kind} job cannot be cancelled on its own: {OWNED_KINDS[job.kind]}")
+            raise JobTransitionError(f"a job to {job.title[0].lower()}{job.title[1:]} cannot be cancelled on its own: "
+                                     f"{OWNED_KINDS[job.kind]}")
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
         _transition(job, JobState.CANCELLED)

@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
@@ -32,6 +33,14 @@ def duration_text(delta):
     return f"{seconds}s"
 
 
+def job_duration_text(job):
+    """A finished job's duration; a running one says so rather than show a figure that a live
+    fragment answered 304 would leave standing still."""
+    if job.is_finished:
+        return duration_text(job.duration)
+    return "still running" if job.started_at else ""
+
+
 def hide_system_jobs(queryset, show_system=False):
     """Job lists hide housekeeping jobs (notifications) unless asked; see `job_kind(system=True)`."""
     return queryset if show_system else queryset.exclude(kind__in=services.system_kinds())
@@ -57,11 +66,9 @@ def job_list(request):
     parts = (jobs_parts(qs), depths)
 
     def render_table(tag):
-        page = paginate(request, qs.order_by("-created_at"))
-        titles = services.kind_titles()
+        page = paginate(request, qs.order_by("-created_at"), count=parts[0][0])
         for job in page:
-            job.duration_text = duration_text(job.duration)
-            job.title = titles.get(job.kind, job.kind)
+            job.duration_text = job_duration_text(job)
         return render(request, "jobs/_table.html" if poll.is_poll else "jobs/list.html", {
             "section": "jobs", "page": page, "states": JobState.values, "state": state,
             "show_system": show_system, "queues": depths, "jobs_version": tag,
@@ -79,27 +86,46 @@ def _visible_job(request, job_id):
     return job
 
 
+LOG_FRAGMENT = "job-log-tail"
+
+
+def log_parts(job):
+    """Version parts of a job's log and summary (portal/live.py): the job's columns that change while
+    it runs, and (count, last id) of its log lines in one aggregate query."""
+    return (job.state, job.queue, job.attempts, job.worker, job.error, job.started_at, job.finished_at,
+            state_of(JobLogLine.objects.filter(job_id=job.pk), "id"))
+
+
+def log_context(request, job, after=0, tag=None):
+    """The log lines after `after` and the summary of `job`, for the job page and pages that embed its
+    log (the deployment page). The log's tail is a live fragment polling `?after=<last line>`; a
+    finished job's tail has no version, so it stops polling. Without `tag` the version is computed
+    (a page that embeds the log); a poll passes the one it answers with."""
+    job.duration_text = job_duration_text(job)
+    if tag is None and not job.is_finished:
+        tag = Poll(request).version_for(log_parts(job), LOG_FRAGMENT)  # before the lines: none is missed
+    lines = list(JobLogLine.objects.filter(job_id=job.pk, id__gt=after).order_by("id"))
+    last = lines[-1].id if lines else after
+    return {"job": job, "lines": lines, "last_line_id": last, "log_version": tag,
+            "log_url": f"{reverse('job_detail', args=[job.pk])}?after={last}",
+            "may_manage": policies.can_manage_job(request.user, job)}
+
+
 @login_required
 @needs_role
 def job_detail(request, job_id):
-    """The whole page; to an htmx poll (`?after=<line id>`) only the lines after that one."""
+    """The whole page; to a poll of the log's tail (`?after=<line id>`) a 304 while the job and its log
+    are unchanged, else the lines after that one and the summary (out of band)."""
     job = _visible_job(request, job_id)  # read the state before the lines: a finished job has all its lines
-    job.duration_text = duration_text(job.duration)
-    partial = request.htmx and not request.htmx.history_restore_request
-    after = 0
-    if partial:
+    poll = Poll(request)
+    if poll.wants(LOG_FRAGMENT):
+        after = 0
         with contextlib.suppress(ValueError):
             after = max(int(request.GET.get("after", "0")), 0)
-    lines = list(JobLogLine.objects.filter(job_id=job.pk, id__gt=after).order_by("id"))
-    context = {
-        "section": "jobs",
-        "job": job,
-        "lines": lines,
-        "last_line_id": lines[-1].id if lines else after,
-        "may_manage": policies.can_manage_job(request.user, job),
-    }
-    response = render(request, "jobs/log_fragment.html" if partial else "jobs/detail.html", context)
-    patch_vary_headers(response, ("HX-Request",))
+        return poll.respond(log_parts(job), lambda tag: render(
+            request, "jobs/log_fragment.html", log_context(request, job, after, tag)))
+    response = render(request, "jobs/detail.html", dict(log_context(request, job), section="jobs"))
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
     return response
 
 

@@ -151,9 +151,9 @@ def test_restores_are_listed_with_their_state_and_approvals(admin, prod, source_
 
     target = make_target(prod, source_db, {"kind": "local", "path": str(tmp_path)})
     backup = run_jobs_of(start_backup(target, user=admin))
-    restore = request_restore(backup, user=admin, data={"database": "shop_copy"})
+    request_restore(backup, user=admin, data={"database": "shop_copy"})
     html = page(login(admin), "/environments/prod/backups/")
-    assert "pending_approval" in html and f"/api/v1/restores/{restore.pk}/approve" in html
+    assert "pending_approval" in html and "approve or reject in the approvals inbox" in html
 
 
 def test_the_board_include_costs_the_same_queries_for_many_environments(admin, make_env, source_db, make_target,

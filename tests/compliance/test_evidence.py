@@ -1,5 +1,6 @@
 """Evidence packs: built from the audit events of a deployment, checked offline."""
 import copy
+import datetime
 import io
 import json
 import zipfile
@@ -8,6 +9,9 @@ import pytest
 
 from deployments import actions
 from deployments.compliance.evidence import build_pack, pack_sha256
+from deployments.models import Deployment
+from deployments.monitoring import verification as verifying
+from deployments.monitoring.models import Verification
 from environments.models import Environment
 
 from .conftest import behind_gantrys_back, release, run, texts, verify_file
@@ -131,7 +135,8 @@ def test_a_deployment_rolled_back_by_a_person(people, prod, web, sandbox):
     assert pack["verified"], pack["integrity"]
     assert texts(pack, "rolled_back")[0].endswith(f"by deployment #{rollback.pk}.")
     [story] = [s for s in pack["statements"] if s["key"] == "rollback"]
-    assert story["facts"] == {"deployment": rollback.pk, "requested_by": "dee", "auto": False, "reason": "error rate up"}
+    assert story["facts"] == {"deployment": rollback.pk, "requested_by": "dee", "auto": False, "reason": "error rate up",
+                             "rule": None}
     assert "back to web 1.0.0" in story["text"] and "it succeeded at" in story["text"]
     # the diff approvers would have reviewed: against what ran before (1.0.0)
     assert str(rollback.pk) in pack["attachments"]["manifests"]
@@ -214,3 +219,46 @@ def test_the_pack_carries_the_diff_the_approver_reviewed(people, prod, web):
     assert diff["facts"]["matches"] is True
     text = pack["attachments"]["diff"]["text"]
     assert "-" in text and "web:1.1.0@" in text and "web:1.0.0@" in text
+
+
+def _verify_step(deployment, seconds):
+    v = Verification.objects.get(deployment_id=deployment.pk)
+    verifying.evaluate(v.pk, now=v.started_at + datetime.timedelta(seconds=seconds))
+    return Verification.objects.get(pk=v.pk)
+
+
+def test_an_automatically_rolled_back_deployment_names_the_reason_and_the_rule(people, prod, web, sandbox, api, auditor):
+    Environment.objects.filter(pk=prod.pk).update(required_approvals=0, checklist=[])
+    first = run(actions.request_deployment(people["dee"], {"release": release(people["dee"], "1.0.0").pk,
+                                                             "environment": "prod"}))
+    v = Verification.objects.get(deployment_id=first.pk)
+    verifying.evaluate(v.pk, now=v.ends_at)
+    assert Verification.objects.get(pk=v.pk).state == "passed"
+    second = run(actions.request_deployment(people["dee"], {"release": release(people["dee"], "1.1.0").pk,
+                                                              "environment": "prod"}))
+    sandbox.set_fault("web", "fail_probe")
+    for seconds in (0, 15, 30):  # three failed probes in a row: the default threshold
+        v = _verify_step(second, seconds)
+    assert v.state == "failed", v.reason
+    sandbox.set_fault("web", "clear")
+    rollback = run(Deployment.objects.get(rollback_of=second))
+    assert rollback.state == "succeeded" and rollback.requested_by is None
+
+    pack = api(auditor).get(f"/api/v1/deployments/{second.pk}/evidence").json()
+    assert pack["verified"], pack["integrity"]
+    [story] = [s for s in pack["statements"] if s["key"] == "rollback"]
+    assert story["facts"]["auto"] is True and story["facts"]["requested_by"] == "Gantry (automatic)"
+    assert story["facts"]["reason"].startswith("verification failed: ")
+    assert "3 times in a row" in story["facts"]["reason"]
+    rule = story["facts"]["rule"]
+    assert (rule["kind"], rule["name"], rule["failure_threshold"]) == ("probe", "health probe /health", 3)
+    assert story["text"].startswith(f"AUTOMATIC rollback #{rollback.pk} requested by Gantry (automatic) at ")
+    assert "triggered by the rule 'health probe /health' (3 failed probes in a row" in story["text"]
+    assert "back to web 1.0.0" in story["text"] and "it succeeded at" in story["text"]
+    [failed] = [s for s in pack["statements"] if s["key"] == "verification" and s["facts"]["state"] == "failed"]
+    assert failed["facts"]["rule"] == rule and "failed rule 'health probe /health'" in failed["text"]
+    # the statements are backed by the audit events the pack carries
+    seqs = {e["seq"] for e in pack["events"]}
+    assert all(ref["seq"] in seqs for ref in story["events"]) and len(story["events"]) == 2
+    [rolled_back] = texts(pack, "rolled_back")
+    assert rolled_back.endswith(f"by deployment #{rollback.pk}.")

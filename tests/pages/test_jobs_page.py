@@ -7,7 +7,7 @@ from django.utils import timezone
 from portal.jobs.models import Job, JobLogLine
 from tests.pages.conftest import events, text
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
+LOG_POLL = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "job-log-tail"}  # htmx polling the log's tail
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_the_fragment_holds_only_new_lines(login, viewer, make_job):
     job = make_job(state="running", started_at=timezone.now())
     first = log(job, "old line")[0]
     newer = log(job, "new line")[0]
-    response = login(viewer).get(f"/jobs/{job.pk}/?after={first.pk}", **HTMX)
+    response = login(viewer).get(f"/jobs/{job.pk}/?after={first.pk}", **LOG_POLL)
     body = text(response)
     assert "new line" in body and "old line" not in body
     assert "<html" not in body
@@ -104,7 +104,7 @@ def test_the_fragment_holds_only_new_lines(login, viewer, make_job):
 def test_the_fragment_keeps_polling_from_the_same_line_when_nothing_is_new(login, viewer, make_job):
     job = make_job(state="running", started_at=timezone.now())
     line = log(job, "only line")[0]
-    body = text(login(viewer).get(f"/jobs/{job.pk}/?after={line.pk}", **HTMX))
+    body = text(login(viewer).get(f"/jobs/{job.pk}/?after={line.pk}", **LOG_POLL))
     assert "only line" not in body and f"?after={line.pk}" in body
 
 
@@ -114,7 +114,7 @@ def test_the_fragment_stops_polling_when_the_job_finishes(login, viewer, make_jo
     client = login(viewer)
     Job.objects.filter(pk=job.pk).update(state="failed", finished_at=timezone.now(), error="it broke")
     log(job, "it broke", level="error")
-    body = text(client.get(f"/jobs/{job.pk}/?after={line.pk}", **HTMX))
+    body = text(client.get(f"/jobs/{job.pk}/?after={line.pk}", **LOG_POLL))
     assert "it broke" in body and "working" not in body
     assert "hx-trigger" not in body
     assert 'id="job-summary" class="card" hx-swap-oob="true"' in body and "state-failed" in body

@@ -1,0 +1,190 @@
+"""What each environment operation takes: one declared schema per operation, shared by the page (through
+the service) and the API (as its body). Rules that need the database (a cluster, group or environment
+that must exist, names already taken) stay in the service, environments.lifecycle."""
+from typing import Annotated, Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
+from pydantic import BeforeValidator, model_validator
+
+from portal import outbound
+from portal.schema_types import InputSchema, OptionalFlag, TrueOrFalse, checked, refuse, text_list, whole_number
+from portal.validation import check_dns_label, check_text, slugify_name
+
+from . import policies as rules
+from .choices import TIERS
+
+Name = Annotated[str | None, checked(check_text, max_length=100)]
+Team = Annotated[str | None, checked(check_text, required=False, max_length=100)]
+Description = Annotated[str | None, checked(check_text, required=False, max_length=2000)]
+Label = Annotated[str | None, BeforeValidator(lambda v, info: check_dns_or_blank(v, info))]
+
+
+def check_dns_or_blank(value, info):
+    """A DNS label, or nothing (then derived from another field)."""
+    if value in (None, ""):
+        return None
+    errors = []
+    clean = check_dns_label(value, info.field_name, errors)
+    if errors:
+        refuse(*errors)
+    return clean
+
+
+def _one_of_tiers(value):
+    if value not in TIERS:
+        refuse(f"tier: '{value}' is not one of {', '.join(TIERS)}")
+    return value
+
+
+def _webhook_url(value):
+    url = value or ""
+    if not url:
+        return url
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+        if len(url) > 500:
+            raise ValidationError("too long")
+    except (ValidationError, TypeError):
+        refuse("webhook_url: not a valid http(s) URL of at most 500 characters")
+    try:
+        outbound.check_url(url, resolve_names=False)
+    except outbound.UnsafeDestination as exc:
+        refuse(f"webhook_url: {exc}")
+    return url
+
+
+def _notify_emails(value):
+    addresses = [a.strip() for a in str(value or "").split(",") if a.strip()]
+    bad = []
+    for address in addresses:
+        try:
+            validate_email(address)
+        except ValidationError:
+            bad.append(f"notify_emails: '{address}' is not an e-mail address")
+    if bad:
+        refuse(*bad)
+    return ", ".join(addresses)
+
+
+MAX_WINDOWS = 50
+
+
+def _windows(value):
+    if isinstance(value, list) and len(value) > MAX_WINDOWS:
+        refuse(f"deployment_windows: at most {MAX_WINDOWS} windows")
+    windows, errors = rules.clean_windows(value)
+    if errors:
+        refuse(*errors)
+    return windows
+
+
+def _freeze(value):
+    """(until, reason), or (None, "") to lift the freeze."""
+    freeze, errors = rules.clean_freeze(value)
+    if errors:
+        refuse(*errors)
+    return freeze
+
+
+class EnvironmentCreate(InputSchema):
+    """Create an environment: placed on a cluster (slug, namespace and tier fixed from now on), or
+    requested from a self-service template (`template`, whose guardrails then decide the rest)."""
+
+    name: Name
+    tier: Annotated[str | None, BeforeValidator(_one_of_tiers)] = None
+    slug: Label = None
+    cluster: str | None = None
+    namespace: Label = None
+    template: str | None = None
+    ttl_hours: Annotated[int | None, whole_number(1, 24 * 90, unit="hours", optional=True)] = None
+    team: Team = None
+    description: Description = None
+    parameters: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _placement(self):
+        """Without a template: the slug comes from the name, the namespace from the slug."""
+        if self.template:
+            return self
+        if self.tier is None:
+            refuse(f"tier: 'None' is not one of {', '.join(TIERS)}")
+        errors = []
+        if self.slug is None:
+            self.slug = check_dns_label(slugify_name(self.name or ""), "slug", errors)
+        if self.namespace is None and self.slug:
+            self.namespace = self.slug
+        if self.namespace == "default" or (self.namespace or "").startswith("kube-"):
+            errors.append(f"namespace: '{self.namespace}' belongs to the cluster itself; choose another")
+        if errors:
+            refuse(*errors)
+        return self
+
+
+class EnvironmentChange(InputSchema):
+    """Change an environment's name, team, description, protection rules and notifications."""
+
+    name: Name = None
+    team: Team = None
+    description: Description = None
+    required_approvals: Annotated[int, whole_number(0, 10)] = None
+    prevent_self_approval: TrueOrFalse = None
+    deployment_windows: Annotated[list[dict[str, Any]], BeforeValidator(_windows)] = None
+    freeze: Annotated[tuple[Any, str] | None, BeforeValidator(_freeze)] = None
+    approver_groups: Annotated[list[str], text_list(20)] = None
+    checklist: Annotated[list[str], text_list(30)] = None
+    promotion_from: str | None = None
+    rollback_requires_approval: TrueOrFalse = None
+    replicas: Annotated[int, whole_number(1, 100)] = None
+    blue_green_keep_minutes: Annotated[int, whole_number(0, 24 * 60)] = None
+    webhook_url: Annotated[str | None, BeforeValidator(_webhook_url)] = None
+    notify_emails: Annotated[str | None, BeforeValidator(_notify_emails)] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fixed_fields(cls, data):
+        unknown = set(data) - set(cls.model_fields) if isinstance(data, dict) else set()
+        if unknown:
+            refuse(f"cannot change {', '.join(sorted(unknown))} here "
+                   "(slug, tier, cluster and namespace are fixed at creation)")
+        return data
+
+
+def server_problem(value):
+    """Why `value` is not the URL of a Kubernetes API server, or None."""
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        return f"server: '{value}' is not an http(s) URL of a Kubernetes API server (e.g. https://10.0.0.1:6443)"
+    return None
+
+
+def _api_server(value):
+    if value not in (None, "") and server_problem(value):
+        refuse(server_problem(value))
+    return value
+
+
+def _pem_certificate(value):
+    if value not in (None, "") and (not isinstance(value, str) or "BEGIN CERTIFICATE" not in value):
+        refuse("ca_data: must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
+    return value
+
+
+class ClusterChange(InputSchema):
+    """Change a cluster: its name, or how Gantry reaches it (an API server and token, a pasted kubeconfig,
+    a kubeconfig file on the Gantry host, or in-cluster). Which one follows from the fields given."""
+
+    name: Annotated[str | None, checked(check_dns_label)] = None
+    server: Annotated[str | None, BeforeValidator(_api_server)] = None
+    token: str | None = None
+    ca_data: Annotated[str | None, BeforeValidator(_pem_certificate)] = None
+    insecure: OptionalFlag = None
+    kubeconfig: str | None = None
+    kubeconfig_path: str | None = None
+    context: Annotated[str | None, checked(check_text, required=False)] = None
+    in_cluster: OptionalFlag = None
+
+
+class ClusterCreate(ClusterChange):
+    """Register a cluster."""
+
+    name: Annotated[str, checked(check_dns_label)]
