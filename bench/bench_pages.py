@@ -48,7 +48,8 @@ def seed(n_envs, n_services):
     """The portal at one size. Returns (users, environments, sizes)."""
     from django.db.models import F
 
-    from deployments.models import Approval, Deployment, ServiceHealth
+    from deployments.models import Approval, Deployment
+    from deployments.monitoring.models import CellHealth
     from deployments.rendering import manifest_hash, render_text
     from environments.models import Environment
     from portal.audit.models import AuditEvent
@@ -92,10 +93,10 @@ def seed(n_envs, n_services):
                     rendered_manifest=render_text(svc, release, env),
                     color="blue" if svc.strategy == "blue-green" else "", job_id=job.pk,
                     started_at=finished - timedelta(seconds=40), finished_at=finished))
-                health.append(ServiceHealth(environment=env, service=svc, status="healthy" if (e + s) % 17 else
-                                            "degraded", ready_replicas=env.replicas, desired_replicas=env.replicas,
-                                            live_color="blue" if svc.strategy == "blue-green" else "",
-                                            checked_at=now))
+                health.append(CellHealth(environment=env, service=svc, status="healthy" if (e + s) % 17 else
+                                         "degraded", ready_replicas=env.replicas, desired_replicas=env.replicas,
+                                         color="blue" if svc.strategy == "blue-green" else "",
+                                         checked_at=now, since=now, changed_at=now))
         # Deployments point at their jobs by a pre-generated uuid: the FK is checked at commit.
         deployments = Deployment.objects.bulk_create(deployments, batch_size=1000)
         for job, deployment in zip(jobs, deployments, strict=False):
@@ -103,7 +104,7 @@ def seed(n_envs, n_services):
         Job.objects.bulk_create(jobs, batch_size=1000)
         JobLogLine.objects.bulk_create([JobLogLine(job=job, level="info", message=message) for job in jobs
                                         for message in ("applying 2 objects", "rollout complete")], batch_size=5000)
-        ServiceHealth.objects.bulk_create(health, batch_size=2000)
+        CellHealth.objects.bulk_create(health, batch_size=2000)
         # auto_now_add fields take "now" on insert: spread them in time like a real history.
         Deployment.objects.update(requested_at=F("started_at") - timedelta(minutes=5))
         Job.objects.update(created_at=F("started_at") - timedelta(seconds=2))

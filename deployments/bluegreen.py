@@ -67,25 +67,32 @@ def service_port(service):
 
 def live_color(cluster, namespace, service_name):
     """The colour the live Service selects now ("" when none)."""
-    live = kube.get(cluster, "v1", "Service", namespace, service_name)
-    color = (((live or {}).get("spec") or {}).get("selector") or {}).get("color")
+    return selected_color(kube.get(cluster, "v1", "Service", namespace, service_name))
+
+
+def selected_color(service):
+    """The colour a Service object (as read from the cluster, or None) selects ("" when none)."""
+    color = (((service or {}).get("spec") or {}).get("selector") or {}).get("color")
     return color if color in COLORS else ""
 
 
-def manifest_names(text):
-    """(Deployment name, Service name, Service document) of a blue-green manifest, without checks."""
-    try:
-        documents = [d for d in yaml.safe_load_all(text or "") if isinstance(d, dict)]
-    except yaml.YAMLError:
-        return None
+def manifest_names(text, documents=None):
+    """(Deployment name, Service name, Service document) of a blue-green manifest, without checks.
+
+    ``documents``: the manifest already parsed (callers that read it for other reasons too)."""
+    if documents is None:
+        try:
+            documents = [d for d in yaml.safe_load_all(text or "") if isinstance(d, dict)]
+        except yaml.YAMLError:
+            return None
     pair = manifests.blue_green_pair(documents)
     if pair is None:
         return None
     return pair[0]["metadata"]["name"], pair[1]["metadata"]["name"], pair[1]
 
 
-def live_names(rendered_manifest, fallback):
+def live_names(rendered_manifest, fallback, documents=None):
     """(Deployment name, live Service name) of a blue-green deployment, read from the manifests it
     ran; `fallback` (the catalog name) for both when they cannot be read."""
-    names = manifest_names(rendered_manifest)
+    names = manifest_names(rendered_manifest, documents)
     return (names[0], names[1]) if names else (fallback, fallback)

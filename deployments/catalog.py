@@ -6,14 +6,13 @@ from django.db import IntegrityError, transaction
 from portal.accounts import policies
 from portal.audit.services import diff, record
 from portal.errors import Conflict, InvalidInput, deny
-from portal.validation import check_dns_label, check_text
 
-from .choices import BLUE_GREEN, STRATEGY_CHOICES
-from .manifests import ManifestError, blue_green_pair, format_problem, validate_manifest
+from .choices import BLUE_GREEN
+from .manifests import blue_green_pair, validate_manifest
 from .models import Service
+from .schemas import ServiceChange, ServiceCreate
 
 SERVICE_FIELDS = ("name", "team", "description", "strategy", "health_path", "manifest")
-STRATEGIES = [value for value, _ in STRATEGY_CHOICES]
 
 
 def service_snapshot(service):
@@ -23,43 +22,19 @@ def service_snapshot(service):
     return data
 
 
-def _clean_service(data, errors, instance=None):
-    clean = {}
-    if instance is None or "name" in data:
-        clean["name"] = check_dns_label(data.get("name"), "name", errors)
-    for field, max_length in (("team", 100), ("description", 2000)):
-        if field in data:
-            clean[field] = check_text(data.get(field), field, errors, required=False, max_length=max_length) or ""
-    if "strategy" in data or instance is None:
-        strategy = data.get("strategy") or "rolling"
-        if strategy not in STRATEGIES:
-            errors.append(f"strategy: '{strategy}' is not one of {', '.join(STRATEGIES)}")
-        clean["strategy"] = strategy
-    if "health_path" in data or instance is None:
-        path = data.get("health_path") or "/health"
-        if not isinstance(path, str) or not path.startswith("/") or len(path) > 200 or " " in path:
-            errors.append(f"health_path: '{path}' must be a URL path starting with '/' (e.g. /health)")
-        clean["health_path"] = path
-    documents = None
-    if "manifest" in data or instance is None:
-        try:
-            documents = validate_manifest(data.get("manifest"))
-            clean["manifest"] = data.get("manifest")
-        except ManifestError as exc:
-            errors.extend(f"manifest: {format_problem(p)}" for p in exc.problems)
+def _blue_green_problem(clean, instance=None):
+    """A blue-green service needs one Deployment and one Service in its manifest (the only rule that
+    needs both the strategy and the manifest, which a change may take from the stored service)."""
     strategy = clean.get("strategy") or (instance.strategy if instance else "rolling")
-    if documents is not None and strategy == BLUE_GREEN and blue_green_pair(documents) is None:
-        errors.append("manifest: a blue-green service needs exactly one Deployment and one Service")
-    return clean
+    if "manifest" in clean and strategy == BLUE_GREEN and blue_green_pair(validate_manifest(clean["manifest"])) is None:
+        raise InvalidInput("manifest: a blue-green service needs exactly one Deployment and one Service")
 
 
 def create_service(user, data, request=None):
     if not policies.can_manage_services(user):
         deny("service.create", user=user, request=request, reason="only an admin can add services to the catalog")
-    errors = []
-    clean = _clean_service(data, errors)
-    if errors:
-        raise InvalidInput(errors)
+    clean = ServiceCreate.validated(data)
+    _blue_green_problem(clean)
     if Service.objects.filter(name=clean["name"]).exists():
         raise InvalidInput(f"name: a service named '{clean['name']}' already exists")
     service = Service(**clean)
@@ -76,10 +51,8 @@ def create_service(user, data, request=None):
 def update_service(user, service, data, request=None):
     if not policies.can_manage_services(user):
         deny("service.update", user=user, request=request, target=service, reason="only an admin can change services")
-    errors = []
-    clean = _clean_service(data, errors, instance=service)
-    if errors:
-        raise InvalidInput(errors)
+    clean = ServiceChange.validated(data)
+    _blue_green_problem(clean, instance=service)
     if "name" in clean and Service.objects.filter(name=clean["name"]).exclude(pk=service.pk).exists():
         raise InvalidInput(f"name: a service named '{clean['name']}' already exists")
     with transaction.atomic():

@@ -1,25 +1,103 @@
-"""Live health of what runs in an environment, read from the cluster through portal.kube."""
-import yaml
-from django.utils import timezone
+"""Live health of what runs in an environment, read from the cluster through portal.kube.
 
-from environments.models import Environment
+The probe (deployments.monitoring.probing) reads each namespace once per cycle with
+``read_namespace`` (its Deployments and pods, and its Services when a blue-green service runs
+there) and judges every service from that snapshot with ``observe``: replicas are read once per
+namespace and cycle, whatever the number of services.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import yaml
+
 from portal import kube
 
 from . import bluegreen
 from .choices import BLUE_GREEN
-from .live import live_and_rollback_targets
-from .models import ServiceHealth
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it: the same documents, faster
+ORDER = ["healthy", "progressing", "degraded", "down"]
 
 
-def _deployment_names(deployment):
-    names = []
+@dataclass
+class Workload:
+    """What the manifests a live deployment ran say about where to look (read once per probe)."""
+
+    deployments: list[str]  # the Deployments to judge (blue-green: the colour is added from the live Service)
+    blue_green: tuple[str, str] | None = None  # (Deployment name, live Service name)
+    endpoint: tuple[str | None, object] = (None, None)  # (Service name, port) the health path is probed through
+
+
+@dataclass
+class Namespace:
+    """One namespace as read for a probe cycle."""
+
+    deployments: dict = field(default_factory=dict)  # name -> Deployment object
+    pods: list = field(default_factory=list)
+    services: dict = field(default_factory=dict)  # name -> Service object (only read when needed)
+
+
+@dataclass
+class Observation:
+    status: str
+    ready: int
+    desired: int
+    color: str
+    detail: str
+    restarts: int = 0  # container restarts of the live pods, as the cluster counts them
+
+
+def workload_of(deployment):
+    """The Workload of a live deployment, from its rendered manifests (parsed once)."""
     try:
-        for doc in yaml.safe_load_all(deployment.rendered_manifest or ""):
-            if isinstance(doc, dict) and doc.get("kind") == "Deployment":
-                names.append(doc.get("metadata", {}).get("name"))
+        documents = [d for d in yaml.load_all(deployment.rendered_manifest or "", Loader=_Loader) if isinstance(d, dict)]
     except yaml.YAMLError:
-        pass
-    return [n for n in names if n] or [deployment.service.name]
+        documents = []
+    names = [(d.get("metadata") or {}).get("name") for d in documents if d.get("kind") == "Deployment"]
+    endpoint = (None, None)
+    service = next((d for d in documents if d.get("kind") == "Service"), None)
+    if service is not None:
+        ports = (service.get("spec") or {}).get("ports") or []
+        endpoint = ((service.get("metadata") or {}).get("name"), ports[0].get("port") if ports else None)
+    blue_green = None
+    if deployment.service.strategy == BLUE_GREEN:
+        # The live Service and the Deployment are those the manifest names (bluegreen), not the catalog entry.
+        blue_green = bluegreen.live_names(deployment.rendered_manifest, deployment.service.name, documents)
+    return Workload([n for n in names if n] or [deployment.service.name], blue_green, endpoint)
+
+
+def read_namespace(cluster, namespace, services=False):
+    """A Namespace snapshot in two or three list requests. Raises kube.KubeError."""
+    snapshot = Namespace(
+        deployments={d["metadata"]["name"]: d for d in kube.list_objects(cluster, "apps/v1", "Deployment", namespace)},
+        pods=kube.list_objects(cluster, "v1", "Pod", namespace))
+    if services:
+        snapshot.services = {s["metadata"]["name"]: s for s in kube.list_objects(cluster, "v1", "Service", namespace)}
+    return snapshot
+
+
+def read_workload(cluster, namespace, workload):
+    """A Namespace snapshot holding only what one workload needs (one verification probe). Raises kube.KubeError."""
+    snapshot = Namespace()
+    names = workload.deployments
+    if workload.blue_green:
+        workload_name, service_name = workload.blue_green
+        service = kube.get(cluster, "v1", "Service", namespace, service_name)
+        if service is not None:
+            snapshot.services[service_name] = service
+        color = bluegreen.selected_color(service)
+        names = [bluegreen.colored_name(workload_name, color)] if color else []
+    for name in names:
+        found = kube.get(cluster, "apps/v1", "Deployment", namespace, name)
+        if found is None:
+            continue
+        snapshot.deployments[name] = found
+        selector = (found.get("spec") or {}).get("selector") or {}
+        labels = ",".join(f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items()))
+        if labels:
+            snapshot.pods += kube.list_objects(cluster, "v1", "Pod", namespace, labels)
+    return snapshot
 
 
 def classify(status):
@@ -37,61 +115,31 @@ def classify(status):
     return ("progressing" if not status.get("done") else "degraded"), f"{ready} of {desired} replicas ready"
 
 
-def check_service(environment, deployment):
-    """Observe one service: (status, ready, desired, live colour, detail)."""
-    cluster = environment.cluster
+def observe(snapshot, workload):
+    """Judge one service from its namespace's snapshot (no request)."""
     color = ""
-    names = _deployment_names(deployment)
-    if deployment.service.strategy == BLUE_GREEN:
-        # The live Service and the Deployment are those the manifest names (bluegreen), not the catalog entry.
-        workload_name, service_name = bluegreen.live_names(deployment.rendered_manifest, deployment.service.name)
-        color = bluegreen.live_color(cluster, environment.namespace, service_name)
+    names = workload.deployments
+    if workload.blue_green:
+        workload_name, service_name = workload.blue_green
+        color = bluegreen.selected_color(snapshot.services.get(service_name))
         if not color:
-            return "down", 0, 0, "", f"Service {service_name} selects no colour"
+            return Observation("down", 0, 0, "", f"Service {service_name} selects no colour")
         names = [bluegreen.colored_name(workload_name, color)]
-    ready_total = desired_total = 0
+    ready_total = desired_total = restarts = 0
     worst, details = "healthy", []
-    order = ["healthy", "progressing", "degraded", "down"]
     for name in names:
-        if kube.get(cluster, "apps/v1", "Deployment", environment.namespace, name) is None:
+        found = snapshot.deployments.get(name)
+        if found is None:
             status, ready, desired, detail = "down", 0, 0, f"Deployment {name} is missing"
         else:
-            summary = kube.deployment_status(cluster, environment.namespace, name)
+            summary = kube.summarize_deployment(found, snapshot.pods)
             status, detail = classify(summary)
             ready, desired = summary.get("ready") or 0, summary.get("desired") or 0
+            restarts += summary["restarts"]
         ready_total += ready
         desired_total += desired
-        if order.index(status) > order.index(worst):
+        if ORDER.index(status) > ORDER.index(worst):
             worst = status
         if detail:
             details.append(detail)
-    return worst, ready_total, desired_total, color, "; ".join(details)[:500]
-
-
-def poll_environment(environment):
-    """Refresh the ServiceHealth rows of every service that has a live deployment here."""
-    if environment.cluster_id is None:
-        return []
-    live = {service_id: pair[0] for service_id, pair in live_and_rollback_targets(environment.pk, with_manifests=True).items()}
-    rows = []
-    now = timezone.now()
-    for deployment in live.values():
-        try:
-            status, ready, desired, color, detail = check_service(environment, deployment)
-        except kube.KubeError as exc:
-            status, ready, desired, color, detail = "unknown", 0, 0, "", str(exc)[:500]
-        row, _ = ServiceHealth.objects.update_or_create(
-            environment=environment, service=deployment.service,
-            defaults={"status": status, "ready_replicas": ready, "desired_replicas": desired, "live_color": color,
-                      "detail": detail, "checked_at": now})
-        rows.append(row)
-    ServiceHealth.objects.filter(environment=environment).exclude(service_id__in=live).delete()
-    return rows
-
-
-def poll_all():
-    """Periodic (queue `health`): refresh every ready environment on a cluster."""
-    count = 0
-    for environment in Environment.objects.select_related("cluster").filter(status="ready", cluster__isnull=False):
-        count += len(poll_environment(environment))
-    return count
+    return Observation(worst, ready_total, desired_total, color, "; ".join(details)[:500], restarts)

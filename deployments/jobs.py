@@ -1,17 +1,13 @@
 """Job kinds of the deployments app (registered when the job runner loads `<app>.jobs`)."""
-from portal import kube
 from portal.jobs.services import job_kind
 
 from . import notifications  # noqa: F401  (registers notification.send)
-from .health import poll_environment
-from .models import Deployment
 from .rollout import execute
 
 
 @job_kind("deployment.apply", queue="deploy", title="Apply deployment")
 def apply_deployment_job(job, log):
     result = execute(job.params["deployment"], log)
-    _refresh_health(job, log)
     _start_verification(job, log)
     return result
 
@@ -26,23 +22,12 @@ def _start_verification(job, log):
     try:  # the board shows the new release at once
         from .monitoring.probing import probe_environments
 
-        probe_environments([deployment.environment_id])
+        outcomes = probe_environments([deployment.environment_id])
     except Exception as exc:  # noqa: BLE001 - a failed probe here fails nothing; the periodic probe retries
         log.warning(f"health not probed: {exc}")
+    else:
+        for outcome in outcomes:
+            if outcome.service_id == deployment.service_id:
+                log(f"health of {deployment.service.name}: {outcome.status} ({outcome.ready}/{outcome.desired} ready)")
     log(f"verification {verification.state}: window {verification.settings_snapshot.get('window_seconds')} s"
         + (f", rules {', '.join(r['name'] for r in verification.rules)}" if verification.rules else ", metric rules off"))
-
-
-def _refresh_health(job, log):
-    """Show the new health at once rather than at the next poll; a failure here fails nothing."""
-    deployment = Deployment.objects.select_related("environment__cluster").filter(pk=job.params["deployment"]).first()
-    if deployment is None:
-        return
-    try:
-        rows = poll_environment(deployment.environment)
-    except (kube.KubeError, ValueError, OSError) as exc:
-        log.warning(f"health not refreshed: {exc}")
-        return
-    for row in rows:
-        if row.service_id == deployment.service_id:
-            log(f"health of {deployment.service.name}: {row.status} ({row.ready_replicas}/{row.desired_replicas} ready)")

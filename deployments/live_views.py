@@ -16,7 +16,8 @@ from .bluegreen import COLORS
 from .choices import APPROVE, BLUE_GREEN
 from .choices import DeploymentState as S
 from .live import live_and_rollback_targets
-from .models import Approval, Deployment, Service, ServiceHealth
+from .models import Approval, Deployment, Service
+from .monitoring.models import CellHealth
 
 
 def _visible_environment(request, slug):
@@ -70,7 +71,7 @@ def _colors(env, service_ids):
 
 def _live_rows(request, env):
     lives = live_and_rollback_targets(env.pk)
-    health = {row.service_id: row for row in ServiceHealth.objects.filter(environment=env)}
+    health = {row.service_id: row for row in CellHealth.objects.filter(environment=env)}
     may_roll_back = policies.rollback_refusal(request.user, env) is None
     busy = policies.services_in_flight(env.pk)  # a rollback waits for what is approved or under way
     colors = _colors(env, [sid for sid, (running, _) in lives.items() if running.service.strategy == BLUE_GREEN])
@@ -89,7 +90,7 @@ def _live_rows(request, env):
 def live_view_parts(request, env):
     """What the "Running now" fragment shows, as cheap version parts (portal/live.py)."""
     return (env.updated_at.isoformat(), live.state_of(Deployment.objects.filter(environment=env)),
-            live.state_of(ServiceHealth.objects.filter(environment=env), "checked_at"),
+            live.state_of(CellHealth.objects.filter(environment=env), "checked_at"),
             policies.may_request(request.user, env))
 
 

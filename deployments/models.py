@@ -93,24 +93,3 @@ class Approval(models.Model):
 
     def __str__(self):
         return f"{self.user} {self.decision} #{self.deployment_id}"
-
-
-class ServiceHealth(models.Model):
-    """The last observed health of a service in an environment (written by the `health` queue's poll)."""
-
-    STATUS_CHOICES = [(s, s) for s in ("healthy", "progressing", "degraded", "down", "unknown")]
-
-    environment = models.ForeignKey("environments.Environment", on_delete=models.CASCADE, related_name="health")
-    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="health")
-    status = models.CharField(max_length=12, choices=STATUS_CHOICES, default="unknown")
-    ready_replicas = models.PositiveIntegerField(default=0)
-    desired_replicas = models.PositiveIntegerField(default=0)
-    live_color = models.CharField(max_length=8, blank=True, default="")
-    detail = models.CharField(max_length=500, blank=True, default="")
-    checked_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["environment", "service"], name="one_health_row")]
-
-    def __str__(self):
-        return f"{self.service_id} in {self.environment_id}: {self.status}"

@@ -1,7 +1,6 @@
 """Periodic work of the deployments app (collected by portal.jobs.periodic)."""
 PERIODIC = [
     ("deployments.scheduling.start_due_deployments", "default", {"interval": 30}),
-    ("deployments.health.poll_all", "health", {"interval": 30}),
     ("deployments.scheduling.fail_abandoned_deployments", "default", {"interval": 300}),
     ("deployments.idle_colors.scale_down_idle_colors", "deploy", {"interval": 60}),
     ("deployments.monitoring.jobs.probe_all", "health", {"interval": 15}),

@@ -1,6 +1,4 @@
 """API for releases (API.md): register, list, fetch."""
-from typing import Any
-
 from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
@@ -9,7 +7,7 @@ from portal.errors import NotFound
 
 from .models import Release
 from .releases import register_release
-from .serializers import release_out
+from .serializers import ReleaseOut, release_out
 
 router = Router(tags=["releases and deployments"])
 
@@ -24,13 +22,13 @@ class ReleaseIn(Schema):
     notes: str | None = None
 
 
-@router.post("/releases", response={201: dict[str, Any]})
+@router.post("/releases", response={201: ReleaseOut})
 def create_release(request, payload: ReleaseIn):
     release = register_release(request.user, payload.dict(exclude_unset=True), request=request)
     return Status(201, release_out(release))
 
 
-@router.get("/releases", response=list[dict[str, Any]])
+@router.get("/releases", response=list[ReleaseOut])
 def list_releases(request, service: str | None = None, limit: int = 100):
     require_role(request)
     qs = Release.objects.select_related("service", "created_by")
@@ -39,7 +37,7 @@ def list_releases(request, service: str | None = None, limit: int = 100):
     return [release_out(r) for r in qs[: max(1, min(limit, 500))]]
 
 
-@router.get("/releases/{release_id}", response=dict[str, Any])
+@router.get("/releases/{release_id}", response=ReleaseOut)
 def get_release(request, release_id: int):
     require_role(request)
     release = Release.objects.select_related("service", "created_by").filter(pk=release_id).first()

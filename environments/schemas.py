@@ -8,7 +8,7 @@ from django.core.validators import URLValidator, validate_email
 from pydantic import BeforeValidator, model_validator
 
 from portal import outbound
-from portal.schema_types import InputSchema, TrueOrFalse, checked, refuse, text_list, whole_number
+from portal.schema_types import InputSchema, OptionalFlag, TrueOrFalse, checked, refuse, text_list, whole_number
 from portal.validation import check_dns_label, check_text, slugify_name
 
 from . import policies as rules
@@ -148,3 +148,43 @@ class EnvironmentChange(InputSchema):
             refuse(f"cannot change {', '.join(sorted(unknown))} here "
                    "(slug, tier, cluster and namespace are fixed at creation)")
         return data
+
+
+def server_problem(value):
+    """Why `value` is not the URL of a Kubernetes API server, or None."""
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        return f"server: '{value}' is not an http(s) URL of a Kubernetes API server (e.g. https://10.0.0.1:6443)"
+    return None
+
+
+def _api_server(value):
+    if value not in (None, "") and server_problem(value):
+        refuse(server_problem(value))
+    return value
+
+
+def _pem_certificate(value):
+    if value not in (None, "") and (not isinstance(value, str) or "BEGIN CERTIFICATE" not in value):
+        refuse("ca_data: must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
+    return value
+
+
+class ClusterChange(InputSchema):
+    """Change a cluster: its name, or how Gantry reaches it (an API server and token, a pasted kubeconfig,
+    a kubeconfig file on the Gantry host, or in-cluster). Which one follows from the fields given."""
+
+    name: Annotated[str | None, checked(check_dns_label)] = None
+    server: Annotated[str | None, BeforeValidator(_api_server)] = None
+    token: str | None = None
+    ca_data: Annotated[str | None, BeforeValidator(_pem_certificate)] = None
+    insecure: OptionalFlag = None
+    kubeconfig: str | None = None
+    kubeconfig_path: str | None = None
+    context: Annotated[str | None, checked(check_text, required=False)] = None
+    in_cluster: OptionalFlag = None
+
+
+class ClusterCreate(ClusterChange):
+    """Register a cluster."""
+
+    name: Annotated[str, checked(check_dns_label)]

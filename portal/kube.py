@@ -31,6 +31,7 @@ CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 30
 TIMEOUT = (CONNECT_TIMEOUT, READ_TIMEOUT)
 FIELD_MANAGER = "gantry"
+POOL_SIZE = int(os.environ.get("GANTRY_KUBE_POOL_SIZE", "64"))  # kept-alive connections per cluster
 
 # apiVersion, kind -> (plural, namespaced). The kinds Gantry reads and writes; a real cluster
 # serves many more, and adding one here is all it takes to manage it.
@@ -240,6 +241,9 @@ def api_client_for(cluster):
         raise KubeError(f"the connection settings of cluster {cluster.name!r} cannot be used: {error}", reason="ConfigError") from None
     # One quick retry for a refused or reset connection; no retry storms, no status retries.
     configuration.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0, other=0, backoff_factor=0.1)
+    # Probes share one client from many threads: a pool smaller than them opens and drops a
+    # connection per request beyond its size.
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, POOL_SIZE)
     api = k8s.ApiClient(configuration)
     api.user_agent = "gantry"
     with _clients_lock:
@@ -530,24 +534,53 @@ def _pod_problem(pods):
     return None
 
 
-def deployment_status(cluster, namespace, name):
-    """Where a Deployment's rollout stands, and why it is stuck if it is.
+def selector_matches(selector, labels):
+    """Whether a ``LabelSelector`` (matchLabels, matchExpressions) selects these labels, as the API server decides."""
+    labels = labels or {}
+    selector = selector or {}
+    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
+        return False  # an empty selector on a workload selects nothing
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+        if (operator == "In" and labels.get(key) not in values) or (operator == "NotIn" and key in labels and labels[key] in values) \
+                or (operator == "Exists" and key not in labels) or (operator == "DoesNotExist" and key in labels):
+            return False
+    return True
 
-    ``done`` follows ``kubectl rollout status``: the controller has seen the latest spec and
-    every replica is updated, ready and available.
+
+def pod_restarts(pods):
+    """Container restarts of these pods (init containers included), as ``kubectl get pods`` adds them up."""
+    total = 0
+    for pod in pods:
+        status = pod.get("status") or {}
+        for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            total += int(container.get("restartCount") or 0)
+    return total
+
+
+def summarize_deployment(deployment, pods):
+    """Where a Deployment object's rollout stands, and why it is stuck if it is (no request).
+
+    ``pods`` are the namespace's pods (or any superset of the Deployment's); those its selector
+    picks explain a stuck rollout and give the restart count. ``done`` follows ``kubectl rollout
+    status``: the controller has seen the latest spec and every replica is updated, ready and
+    available.
     """
-    deployment = _request(cluster, "GET", resource_path("apps/v1", "Deployment", namespace, name))
     spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     progressing = conditions.get("Progressing") or {}
+    own = [pod for pod in pods if selector_matches(spec.get("selector"), (pod.get("metadata") or {}).get("labels"))]
     summary = {
         "desired": spec.get("replicas", 1),
         "updated": status.get("updatedReplicas", 0),
         "ready": status.get("readyReplicas", 0),
         "available": status.get("availableReplicas", 0),
         "observed_generation": status.get("observedGeneration", 0),
-        "generation": deployment["metadata"].get("generation", 0),
+        "generation": (deployment.get("metadata") or {}).get("generation", 0),
         "progressing_reason": progressing.get("reason"),
+        "restarts": pod_restarts(own),
     }
     summary["done"] = (
         summary["observed_generation"] >= summary["generation"]
@@ -558,8 +591,7 @@ def deployment_status(cluster, namespace, name):
     )
     failure = None
     if not summary["done"]:
-        selector = _label_selector(spec.get("selector") or {})
-        problem = _pod_problem(list_objects(cluster, "v1", "Pod", namespace, selector)) if selector else None
+        problem = _pod_problem(own)
         replica_failure = conditions.get("ReplicaFailure") or {}
         if progressing.get("reason") == "ProgressDeadlineExceeded" and summary["observed_generation"] >= summary["generation"]:
             failure = "rollout deadline exceeded: " + (progressing.get("message") or "no progress within progressDeadlineSeconds")
@@ -570,6 +602,17 @@ def deployment_status(cluster, namespace, name):
         elif replica_failure.get("status") == "True":
             failure = f"cannot create pods: {replica_failure.get('message') or replica_failure.get('reason')}"
     summary["failure"] = failure
+    return summary
+
+
+def deployment_status(cluster, namespace, name):
+    """``summarize_deployment`` of one Deployment read now (its pods are listed only when they matter)."""
+    deployment = _request(cluster, "GET", resource_path("apps/v1", "Deployment", namespace, name))
+    summary = summarize_deployment(deployment, [])
+    if not summary["done"]:
+        selector = _label_selector((deployment.get("spec") or {}).get("selector") or {})
+        if selector:
+            summary = summarize_deployment(deployment, list_objects(cluster, "v1", "Pod", namespace, selector))
     return summary
 
 

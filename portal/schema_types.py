@@ -8,7 +8,7 @@ that nobody can store 20,000 deployment windows and make every listing megabytes
 from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, ValidationError  # noqa: F401  (StrictInt re-exported)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, ValidationError, WithJsonSchema  # noqa: F401  (StrictInt re-exported)
 from pydantic_core import PydanticCustomError
 
 from portal.errors import InvalidInput
@@ -142,3 +142,21 @@ def text_list(max_items, max_length=200):
             refuse(f"{field}: at most {max_items} items")
         return [i.strip() for i in items]
     return BeforeValidator(validate)
+
+
+# ---------------------------------------------------------------- response schemas
+
+class Out(BaseModel):
+    """An API response schema: exactly the keys its serializer returns.
+
+    `extra="forbid"`: a key the serializer returns but the schema does not declare is an error (a 500
+    in the tests, never a silently dropped field), so the OpenAPI document cannot drift from what the
+    API answers; the fuzz test checks the other direction (every answer matches its schema)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# Times are ISO 8601 strings made by the serializers (`isoformat()`); kept as strings so that the
+# answer is byte for byte what it was (a datetime field would rewrite "+00:00" as "Z").
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+OptionalTimestamp = Timestamp | None

@@ -12,13 +12,12 @@ from portal.pages import needs_role
 @login_required
 @needs_role
 def dashboard(request):
-    environments = list(
-        policies.restrict_environments(request.user, Environment.objects.select_related("cluster", "owner"))
-        .exclude(status__in=("deleted", "rejected")).order_by("name")
-    )
+    from deployments.monitoring.board import shown_environments
+    from deployments.monitoring.views import board_context
+
+    environments = shown_environments(request.user, Environment.objects.select_related("cluster", "owner"))
     groups = [(tier, [env for env in environments if env.tier == tier]) for tier in TIERS_IN_ORDER]
     services = list(Service.objects.only("name", "team", "strategy").order_by("name"))
-    from deployments.monitoring.views import board_context
 
     return render(request, "dashboard.html", board_context(request, environments, services) | {
         "section": "dashboard",

@@ -1,12 +1,14 @@
 """Probing: every service of every environment, concurrently, with bounded parallelism and timeouts.
 
 The periodic ``probe_all`` only splits the work: environments go into shards, one RQ job per
-shard on the ``health`` queue, so adding workers adds probing capacity. A shard probes its cells
-in a thread pool (``GANTRY_PROBE_PARALLELISM``); each probe has its own timeout
+shard on the ``health`` queue, so adding workers adds probing capacity. A shard reads each of its
+namespaces once (Deployments, pods, and Services where a blue-green service runs:
+``deployments.health.read_namespace``) and probes the health path of every cell, all of it in one
+thread pool (``GANTRY_PROBE_PARALLELISM``); each probe has its own timeout
 (``GANTRY_PROBE_TIMEOUT_SECONDS``), so one slow or dead endpoint delays nobody else. Threads only
-talk to the cluster; the database is written afterwards by the shard's own thread, in one
-transaction per environment: the raw checks, the per-minute aggregates and, when a cell's status
-changed, one HealthChange row and one audit event.
+talk to the cluster; the database is written afterwards by the shard's own thread, in bulk and in
+one transaction: the raw checks, the per-minute aggregates, the cells, and for the cells whose
+status changed one HealthChange row and one audit event each.
 """
 from __future__ import annotations
 
@@ -14,17 +16,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import yaml
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from deployments import health
 from portal import kube
-from portal.audit.services import record
+from portal.audit.services import record_many
 
 from .models import CellHealth, HealthChange, HealthCheck
 
-ORDER = ["healthy", "progressing", "degraded", "down"]
+ORDER = health.ORDER
 
 
 @dataclass
@@ -41,34 +43,28 @@ class Outcome:
     ready: int = 0
     desired: int = 0
     color: str = ""
+    restarts: int | None = None  # the live pods' container restarts (None: not read)
 
 
 def parallelism():
-    return max(1, int(getattr(settings, "GANTRY_PROBE_PARALLELISM", 16)))
+    return max(1, int(getattr(settings, "GANTRY_PROBE_PARALLELISM", 32)))
 
 
 def probe_timeout():
-    return float(getattr(settings, "GANTRY_PROBE_TIMEOUT_SECONDS", 5))
+    return float(getattr(settings, "GANTRY_PROBE_TIMEOUT_SECONDS", 3))
 
 
 def service_endpoint(deployment):
     """(Service name, port) of the release's manifests: where its health path is probed, or (None, None)."""
-    try:
-        for doc in yaml.safe_load_all(deployment.rendered_manifest or ""):
-            if isinstance(doc, dict) and doc.get("kind") == "Service":
-                ports = (doc.get("spec") or {}).get("ports") or []
-                return doc.get("metadata", {}).get("name"), (ports[0].get("port") if ports else None)
-    except yaml.YAMLError:
-        pass
-    return None, None
+    return health.workload_of(deployment).endpoint
 
 
-def http_probe(environment, deployment, timeout=None):
+def http_probe(environment, deployment, timeout=None, endpoint=None):
     """GET the service's health path through its Service: (ok, detail, latency_ms).
 
     Raises kube.KubeError only when the cluster itself cannot be reached (not for a slow service).
     """
-    name, port = service_endpoint(deployment)
+    name, port = endpoint or service_endpoint(deployment)
     if name is None:
         return True, "no Service in the manifests: replicas only", None
     path = deployment.service.health_path or "/"
@@ -97,20 +93,39 @@ def decide(replica_status, replica_detail, ok, detail, failures, threshold, path
     return replica_status, replica_detail
 
 
-def probe_cell(environment, deployment, previous_failures, threshold):
-    """One probe of one service in one environment: replicas and live colour, then the health path."""
-    from deployments.health import check_service
+def judge(environment, deployment, workload, snapshot, answer, previous_failures, threshold):
+    """The Outcome of one cell from its namespace's snapshot and its health-path answer.
 
-    path = deployment.service.health_path or "/"
-    try:
-        replica_status, ready, desired, color, replica_detail = check_service(environment, deployment)
-        ok, detail, latency = http_probe(environment, deployment)
-    except kube.KubeError as error:
-        return Outcome(environment.pk, deployment.service_id, deployment.pk, "unknown", f"cluster not reachable: {error}"[:500],
-                       False, None)
+    ``snapshot`` and ``answer`` are what read_namespace and http_probe returned, or the KubeError
+    they raised: the cell is then ``unknown``.
+    """
+    for result in (snapshot, answer):
+        if isinstance(result, kube.KubeError):
+            return Outcome(environment.pk, deployment.service_id, deployment.pk, "unknown", f"cluster not reachable: {result}"[:500],
+                           False, None)
+    seen = health.observe(snapshot, workload)
+    ok, detail, latency = answer
     failures = 0 if ok else previous_failures + 1
-    status, reason = decide(replica_status, replica_detail, ok, detail, failures, threshold, path)
-    return Outcome(environment.pk, deployment.service_id, deployment.pk, status, reason[:500], ok, latency, ready, desired, color)
+    status, reason = decide(seen.status, seen.detail, ok, detail, failures, threshold, deployment.service.health_path or "/")
+    return Outcome(environment.pk, deployment.service_id, deployment.pk, status, reason[:500], ok, latency, seen.ready,
+                   seen.desired, seen.color, seen.restarts)
+
+
+def _capture(fn, *args, **kwargs):
+    """fn's result, or the KubeError it raised (threads hand failures back as values)."""
+    try:
+        return fn(*args, **kwargs)
+    except kube.KubeError as error:
+        return error
+
+
+def probe_cell(environment, deployment, previous_failures, threshold):
+    """One probe of one service in one environment (a verification step): replicas and live colour, then the health path."""
+    workload = health.workload_of(deployment)
+    snapshot = _capture(health.read_workload, environment.cluster, environment.namespace, workload)
+    answer = _capture(http_probe, environment, deployment, endpoint=workload.endpoint) \
+        if not isinstance(snapshot, kube.KubeError) else snapshot
+    return judge(environment, deployment, workload, snapshot, answer, previous_failures, threshold)
 
 
 def _live_deployments(environment):
@@ -128,26 +143,38 @@ def probe_environments(environment_ids, now=None):
     environments = list(Environment.objects.select_related("cluster").filter(pk__in=environment_ids, cluster__isnull=False))
     thresholds = {env.pk: s.failure_threshold for env, s in zip(environments, settings_for_many(environments), strict=False)}
     cells = {(c.environment_id, c.service_id): c for c in CellHealth.objects.filter(environment_id__in=environment_ids)}
-    work = []
+    work = []  # (environment, deployment, workload)
     for environment in environments:
         for deployment in _live_deployments(environment):
-            previous = cells.get((environment.pk, deployment.service_id))
-            work.append((environment, deployment, previous.consecutive_failures if previous else 0))
+            work.append((environment, deployment, health.workload_of(deployment)))
     outcomes = []
     if work:
-        with ThreadPoolExecutor(max_workers=min(parallelism(), len(work)), thread_name_prefix="probe") as pool:
-            futures = [pool.submit(probe_cell, env, dep, failures, thresholds[env.pk]) for env, dep, failures in work]
-            outcomes = [future.result() for future in futures]
+        namespaces = {}
+        for environment, _, workload in work:
+            namespaces.setdefault(environment.pk, [environment, False])[1] |= workload.blue_green is not None
+        with ThreadPoolExecutor(max_workers=min(parallelism(), len(work) + len(namespaces)), thread_name_prefix="probe") as pool:
+            # The namespace reads go first in the queue: a few list requests, then every health path.
+            reads = {pk: pool.submit(_capture, health.read_namespace, env.cluster, env.namespace, services)
+                     for pk, (env, services) in namespaces.items()}
+            answers = [pool.submit(_capture, http_probe, env, dep, endpoint=workload.endpoint) for env, dep, workload in work]
+            for (env, dep, workload), answer in zip(work, answers, strict=True):
+                previous = cells.get((env.pk, dep.service_id))
+                outcomes.append(judge(env, dep, workload, reads[env.pk].result(), answer.result(),
+                                      previous.consecutive_failures if previous else 0, thresholds[env.pk]))
     live_keys = {(env.pk, dep.service_id) for env, dep, _ in work}
-    record_outcomes(outcomes, cells, now=now)
+    names = {(env.pk, dep.service_id): (env, dep.service) for env, dep, _ in work}
+    record_outcomes(outcomes, cells, now=now, names=names)
     stale = [c.pk for key, c in cells.items() if key not in live_keys]
     if stale:  # nothing runs there any more: the cell leaves the board
         CellHealth.objects.filter(pk__in=stale).delete()
     return outcomes
 
 
-def record_outcomes(outcomes, cells=None, now=None):
-    """Write the probes: raw checks, minute aggregates, the cells, and one change row per status change."""
+def record_outcomes(outcomes, cells=None, now=None, names=None):
+    """Write the probes in bulk: raw checks, minute aggregates, the cells, and one change row per status change.
+
+    ``names``: {(environment_id, service_id): (Environment, Service)} for the audit events (read when missing).
+    """
     if not outcomes:
         return
     now = now or timezone.now()
@@ -155,26 +182,43 @@ def record_outcomes(outcomes, cells=None, now=None):
         keys = {(o.environment_id, o.service_id) for o in outcomes}
         cells = {(c.environment_id, c.service_id): c for c in CellHealth.objects.filter(
             environment_id__in={k[0] for k in keys}, service_id__in={k[1] for k in keys})}
+    created, updated, changes = [], [], []
+    for outcome in outcomes:
+        cell = cells.get((outcome.environment_id, outcome.service_id))
+        if cell is None:
+            cell = _new_cell(outcome, now)
+            created.append(cell)
+            changes.append((cell, "unknown", outcome))
+            continue
+        old_status = cell.status
+        _apply(cell, outcome, now)
+        updated.append(cell)
+        if outcome.status != old_status:
+            changes.append((cell, old_status, outcome))
     with transaction.atomic():
         HealthCheck.objects.bulk_create([
             HealthCheck(environment_id=o.environment_id, service_id=o.service_id, at=now, status=o.status, ok=o.ok,
-                        latency_ms=o.latency_ms, detail=o.reason[:300]) for o in outcomes])
+                        latency_ms=o.latency_ms, detail=o.reason[:300]) for o in outcomes], batch_size=1000)
         _aggregate(outcomes, now)
-        for outcome in outcomes:
-            _update_cell(cells.get((outcome.environment_id, outcome.service_id)), outcome, now)
+        CellHealth.objects.bulk_create(created, batch_size=1000)
+        _update_cells(updated)
+        if changes:
+            _changes(changes, now, names or {})
 
 
-# One statement, no formatting (PostgreSQL and SQLite): the worst status of the minute wins (down > degraded > unknown > progressing).
-_ADD_TO_MINUTE = """
+# Constant statements (no SQL is built from strings); each row is a position in the array parameters.
+# The worst status of the minute wins (down > degraded > unknown > progressing > healthy).
+_ADD_TO_MINUTES = """
 INSERT INTO monitoring_healthminute
     (environment_id, service_id, minute, checks, failures, latency_ms_sum, latency_ms_max, worst)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+SELECT environment_id, service_id, %s, 1, failures, latency_ms, latency_ms, worst
+FROM unnest(%s::bigint[], %s::bigint[], %s::integer[], %s::integer[], %s::varchar[])
+    AS probe (environment_id, service_id, failures, latency_ms, worst)
 ON CONFLICT (environment_id, service_id, minute) DO UPDATE SET
     checks = monitoring_healthminute.checks + excluded.checks,
     failures = monitoring_healthminute.failures + excluded.failures,
     latency_ms_sum = monitoring_healthminute.latency_ms_sum + excluded.latency_ms_sum,
-    latency_ms_max = CASE WHEN excluded.latency_ms_max > monitoring_healthminute.latency_ms_max
-        THEN excluded.latency_ms_max ELSE monitoring_healthminute.latency_ms_max END,
+    latency_ms_max = GREATEST(monitoring_healthminute.latency_ms_max, excluded.latency_ms_max),
     worst = CASE
         WHEN monitoring_healthminute.worst = 'down' OR excluded.worst = 'down' THEN 'down'
         WHEN monitoring_healthminute.worst = 'degraded' OR excluded.worst = 'degraded' THEN 'degraded'
@@ -185,45 +229,82 @@ ON CONFLICT (environment_id, service_id, minute) DO UPDATE SET
 
 
 def _aggregate(outcomes, now):
+    """Add the probes to their per-minute aggregates: one upsert statement per shard."""
     minute = now.replace(second=0, microsecond=0)
-    rows = [(o.environment_id, o.service_id, minute, 1, 0 if o.ok else 1, o.latency_ms or 0, o.latency_ms or 0, o.status)
-            for o in outcomes]
     with connection.cursor() as cursor:
-        cursor.executemany(_ADD_TO_MINUTE, rows)
+        cursor.execute(_ADD_TO_MINUTES, [
+            minute, [o.environment_id for o in outcomes], [o.service_id for o in outcomes], [0 if o.ok else 1 for o in outcomes],
+            [o.latency_ms or 0 for o in outcomes], [o.status for o in outcomes]])
 
 
-def _update_cell(cell, outcome, now):
-    failures = 0 if outcome.ok else (cell.consecutive_failures + 1 if cell else 1)
-    if cell is None:
-        cell = CellHealth.objects.create(
-            environment_id=outcome.environment_id, service_id=outcome.service_id, deployment_id=outcome.deployment_id,
-            status=outcome.status, reason=outcome.reason, since=now, checked_at=now, consecutive_failures=failures,
-            latency_ms=outcome.latency_ms, color=outcome.color, ready_replicas=outcome.ready,
-            desired_replicas=outcome.desired, version=1, changed_at=now)
-        _change(cell, "unknown", outcome, now)
-        return cell
-    old_status = cell.status
+def _new_cell(outcome, now):
+    return CellHealth(
+        environment_id=outcome.environment_id, service_id=outcome.service_id, deployment_id=outcome.deployment_id,
+        status=outcome.status, reason=outcome.reason, since=now, checked_at=now, consecutive_failures=0 if outcome.ok else 1,
+        latency_ms=outcome.latency_ms, color=outcome.color, ready_replicas=outcome.ready,
+        desired_replicas=outcome.desired, version=1, changed_at=now)
+
+
+def _apply(cell, outcome, now):
+    """Bring a cell (in memory) up to this probe; the version moves only when the board must redraw it."""
     visible = (cell.status, cell.reason, cell.deployment_id, cell.color) != (outcome.status, outcome.reason, outcome.deployment_id, outcome.color)
-    fields = {"checked_at": now, "consecutive_failures": failures, "latency_ms": outcome.latency_ms,
-              "ready_replicas": outcome.ready, "desired_replicas": outcome.desired, "status": outcome.status,
-              "reason": outcome.reason, "deployment_id": outcome.deployment_id, "color": outcome.color}
-    if outcome.status != old_status:
-        fields["since"] = now
+    if outcome.status != cell.status:
+        cell.since = now
     if visible:
-        fields["version"], fields["changed_at"] = cell.version + 1, now
-    CellHealth.objects.filter(pk=cell.pk).update(**fields)
-    for key, value in fields.items():
-        setattr(cell, key, value)
-    if outcome.status != old_status:
-        _change(cell, old_status, outcome, now)
-    return cell
+        cell.version, cell.changed_at = cell.version + 1, now
+    cell.checked_at, cell.latency_ms = now, outcome.latency_ms
+    cell.consecutive_failures = 0 if outcome.ok else cell.consecutive_failures + 1
+    cell.ready_replicas, cell.desired_replicas = outcome.ready, outcome.desired
+    cell.status, cell.reason, cell.deployment_id, cell.color = outcome.status, outcome.reason, outcome.deployment_id, outcome.color
 
 
-def _change(cell, old_status, outcome, now):
-    HealthChange.objects.create(environment_id=cell.environment_id, service_id=cell.service_id, at=now,
-                                from_status=old_status, to_status=outcome.status, reason=outcome.reason)
-    record("health.changed", actor_name="gantry-probe", target=cell.service, environment=cell.environment,
-           changes={"status": [old_status, outcome.status]}, detail={"reason": outcome.reason})
+CELL_FIELDS = ("checked_at", "since", "changed_at", "version", "consecutive_failures", "latency_ms", "ready_replicas",
+               "desired_replicas", "status", "reason", "deployment_id", "color")
+_UPDATE_CELLS = """
+UPDATE monitoring_cellhealth AS cell SET
+    checked_at = probe.checked_at, since = probe.since, changed_at = probe.changed_at, version = probe.version,
+    consecutive_failures = probe.consecutive_failures, latency_ms = probe.latency_ms,
+    ready_replicas = probe.ready_replicas, desired_replicas = probe.desired_replicas, status = probe.status,
+    reason = probe.reason, deployment_id = probe.deployment_id, color = probe.color
+FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::bigint[], %s::integer[],
+            %s::integer[], %s::integer[], %s::integer[], %s::varchar[], %s::varchar[], %s::bigint[], %s::varchar[])
+    AS probe (id, checked_at, since, changed_at, version, consecutive_failures, latency_ms, ready_replicas,
+              desired_replicas, status, reason, deployment_id, color)
+WHERE cell.id = probe.id
+"""
+
+
+def _update_cells(cells):
+    """Every probed cell in one UPDATE (PostgreSQL); one UPDATE per cell elsewhere."""
+    if not cells:
+        return
+    if connection.vendor != "postgresql":
+        for cell in cells:
+            CellHealth.objects.filter(pk=cell.pk).update(**{name: getattr(cell, name) for name in CELL_FIELDS})
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_UPDATE_CELLS, [[cell.pk for cell in cells]] + [[getattr(cell, name) for cell in cells] for name in CELL_FIELDS])
+
+
+def _changes(changes, now, names):
+    """One HealthChange row and one audit event per status change, in bulk."""
+    from deployments.models import Service
+    from environments.models import Environment
+
+    missing = [(c.environment_id, c.service_id) for c, _, _ in changes if (c.environment_id, c.service_id) not in names]
+    if missing:
+        envs = Environment.objects.in_bulk({k[0] for k in missing})
+        services = Service.objects.in_bulk({k[1] for k in missing})
+        names = {**names, **{k: (envs[k[0]], services[k[1]]) for k in missing}}
+    HealthChange.objects.bulk_create([
+        HealthChange(environment_id=cell.environment_id, service_id=cell.service_id, at=now, from_status=old_status,
+                     to_status=outcome.status, reason=outcome.reason) for cell, old_status, outcome in changes])
+    events = []
+    for cell, old_status, outcome in changes:
+        environment, service = names[(cell.environment_id, cell.service_id)]
+        events.append({"action": "health.changed", "actor_name": "gantry-probe", "target": service, "environment": environment,
+                       "changes": {"status": [old_status, outcome.status]}, "detail": {"reason": outcome.reason}})
+    record_many(events)
 
 
 # --- periodic -----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from deployments.choices import ROLLBACK, DeploymentState as S
-from deployments.health import _deployment_names
+from deployments.health import workload_of
 from portal import prometheus
 from portal.audit.services import record
 
@@ -30,7 +30,7 @@ OPEN = ("pending", "running")
 
 def target_deployment_name(deployment):
     """The Kubernetes Deployment serving this release (``web``, or ``web-green`` for blue-green)."""
-    name = _deployment_names(deployment)[0]
+    name = workload_of(deployment).deployments[0]
     return f"{name}-{deployment.color}" if deployment.color else name
 
 

@@ -15,6 +15,7 @@ from portal.errors import NotFound
 from portal.views import needs_role
 
 from . import board, charts, queries
+from .board_html import CellWriter
 from .config import settings_for
 from .models import CellHealth, HealthChange, Verification
 
@@ -28,16 +29,18 @@ def board_context(request, environments=None, services=None):
     context = board.build(request.user, filters, environments, services)
     parts, since = board.version(environments, filters)
     poll = live.Poll(request)
-    context.update(version=poll.version_for(parts, BOARD_FRAGMENT),
-                   updates_url=_updates_url(filters, since), metric_rules_off=_metric_rules_off(context["environments"]))
+    context.update(version=poll.version_for(parts, BOARD_FRAGMENT), body=CellWriter(context["grid"]).body(),
+                   updates_url=_updates_url(filters, since, context["grid"].shape),
+                   metric_rules_off=_metric_rules_off(context["environments"]))
     return {"board": context}
 
 
-def _updates_url(filters, since):
+def _updates_url(filters, since, shape):
     from urllib.parse import urlencode
 
     query = filters.query()
-    return reverse("board_updates") + "?" + urlencode({"since": since.isoformat()}) + (f"&{query}" if query else "")
+    return (reverse("board_updates") + "?" + urlencode({"since": since.isoformat(), "shape": shape})
+            + (f"&{query}" if query else ""))
 
 
 def _metric_rules_off(environments):
@@ -52,7 +55,8 @@ def _metric_rules_off(environments):
 @login_required
 @needs_role
 def board_updates(request):
-    """A poll of the board: 304 when nothing changed, else only the cells changed since the page's last one."""
+    """A poll of the board: 304 when nothing changed (a version from aggregates, nothing rendered); else the
+    cells changed since the page's last poll, or the whole grid when its columns or rows changed."""
     filters = board.Filters.from_request(request)
     since = board.parse_since(request.GET.get("since"))
     poll = live.Poll(request)
@@ -61,9 +65,15 @@ def board_updates(request):
     parts, latest = board.version(environments, filters)
 
     def render_changes(tag):
-        cells = board.changed_cells(request.user, filters, since) if since else []
-        return render(request, "monitoring/_board_updates.html", {
-            "board_version": tag, "board_updates_url": _updates_url(filters, latest), "cells": cells})
+        grid = board.grid(environments, filters)
+        writer = CellWriter(grid)
+        context = {"board_version": tag, "board_updates_url": _updates_url(filters, latest, grid.shape)}
+        if grid.shape != request.GET.get("shape") or since is None:
+            context["new_grid"] = {"environments": environments, "rows": grid.services, "groups": grid.groups,
+                                   "filters": filters, "body": writer.body()}
+        else:
+            context["cells"] = writer.cells(board.changed_keys(grid, since))
+        return render(request, "monitoring/_board_updates.html", context)
 
     return poll.respond(parts, render_changes, fragment_id=BOARD_FRAGMENT)
 

@@ -70,6 +70,25 @@ def record(action, *, actor=None, actor_name=None, request=None, outcome="succes
     `actor` is a user (or None for the system); `target` a model instance or None; `environment`
     an Environment, a slug or None. Values under secret-looking keys are masked.
     """
+    fields = _event_fields(action, actor=actor, actor_name=actor_name, request=request, outcome=outcome, target=target,
+                           target_type=target_type, environment=environment, changes=changes, detail=detail)
+    return _append([fields])[0]
+
+
+def record_many(events):
+    """Append several events at once (one chain lock, one insert), in the caller's transaction.
+
+    `events`: one dict per event of `record`'s arguments (``action`` included). For work that
+    changes many things in one transaction (the health probe's status changes of a shard).
+    """
+    if not events:
+        return []
+    return _append([_event_fields(**event) for event in events])
+
+
+def _event_fields(action, *, actor=None, actor_name=None, request=None, outcome="success", target=None,
+                  target_type=None, environment=None, changes=None, detail=None):
+    """An event's own fields (everything but its place in the chain)."""
     if actor is None and getattr(request, "user", None) is not None and request.user.is_authenticated:
         actor = request.user
     if actor is not None and getattr(actor, "is_authenticated", False):
@@ -88,7 +107,23 @@ def record(action, *, actor=None, actor_name=None, request=None, outcome="succes
         t_type = target_type or target._meta.label_lower
         t_id = str(target.pk)
         t_repr = str(target)[:255]
+    return {
+        "actor": name[:150],
+        "actor_id": actor_pk,
+        "action": action,
+        "outcome": outcome,
+        "target_type": t_type,
+        "target_id": t_id,
+        "target_repr": t_repr,
+        "environment": env_slug,
+        "ip": client_ip(request),
+        "changes": json.loads(json.dumps(mask_secrets(changes or {}))),
+        "detail": json.loads(json.dumps(mask_secrets(detail or {}))),
+    }
 
+
+def _append(events):
+    """Chain the events after the head (seq, prev_hash, key, hash) and insert them; returns the AuditEvents."""
     with transaction.atomic():
         _lock_chain_head()
         head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash", "key_id", "at").first()
@@ -100,6 +135,7 @@ def record(action, *, actor=None, actor_name=None, request=None, outcome="succes
         if head and head[2] and not key_id:
             raise ImproperlyConfigured("the audit chain is keyed (HMAC) but GANTRY_AUDIT_KEY is not set: set it "
                                        "again; unkeyed events would break the chain")
+        rows = []
         if head and key_id and head[2] != key_id:
             rotation = {"seq": seq, "at": at, "actor": "gantry", "actor_id": None,
                         "action": "audit.key_rotated", "outcome": "success", "target_type": "", "target_id": "",
@@ -107,27 +143,20 @@ def record(action, *, actor=None, actor_name=None, request=None, outcome="succes
                         "detail": {"from_key": head[2] or None, "to_key": key_id}, "prev_hash": prev_hash,
                         "key_id": key_id}
             rotation["hash"] = compute_hash(rotation)
-            AuditEvent.objects.create(**rotation)
+            rows.append(AuditEvent(**rotation))
             seq, prev_hash = seq + 1, rotation["hash"]
-        fields = {
-            "seq": seq,
-            "at": at,
-            "actor": name[:150],
-            "actor_id": actor_pk,
-            "action": action,
-            "outcome": outcome,
-            "target_type": t_type,
-            "target_id": t_id,
-            "target_repr": t_repr,
-            "environment": env_slug,
-            "ip": client_ip(request),
-            "changes": json.loads(json.dumps(mask_secrets(changes or {}))),
-            "detail": json.loads(json.dumps(mask_secrets(detail or {}))),
-            "prev_hash": prev_hash,
-            "key_id": key_id,
-        }
-        fields["hash"] = compute_hash(fields)
-        return AuditEvent.objects.create(**fields)
+        created = []
+        for event in events:
+            at = max(timezone.now(), at)
+            fields = {"seq": seq, "at": at, **event, "prev_hash": prev_hash, "key_id": key_id}
+            fields["hash"] = compute_hash(fields)
+            created.append(AuditEvent(**fields))
+            seq, prev_hash = seq + 1, fields["hash"]
+        if len(rows) + len(created) == 1:
+            created[0].save(force_insert=True)
+        else:
+            AuditEvent.objects.bulk_create(rows + created)
+        return created
 
 
 def record_denied(action, *, request=None, actor=None, target=None, environment=None, reason=""):

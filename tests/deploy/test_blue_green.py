@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from deployments import bluegreen, idle_colors, rollout
 from deployments.actions import cancel_deployment, request_rollback
-from deployments.health import poll_environment
+from deployments.monitoring.models import CellHealth
+from deployments.monitoring.probing import probe_environments
 from deployments.live import live_deployment
-from environments.models import Environment
 from portal.audit.models import AuditEvent
 from portal.jobs.services import JobFailed
 
@@ -211,14 +211,15 @@ def test_the_idle_colour_is_scaled_down_only_after_the_keep_time(deployer, prod,
 
 def test_health_reads_the_live_service_the_manifest_names(deployer, prod, make_service, sandbox, log):
     """A blue-green manifest whose Deployment and Service are not named like the catalog entry:
-    it deploys, and the health poll reads the same Service and coloured Deployment the rollout used."""
+    it deploys, and the health probe reads the same Service and coloured Deployment the rollout used."""
     manifest = WEB_MANIFEST.replace("name: ${service}", "name: storefront").replace("app: ${service}", "app: storefront")
     make_service("web", strategy="blue-green", health_path="/health", manifest=manifest)
     deploy(deployer, prod, "1.0.0", log)
     assert sandbox.get("services", "storefront", "prod")["spec"]["selector"]["color"] == "blue"
     assert sandbox.get("services", "web", "prod") is None
 
-    rows = poll_environment(Environment.objects.get(pk=prod.pk))
-    assert [(row.service.name, row.status, row.live_color) for row in rows] == [("web", "healthy", "blue")]
+    probe_environments([prod.pk])
+    rows = list(CellHealth.objects.filter(environment=prod))
+    assert [(row.service.name, row.status, row.color) for row in rows] == [("web", "healthy", "blue")]
     assert rows[0].ready_replicas == rows[0].desired_replicas == 1
 

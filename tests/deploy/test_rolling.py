@@ -3,7 +3,8 @@ import pytest
 
 from deployments import rollout
 from deployments.actions import request_rollback
-from deployments.models import Deployment, ServiceHealth
+from deployments.models import Deployment
+from deployments.monitoring.models import CellHealth
 from portal import kube
 from portal.audit.models import AuditEvent
 from portal.jobs.models import Job
@@ -59,7 +60,7 @@ def test_the_job_runner_runs_it_as_a_worker_would(deployer, prod, web, sandbox):
     assert "applied Deployment prod/web" in lines
     assert job.result["deployment"] == deployment.pk
     assert "health of web: healthy (1/1 ready)" in lines  # refreshed at once, not at the next poll
-    assert ServiceHealth.objects.get(service=web, environment=prod).status == "healthy"
+    assert CellHealth.objects.get(service=web, environment=prod).status == "healthy"
 
 
 def test_a_failing_rollout_fails_the_deployment(deployer, prod, web, sandbox, log, short_rollouts):

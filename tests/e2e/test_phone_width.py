@@ -6,7 +6,8 @@ from playwright.sync_api import expect
 
 from deployments import releases
 from deployments.actions import request_deployment
-from deployments.models import Deployment, ServiceHealth
+from deployments.models import Deployment
+from deployments.monitoring.models import CellHealth
 from deployments.rendering import manifest_hash, render_text
 
 from .a11y import assert_accessible
@@ -45,9 +46,10 @@ def production(make_env, make_service, deployer, make_user):
             image=release.image, manifest_hash=manifest_hash(service, release, prod),
             rendered_manifest=render_text(service, release, prod), color=color,
             started_at=timezone.now(), finished_at=timezone.now())
-    ServiceHealth.objects.create(environment=prod, service=service, status="degraded", ready_replicas=2,
-                                 desired_replicas=3, live_color="green", checked_at=timezone.now(),
-                                 detail="2 of 3 replicas ready: readiness probe failed on one pod")
+    now = timezone.now()
+    CellHealth.objects.create(environment=prod, service=service, status="degraded", ready_replicas=2,
+                              desired_replicas=3, color="green", checked_at=now, since=now, changed_at=now,
+                              reason="2 of 3 replicas ready: readiness probe failed on one pod")
     release = releases.register_release(deployer, {"service": service.name, "version": "1.2.0",
                                                    "image": image("1.2.0")})
     pending = request_deployment(deployer, {"release": release.pk, "environment": prod.slug})

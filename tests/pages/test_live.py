@@ -6,7 +6,8 @@ from django.template import Context, Template
 from django.test import RequestFactory
 from django.utils import timezone
 
-from deployments.models import Deployment, ServiceHealth
+from deployments.models import Deployment
+from deployments.monitoring.models import CellHealth
 from portal import live
 from tests.pages.conftest import text
 from tests.pages.deployments.helpers import deployed
@@ -72,8 +73,9 @@ def test_a_new_health_check_changes_the_fragment(login, viewer, deployer, prod, 
     deployed(deployer, prod, "1.0.0")
     client = login(viewer)
     tag = version_in(text(poll(client)))
-    ServiceHealth.objects.create(environment=prod, service=web, status="healthy", ready_replicas=3,
-                                 desired_replicas=3, checked_at=timezone.now())
+    now = timezone.now()
+    CellHealth.objects.create(environment=prod, service=web, status="healthy", ready_replicas=3, desired_replicas=3,
+                              checked_at=now, since=now, changed_at=now)
     response = poll(client, tag)
     assert response.status_code == 200 and "health-healthy" in text(response)
 

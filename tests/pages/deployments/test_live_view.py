@@ -1,7 +1,7 @@
 """What runs in an environment (the live view)."""
 from django.utils import timezone
 
-from deployments.models import ServiceHealth
+from deployments.monitoring.models import CellHealth
 from tests.pages.conftest import text
 from tests.pages.deployments.helpers import HTMX, deployed
 
@@ -14,8 +14,9 @@ def test_the_environment_page_loads_the_live_view(login, viewer, prod):
 
 def test_the_live_view_shows_release_health_and_polls(login, viewer, deployer, prod, web):
     live = deployed(deployer, prod, "1.0.0")
-    ServiceHealth.objects.create(environment=prod, service=web, status="degraded", ready_replicas=1,
-                                 desired_replicas=3, checked_at=timezone.now(), detail="1 of 3 replicas ready")
+    now = timezone.now()
+    CellHealth.objects.create(environment=prod, service=web, status="degraded", ready_replicas=1, desired_replicas=3,
+                              checked_at=now, since=now, changed_at=now, reason="1 of 3 replicas ready")
     response = login(viewer).get("/environments/prod/live/", **HTMX)
     body = text(response)
     assert body.startswith('<section id="env-live"') and "<html" not in body
