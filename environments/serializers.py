@@ -1,5 +1,5 @@
 """Plain-dict views of clusters and environments for the API (never a credential)."""
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from portal.schema_types import OptionalTimestamp, Out, Timestamp
@@ -131,8 +131,8 @@ class FreezeOut(Out):
     reason: str
 
 
-class EnvironmentOut(Out):
-    """`environment_out(env)`: the environment and its rules."""
+class EnvironmentSummaryOut(Out):
+    """`environment_out(env, with_rules=False)`: the environment without its rules."""
 
     id: int
     name: str
@@ -151,6 +151,11 @@ class EnvironmentOut(Out):
     expires_at: OptionalTimestamp
     created_at: Timestamp
     updated_at: Timestamp
+
+
+class EnvironmentOut(EnvironmentSummaryOut):
+    """`environment_out(env)`: the environment and its rules."""
+
     required_approvals: int
     prevent_self_approval: bool
     deployment_windows: list[dict[str, Any]]
@@ -164,6 +169,18 @@ class EnvironmentOut(Out):
     blue_green_keep_minutes: int
     webhook_url: str | None
     notify_emails: str | None
+
+
+class EnvironmentRequestOut(EnvironmentSummaryOut):
+    """An environment request in the approvals inbox (`kind` `environment`)."""
+
+    kind: Literal["environment"]
+    environment: str
+    purpose: str
+    requested_by: str | None
+    requested_at: OptionalTimestamp
+    approvals_required: int
+    approvals_valid: int
 
 
 class EnvironmentApprovalOut(Out):
