@@ -1,6 +1,4 @@
 """API for deployments (API.md): request, list, fetch, approve, reject, cancel, roll back."""
-from typing import Any
-
 from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
@@ -11,7 +9,7 @@ from portal.errors import NotFound
 from . import actions
 from .models import Deployment
 from .queries import DEPLOYMENT_RELATED, visible_deployments
-from .serializers import deployment_out
+from .serializers import DeploymentOut, DeploymentSummaryOut, deployment_out
 
 router = Router(tags=["releases and deployments"])
 
@@ -57,14 +55,14 @@ def _out(deployment_id):
     return deployment_out(deployment)
 
 
-@router.post("/deployments", response={201: dict[str, Any]})
+@router.post("/deployments", response={201: DeploymentOut})
 def create_deployment(request, payload: DeploymentIn):
     data = payload.dict(exclude_unset=True)
     deployment = actions.request_deployment(request.user, data, request=request)
     return Status(201, _out(deployment.pk))
 
 
-@router.get("/deployments", response=list[dict[str, Any]])
+@router.get("/deployments", response=list[DeploymentSummaryOut])
 def list_deployments(request, environment: str | None = None, service: str | None = None,
                      state: str | None = None, limit: int = 100):
     require_role(request)
@@ -78,12 +76,12 @@ def list_deployments(request, environment: str | None = None, service: str | Non
     return [deployment_out(d, with_log=False) for d in qs[: max(1, min(limit, 500))]]
 
 
-@router.get("/deployments/{deployment_id}", response=dict[str, Any])
+@router.get("/deployments/{deployment_id}", response=DeploymentOut)
 def get_deployment(request, deployment_id: int):
     return _out(_visible_deployment(request, deployment_id).pk)
 
 
-@router.post("/deployments/{deployment_id}/approve", response=dict[str, Any])
+@router.post("/deployments/{deployment_id}/approve", response=DeploymentOut)
 def approve(request, deployment_id: int, payload: DecisionIn = None):
     _visible_deployment(request, deployment_id)
     payload = payload or DecisionIn()
@@ -92,21 +90,21 @@ def approve(request, deployment_id: int, payload: DecisionIn = None):
     return _out(deployment_id)
 
 
-@router.post("/deployments/{deployment_id}/reject", response=dict[str, Any])
+@router.post("/deployments/{deployment_id}/reject", response=DeploymentOut)
 def reject(request, deployment_id: int, payload: DecisionIn):
     _visible_deployment(request, deployment_id)
     actions.reject_deployment(request.user, deployment_id, comment=payload.comment, request=request)
     return _out(deployment_id)
 
 
-@router.post("/deployments/{deployment_id}/cancel", response=dict[str, Any])
+@router.post("/deployments/{deployment_id}/cancel", response=DeploymentOut)
 def cancel(request, deployment_id: int, payload: ReasonIn = None):
     _visible_deployment(request, deployment_id)
     actions.cancel_deployment(request.user, deployment_id, reason=(payload.reason if payload else ""), request=request)
     return _out(deployment_id)
 
 
-@router.post("/deployments/{deployment_id}/rollback", response={202: dict[str, Any]})
+@router.post("/deployments/{deployment_id}/rollback", response={202: DeploymentOut})
 def rollback(request, deployment_id: int, payload: ReasonIn = None):
     _visible_deployment(request, deployment_id)
     rollback = actions.request_rollback(request.user, deployment_id, reason=(payload.reason if payload else ""),

@@ -13,6 +13,7 @@ from django.utils import timezone
 from portal.accounts.policies import approver_refusal
 from portal.audit.services import record
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound, deny
+from portal.live import state_of
 
 from .choices import EnvironmentStatus
 from .models import Environment, EnvironmentApproval
@@ -147,14 +148,25 @@ def request_deletion(user, env, request=None):
     return env
 
 
-def pending_for(user, queryset=None):
-    """Environment requests `user` could decide on now, oldest first (for the inbox). Two queries."""
+def pending_requests(user, queryset=None):
+    """Environments `user` may see whose creation or deletion waits for approval (a queryset)."""
     from portal.accounts import policies as roles
 
     qs = queryset if queryset is not None else Environment.objects.all()
-    qs = roles.restrict_environments(user, qs.select_related("owner", "deletion_requested_by", "cluster"))
-    qs = qs.filter(status=EnvironmentStatus.REQUESTED) | qs.filter(deletion_requested_at__isnull=False).exclude(
+    qs = roles.restrict_environments(user, qs)
+    return qs.filter(status=EnvironmentStatus.REQUESTED) | qs.filter(deletion_requested_at__isnull=False).exclude(
         status__in=(EnvironmentStatus.DELETING, *EnvironmentStatus.GONE))
+
+
+def pending_state(user):
+    """Version parts of the inbox's environment requests (portal/live.py), one aggregate query: how
+    many wait, their latest change and the latest decision given on them."""
+    return state_of(pending_requests(user), "updated_at", "approvals__at")
+
+
+def pending_for(user, queryset=None):
+    """Environment requests `user` could decide on now, oldest first (for the inbox). Two queries."""
+    qs = pending_requests(user, queryset).select_related("owner", "deletion_requested_by", "cluster")
     envs = list(qs.prefetch_related("approvals").order_by("updated_at", "id"))
     items = []
     for env in envs:
