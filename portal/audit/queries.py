@@ -31,6 +31,17 @@ def _parse_moment(name, text):
     return moment
 
 
+def _first_seq_from(moment):
+    """The seq of the first event at or after `moment` (None when there is none): one index lookup.
+
+    Time only moves forward along the chain (services.record), so a time range is a seq range, and
+    the keyset pages (newest seq first) walk that range on the seq index instead of filtering the
+    whole table by time: "until a year ago" costs the same as the first page. The `at` conditions
+    stay as well, so an event of an old chain written while a clock stepped back is never shown
+    outside the range asked for."""
+    return AuditEvent.objects.filter(at__gte=moment).order_by("at", "seq").values_list("seq", flat=True).first()
+
+
 def filter_events(params, queryset=None):
     """Apply the audit filters from a dict-like of strings. Raises FilterError for bad values."""
     qs = AuditEvent.objects.all() if queryset is None else queryset
@@ -50,10 +61,16 @@ def filter_events(params, queryset=None):
         qs = qs.filter(outcome=outcome)
     since = (params.get("since") or "").strip()
     if since:
-        qs = qs.filter(at__gte=_parse_moment("since", since))
+        moment = _parse_moment("since", since)
+        first = _first_seq_from(moment)
+        qs = qs.filter(at__gte=moment, seq__gte=first) if first is not None else qs.none()
     until = (params.get("until") or "").strip()
     if until:
-        qs = qs.filter(at__lt=_parse_moment("until", until))
+        moment = _parse_moment("until", until)
+        qs = qs.filter(at__lt=moment)
+        first = _first_seq_from(moment)
+        if first is not None:
+            qs = qs.filter(seq__lt=first)
     if (params.get("hide_system") or "").strip() in ("1", "true", "on", "yes"):
         # the job runner's own bookkeeping (job queued/started/succeeded by Gantry itself)
         qs = qs.exclude(action__startswith="job.", actor_id__isnull=True)
