@@ -227,13 +227,30 @@ def seed_board(n_envs, n_services):
         CellHealth(environment=env, service=svc, deployment_id=live[(env.pk, svc.pk)].pk, status=statuses[(env.pk + svc.pk) % 20],
                    reason="" if (env.pk + svc.pk) % 20 < 17 else "/health answered HTTP 503 3 times in a row",
                    since=now - timedelta(seconds=(env.pk * n_services + svc.pk) * 37), checked_at=now,
-                   changed_at=now - timedelta(minutes=5),
+                   changed_at=now - timedelta(seconds=(env.pk * n_services + svc.pk) * 37),
                    latency_ms=12, ready_replicas=1, desired_replicas=1, color=("blue", "green", "")[svc.pk % 3])
         for env in envs for svc in services], batch_size=2000)
     Deployment.objects.bulk_create([  # one deployment waiting in every environment: the cells' "pending" marks
         Deployment(release=live[(env.pk, services[0].pk)].release, environment=env, service=services[0], state="queued",
                    requested_by=admin, image="x", manifest_hash="0" * 64, rendered_manifest="") for env in envs])
+    Deployment.objects.update(updated_at=now - timedelta(days=3))  # seeded a while ago: a poll's margin finds none
     return admin, envs, services
+
+
+class Forgetful:
+    """A test client that empties the board's kept boards (and cells) before each request."""
+
+    def __init__(self, client, what):
+        self.client, self.what = client, what
+
+    def get(self, *args, **kwargs):
+        from deployments.monitoring import board_html, views
+
+        if "boards" in self.what:
+            views._BOARDS.clear()
+        if "cells" in self.what:
+            board_html._WRITTEN.clear()
+        return self.client.get(*args, **kwargs)
 
 
 def board(requests):
@@ -256,13 +273,21 @@ def board(requests):
                    ("update poll, nothing changed (304)", url, poll)]
         changed = [("update poll, 10 cells changed", url, {k: v for k, v in poll.items() if k != "HTTP_IF_NONE_MATCH"}),
                    ("health API, every cell", "/api/v1/health", {})]
+        forgetful = [("dashboard, board changed since last render", ("boards",)), ("dashboard, nothing kept (first render)", ("boards", "cells"))]
         if (n_envs, n_services) == sizes[0]:
             for label, target, headers in targets + changed:
                 queries_small[label] = common.count_queries(client, target, headers)[1]
+            for label, forget in forgetful:
+                queries_small[label] = common.count_queries(Forgetful(client, forget), "/")[1]
             continue
         rows = []
         for label, target, headers in targets:
             result = common.measure(client, target, requests, budget_s=20, headers=headers)
+            rows.append(dict(common.latency_row(label, result), small=queries_small[label]))
+        # the page keeps the boards it wrote lately (by their version) and each cell's last HTML: measured
+        # without them too, as after a change somewhere on the board, and as a process's first page
+        for label, forget in forgetful:
+            result = common.measure(Forgetful(client, forget), "/", requests, budget_s=20)
             rows.append(dict(common.latency_row(label, result), small=queries_small[label]))
         # ten cells redrawn by a probe after the page's last poll: the next poll sends those ten only
         since = common.timezone.now()

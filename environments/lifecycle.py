@@ -61,7 +61,8 @@ def _clean_references(clean, instance=None):
             errors.append("promotion_from: an environment cannot require itself")
         clean["promotion_from"] = source
     if "freeze" in clean:
-        clean["freeze_until"], clean["freeze_reason"] = clean.pop("freeze")
+        freeze = clean.pop("freeze")
+        clean["freeze_until"], clean["freeze_reason"] = freeze["until"], freeze["reason"]
     if errors:
         raise InvalidInput(errors)
     return clean
