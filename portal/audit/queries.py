@@ -182,9 +182,10 @@ def _copy(queryset, selects, options):
     from django.db.models.expressions import RawSQL
 
     names = [f"export_{index}" for index in range(len(selects))]
+    # the expressions are this module's constants (column names and SQL literals); values come only as params
+    columns = {name: RawSQL(select, []) for name, select in zip(names, selects, strict=True)}  # nosec B611
     try:
-        sql, params = (queryset.annotate(**{name: RawSQL(select, []) for name, select in zip(names, selects, strict=True)})
-                       .order_by("seq").values_list(*names).query.sql_with_params())
+        sql, params = queryset.annotate(**columns).order_by("seq").values_list(*names).query.sql_with_params()
     except EmptyResultSet:
         return
     buffer = bytearray()
