@@ -3,7 +3,9 @@ the service) and the API (as its body). Rules that need the database stay in the
 from typing import Annotated
 
 
-from portal.schema_types import InputSchema, checked, refuse, rule
+from portal.schema_types import (
+    Approval, Comment, InputSchema, RejectionComment, ShortTexts, checked, refuse, rule,
+)
 from portal import validation
 from portal.validation import check_dns_label, check_text
 
@@ -73,3 +75,20 @@ class ReleaseCreate(InputSchema):
     image: Annotated[str, _release_field(validation.check_image_reference)]
     git_sha: Annotated[str | None, _release_field(validation.check_git_sha)] = None
     notes: Annotated[str | None, checked(check_text, required=False, max_length=10000)] = None
+
+
+class DeploymentApproval(Approval):
+    """Approve a deployment: the checklist items ticked, and the manifests' hash the approver reviewed."""
+
+    checklist: ShortTexts | None = None
+    manifest_hash: str | None = None  # the manifests the approver reviewed; 409 if they changed since
+
+
+class DeploymentRejection(DeploymentApproval):
+    comment: RejectionComment = ""
+
+
+class Reason(InputSchema):
+    """Cancel a deployment or roll one back: why (optional)."""
+
+    reason: Comment = ""

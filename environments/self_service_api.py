@@ -6,6 +6,7 @@ from pydantic import ConfigDict
 
 from portal.accounts import policies
 from portal.errors import Forbidden, NotFound
+from portal.schema_types import Approval, Rejection
 
 from . import approvals, expiry, self_service
 from .models import Environment, EnvironmentTemplate
@@ -93,12 +94,6 @@ def delete_template(request, name: str):
     return Status(204, None)
 
 
-class DecisionIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    comment: str | None = None
-
-
 class ExtendIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
@@ -128,14 +123,14 @@ def approval_summary(env):
 
 
 @router.post("/environments/{slug}/approve", response=EnvironmentDecisionOut, exclude_unset=True)
-def approve_environment(request, slug: str, payload: DecisionIn = None):
+def approve_environment(request, slug: str, payload: Approval = None):
     env, job = approvals.decide(request.user, _environment(request, slug), approvals.APPROVE,
                                 comment=(payload.comment if payload else "") or "", request=request)
     return _out(env) | ({"job": str(job.pk)} if job is not None else {})
 
 
 @router.post("/environments/{slug}/reject", response=EnvironmentDecisionOut, exclude_unset=True)
-def reject_environment(request, slug: str, payload: DecisionIn):
+def reject_environment(request, slug: str, payload: Rejection):
     env, _ = approvals.decide(request.user, _environment(request, slug), approvals.REJECT,
                               comment=payload.comment or "", request=request)
     return _out(env)
