@@ -54,6 +54,30 @@ def now_iso():
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class _Objects(dict):
+    """(resource, namespace, name) -> object, with an index by resource and namespace kept alongside,
+    so reading one kind in one namespace (every health probe does) never scans the whole cluster."""
+
+    def __init__(self):
+        super().__init__()
+        self.index = {}  # resource -> namespace -> name -> object
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self.index.setdefault(key[0], {}).setdefault(key[1], {})[key[2]] = value
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self.index.get(key[0], {}).get(key[1], {}).pop(key[2], None)
+
+    def of(self, resource, namespace=None):
+        """The objects of one resource, in one namespace or (None) in all of them."""
+        spaces = self.index.get(resource, {})
+        if namespace is not None:
+            return list(spaces.get(namespace, {}).values())
+        return [obj for names in spaces.values() for obj in names.values()]
+
+
 class Store:
     def __init__(self, rollout_delay=0.2):
         self.lock = threading.RLock()
@@ -62,7 +86,7 @@ class Store:
 
     def reset(self):
         with self.lock:
-            self.objects = {}  # (resource, namespace, name) -> object; namespace "" when cluster-scoped
+            self.objects = _Objects()  # (resource, namespace, name) -> object; namespace "" when cluster-scoped
             self.applied = {}  # (resource, namespace, name, manager) -> last applied configuration
             self.resource_version = 0
             self.next_ip = 1
@@ -82,7 +106,7 @@ class Store:
         labels, fields = parse_label_selector(label_selector), parse_field_selector(field_selector)
         with self.lock:
             self._tick()
-            found = [obj for (res, ns, _), obj in self.objects.items() if res == resource and namespace in (None, ns)]
+            found = self.objects.of(resource, namespace)
             if resource == PODS:
                 found += self._simulated_pods(namespace)
             items = [
@@ -289,10 +313,10 @@ class Store:
         return pods
 
     def _limit_ranges(self, namespace):
-        return [obj for (res, ns, _), obj in self.objects.items() if res == LIMIT_RANGES and ns == namespace]
+        return self.objects.of(LIMIT_RANGES, namespace)
 
     def _deployments(self, namespace):
-        return [obj for (res, ns, _), obj in self.objects.items() if res == DEPLOYMENTS and namespace in (None, ns)]
+        return self.objects.of(DEPLOYMENTS, namespace)
 
     def _body(self, resource, namespace, body, url_name=None):
         """Check the request body against the URL, the way the API server does, and own a copy."""
@@ -399,7 +423,7 @@ class Store:
         if not resource.namespaced or (live is not None and resource != DEPLOYMENTS):
             return
         if resource == DEPLOYMENTS:
-            quotas = [q for (res, ns, _), q in self.objects.items() if res == RESOURCE_QUOTAS and ns == namespace]
+            quotas = self.objects.of(RESOURCE_QUOTAS, namespace)
             others = [d for d in self._deployments(namespace) if d["metadata"]["name"] != name]
             admission.admit_deployment(resource, name, new, others, quotas, self._limit_ranges(namespace))
         count_keys = {f"count/{resource.qualified}"} | ({resource.plural} if not resource.group else set())
@@ -427,7 +451,7 @@ class Store:
                     )
 
     def _count(self, resource, namespace):
-        return sum(1 for (res, ns, _) in self.objects if res == resource and ns == namespace)
+        return len(self.objects.of(resource, namespace))
 
     def _pods_in_use(self, namespace, exclude=None):
         replicas = sum(d["spec"].get("replicas", 1) for d in self._deployments(namespace) if d["metadata"]["name"] != exclude)
@@ -451,7 +475,7 @@ class Store:
         return obj
 
     def _tick(self):
-        deployments = {(ns, name): obj for (res, ns, name), obj in self.objects.items() if res == DEPLOYMENTS}
+        deployments = {(ns, name): obj for ns, names in self.objects.index.get(DEPLOYMENTS, {}).items() for name, obj in names.items()}
         changes = self.simulator.advance(deployments, now_iso())
         for key, status in changes.items():
             self.resource_version += 1
