@@ -15,25 +15,6 @@ from .serializers import EnvironmentDecisionOut, TemplateOut, environment_out, t
 router = Router(tags=["self-service environments"])
 
 
-class TemplateIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    tier: str
-    description: str | None = None
-    cluster: str | None = None
-    quota: dict[str, Any] | None = None
-    limit_range: dict[str, Any] | None = None
-    network_policy: str | None = None
-    ingress_namespace: str | None = None
-    ttl_hours: int | None = None
-    max_ttl_hours: int | None = None
-    requires_approval: bool | None = None
-    required_approvals: int | None = None
-    parameters: dict[str, Any] | None = None
-    services: list[dict[str, Any]] | None = None
-
-
 class TemplatePatch(Schema):
     model_config = ConfigDict(extra="forbid")
 
@@ -49,6 +30,13 @@ class TemplatePatch(Schema):
     required_approvals: int | None = None
     parameters: dict[str, Any] | None = None
     services: list[dict[str, Any]] | None = None
+
+
+class TemplateIn(TemplatePatch):
+    """A new template: what a change takes, plus its name and tier (fixed from then on)."""
+
+    name: str
+    tier: str
 
 
 def _template(name):

@@ -221,3 +221,19 @@ def test_an_environment_request_flips_the_inbox_and_its_comment_inputs_survive_a
     body = text(poll(client, "/approvals/", "approvals-inbox", tag))
     assert 'href="/environments/big-staging/"' in body
     assert re.search(r'<input type="text" id="approve-comment-\d+" name="comment"[^>]* hx-preserve="true"', body)
+
+
+# ---------------------------------------------------------------- evidence for a period: its builds
+
+def test_the_period_evidence_builds_follow_their_job_without_a_reload(login, admin):
+    from deployments.compliance.period import KIND
+
+    job = Job.objects.create(kind=KIND, state="running", started_at=timezone.now(),
+                             params={"since": "2026-07-01", "until": "2026-09-30"})
+    client = login(admin)
+    page = text(client.get("/compliance/period/"))
+    tag = version_of(page, "period-builds")
+    assert_not_modified(poll(client, "/compliance/period/", "period-builds", tag))
+    JobLogLine.objects.create(job=job, message="progress: 3/7")
+    body = text(poll(client, "/compliance/period/", "period-builds", tag))
+    assert body.startswith('<section id="period-builds"') and "3 of 7 pack(s)" in body
