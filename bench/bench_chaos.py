@@ -11,7 +11,8 @@ BENCH_CHAOS_DATABASE_URL overrides). Requests go through the API (`/api/v1/...`)
     .venv/bin/python bench/bench_chaos.py [--deployments 200] [--environments 50] [--drain 240]
 
 Prints, for deployments and environments: finished, failed with a reason, stuck (not final when
-the drain ended; goal 0), lost (accepted but with no job, or a queued job in no RQ place; goal 0);
+the drain ended; goal 0), lost (accepted but with no job and not waiting behind another deployment of the same service
+that has one, or a queued job in no RQ place; goal 0);
 how many were hit by a fault (their job log says it waited for or was re-sent to the queue, or
 was retried after its worker died), and the time from request to final state for those and for
 the others: the longest delay a fault caused is the max of the first against the p50 of the second.
@@ -272,13 +273,23 @@ def main():
         return (end - requested_at).total_seconds() if end else None
 
     rows = []
+    # A deployment queued behind another of the same service in the same environment has no job
+    # until that one ends (deployments.scheduling): waiting, not lost, when that one has a job.
+    active_pairs = set(Deployment.objects.filter(pk__in=deployment_ids, job__isnull=False)
+                       .exclude(state__in=final_d).values_list("service_id", "environment_id"))
+    pair_of = dict((pk, (s, e)) for pk, s, e in Deployment.objects.filter(pk__in=deployment_ids)
+                   .values_list("pk", "service_id", "environment_id"))
+
+    def waiting_behind(row):
+        return row[0] == "deployment" and pair_of.get(row[8]) in active_pairs
+
     for d in Deployment.objects.filter(pk__in=deployment_ids).select_related("job"):
         rows.append(("deployment", d.state, d.state == "succeeded", d.state == "failed" and bool(d.error),
-                     d.state not in final_d, d.job, d.requested_at, d.error))
+                     d.state not in final_d, d.job, d.requested_at, d.error, d.pk))
     for env in Environment.objects.filter(slug__in=env_slugs):
         job = Job.objects.filter(kind="environment.provision", target_id=str(env.pk)).order_by("-created_at").first()
         rows.append(("environment", env.status, env.status == "ready", env.status == "failed",
-                     env.status not in final_e, job, env.created_at, job.error if job else ""))
+                     env.status not in final_e, job, env.created_at, job.error if job else "", env.pk))
 
     print(f"chaos: {len(deployment_ids)} deployments over {n_envs} environments x {services} services, "
           f"{len(env_slugs)} environment creations; 3 workers, scheduler with default periods")
@@ -296,8 +307,9 @@ def main():
         finished = sum(r[2] for r in mine)
         failed = sum(r[3] for r in mine)
         stuck = sum(r[4] for r in mine)
-        lost = sum(1 for r in mine if r[4] and (r[5] is None or (r[5].state == "queued"
-                                                                  and job_queue.message_id(r[5]) not in held)))
+        lost = sum(1 for r in mine if r[4] and ((r[5] is None and not waiting_behind(r))
+                                                or (r[5] is not None and r[5].state == "queued"
+                                                    and job_queue.message_id(r[5]) not in held)))
         hit = [r for r in mine if fault_hit(r[5])]
         normal = [latency(r[6], r[5]) for r in mine if r not in hit and latency(r[6], r[5]) is not None]
         hit_lat = [latency(r[6], r[5]) for r in hit if latency(r[6], r[5]) is not None]

@@ -231,27 +231,100 @@ def probe_cycle(workers, parallelism, timeout, shard_size, cycles):
 
 # ------------------------------------------------------------------ 2. the board
 
-def board(requests):
+def seed_board(n_envs, n_services):
+    """n_envs x n_services cells (bulk), a realistic mix: mostly healthy, some degraded/down/unknown, each
+    cell with its own `since`, a third with a live colour, one open deployment per environment."""
+    from datetime import timedelta
+
     from deployments.models import Deployment
     from deployments.monitoring.models import CellHealth
 
-    with step(f"seeded the board: {BOARD_ENVS} environments x {SERVICES} services"):
-        admin, envs, services, _ = seed(BOARD_ENVS, None)
-        now = common.timezone.now()
-        live = {(d.environment_id, d.service_id): d.pk for d in Deployment.objects.only("id", "environment_id", "service_id")}
-        statuses = ["healthy"] * 17 + ["degraded", "down", "unknown"]
-        CellHealth.objects.bulk_create([
-            CellHealth(environment=env, service=svc, deployment_id=live[(env.pk, svc.pk)], status=statuses[(env.pk + svc.pk) % 20],
-                       reason="" if (env.pk + svc.pk) % 20 < 17 else "/health answered HTTP 503 3 times in a row",
-                       since=now, checked_at=now, changed_at=now, latency_ms=12, ready_replicas=1, desired_replicas=1)
-            for env in envs for svc in services], batch_size=2000)
-    client = common.client_for(admin)
-    rows = []
-    for url in ("/", "/?problems=1", "/api/v1/health"):
-        result = common.measure(client, url, requests, budget_s=20)
-        rows.append(common.latency_row("admin", result))
-    common.print_table(rows, [("who", "who"), ("url", "url"), ("n", "n"), ("p50", "p50 ms", ".1f"), ("p95", "p95 ms", ".1f"),
-                              ("queries", "queries")], title=f"The board at {BOARD_ENVS} environments x {SERVICES} services")
+    global SERVICES
+    SERVICES, saved = n_services, SERVICES
+    try:
+        admin, envs, services, _ = seed(n_envs, None)
+    finally:
+        SERVICES = saved
+    now = common.timezone.now()
+    live = {(d.environment_id, d.service_id): d for d in Deployment.objects.select_related("release")}
+    statuses = ["healthy"] * 17 + ["degraded", "down", "unknown"]
+    CellHealth.objects.bulk_create([
+        CellHealth(environment=env, service=svc, deployment_id=live[(env.pk, svc.pk)].pk, status=statuses[(env.pk + svc.pk) % 20],
+                   reason="" if (env.pk + svc.pk) % 20 < 17 else "/health answered HTTP 503 3 times in a row",
+                   since=now - timedelta(seconds=(env.pk * n_services + svc.pk) * 37), checked_at=now,
+                   changed_at=now - timedelta(seconds=(env.pk * n_services + svc.pk) * 37),
+                   latency_ms=12, ready_replicas=1, desired_replicas=1, color=("blue", "green", "")[svc.pk % 3])
+        for env in envs for svc in services], batch_size=2000)
+    Deployment.objects.bulk_create([  # one deployment waiting in every environment: the cells' "pending" marks
+        Deployment(release=live[(env.pk, services[0].pk)].release, environment=env, service=services[0], state="queued",
+                   requested_by=admin, image="x", manifest_hash="0" * 64, rendered_manifest="") for env in envs])
+    Deployment.objects.update(updated_at=now - timedelta(days=3))  # seeded a while ago: a poll's margin finds none
+    return admin, envs, services
+
+
+class Forgetful:
+    """A test client that empties the board's kept boards (and cells) before each request."""
+
+    def __init__(self, client, what):
+        self.client, self.what = client, what
+
+    def get(self, *args, **kwargs):
+        from deployments.monitoring import board_html, views
+
+        if "boards" in self.what:
+            views._BOARDS.clear()
+        if "cells" in self.what:
+            board_html._WRITTEN.clear()
+        return self.client.get(*args, **kwargs)
+
+
+def board(requests):
+    """The dashboard (the board) and its update poll at 100 x 50, with queries at a small size beside."""
+    import re
+
+    from deployments.monitoring.models import CellHealth
+
+    sizes = [(5, 5), (BOARD_ENVS, SERVICES)]
+    queries_small = {}
+    for n_envs, n_services in sizes:
+        with step(f"seeded the board: {n_envs} environments x {n_services} services"):
+            admin, envs, services = seed_board(n_envs, n_services)
+        client = common.client_for(admin)
+        body = client.get("/").content.decode()
+        url = re.search(r'id="board-updates"[^>]*hx-get="([^"]*)"', body).group(1).replace("&amp;", "&")
+        version = re.search(r'id="board-updates"[^>]*data-live-version="([^"]*)"', body).group(1)
+        poll = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "board-updates", "HTTP_IF_NONE_MATCH": f'"{version}"'}
+        targets = [("dashboard (the board)", "/", {}), ("board, only problems", "/?problems=1", {}),
+                   ("update poll, nothing changed (304)", url, poll)]
+        changed = [("update poll, 10 cells changed", url, {k: v for k, v in poll.items() if k != "HTTP_IF_NONE_MATCH"}),
+                   ("health API, every cell", "/api/v1/health", {})]
+        forgetful = [("dashboard, board changed since last render", ("boards",)), ("dashboard, nothing kept (first render)", ("boards", "cells"))]
+        if (n_envs, n_services) == sizes[0]:
+            for label, target, headers in targets + changed:
+                queries_small[label] = common.count_queries(client, target, headers)[1]
+            for label, forget in forgetful:
+                queries_small[label] = common.count_queries(Forgetful(client, forget), "/")[1]
+            continue
+        rows = []
+        for label, target, headers in targets:
+            result = common.measure(client, target, requests, budget_s=20, headers=headers)
+            rows.append(dict(common.latency_row(label, result), small=queries_small[label]))
+        # the page keeps the boards it wrote lately (by their version) and each cell's last HTML: measured
+        # without them too, as after a change somewhere on the board, and as a process's first page
+        for label, forget in forgetful:
+            result = common.measure(Forgetful(client, forget), "/", requests, budget_s=20)
+            rows.append(dict(common.latency_row(label, result), small=queries_small[label]))
+        # ten cells redrawn by a probe after the page's last poll: the next poll sends those ten only
+        since = common.timezone.now()
+        keys = list(CellHealth.objects.order_by("pk").values_list("pk", flat=True)[:10])
+        CellHealth.objects.filter(pk__in=keys).update(status="down", reason="bench", changed_at=since)
+        for label, target, headers in changed:
+            result = common.measure(client, target, requests, budget_s=20, headers=headers)
+            rows.append(dict(common.latency_row(label, result), small=queries_small[label]))
+        common.print_table(rows, [("who", "what"), ("n", "n"), ("status", "status"), ("p50", "p50 ms", ".1f"), ("p95", "p95 ms", ".1f"),
+                                  ("cpu_p50", "cpu p50 ms", ".1f"), ("small", "queries @5x5"), ("queries", f"queries @{n_envs}x{n_services}"),
+                                  ("kb", "KB", ".0f")],
+                           title=f"The board at {n_envs} environments x {n_services} services ({n_envs * n_services} cells)")
     return admin
 
 

@@ -392,19 +392,20 @@ def measure(client, url, n=300, *, budget_s=None, min_n=10, warmup=1, headers=No
     """GET `url` n times (after `warmup` untimed requests); stop early once `budget_s` seconds are
     spent and at least `min_n` requests are done.
 
-    Returns {"url", "n", "status", "bytes", "p50", "p95", "max", "mean" (ms), "queries" (per request,
+    Returns {"url", "n", "status", "bytes", "p50", "p95", "max", "mean", "cpu_p50", "cpu_p95" (ms), "queries" (per request,
     the most seen), "queries_min", "queries_max", "repeats" (query shapes run 3+ times in one request)}.
     """
     headers = headers or {}
     for _ in range(warmup):
         client.get(url, **headers)
-    timings, query_counts, status, size, repeats = [], [], None, 0, []
+    timings, cpu, query_counts, status, size, repeats = [], [], [], None, 0, []
     started = time.perf_counter()
     for i in range(n):
         with QueryLog() as queries:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             response = client.get(url, **headers)
             timings.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
         query_counts.append(len(queries))
         if i == 0:
             status, size, repeats = response.status_code, len(response.content), queries.repeats()
@@ -419,6 +420,8 @@ def measure(client, url, n=300, *, budget_s=None, min_n=10, warmup=1, headers=No
         "url": url, "n": len(timings), "status": status, "bytes": size,
         "p50": statistics.median(ordered), "p95": percentile(ordered, 0.95), "max": ordered[-1],
         "mean": statistics.fmean(ordered),
+        # this process's CPU per request (Django and the driver, not PostgreSQL): steadier than wall time on a busy machine
+        "cpu_p50": statistics.median(cpu), "cpu_p95": percentile(sorted(cpu), 0.95),
         "queries": Counter(query_counts).most_common(1)[0][0],
         "queries_min": min(query_counts), "queries_max": max(query_counts),
         "repeats": repeats,

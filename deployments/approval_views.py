@@ -3,32 +3,51 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
-from environments.approvals import pending_for
+from environments.approvals import pending_for, pending_state
 from environments.backups.models import Restore
 from portal.accounts import policies as roles
 from portal.errors import GantryError
+from portal.live import Poll
 from portal.pages import needs_role, paginate
 
 from . import policies, queries
 from .choices import APPROVE
 from .queries import decidable_rows, visible_deployments
-from .restore_approvals import approvals_given, decide_restore, pending_restores_for
+from .restore_approvals import approvals_given, decide_restore, pending_restores_for, pending_restores_state
+
+
+INBOX_FRAGMENT = "approvals-inbox"
 
 
 @login_required
 @needs_role
 def approval_inbox(request):
     """Paginated in SQL: a count and one page of rows (with their approvals); the policy is asked
-    about the rows of the page only."""
+    about the rows of the page only. The inbox is a live fragment (portal/live.py): its version is
+    three aggregate queries (deployments, environment requests, restores), so an unchanged inbox
+    answers its poll 304 without listing anything."""
     inbox = queries.approval_inbox(request.user).defer("rendered_manifest", "release__notes", "service__manifest")
-    page = paginate(request, inbox)
-    return render(request, "deployments/inbox.html", {"section": "approvals", "page": page,
-                                                      "deployments": decidable_rows(request.user, page.object_list),
-                                                      "environment_requests": pending_for(request.user),
-                                                      "restores": pending_restores_for(request.user)})
+    waiting = queries.approval_inbox_state(inbox)
+    parts = (waiting, pending_state(request.user), pending_restores_state(request.user))
+    if waiting[0]:
+        parts += (timezone.now().strftime("%Y-%m-%d %H:%M"),)  # "waiting 3 minutes" moves each minute
+    poll = Poll(request)
+
+    def render_inbox(tag):
+        page = paginate(request, inbox, count=waiting[0])
+        context = {"section": "approvals", "page": page, "inbox_version": tag,
+                   "deployments": decidable_rows(request.user, page.object_list),
+                   "environment_requests": pending_for(request.user),
+                   "restores": pending_restores_for(request.user)}
+        return render(request, "deployments/_inbox.html" if poll.is_poll else "deployments/inbox.html", context)
+
+    if poll.wants(INBOX_FRAGMENT):
+        return poll.respond(parts, render_inbox)
+    return render_inbox(poll.version_for(parts, INBOX_FRAGMENT))
 
 
 @login_required

@@ -5,18 +5,19 @@ Deployments (their `kind` is `deploy` or `rollback`, as everywhere), environment
 own rule (deployments.policies.decidable, environments.approvals.pending_for,
 restore_approvals.pending_restores_for); this module only merges them.
 """
-from typing import Any
+from typing import Annotated, Literal
 
 from ninja import Router
+from pydantic import Field
 
 from environments.approvals import pending_for, requester_id
-from environments.backups.serializers import restore_out
-from environments.serializers import environment_out, iso
+from environments.backups.serializers import RestoreRequestOut, restore_out
+from environments.serializers import EnvironmentRequestOut, environment_out, iso
 from portal.api_auth import require_role
 
 from .queries import approval_inbox, decidable_rows
 from .restore_approvals import pending_restores_for
-from .serializers import deployment_out
+from .serializers import DeploymentSummaryOut, deployment_out
 
 router = Router(tags=["releases and deployments"])
 
@@ -56,7 +57,16 @@ def restore_request_out(restore):
     }
 
 
-@router.get("/approvals", response=list[dict[str, Any]])
+class DeploymentRequestOut(DeploymentSummaryOut):
+    """A deployment in the approvals inbox (`kind` `deploy` or `rollback`)."""
+
+    kind: Literal["deploy", "rollback"]
+
+
+InboxItem = Annotated[DeploymentRequestOut | EnvironmentRequestOut | RestoreRequestOut, Field(discriminator="kind")]
+
+
+@router.get("/approvals", response=list[InboxItem])
 def approvals_inbox(request, limit: int = 100):
     """What waits for a decision the caller may give, oldest first (at most `limit`, up to 500):
     deployments (`kind` `deploy`/`rollback`), environment requests (`environment`), restores (`restore`)."""

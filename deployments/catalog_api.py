@@ -1,17 +1,33 @@
 """API for the service catalog (API.md): list, add, fetch, change, remove services."""
-from typing import Any
-
 from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
 from portal.accounts import policies
 from portal.errors import Forbidden
+from portal.schema_types import Out, Timestamp
 
 from . import catalog
 from .models import Service
 from .schemas import ServiceChange, ServiceCreate
 
 router = Router(tags=["services"])
+
+
+class ServiceSummaryOut(Out):
+    """A service in the catalog list (without its manifest)."""
+
+    id: int
+    name: str
+    team: str
+    description: str
+    strategy: str
+    health_path: str
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class ServiceOut(ServiceSummaryOut):
+    manifest: str
 
 
 def service_out(service, with_manifest=True):
@@ -35,7 +51,7 @@ def _require_catalog(request):
         raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")
 
 
-@router.get("/services", response=list[dict[str, Any]])
+@router.get("/services", response=list[ServiceSummaryOut])
 def list_services(request, team: str | None = None):
     _require_catalog(request)
     qs = Service.objects.all()
@@ -44,18 +60,18 @@ def list_services(request, team: str | None = None):
     return [service_out(s, with_manifest=False) for s in qs]
 
 
-@router.post("/services", response={201: dict[str, Any]})
+@router.post("/services", response={201: ServiceOut})
 def create_service(request, payload: ServiceCreate):
     return Status(201, service_out(catalog.create_service(request.user, payload, request=request)))
 
 
-@router.get("/services/{name}", response=dict[str, Any])
+@router.get("/services/{name}", response=ServiceOut)
 def get_service(request, name: str):
     _require_catalog(request)
     return service_out(get_object_or_404(Service, name=name))
 
 
-@router.patch("/services/{name}", response=dict[str, Any])
+@router.patch("/services/{name}", response=ServiceOut)
 def update_service(request, name: str, payload: ServiceChange):
     service = get_object_or_404(Service, name=name)
     return service_out(catalog.update_service(request.user, service, payload, request=request))

@@ -1,17 +1,16 @@
 """API for deployments (API.md): request, list, fetch, approve, reject, cancel, roll back."""
-from typing import Any
-
 from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
 from portal.api_auth import require_role
-from portal.schema_types import ObjectId, OptionalFlag, ShortTexts
+from portal.schema_types import ObjectId, OptionalFlag
 from portal.errors import NotFound
 
 from . import actions
 from .models import Deployment
 from .queries import DEPLOYMENT_RELATED, visible_deployments
-from .serializers import deployment_out
+from .schemas import DeploymentApproval, DeploymentRejection, Reason
+from .serializers import DeploymentOut, DeploymentSummaryOut, deployment_out
 
 router = Router(tags=["releases and deployments"])
 
@@ -29,20 +28,6 @@ class DeploymentIn(Schema):
     break_glass: BreakGlassIn | None = None
 
 
-class DecisionIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    comment: str | None = ""
-    checklist: ShortTexts | None = None
-    manifest_hash: str | None = None  # the manifests the approver reviewed; 409 if they changed since
-
-
-class ReasonIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str | None = ""
-
-
 def _visible_deployment(request, deployment_id):
     require_role(request)
     deployment = visible_deployments(request.user).filter(pk=deployment_id).first()
@@ -57,14 +42,14 @@ def _out(deployment_id):
     return deployment_out(deployment)
 
 
-@router.post("/deployments", response={201: dict[str, Any]})
+@router.post("/deployments", response={201: DeploymentOut})
 def create_deployment(request, payload: DeploymentIn):
     data = payload.dict(exclude_unset=True)
     deployment = actions.request_deployment(request.user, data, request=request)
     return Status(201, _out(deployment.pk))
 
 
-@router.get("/deployments", response=list[dict[str, Any]])
+@router.get("/deployments", response=list[DeploymentSummaryOut])
 def list_deployments(request, environment: str | None = None, service: str | None = None,
                      state: str | None = None, limit: int = 100):
     require_role(request)
@@ -78,36 +63,36 @@ def list_deployments(request, environment: str | None = None, service: str | Non
     return [deployment_out(d, with_log=False) for d in qs[: max(1, min(limit, 500))]]
 
 
-@router.get("/deployments/{deployment_id}", response=dict[str, Any])
+@router.get("/deployments/{deployment_id}", response=DeploymentOut)
 def get_deployment(request, deployment_id: int):
     return _out(_visible_deployment(request, deployment_id).pk)
 
 
-@router.post("/deployments/{deployment_id}/approve", response=dict[str, Any])
-def approve(request, deployment_id: int, payload: DecisionIn = None):
+@router.post("/deployments/{deployment_id}/approve", response=DeploymentOut)
+def approve(request, deployment_id: int, payload: DeploymentApproval = None):
     _visible_deployment(request, deployment_id)
-    payload = payload or DecisionIn()
+    payload = payload or DeploymentApproval()
     actions.approve_deployment(request.user, deployment_id, comment=payload.comment, checklist=payload.checklist,
                                   seen_manifest_hash=payload.manifest_hash, request=request)
     return _out(deployment_id)
 
 
-@router.post("/deployments/{deployment_id}/reject", response=dict[str, Any])
-def reject(request, deployment_id: int, payload: DecisionIn):
+@router.post("/deployments/{deployment_id}/reject", response=DeploymentOut)
+def reject(request, deployment_id: int, payload: DeploymentRejection):
     _visible_deployment(request, deployment_id)
     actions.reject_deployment(request.user, deployment_id, comment=payload.comment, request=request)
     return _out(deployment_id)
 
 
-@router.post("/deployments/{deployment_id}/cancel", response=dict[str, Any])
-def cancel(request, deployment_id: int, payload: ReasonIn = None):
+@router.post("/deployments/{deployment_id}/cancel", response=DeploymentOut)
+def cancel(request, deployment_id: int, payload: Reason = None):
     _visible_deployment(request, deployment_id)
     actions.cancel_deployment(request.user, deployment_id, reason=(payload.reason if payload else ""), request=request)
     return _out(deployment_id)
 
 
-@router.post("/deployments/{deployment_id}/rollback", response={202: dict[str, Any]})
-def rollback(request, deployment_id: int, payload: ReasonIn = None):
+@router.post("/deployments/{deployment_id}/rollback", response={202: DeploymentOut})
+def rollback(request, deployment_id: int, payload: Reason = None):
     _visible_deployment(request, deployment_id)
     rollback = actions.request_rollback(request.user, deployment_id, reason=(payload.reason if payload else ""),
                                            request=request)

@@ -3,11 +3,10 @@
 The rows are the board's cells, written by the probe (deployments.monitoring.probing), which
 reads replicas and readiness once per cycle; ``refresh=true`` probes the environment now.
 """
-from typing import Any
-
 from ninja import Router
 
 from environments.environments_api import visible_environment
+from portal.schema_types import Out, Timestamp
 
 from .monitoring.models import CellHealth
 from .monitoring.probing import probe_environments
@@ -15,7 +14,17 @@ from .monitoring.probing import probe_environments
 router = Router(tags=["releases and deployments"])
 
 
-@router.get("/environments/{slug}/health", response=list[dict[str, Any]])
+class ServiceHealthOut(Out):
+    service: str
+    status: str
+    ready_replicas: int
+    desired_replicas: int
+    live_color: str | None
+    detail: str | None
+    checked_at: Timestamp
+
+
+@router.get("/environments/{slug}/health", response=list[ServiceHealthOut])
 def environment_health(request, slug: str, refresh: bool = False):
     """What runs in the environment and whether it is healthy (probed every 15 s; `refresh=true` probes now)."""
     environment = visible_environment(request, slug)

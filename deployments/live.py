@@ -2,7 +2,6 @@
 from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 
-from . import policies
 from .choices import DeploymentState as S
 from .models import Deployment
 
@@ -42,6 +41,8 @@ def live_and_rollback_targets(environment_id, depth=20, with_manifests=False):
     The same rules as live_deployment and rollback_target, over each service's `depth` most recent
     successful deployments (a rollback further back than that is not offered here).
     """
+    from . import policies  # policies import this module: a top-level import is circular when this one loads first
+
     deferred = ("release__notes", "service__manifest") + (() if with_manifests else ("rendered_manifest",))
     recent = (Deployment.objects.select_related("release", "service", "requested_by")
               .defer(*deferred)

@@ -1,6 +1,7 @@
 """Queries shared by the pages and the API of releases and deployments."""
 from environments.models import Environment
 from portal.accounts import policies as roles
+from portal.live import state_of
 
 from . import policies
 from .models import Deployment
@@ -24,6 +25,13 @@ def approval_inbox(user):
     """Deployments waiting for a decision `user` may give, oldest first: a queryset the page and
     GET /api/v1/approvals paginate in SQL (policies.decidable narrows it by the decision rules)."""
     return policies.decidable(user, visible_deployments(user)).order_by("requested_at", "id")
+
+
+def approval_inbox_state(inbox):
+    """Version parts of the inbox's deployments (portal/live.py), one aggregate query: how many wait
+    for the user, their latest change and the latest approval given on them (by someone else: the
+    user's own decision takes the deployment out of the inbox). The count is the inbox's length."""
+    return state_of(inbox, "updated_at", "approvals__at")
 
 
 def decidable_rows(user, deployments):

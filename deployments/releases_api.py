@@ -1,36 +1,24 @@
 """API for releases (API.md): register, list, fetch."""
-from typing import Any
-
-from ninja import Router, Schema, Status
-from pydantic import ConfigDict
+from ninja import Router, Status
 
 from portal.api_auth import require_role
 from portal.errors import NotFound
 
 from .models import Release
 from .releases import register_release
-from .serializers import release_out
+from .schemas import ReleaseCreate
+from .serializers import ReleaseOut, release_out
 
 router = Router(tags=["releases and deployments"])
 
 
-class ReleaseIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    service: str
-    version: str
-    image: str
-    git_sha: str | None = None
-    notes: str | None = None
-
-
-@router.post("/releases", response={201: dict[str, Any]})
-def create_release(request, payload: ReleaseIn):
-    release = register_release(request.user, payload.dict(exclude_unset=True), request=request)
+@router.post("/releases", response={201: ReleaseOut})
+def create_release(request, payload: ReleaseCreate):
+    release = register_release(request.user, payload, request=request)
     return Status(201, release_out(release))
 
 
-@router.get("/releases", response=list[dict[str, Any]])
+@router.get("/releases", response=list[ReleaseOut])
 def list_releases(request, service: str | None = None, limit: int = 100):
     require_role(request)
     qs = Release.objects.select_related("service", "created_by")
@@ -39,7 +27,7 @@ def list_releases(request, service: str | None = None, limit: int = 100):
     return [release_out(r) for r in qs[: max(1, min(limit, 500))]]
 
 
-@router.get("/releases/{release_id}", response=dict[str, Any])
+@router.get("/releases/{release_id}", response=ReleaseOut)
 def get_release(request, release_id: int):
     require_role(request)
     release = Release.objects.select_related("service", "created_by").filter(pk=release_id).first()

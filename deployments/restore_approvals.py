@@ -8,6 +8,7 @@ the deployments app because environments never import deployments.
 from types import SimpleNamespace
 
 from django.db import transaction
+from django.db.models import Count, F, Func, IntegerField, Max, Sum
 from django.utils import timezone
 
 from environments.backups import services as backup_services
@@ -76,12 +77,25 @@ def approvals_given(restore):
     return sum(1 for a in restore.approvals if a["decision"] == APPROVE)
 
 
+def _pending_restores(user):
+    return roles.restrict_environments_of(
+        user, Restore.objects.filter(state=RestoreState.PENDING_APPROVAL), field="backup__target__environment_id")
+
+
+def pending_restores_state(user):
+    """Version parts of the inbox's restores (portal/live.py), one aggregate query: how many wait, the
+    newest, and how many decisions they hold (a restore keeps its approvals on its own row)."""
+    row = _pending_restores(user).order_by().aggregate(
+        n=Count("pk"), newest=Max("created_at"),
+        decisions=Sum(Func(F("approvals"), function="jsonb_array_length", output_field=IntegerField())))
+    return row["n"], row["newest"], row["decisions"]
+
+
 def pending_restores_for(user):
     """Production restores waiting for a decision `user` may give now, oldest first, for the approvals
     inbox page and GET /api/v1/approvals. One query for the rows; `restore_decision_refusal` (the
     deployments' rule) decides each. Each row gets `approvals_required` and `approvals_valid`."""
-    qs = roles.restrict_environments_of(
-        user, Restore.objects.filter(state=RestoreState.PENDING_APPROVAL), field="backup__target__environment_id")
+    qs = _pending_restores(user)
     rows = []
     for restore in qs.select_related("backup__target__environment", "requested_by").order_by("created_at", "id"):
         if restore_decision_refusal(user, restore, APPROVE) is None:

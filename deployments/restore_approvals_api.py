@@ -1,11 +1,9 @@
 """API: approve or reject a production restore (the deployments' approval rule; see restore_approvals)."""
-from typing import Any
-
 from ninja import Router, Schema
 from pydantic import ConfigDict
 
 from environments.backups.models import Restore
-from environments.backups.serializers import restore_out
+from environments.backups.serializers import RestoreOut, restore_out
 from portal.accounts import policies as roles
 from portal.errors import NotFound
 
@@ -29,14 +27,14 @@ def _restore(request, restore_id):
     return restore
 
 
-@router.post("/restores/{restore_id}/approve", response=dict[str, Any])
+@router.post("/restores/{restore_id}/approve", response=RestoreOut)
 def approve_restore(request, restore_id: int, payload: Decision = None):
     restore = decide_restore(request.user, _restore(request, restore_id), APPROVE,
                              payload.comment if payload else "", request=request)
     return restore_out(restore)
 
 
-@router.post("/restores/{restore_id}/reject", response=dict[str, Any])
+@router.post("/restores/{restore_id}/reject", response=RestoreOut)
 def reject_restore(request, restore_id: int, payload: Decision = None):
     restore = decide_restore(request.user, _restore(request, restore_id), REJECT,
                              payload.comment if payload else "", request=request)

@@ -1,9 +1,24 @@
-"""Plain-dict views of releases and deployments for the API."""
+"""Plain-dict views of releases and deployments for the API, and their response schemas."""
+from portal.jobs.api import LogLineOut
+from portal.schema_types import OptionalTimestamp, Out, Timestamp
+
 from . import policies
+from .monitoring.queries import AutoRollbackOut, VerificationOut
 
 
 def iso(value):
     return value.isoformat() if value else None
+
+
+class ReleaseOut(Out):
+    id: int
+    service: str
+    version: str
+    image: str
+    git_sha: str | None
+    notes: str
+    created_by: str | None
+    created_at: Timestamp
 
 
 def release_out(release):
@@ -13,6 +28,62 @@ def release_out(release):
         "created_by": release.created_by.get_username() if release.created_by_id else None,
         "created_at": iso(release.created_at),
     }
+
+
+class DeploymentApprovalOut(Out):
+    user: str
+    decision: str
+    comment: str
+    at: Timestamp
+    counts: bool
+
+
+class DeploymentJobSummaryOut(Out):
+    id: str
+    state: str
+    error: str | None
+
+
+class DeploymentSummaryOut(Out):
+    """`deployment_out(d, with_log=False)`: a deployment in a list."""
+
+    id: int
+    kind: str
+    state: str
+    release: ReleaseOut
+    environment: str
+    service: str
+    requested_by: str | None
+    requested_at: Timestamp
+    start_now: bool
+    break_glass: bool
+    break_glass_reason: str | None
+    reason: str | None
+    image: str
+    manifest_hash: str
+    approvals_required: int
+    approvals_valid: int
+    approvals: list[DeploymentApprovalOut]
+    rollback_of: int | None
+    color: str | None
+    started_at: OptionalTimestamp
+    finished_at: OptionalTimestamp
+    error: str | None
+    job: DeploymentJobSummaryOut | None
+
+
+class DeploymentJobOut(DeploymentJobSummaryOut):
+    log: list[LogLineOut]
+
+
+class DeploymentOut(DeploymentSummaryOut):
+    """`deployment_out(d)`: one deployment, with its job's log, verification and rollback."""
+
+    job: DeploymentJobOut | None
+    verification: VerificationOut | None
+    rolled_back_by: int | None
+    auto: bool
+    auto_rollback: AutoRollbackOut | None
 
 
 def deployment_out(deployment, *, with_log=True):

@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.accounts import policies
-from portal.errors import Conflict, InvalidInput
-from portal.pages import form_page, needs_role
+from portal.errors import InvalidInput
+from portal.pages import delete_page, form_page, needs_role
 
 from . import clusters
 from .choices import CLUSTER_MODE_CHOICES
@@ -85,19 +85,11 @@ def cluster_check(request, name):
 @needs_role
 def cluster_delete(request, name):
     cluster = _cluster(name)
-    if request.method != "POST":
-        _require_cluster_admin(request)
-        return render(request, "confirm_delete.html", {
-            "section": "clusters",
-            "title": f"Remove cluster {cluster.name}?",
-            "what": f"the cluster {cluster.name} ({cluster.location})",
-            "consequence": "Gantry forgets the cluster and its stored credentials. Nothing on the cluster changes.",
-            "cancel_url": reverse("cluster_list"),
-        })
-    try:
-        clusters.delete_cluster(request.user, cluster, request=request)
-    except Conflict as exc:
-        messages.error(request, "; ".join(exc.messages))
-        return redirect("cluster_list")
-    messages.success(request, f"Cluster {cluster.name} removed.")
-    return redirect("cluster_list")
+    return delete_page(request, may_delete=_require_cluster_admin, confirm={
+        "section": "clusters",
+        "title": f"Remove cluster {cluster.name}?",
+        "what": f"the cluster {cluster.name} ({cluster.location})",
+        "consequence": "Gantry forgets the cluster and its stored credentials. Nothing on the cluster changes.",
+        "cancel_url": reverse("cluster_list"),
+    }, delete=lambda: clusters.delete_cluster(request.user, cluster, request=request),
+        done=(f"Cluster {cluster.name} removed.", "cluster_list"), back="cluster_list")

@@ -9,9 +9,10 @@ from portal.accounts import policies
 from portal.audit.services import diff, record
 from portal.errors import Conflict, InvalidInput, deny
 from portal.jobs.services import enqueue_job
-from portal.validation import check_dns_label, check_text, shown
+from portal.validation import shown
 
 from .models import Cluster
+from .schemas import ClusterChange, ClusterCreate, server_problem
 
 CLUSTER_FIELDS = ("name", "mode", "server", "insecure", "kubeconfig_path", "context", "is_sandbox")
 
@@ -28,15 +29,12 @@ def _cluster_mode(data, instance):
 
 def _clean_server(data, clean, errors, instance):
     server = data.get("server", instance.server if instance else "")
-    if not isinstance(server, str) or not server.startswith(("http://", "https://")):
-        errors.append(f"server: '{server}' is not an http(s) URL of a Kubernetes API server (e.g. https://10.0.0.1:6443)")
+    if server_problem(server):
+        errors.append(server_problem(server))
     clean["server"] = server
     clean["insecure"] = bool(data.get("insecure", instance.insecure if instance else False))
-    ca = data.get("ca_data")
-    if ca not in (None, "") and (not isinstance(ca, str) or "BEGIN CERTIFICATE" not in ca):
-        errors.append("ca_data: must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
-    if ca is not None:
-        clean["ca_data"] = ca or ""
+    if data.get("ca_data") is not None:
+        clean["ca_data"] = data["ca_data"]
     if "token" in data:
         clean["token"] = data.get("token") or ""
 
@@ -72,25 +70,25 @@ def _clean_kubeconfig_path(data, clean, errors, instance):
             errors.append(f"kubeconfig_path: {exc}")
 
 
-def _clean_cluster(data, errors, instance=None):
-    clean = {}
-    name = data.get("name", instance.name if instance else None)
-    clean["name"] = check_dns_label(name, "name", errors)
+def _clean_cluster(data, instance=None):
+    """The declared schema's fields (ClusterCreate, ClusterChange), then what they do not say alone: the
+    connection mode the fields (or the stored cluster) ask for, and the kubeconfig checked with its context."""
+    data = (ClusterChange if instance else ClusterCreate).validated(data)
+    errors = []
+    clean = {"name": data.get("name") or instance.name}
     mode = _cluster_mode(data, instance)
     if mode is None:
-        errors.append("give one of: server (API URL), kubeconfig (text), kubeconfig_path, or in_cluster: true")
-        return clean
+        raise InvalidInput("give one of: server (API URL), kubeconfig (text), kubeconfig_path, or in_cluster: true")
     clean["mode"] = mode
-    clean["context"] = check_text(data.get("context", instance.context if instance else ""), "context", errors,
-                                  required=False) or ""
+    clean["context"] = data.get("context", instance.context if instance else "") or ""
     if mode == "server":
         _clean_server(data, clean, errors, instance)
     elif mode == "kubeconfig":
         _clean_pasted_kubeconfig(data, clean, errors)
     elif mode == "kubeconfig_path":
         _clean_kubeconfig_path(data, clean, errors, instance)
-    if "is_sandbox" in data:
-        clean["is_sandbox"] = bool(data["is_sandbox"])
+    if errors:
+        raise InvalidInput(errors)
     return clean
 
 
@@ -118,13 +116,11 @@ def _apply_cluster(cluster, clean):
         cluster.set_kubeconfig(clean["kubeconfig"])
 
 
-def create_cluster(user, data, request=None):
+def create_cluster(user, data, request=None, *, is_sandbox=False):
+    """`is_sandbox`: the cluster `manage.py demo` runs (commands only; neither page nor API sets it)."""
     if not policies.can_manage_clusters(user):
         deny("cluster.create", user=user, request=request, reason="only an admin can register clusters")
-    errors = []
-    clean = _clean_cluster(data, errors)
-    if errors:
-        raise InvalidInput(errors)
+    clean = _clean_cluster(data) | {"is_sandbox": is_sandbox}
     if Cluster.objects.filter(name=clean["name"]).exists():
         raise InvalidInput(f"name: a cluster named '{clean['name']}' already exists")
     cluster = Cluster()
@@ -140,10 +136,7 @@ def create_cluster(user, data, request=None):
 def update_cluster(user, cluster, data, request=None):
     if not policies.can_manage_clusters(user):
         deny("cluster.update", user=user, request=request, target=cluster, reason="only an admin can change clusters")
-    errors = []
-    clean = _clean_cluster(data, errors, instance=cluster)
-    if errors:
-        raise InvalidInput(errors)
+    clean = _clean_cluster(data, instance=cluster)
     if Cluster.objects.filter(name=clean["name"]).exclude(pk=cluster.pk).exists():
         raise InvalidInput(f"name: a cluster named '{clean['name']}' already exists")
     before = _cluster_snapshot(cluster)

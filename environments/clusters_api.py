@@ -1,47 +1,22 @@
 """API for clusters (API.md): list, register, fetch, change, remove, check."""
-from typing import Any
-
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema, Status
-from pydantic import ConfigDict
+from ninja import Router, Status
 
 from portal.accounts import policies
-from portal.schema_types import OptionalFlag
 from portal.errors import Forbidden
+from portal.schema_types import Out
 
 from . import clusters
 from .models import Cluster
-from .serializers import cluster_out
+from .schemas import ClusterChange, ClusterCreate
+from .serializers import ClusterOut, cluster_out
 
 router = Router(tags=["clusters and environments"])
 
 
-class ClusterIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    server: str | None = None
-    token: str | None = None
-    ca_data: str | None = None
-    insecure: OptionalFlag = None
-    kubeconfig: str | None = None
-    kubeconfig_path: str | None = None
-    context: str | None = None
-    in_cluster: OptionalFlag = None
-
-
-class ClusterPatch(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = None
-    server: str | None = None
-    token: str | None = None
-    ca_data: str | None = None
-    insecure: OptionalFlag = None
-    kubeconfig: str | None = None
-    kubeconfig_path: str | None = None
-    context: str | None = None
-    in_cluster: OptionalFlag = None
+class JobStartedOut(Out):
+    job: str
+    state: str
 
 
 def _require_global_read(request):
@@ -49,28 +24,28 @@ def _require_global_read(request):
         raise Forbidden("listing clusters needs a global role (viewer or admin)")
 
 
-@router.get("/clusters", response=list[dict[str, Any]])
+@router.get("/clusters", response=list[ClusterOut])
 def list_clusters(request):
     _require_global_read(request)
     return [cluster_out(c) for c in Cluster.objects.all()]
 
 
-@router.post("/clusters", response={201: dict[str, Any]})
-def create_cluster(request, payload: ClusterIn):
-    cluster = clusters.create_cluster(request.user, payload.dict(exclude_unset=True), request=request)
+@router.post("/clusters", response={201: ClusterOut})
+def create_cluster(request, payload: ClusterCreate):
+    cluster = clusters.create_cluster(request.user, payload, request=request)
     return Status(201, cluster_out(cluster))
 
 
-@router.get("/clusters/{name}", response=dict[str, Any])
+@router.get("/clusters/{name}", response=ClusterOut)
 def get_cluster(request, name: str):
     _require_global_read(request)
     return cluster_out(get_object_or_404(Cluster, name=name))
 
 
-@router.patch("/clusters/{name}", response=dict[str, Any])
-def update_cluster(request, name: str, payload: ClusterPatch):
+@router.patch("/clusters/{name}", response=ClusterOut)
+def update_cluster(request, name: str, payload: ClusterChange):
     cluster = get_object_or_404(Cluster, name=name)
-    return cluster_out(clusters.update_cluster(request.user, cluster, payload.dict(exclude_unset=True), request=request))
+    return cluster_out(clusters.update_cluster(request.user, cluster, payload, request=request))
 
 
 @router.delete("/clusters/{name}", response={204: None})
@@ -79,7 +54,7 @@ def delete_cluster(request, name: str):
     return Status(204, None)
 
 
-@router.post("/clusters/{name}/check", response={202: dict[str, Any]})
+@router.post("/clusters/{name}/check", response={202: JobStartedOut})
 def check_cluster(request, name: str):
     job = clusters.check_cluster(request.user, get_object_or_404(Cluster, name=name), request=request)
     return Status(202, {"job": str(job.pk), "state": job.state})

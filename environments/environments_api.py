@@ -3,6 +3,8 @@ from typing import Any
 
 from ninja import Router, Status
 
+from deployments.monitoring.config import VerificationSettingsOut
+
 from portal.accounts import policies
 from portal.errors import Forbidden, NotFound
 
@@ -10,7 +12,7 @@ from . import lifecycle
 from .choices import EnvironmentStatus
 from .models import Environment
 from .schemas import EnvironmentChange, EnvironmentCreate
-from .serializers import environment_out
+from .serializers import EnvironmentDecisionOut, EnvironmentOut, environment_out
 
 router = Router(tags=["clusters and environments"])
 
@@ -26,7 +28,7 @@ def visible_environment(request, slug):
     return env
 
 
-@router.get("/environments", response=list[dict[str, Any]])
+@router.get("/environments", response=list[EnvironmentOut])
 def list_environments(request, tier: str | None = None, status: str | None = None):
     """Live environments; `status=deleted` (or `rejected`) lists those kept for history."""
     if not policies.has_any_role(request.user):
@@ -38,10 +40,16 @@ def list_environments(request, tier: str | None = None, status: str | None = Non
     return [environment_out(e) for e in qs.order_by("name")]
 
 
-@router.post("/environments", response={201: dict[str, Any]})
+@router.post("/environments", response={201: EnvironmentOut})
 def create_environment(request, payload: EnvironmentCreate):
     env = lifecycle.create_environment(request.user, payload, request=request)
     return Status(201, environment_out(env))
+
+
+class EnvironmentDetailOut(EnvironmentOut):
+    """One environment: its rules and its verification settings."""
+
+    verification: VerificationSettingsOut
 
 
 def _with_verification(env):
@@ -50,12 +58,12 @@ def _with_verification(env):
     return environment_out(env) | {"verification": verification_out(settings_for(env))}
 
 
-@router.get("/environments/{slug}", response=dict[str, Any])
+@router.get("/environments/{slug}", response=EnvironmentDetailOut)
 def get_environment(request, slug: str):
     return _with_verification(visible_environment(request, slug))
 
 
-@router.patch("/environments/{slug}", response=dict[str, Any])
+@router.patch("/environments/{slug}", response=EnvironmentDetailOut)
 def update_environment(request, slug: str, payload: EnvironmentPatch):
     from deployments.monitoring.config import clean_verification, update_verification
 
@@ -70,7 +78,7 @@ def update_environment(request, slug: str, payload: EnvironmentPatch):
     return _with_verification(Environment.objects.select_related("cluster", "owner", "promotion_from").get(pk=env.pk))
 
 
-@router.delete("/environments/{slug}", response={202: dict[str, Any]})
+@router.delete("/environments/{slug}", response={202: EnvironmentDecisionOut}, exclude_unset=True)
 def delete_environment(request, slug: str):
     """202: status `deleting` while a job removes the namespace, later `deleted` (kept for history);
     `deleted` at once without a cluster; for staging and production, the deletion waits for approval

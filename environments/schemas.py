@@ -5,10 +5,13 @@ from typing import Annotated, Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
-from pydantic import BeforeValidator, model_validator
+from pydantic import ValidationInfo, model_validator
 
 from portal import outbound
-from portal.schema_types import InputSchema, TrueOrFalse, checked, refuse, text_list, whole_number
+from portal.schema_types import (
+    InputSchema, OptionalFlag, ShortTexts, StrictInt, TrueOrFalse, Windows, checked, checking_rules, refuse, rule,
+    text_list, whole_number,
+)
 from portal.validation import check_dns_label, check_text, slugify_name
 
 from . import policies as rules
@@ -17,27 +20,27 @@ from .choices import TIERS
 Name = Annotated[str | None, checked(check_text, max_length=100)]
 Team = Annotated[str | None, checked(check_text, required=False, max_length=100)]
 Description = Annotated[str | None, checked(check_text, required=False, max_length=2000)]
-Label = Annotated[str | None, BeforeValidator(lambda v, info: check_dns_or_blank(v, info))]
+Label = Annotated[str | None, rule(lambda value, field: check_dns_or_blank(value, field))]
 
 
-def check_dns_or_blank(value, info):
+def check_dns_or_blank(value, field):
     """A DNS label, or nothing (then derived from another field)."""
     if value in (None, ""):
         return None
     errors = []
-    clean = check_dns_label(value, info.field_name, errors)
+    clean = check_dns_label(value, field, errors)
     if errors:
         refuse(*errors)
     return clean
 
 
-def _one_of_tiers(value):
+def _one_of_tiers(value, field):
     if value not in TIERS:
         refuse(f"tier: '{value}' is not one of {', '.join(TIERS)}")
     return value
 
 
-def _webhook_url(value):
+def _webhook_url(value, field):
     url = value or ""
     if not url:
         return url
@@ -54,7 +57,7 @@ def _webhook_url(value):
     return url
 
 
-def _notify_emails(value):
+def _notify_emails(value, field):
     addresses = [a.strip() for a in str(value or "").split(",") if a.strip()]
     bad = []
     for address in addresses:
@@ -67,24 +70,19 @@ def _notify_emails(value):
     return ", ".join(addresses)
 
 
-MAX_WINDOWS = 50
-
-
-def _windows(value):
-    if isinstance(value, list) and len(value) > MAX_WINDOWS:
-        refuse(f"deployment_windows: at most {MAX_WINDOWS} windows")
+def _windows(value, field):
     windows, errors = rules.clean_windows(value)
     if errors:
         refuse(*errors)
     return windows
 
 
-def _freeze(value):
-    """(until, reason), or (None, "") to lift the freeze."""
+def _freeze(value, field):
+    """{until, reason}: until None lifts the freeze."""
     freeze, errors = rules.clean_freeze(value)
     if errors:
         refuse(*errors)
-    return freeze
+    return {"until": freeze[0], "reason": freeze[1]}
 
 
 class EnvironmentCreate(InputSchema):
@@ -92,20 +90,20 @@ class EnvironmentCreate(InputSchema):
     requested from a self-service template (`template`, whose guardrails then decide the rest)."""
 
     name: Name
-    tier: Annotated[str | None, BeforeValidator(_one_of_tiers)] = None
+    tier: Annotated[str | None, rule(_one_of_tiers)] = None
     slug: Label = None
     cluster: str | None = None
     namespace: Label = None
     template: str | None = None
-    ttl_hours: Annotated[int | None, whole_number(1, 24 * 90, unit="hours", optional=True)] = None
+    ttl_hours: Annotated[StrictInt | None, whole_number(1, 24 * 90, unit="hours", optional=True)] = None
     team: Team = None
     description: Description = None
     parameters: dict[str, Any] | None = None
 
     @model_validator(mode="after")
-    def _placement(self):
+    def _placement(self, info: ValidationInfo):
         """Without a template: the slug comes from the name, the namespace from the slug."""
-        if self.template:
+        if self.template or not checking_rules(info):
             return self
         if self.tier is None:
             refuse(f"tier: 'None' is not one of {', '.join(TIERS)}")
@@ -127,24 +125,65 @@ class EnvironmentChange(InputSchema):
     name: Name = None
     team: Team = None
     description: Description = None
-    required_approvals: Annotated[int, whole_number(0, 10)] = None
+    required_approvals: Annotated[StrictInt | None, whole_number(0, 10)] = None
     prevent_self_approval: TrueOrFalse = None
-    deployment_windows: Annotated[list[dict[str, Any]], BeforeValidator(_windows)] = None
-    freeze: Annotated[tuple[Any, str] | None, BeforeValidator(_freeze)] = None
-    approver_groups: Annotated[list[str], text_list(20)] = None
-    checklist: Annotated[list[str], text_list(30)] = None
+    deployment_windows: Annotated[Windows | None, rule(_windows)] = None
+    freeze: Annotated[dict[str, Any] | None, rule(_freeze)] = None
+    approver_groups: Annotated[ShortTexts | None, text_list(20)] = None
+    checklist: Annotated[ShortTexts | None, text_list(30)] = None
     promotion_from: str | None = None
     rollback_requires_approval: TrueOrFalse = None
-    replicas: Annotated[int, whole_number(1, 100)] = None
-    blue_green_keep_minutes: Annotated[int, whole_number(0, 24 * 60)] = None
-    webhook_url: Annotated[str | None, BeforeValidator(_webhook_url)] = None
-    notify_emails: Annotated[str | None, BeforeValidator(_notify_emails)] = None
+    replicas: Annotated[StrictInt | None, whole_number(1, 100)] = None
+    blue_green_keep_minutes: Annotated[StrictInt | None, whole_number(0, 24 * 60)] = None
+    webhook_url: Annotated[str | None, rule(_webhook_url)] = None
+    notify_emails: Annotated[str | None, rule(_notify_emails)] = None
 
     @model_validator(mode="before")
     @classmethod
-    def _fixed_fields(cls, data):
-        unknown = set(data) - set(cls.model_fields) if isinstance(data, dict) else set()
+    def _fixed_fields(cls, data, info: ValidationInfo):
+        rules_apply = checking_rules(info) and isinstance(data, dict)
+        unknown = set(data) - set(cls.model_fields) if rules_apply else set()
         if unknown:
             refuse(f"cannot change {', '.join(sorted(unknown))} here "
                    "(slug, tier, cluster and namespace are fixed at creation)")
         return data
+
+
+def server_problem(value):
+    """Why `value` is not the URL of a Kubernetes API server, or None."""
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        return f"server: '{value}' is not an http(s) URL of a Kubernetes API server (e.g. https://10.0.0.1:6443)"
+    return None
+
+
+def _api_server(value, field):
+    if value not in (None, "") and server_problem(value):
+        refuse(server_problem(value))
+    return value
+
+
+def _pem_certificate(value, field):
+    if value not in (None, "") and (not isinstance(value, str) or "BEGIN CERTIFICATE" not in value):
+        refuse("ca_data: must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
+    return value
+
+
+class ClusterChange(InputSchema):
+    """Change a cluster: its name, or how Gantry reaches it (an API server and token, a pasted kubeconfig,
+    a kubeconfig file on the Gantry host, or in-cluster). Which one follows from the fields given."""
+
+    name: Annotated[str | None, checked(check_dns_label)] = None
+    server: Annotated[str | None, rule(_api_server)] = None
+    token: str | None = None
+    ca_data: Annotated[str | None, rule(_pem_certificate)] = None
+    insecure: OptionalFlag = None
+    kubeconfig: str | None = None
+    kubeconfig_path: str | None = None
+    context: Annotated[str | None, checked(check_text, required=False)] = None
+    in_cluster: OptionalFlag = None
+
+
+class ClusterCreate(ClusterChange):
+    """Register a cluster."""
+
+    name: Annotated[str, checked(check_dns_label)]

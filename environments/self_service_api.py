@@ -6,31 +6,13 @@ from pydantic import ConfigDict
 
 from portal.accounts import policies
 from portal.errors import Forbidden, NotFound
+from portal.schema_types import Approval, Rejection
 
 from . import approvals, expiry, self_service
 from .models import Environment, EnvironmentTemplate
-from .serializers import environment_out, template_out
+from .serializers import EnvironmentDecisionOut, TemplateOut, environment_out, template_out
 
 router = Router(tags=["self-service environments"])
-
-
-class TemplateIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    tier: str
-    description: str | None = None
-    cluster: str | None = None
-    quota: dict[str, Any] | None = None
-    limit_range: dict[str, Any] | None = None
-    network_policy: str | None = None
-    ingress_namespace: str | None = None
-    ttl_hours: int | None = None
-    max_ttl_hours: int | None = None
-    requires_approval: bool | None = None
-    required_approvals: int | None = None
-    parameters: dict[str, Any] | None = None
-    services: list[dict[str, Any]] | None = None
 
 
 class TemplatePatch(Schema):
@@ -50,6 +32,13 @@ class TemplatePatch(Schema):
     services: list[dict[str, Any]] | None = None
 
 
+class TemplateIn(TemplatePatch):
+    """A new template: what a change takes, plus its name and tier (fixed from then on)."""
+
+    name: str
+    tier: str
+
+
 def _template(name):
     template = EnvironmentTemplate.objects.select_related("cluster").filter(name=name).first()
     if template is None:
@@ -62,25 +51,25 @@ def _require_role(request):
         raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")
 
 
-@router.get("/environment-templates", response=list[dict[str, Any]])
+@router.get("/environment-templates", response=list[TemplateOut])
 def list_templates(request):
     _require_role(request)
     return [template_out(t) for t in EnvironmentTemplate.objects.select_related("cluster").order_by("name")]
 
 
-@router.post("/environment-templates", response={201: dict[str, Any]})
+@router.post("/environment-templates", response={201: TemplateOut})
 def create_template(request, payload: TemplateIn):
     template = self_service.create_template(request.user, payload.dict(exclude_unset=True), request=request)
     return Status(201, template_out(_template(template.name)))
 
 
-@router.get("/environment-templates/{name}", response=dict[str, Any])
+@router.get("/environment-templates/{name}", response=TemplateOut)
 def get_template(request, name: str):
     _require_role(request)
     return template_out(_template(name))
 
 
-@router.patch("/environment-templates/{name}", response=dict[str, Any])
+@router.patch("/environment-templates/{name}", response=TemplateOut)
 def update_template(request, name: str, payload: TemplatePatch):
     template = self_service.update_template(request.user, _template(name), payload.dict(exclude_unset=True),
                                             request=request)
@@ -91,12 +80,6 @@ def update_template(request, name: str, payload: TemplatePatch):
 def delete_template(request, name: str):
     self_service.delete_template(request.user, _template(name), request=request)
     return Status(204, None)
-
-
-class DecisionIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    comment: str | None = None
 
 
 class ExtendIn(Schema):
@@ -127,21 +110,21 @@ def approval_summary(env):
     }
 
 
-@router.post("/environments/{slug}/approve", response=dict[str, Any])
-def approve_environment(request, slug: str, payload: DecisionIn = None):
+@router.post("/environments/{slug}/approve", response=EnvironmentDecisionOut, exclude_unset=True)
+def approve_environment(request, slug: str, payload: Approval = None):
     env, job = approvals.decide(request.user, _environment(request, slug), approvals.APPROVE,
                                 comment=(payload.comment if payload else "") or "", request=request)
     return _out(env) | ({"job": str(job.pk)} if job is not None else {})
 
 
-@router.post("/environments/{slug}/reject", response=dict[str, Any])
-def reject_environment(request, slug: str, payload: DecisionIn):
+@router.post("/environments/{slug}/reject", response=EnvironmentDecisionOut, exclude_unset=True)
+def reject_environment(request, slug: str, payload: Rejection):
     env, _ = approvals.decide(request.user, _environment(request, slug), approvals.REJECT,
                               comment=payload.comment or "", request=request)
     return _out(env)
 
 
-@router.post("/environments/{slug}/extend", response=dict[str, Any])
+@router.post("/environments/{slug}/extend", response=EnvironmentDecisionOut, exclude_unset=True)
 def extend_environment(request, slug: str, payload: ExtendIn):
     env = expiry.extend_environment(request.user, _environment(request, slug), payload.hours, request=request)
     return _out(env)

@@ -7,7 +7,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from portal.errors import Conflict, InvalidInput
-from portal.pages import needs_role
+from portal.pages import delete_page, needs_role
 
 from . import approvals, expiry
 from .environment_views import _visible_environment
@@ -350,19 +350,17 @@ def template_edit(request, name=None):
 @login_required
 @needs_role
 def template_delete(request, name):
-    from django.shortcuts import get_object_or_404, render
+    from django.shortcuts import get_object_or_404
     from django.urls import reverse
 
     from . import self_service
     from .models import EnvironmentTemplate
 
     template = get_object_or_404(EnvironmentTemplate, name=name)
-    if request.method != "POST":
-        return render(request, "confirm_delete.html", {
-            "section": "environments", "title": f"Delete template {template.name}?",
-            "what": f"the template {template.name}",
-            "consequence": "Environments created from it keep their guardrails; nobody can create new ones from it.",
-            "cancel_url": reverse("template_list")})
-    self_service.delete_template(request.user, template, request=request)
-    messages.success(request, f"Template {template.name} deleted.")
-    return redirect("template_list")
+    return delete_page(request, confirm={
+        "section": "environments", "title": f"Delete template {template.name}?",
+        "what": f"the template {template.name}",
+        "consequence": "Environments created from it keep their guardrails; nobody can create new ones from it.",
+        "cancel_url": reverse("template_list"),
+    }, delete=lambda: self_service.delete_template(request.user, template, request=request),
+        done=(f"Template {template.name} deleted.", "template_list"), back="template_list")

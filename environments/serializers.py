@@ -1,5 +1,8 @@
 """Plain-dict views of clusters and environments for the API (never a credential)."""
+from typing import Any, Literal
 from urllib.parse import urlsplit
+
+from portal.schema_types import OptionalTimestamp, Out, Timestamp
 
 from . import policies as rules
 
@@ -100,3 +103,127 @@ def template_out(template):
         "created_at": iso(template.created_at),
         "updated_at": iso(template.updated_at),
     }
+
+
+# ---------------------------------------------------------------- response schemas (the OpenAPI document)
+# Each mirrors the dict its function above returns, key for key (portal.schema_types.Out forbids others).
+
+class ClusterOut(Out):
+    id: int
+    name: str
+    mode: str
+    server: str | None
+    in_cluster: bool
+    kubeconfig_path: str | None
+    context: str | None
+    insecure: bool
+    has_credentials: bool
+    is_sandbox: bool
+    server_version: str | None
+    last_checked_at: OptionalTimestamp
+    last_check_ok: bool | None
+    last_error: str | None
+    created_at: Timestamp
+
+
+class FreezeOut(Out):
+    until: OptionalTimestamp
+    reason: str
+
+
+class EnvironmentSummaryOut(Out):
+    """`environment_out(env, with_rules=False)`: the environment without its rules."""
+
+    id: int
+    name: str
+    slug: str
+    tier: str
+    status: str
+    cluster: str | None
+    namespace: str
+    owner: str | None
+    team: str
+    description: str
+    template: str | None
+    parameters: dict[str, Any]
+    quota: dict[str, Any] | None
+    ttl_hours: int | None
+    expires_at: OptionalTimestamp
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class EnvironmentOut(EnvironmentSummaryOut):
+    """`environment_out(env)`: the environment and its rules."""
+
+    required_approvals: int
+    prevent_self_approval: bool
+    deployment_windows: list[dict[str, Any]]
+    window_open: bool
+    freeze: FreezeOut | None
+    approver_groups: list[str]
+    checklist: list[str]
+    promotion_from: str | None
+    rollback_requires_approval: bool
+    replicas: int
+    blue_green_keep_minutes: int
+    webhook_url: str | None
+    notify_emails: str | None
+
+
+class EnvironmentRequestOut(EnvironmentSummaryOut):
+    """An environment request in the approvals inbox (`kind` `environment`)."""
+
+    kind: Literal["environment"]
+    environment: str
+    purpose: str
+    requested_by: str | None
+    requested_at: OptionalTimestamp
+    approvals_required: int
+    approvals_valid: int
+
+
+class EnvironmentApprovalOut(Out):
+    user: str
+    purpose: str
+    decision: str
+    comment: str
+    at: Timestamp
+
+
+class EnvironmentDecisionOut(EnvironmentOut):
+    """The environment with its pending approval (self-service decisions and deletion); `job` when one started."""
+
+    pending_approval: str | None
+    approvals_required: int | None
+    approvals: list[EnvironmentApprovalOut]
+    job: str | None = None
+
+
+Bound = str | int | float | None  # as the admin wrote it in the template
+
+
+class TemplateParameterOut(Out):
+    min: Bound
+    max: Bound
+    default: str
+
+
+class TemplateOut(Out):
+    id: int
+    name: str
+    description: str
+    tier: str
+    cluster: str | None
+    quota: dict[str, Any]
+    limit_range: dict[str, Any]
+    network_policy: str
+    ingress_namespace: str | None
+    ttl_hours: int | None
+    max_ttl_hours: int | None
+    requires_approval: bool
+    required_approvals: int
+    parameters: dict[str, TemplateParameterOut]
+    services: list[Any]
+    created_at: Timestamp
+    updated_at: Timestamp

@@ -77,15 +77,18 @@ def state_of(queryset, *fields, by=None):
     """(count, latest of each field[, count per value]) of a queryset in one aggregate query.
 
     A cheap version part: with `updated_at` (the default) an edit bumps it and an insert or a delete
-    moves the count. For rows without one, name the timestamps a change sets (`"started_at",
+    moves the count; a field of related rows (`"approvals__at"`) follows those rows too. For rows without one, name the timestamps a change sets (`"started_at",
     "finished_at"`) and/or count rows per value of a state column: `by=("state", ["queued", ...])`.
     """
     fields = fields or ("updated_at",)
     aggregates = {f"m{i}": Max(f) for i, f in enumerate(fields)}
+    # A field across a to-many relation ("approvals__at": the latest approval) joins its rows in:
+    # count the queryset's own rows once each, so the count stays the list's length.
+    counted = Count("pk", distinct=any("__" in f for f in fields))
     if by is not None:
         column, values = by
         aggregates.update({f"c{i}": Count("pk", filter=Q(**{column: v})) for i, v in enumerate(values)})
-    row = queryset.order_by().aggregate(n=Count("pk"), **aggregates)
+    row = queryset.order_by().aggregate(n=counted, **aggregates)
     parts = [row["n"]]
     for i in range(len(fields)):
         value = row[f"m{i}"]

@@ -13,7 +13,7 @@ from django.http import Http404
 from django.shortcuts import render
 
 from portal.accounts import policies
-from portal.errors import Forbidden, InvalidInput, NotFound, refuse_unsafe
+from portal.errors import Conflict, Forbidden, InvalidInput, NotFound, refuse_unsafe
 
 
 def needs_role(view):
@@ -80,3 +80,25 @@ def form_page(request, template, context, errors, status=400):
     """Re-render a form after the service refused the input: all messages, and by field."""
     context = dict(context, errors=errors, errors_by_field=field_errors(errors))
     return render(request, template, context, status=status)
+
+
+def delete_page(request, *, confirm, delete, done, back, may_delete=None):
+    """A page that removes something. GET: after `may_delete(request)` (which raises PermissionDenied
+    for who may not), the confirmation page with `confirm` (title, what, consequence, cancel_url).
+    POST: `delete()` (the service, which checks again and audits); its Conflict comes back as a
+    message on `back`, success as `done` = (message, url)."""
+    from django.contrib import messages
+    from django.shortcuts import redirect
+
+    if request.method != "POST":
+        if may_delete is not None:
+            may_delete(request)
+        return render(request, "confirm_delete.html", confirm)
+    try:
+        delete()
+    except Conflict as exc:
+        messages.error(request, "; ".join(exc.messages))
+        return redirect(back)
+    message, url = done
+    messages.success(request, message)
+    return redirect(url)

@@ -4,7 +4,8 @@ that connects to the databases Gantry backs up (never Gantry's own connection).
 - `dump(dsn)` yields the bytes of `pg_dump -Fc` as they come (no temporary file);
 - `restore(dsn, chunks)` feeds chunks to `pg_restore` on its stdin;
 - `list_dump_tables(chunks)` lists the tables a dump holds (`pg_restore -l`);
-- small admin helpers: create/drop/exists database, user tables, row counts, a sanity query.
+- small admin helpers: create/drop/exists database, user tables, row counts, a sanity query;
+- `dump(dsn, row_counts={})` also counts every table's rows in the dump's own snapshot.
 
 A DSN's password never appears on a command line (it goes through PGPASSWORD) nor in a message.
 Failures raise `PgToolError` with a sentence that says what to fix: a pg_dump older than the
@@ -115,16 +116,31 @@ def _drain(stream, sink):
     sink.append(stream.read())
 
 
-def dump(dsn):
+def dump(dsn, row_counts=None):
     """Yield `pg_dump -Fc` output chunk by chunk; raise PgToolError (after the last chunk) if it failed.
+
+    With a dict as `row_counts`, also fill it with the exact rows of every table (`{"schema.table": n}`,
+    see `count_rows`) as the dump sees them: a REPEATABLE READ transaction exports its snapshot, pg_dump
+    runs with `--snapshot`, and the counts run in that same transaction while pg_dump streams.
 
     Closing the generator early stops pg_dump."""
     conninfo, env = _command_parts(dsn)
-    proc = subprocess.Popen([_binary("pg_dump"), "--format=custom", "--no-password", "--dbname", conninfo],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    options, snapshot = [], None
+    if row_counts is not None:
+        snapshot = _SnapshotCounter(dsn, row_counts)
+        options = ["--snapshot", snapshot.name]
+    try:
+        proc = subprocess.Popen([_binary("pg_dump"), "--format=custom", "--no-password", *options,
+                                 "--dbname", conninfo], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    except BaseException:
+        if snapshot:
+            snapshot.close()
+        raise
     errors = []
     reader = threading.Thread(target=_drain, args=(proc.stderr, errors), daemon=True)
     reader.start()
+    if snapshot:
+        snapshot.start()
     finished = False
     try:
         while True:
@@ -140,8 +156,54 @@ def dump(dsn):
         proc.stdout.close()
         code = proc.wait()
         reader.join(timeout=5)
+        counting_error = snapshot.close(cancel=not finished) if snapshot else None
     if code != 0:
         raise PgToolError(explain((errors[0] if errors else b"").decode("utf-8", "replace"), dsn, "pg_dump"))
+    if counting_error:
+        raise PgToolError(counting_error)
+
+
+class _SnapshotCounter:
+    """A REPEATABLE READ transaction on the dumped database whose snapshot pg_dump imports, counting
+    the rows of every table in a thread while the dump streams. It stays open until pg_dump ends."""
+
+    def __init__(self, dsn, into):
+        import psycopg
+
+        self.dsn, self.into, self.error = dsn, into, None
+        self.conn = connect(dsn)
+        try:
+            self.conn.autocommit = False
+            self.conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            self.conn.read_only = True
+            self.name = self.conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        except psycopg.Error as exc:
+            self.conn.close()
+            raise PgToolError(explain(str(exc), dsn, "pg_dump")) from None
+        self.thread = threading.Thread(target=self._count, daemon=True)
+
+    def _count(self):
+        import psycopg
+
+        try:
+            self.into.update(_count_rows(self.conn))
+        except psycopg.Error as exc:
+            self.error = f"counting the rows of the dumped tables failed: {str(exc).splitlines()[0]}"
+
+    def start(self):
+        self.thread.start()
+
+    def close(self, cancel=False):
+        """Wait for the counts (cancelled when the dump was cut short), end the transaction; returns the
+        counting error or None."""
+        if self.thread.ident is not None:
+            if cancel and self.thread.is_alive():
+                with suppress(Exception):
+                    self.conn.cancel_safe()
+            self.thread.join()
+        with suppress(Exception):
+            self.conn.close()
+        return self.error
 
 
 def _feed(proc, chunks, tool, dsn=None):
@@ -260,6 +322,30 @@ def largest_tables_row_counts(dsn, dbname=None, limit=5):
             [limit]).fetchall()
         return [(schema, table, conn.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(
             _quote(schema), _quote(table))).fetchone()[0]) for schema, table in rows]
+
+
+_COUNTED_TABLES = (
+    "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%' "
+    # tables an extension owns are its business (CREATE EXTENSION fills them on restore)
+    "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid "
+    "AND d.deptype = 'e') ORDER BY 1, 2")
+
+
+def _count_rows(conn):
+    from psycopg import sql
+
+    tables = conn.execute(_COUNTED_TABLES).fetchall()
+    return {f"{schema}.{table}": conn.execute(sql.SQL("SELECT count(*) FROM ONLY {}.{}").format(
+        _quote(schema), _quote(table))).fetchone()[0] for schema, table in tables}
+
+
+def count_rows(dsn, dbname=None):
+    """{"schema.table": exact rows} of every ordinary table outside the system schemas (own rows only,
+    not an inheritance child's) - what `dump(row_counts=...)` records, to compare a restore with."""
+    with connect(dsn, dbname) as conn:
+        return _count_rows(conn)
 
 
 def row_count(dsn, schema, table, dbname=None):

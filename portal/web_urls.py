@@ -90,6 +90,8 @@ urlpatterns = [
     # backups
     path("environments/<slug:slug>/backups/", backup_views.backup_list, name="backup_list"),
     path("environments/<slug:slug>/backups/targets/new/", backup_views.target_create, name="backup_target_create"),
+    path("environments/<slug:slug>/backups/targets/<slug:name>/edit/", backup_views.target_edit,
+         name="backup_target_edit"),
     path("environments/<slug:slug>/backups/start/", backup_views.backup_start, name="backup_start"),
     path("backups/<int:backup_id>/verify/", backup_views.backup_verify, name="backup_verify"),
     path("backups/<int:backup_id>/restore/", backup_views.backup_restore, name="backup_restore"),

@@ -1,6 +1,4 @@
 """API of live health (API.md, second table): the cells, one cell's history."""
-from typing import Any
-
 from ninja import Router
 
 from deployments.models import Service
@@ -18,7 +16,7 @@ def _require_role(request):
         raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")
 
 
-@router.get("/health", response=list[dict[str, Any]])
+@router.get("/health", response=list[queries.HealthCellOut])
 def list_health(request, environment: str | None = None, service: str | None = None, status: str | None = None):
     """Every (environment, service) cell the caller may see, with its status and reason."""
     _require_role(request)
@@ -27,7 +25,7 @@ def list_health(request, environment: str | None = None, service: str | None = N
     return [queries.cell_out(c) for c in queries.visible_cells(request.user, environment, service, status)]
 
 
-@router.get("/environments/{slug}/services/{service}/health/history", response=dict[str, Any])
+@router.get("/environments/{slug}/services/{service}/health/history", response=queries.HealthHistoryOut, by_alias=True)
 def health_history(request, slug: str, service: str, hours: int = 24):
     from environments.models import Environment
 

@@ -1,13 +1,23 @@
 """The board: services as rows, environments as columns grouped by tier, one cell per pair.
 
-A handful of queries whatever the size (environments, services, cells, open deployments); the
-live updates (portal.live) send only the cells that changed since the version the page holds.
+A constant number of queries whatever the size (environments, services, cells, open deployments):
+the columns, every cell of those columns (one ``values_list``: tuples, no model instances), the open
+deployments, the automatic rollbacks among the cells' deployments. The cells are written as HTML by
+``board_html`` (one function, no template per cell: 5,000 cells must render in milliseconds).
+
+Live updates (``portal.live``): a poll's version is two aggregates over the columns (cells: count,
+latest change, sum of their versions; deployments: count, latest update) and the column ids, so an
+unchanged board answers 304 without loading a cell. A changed board sends the cells changed since the
+page's last poll, or the whole grid when its *shape* (its columns and rows) changed: a new
+environment, a service deployed for the first time, a row a filter now shows or hides.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.db import connection
+from django.db.models import BigIntegerField, Count, Func, Max, Sum
 from django.utils import timezone
 
 from deployments.choices import DeploymentState as S
@@ -21,6 +31,10 @@ from .models import STATUSES, AutoRollback, CellHealth
 
 OPEN_STATES = [S.PENDING_APPROVAL, S.APPROVED, S.QUEUED, S.RUNNING]
 PROBLEMS = ("degraded", "down", "unknown")
+HIDDEN_ENVIRONMENTS = ("deleted", "rejected")  # environments the dashboard and the board do not show
+# Rows are committed a little after the time they carry (changed_at, updated_at are set before COMMIT):
+# an update poll re-reads that much before the page's latest change, so a late commit is not missed.
+COMMIT_MARGIN = timedelta(seconds=10)
 
 
 @dataclass
@@ -48,109 +62,149 @@ class Filters:
         return bool(self.team or self.tier or self.status or self.problems)
 
 
+def shown_environments(user, queryset=None):
+    """The environments the dashboard and the board show to ``user``, by name (the one rule for both)."""
+    if queryset is None:
+        queryset = Environment.objects.only("id", "slug", "name", "tier", "team", "status")
+    return list(roles.restrict_environments(user, queryset).exclude(status__in=HIDDEN_ENVIRONMENTS).order_by("name"))
+
+
 def environments_for(user, filters, visible=None):
-    """The board's columns: the environments the user may see (``visible`` when the caller has them), by tier."""
+    """The board's columns: the shown environments (``visible`` when the caller has them) of the tier filter, by tier."""
     if visible is None:
-        visible = roles.restrict_environments(user, Environment.objects.only("id", "slug", "name", "tier", "team"))
+        visible = shown_environments(user)
     return sorted((e for e in visible if not filters.tier or e.tier == filters.tier),
                   key=lambda e: (TIER_ORDER.get(e.tier, 99), e.name))
 
 
-def _cells(environments, since=None):
-    qs = (CellHealth.objects.filter(environment_id__in=[e.pk for e in environments])
-          .select_related("deployment__release")
-          .only("id", "environment_id", "service_id", "status", "reason", "since", "checked_at", "color", "changed_at",
-                "latency_ms", "deployment_id", "deployment__kind", "deployment__rollback_of_id", "deployment__release__version"))
-    if since is not None:
-        qs = qs.filter(changed_at__gt=since)
-    return {(c.environment_id, c.service_id): c for c in qs}
+# A cell's health as read for the board: one tuple per (environment, service).
+# ``since`` comes as whole seconds since the epoch: 5,000 timestamps parsed into datetimes cost more than
+# the rest of the board (board_html formats them in the user's zone).
+CELL_FIELDS = ("environment_id", "service_id", "status", "reason", "since_epoch", "color", "deployment_id", "deployment__kind",
+               "deployment__release__version")
 
 
-def _open_deployments(environments, since=None):
-    qs = Deployment.objects.filter(environment_id__in=[e.pk for e in environments], state__in=OPEN_STATES)
-    if since is not None:
-        qs = qs.filter(updated_at__gt=since)
+class Epoch(Func):
+    template = "EXTRACT(EPOCH FROM %(expressions)s)::bigint"
+    output_field = BigIntegerField()
+
+
+def _cells(env_ids):
+    """{(environment id, service id): cell tuple (CELL_FIELDS)} of the columns."""
+    qs = CellHealth.objects.filter(environment_id__in=env_ids).annotate(since_epoch=Epoch("since")).values_list(*CELL_FIELDS)
+    sql, params = qs.query.sql_with_params()
+    with connection.cursor() as cursor:  # the driver's tuples as they are: no per-row converters for 5,000 rows
+        cursor.execute(sql, params)
+        return {(row[0], row[1]): row for row in cursor.fetchall()}
+
+
+def _open_deployments(env_ids):
+    """{(environment id, service id): (deployment id, state)} of the oldest open deployment of each pair."""
     marks = {}
-    for pk, env_id, service_id, state in qs.order_by("requested_at").values_list("pk", "environment_id", "service_id", "state"):
+    for pk, env_id, service_id, state in (Deployment.objects.filter(environment_id__in=env_ids, state__in=OPEN_STATES)
+                                          .order_by("requested_at", "pk")
+                                          .values_list("pk", "environment_id", "service_id", "state")):
         marks.setdefault((env_id, service_id), (pk, state))
     return marks
 
 
 def _auto(cells):
-    rollbacks = [c.deployment_id for c in cells.values() if c.deployment_id and c.deployment.kind == "rollback"]
+    """The ids of the cells' rollback deployments that Gantry started by itself."""
+    rollbacks = [c[6] for c in cells.values() if c[6] and c[7] == "rollback"]
     if not rollbacks:
         return set()
     return set(AutoRollback.objects.filter(rollback_id__in=rollbacks).values_list("rollback_id", flat=True))
 
 
-def build(user, filters, environments=None, services=None):
-    """Everything the board template needs, in a constant number of queries."""
+def cell_status(health, mark):
+    return health[2] if health else ("" if mark is None else "pending")
+
+
+def _row_service_ids(env_ids, cells, marks, filters):
+    """The services that get a row: deployed (a cell) or being deployed (an open mark) in a column, and
+    matching the status / "only problems" filters in at least one column."""
+    ids = set()
+    for key, health in cells.items():
+        if filters.status and health[2] != filters.status or filters.problems and health[2] not in PROBLEMS:
+            continue
+        ids.add(key[1])
+    if not filters.status and not filters.problems:
+        ids.update(key[1] for key in marks)
+    return ids
+
+
+@dataclass
+class Grid:
+    """What the board's table shows: columns, rows, and everything a cell needs."""
+
+    environments: list
+    services: list  # the rows, by name
+    cells: dict
+    marks: dict
+    auto: set
+
+    @property
+    def shape(self):
+        return live.version(tuple(e.pk for e in self.environments), tuple(s.pk for s in self.services))
+
+    @property
+    def groups(self):
+        groups = []
+        for env in self.environments:
+            if groups and groups[-1][0] == env.tier:
+                groups[-1][1].append(env)
+            else:
+                groups.append((env.tier, [env]))
+        return groups
+
+
+def grid(environments, filters, services=None):
+    """The board's grid in four queries at most (cells, open deployments, row services, automatic rollbacks).
+
+    ``services``: the whole catalog when the caller has it (the dashboard), saving the row query."""
+    env_ids = [e.pk for e in environments]
+    cells = _cells(env_ids) if env_ids else {}
+    marks = _open_deployments(env_ids) if env_ids else {}
+    row_ids = _row_service_ids(env_ids, cells, marks, filters)
+    if services is None:
+        services = Service.objects.filter(pk__in=row_ids).only("id", "name", "team").order_by("name") if row_ids else []
+    rows = [s for s in services if s.pk in row_ids and (not filters.team or s.team == filters.team)]
+    return Grid(environments, rows, cells, marks, _auto(cells))
+
+
+def build(user, filters, environments=None, services=None, made=None):
+    """Everything the board template needs, in a constant number of queries. ``made(environments, filters,
+    catalog)``: what makes the grid (``grid`` by default; the page passes one that reuses a grid it made)."""
     environments = environments_for(user, filters) if environments is None else environments
-    every_service = list(Service.objects.only("id", "name", "team").order_by("name") if services is None else services)
-    services = [s for s in every_service if not filters.team or s.team == filters.team]
-    cells = _cells(environments)
-    marks = _open_deployments(environments)
-    auto = _auto(cells)
-    rows = []
-    for service in services:
-        row = []
-        for env in environments:
-            key = (env.pk, service.pk)
-            row.append(Cell(env, service, cells.get(key), marks.get(key), auto))
-        if filters.status and not any(c.status == filters.status for c in row):
-            continue
-        if filters.problems and not any(c.status in PROBLEMS for c in row if c.health):
-            continue
-        if any(c.health or c.mark for c in row):  # a service deployed nowhere visible has no row
-            rows.append((service, row))
-    groups = []
-    for env in environments:
-        if groups and groups[-1][0] == env.tier:
-            groups[-1][1].append(env)
-        else:
-            groups.append((env.tier, [env]))
-    return {"environments": environments, "rows": rows, "groups": groups, "filters": filters,
-            "teams": sorted({s.team for s in every_service if s.team}),
-            "tiers": sorted(TIERS, key=TIER_ORDER.get), "statuses": STATUSES}
+    catalog = list(Service.objects.only("id", "name", "team").order_by("name")) if services is None else list(services)
+    board = (made or grid)(environments, filters, catalog)
+    return {"environments": environments, "grid": board, "rows": board.services, "groups": board.groups, "filters": filters,
+            "teams": sorted({s.team for s in catalog if s.team}), "tiers": sorted(TIERS, key=TIER_ORDER.get),
+            "statuses": STATUSES}
 
 
-class Cell:
-    def __init__(self, env, service, health, mark, auto):
-        self.env, self.service, self.health, self.mark = env, service, health, mark
-        self.dom_id = f"cell-{env.pk}-{service.pk}"
-        self.status = health.status if health else ("" if mark is None else "pending")
-        self.rolled_back = bool(health and health.deployment_id and health.deployment.kind == "rollback")
-        self.auto = bool(health and health.deployment_id in auto)
-
-
-def changed_cells(user, filters, since):
-    """The cells whose health or open-deployment mark changed after ``since`` (for an update poll)."""
-    environments = environments_for(user, filters)
-    changed = set(_cells(environments, since)) | {(e, s) for e, s in _changed_marks(environments, since)}
-    if not changed:
-        return []
-    envs = {e.pk: e for e in environments}
-    services = {s.pk: s for s in Service.objects.filter(pk__in={s for _, s in changed}).only("id", "name", "team")}
-    cells = _cells(environments)
-    marks = _open_deployments(environments)
-    auto = _auto(cells)
-    return [Cell(envs[e], services[s], cells.get((e, s)), marks.get((e, s)), auto) for e, s in sorted(changed)
-            if e in envs and s in services]
-
-
-def _changed_marks(environments, since):
-    return (Deployment.objects.filter(environment_id__in=[e.pk for e in environments], updated_at__gt=since)
-            .values_list("environment_id", "service_id").distinct())
+def changed_keys(board, since):
+    """The cells of ``board`` whose health or open-deployment mark may have changed after ``since``."""
+    since = since - COMMIT_MARGIN
+    env_ids = [e.pk for e in board.environments]
+    keys = set(CellHealth.objects.filter(environment_id__in=env_ids, changed_at__gt=since).values_list("environment_id", "service_id"))
+    keys.update(Deployment.objects.filter(environment_id__in=env_ids, updated_at__gt=since)
+                .values_list("environment_id", "service_id").distinct())
+    rows = {s.pk for s in board.services}
+    return sorted(key for key in keys if key[1] in rows)
 
 
 def version(environments, filters):
-    """(version parts, latest change) of what the board shows, from two aggregates: a cell redrawn or a
-    deployment moving changes it; later polls send only the cells changed after the latest change."""
+    """(version parts, latest change) of what the board shows, from two aggregates and the column ids: a cell
+    redrawn (its version bumped, even when committed late), a deployment moving, a column added or removed
+    change it; later polls send only what changed after the latest change."""
     ids = [e.pk for e in environments]
-    cells = live.state_of(CellHealth.objects.filter(environment_id__in=ids), "changed_at")
+    row = (CellHealth.objects.filter(environment_id__in=ids).order_by()
+           .aggregate(n=Count("pk"), changed=Max("changed_at"), versions=Sum("version")))
+    cells = (row["n"], row["changed"].isoformat() if row["changed"] else None, row["versions"])
     deployments = live.state_of(Deployment.objects.filter(environment_id__in=ids), "updated_at")
-    stamps = [datetime.fromisoformat(v) for v in (cells[1], deployments[1]) if v]
-    return (filters.query(), cells, deployments), (max(stamps) if stamps else timezone.now())
+    stamps = [v for v in (row["changed"], datetime.fromisoformat(deployments[1]) if deployments[1] else None) if v]
+    return (filters.query(), tuple(ids), cells, deployments), (max(stamps) if stamps else timezone.now())
 
 
 def parse_since(text):

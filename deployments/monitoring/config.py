@@ -10,6 +10,7 @@ from portal import prometheus
 from portal.accounts import policies as account_policies
 from portal.audit.services import diff, record
 from portal.errors import InvalidInput, deny
+from portal.schema_types import Out
 
 from .models import VerificationSettings, default_rules
 
@@ -33,6 +34,27 @@ def settings_for_many(environments):
     """settings_for over a list of environments in one query, in the same order."""
     found = {s.environment_id: s for s in VerificationSettings.objects.filter(environment__in=environments)}
     return [found.get(e.pk) or VerificationSettings(environment=e, **_defaults(e)) for e in environments]
+
+
+class RuleOut(Out):
+    name: str
+    query: str
+    op: str
+    threshold: int | float
+    for_seconds: int
+
+
+class VerificationSettingsOut(Out):
+    """`verification_out(settings)`: an environment's verification settings in the API."""
+
+    window_seconds: int
+    probe_interval_seconds: int
+    failure_threshold: int
+    auto_rollback: bool
+    prometheus_url: str | None
+    rules: list[RuleOut]
+    unknown_rule: str
+    require_verified_promotion: bool
 
 
 def verification_out(settings):

@@ -7,7 +7,10 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from deployments.choices import DeploymentState as S
+from pydantic import Field
+
 from portal.accounts import policies as roles
+from portal.schema_types import OptionalTimestamp, Out, Timestamp
 
 from .models import STATUSES, AutoRollback, CellHealth, HealthChange, HealthCheck, HealthMinute, Verification
 
@@ -30,6 +33,23 @@ def visible_cells(user, environment=None, service=None, status=None):
     if status:
         qs = qs.filter(status=status)
     return qs.order_by("service__name", "environment__slug")
+
+
+class HealthCellOut(Out):
+    """`cell_out(cell)`: one (environment, service) on the board."""
+
+    environment: str
+    service: str
+    release: str | None
+    deployment: int | None
+    color: str | None
+    status: str
+    reason: str
+    since: Timestamp
+    checked_at: Timestamp
+    latency_ms: int | None
+    ready_replicas: int
+    desired_replicas: int
 
 
 def cell_out(cell):
@@ -61,6 +81,34 @@ def availability(environment_id, service_id, now=None):
     return result
 
 
+class HealthCheckPointOut(Out):
+    at: Timestamp
+    status: str
+    latency_ms: int | None
+
+
+class HealthChangeOut(Out):
+    at: Timestamp
+    from_status: str = Field(alias="from")
+    to: str
+    reason: str
+
+
+class AvailabilityOut(Out):
+    """Percent of good probes (null where nothing was probed)."""
+
+    last_24h: float | None = Field(alias="24h")
+    last_7d: float | None = Field(alias="7d")
+
+
+class HealthHistoryOut(Out):
+    """`history(...)`; serialize it by alias (`from`, `24h`, `7d`)."""
+
+    checks: list[HealthCheckPointOut]
+    changes: list[HealthChangeOut]
+    availability: AvailabilityOut
+
+
 def history(environment_id, service_id, hours=24, now=None):
     now = now or timezone.now()
     since = now - timedelta(hours=hours)
@@ -75,6 +123,45 @@ def history(environment_id, service_id, hours=24, now=None):
     changes = [{"at": iso(c.at), "from": c.from_status, "to": c.to_status, "reason": c.reason} for c in
                HealthChange.objects.filter(environment_id=environment_id, service_id=service_id, at__gte=since).order_by("-at")[:500]]
     return {"checks": checks, "changes": changes, "availability": availability(environment_id, service_id, now)}
+
+
+Number = int | float
+
+
+class VerificationRuleOut(Out):
+    """A rule of a running or finished verification, with its last value and state."""
+
+    name: str | None
+    query: str | None
+    op: str | None
+    threshold: Number | None
+    for_seconds: int | None
+    value: Number | None
+    state: str | None
+    since: OptionalTimestamp
+    detail: str | None
+
+
+class VerificationOut(Out):
+    """`verification_out(verification)`: a deployment's verification window."""
+
+    state: str
+    reason: str | None
+    finished_at: OptionalTimestamp
+    started_at: OptionalTimestamp
+    ends_at: OptionalTimestamp
+    probes: int
+    consecutive_failures: int
+    failure_threshold: int | None
+    last_probe: str | None
+    rules: list[VerificationRuleOut]
+
+
+class AutoRollbackOut(Out):
+    outcome: str
+    reason: str
+    rollback: int | None
+    at: OptionalTimestamp
 
 
 def verification_out(verification):

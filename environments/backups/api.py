@@ -11,29 +11,9 @@ from portal.errors import NotFound
 
 from . import queries, services
 from .models import Backup, BackupTarget, Drill, Restore
-from .serializers import backup_out, drill_out, restore_out, target_out
+from .serializers import BackupOut, DrillOut, RestoreOut, TargetOut, backup_out, drill_out, restore_out, target_out
 
 router = Router(tags=["backups"])
-
-
-class TargetIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    kind: str | None = "postgresql"
-    dsn: str
-    schedule: str | None = None
-    timezone: str | None = None
-    retention_days: int | None = None
-    keep_last: int | None = None
-    destination: dict[str, Any] | None = None
-    rpo_minutes: int | None = None
-    rto_minutes: int | None = None
-    verify_schedule: str | None = None
-    verify_sql: str | None = None
-    deploy_guard: str | None = None
-    deploy_guard_minutes: int | None = None
-    enabled: bool | None = None
 
 
 class TargetPatch(Schema):
@@ -53,6 +33,14 @@ class TargetPatch(Schema):
     deploy_guard: str | None = None
     deploy_guard_minutes: int | None = None
     enabled: bool | None = None
+
+
+class TargetIn(TargetPatch):
+    """A new target: what a change takes, with a name and a DSN required, and its kind."""
+
+    name: str
+    kind: str | None = "postgresql"
+    dsn: str
 
 
 class BackupStart(Schema):
@@ -86,27 +74,27 @@ def _visible_backup(request, backup_id):
     return backup
 
 
-@router.get("/environments/{slug}/backup-targets", response=list[dict[str, Any]])
+@router.get("/environments/{slug}/backup-targets", response=list[TargetOut])
 def list_targets(request, slug: str):
     env = visible_environment(request, slug)
     targets = queries.attach_status(queries.targets_with_status(BackupTarget.objects.filter(environment=env)))
     return [target_out(t, t.last_good, t.last_drill) for t in targets]
 
 
-@router.post("/environments/{slug}/backup-targets", response={201: dict[str, Any]})
+@router.post("/environments/{slug}/backup-targets", response={201: TargetOut})
 def create_target(request, slug: str, payload: TargetIn):
     env = visible_environment(request, slug)
     target = services.create_target(request.user, env, _data(payload), request=request)
     return Status(201, _target_out(target))
 
 
-@router.get("/environments/{slug}/backup-targets/{name}", response=dict[str, Any])
+@router.get("/environments/{slug}/backup-targets/{name}", response=TargetOut)
 def get_target(request, slug: str, name: str):
     env = visible_environment(request, slug)
     return _target_out(get_object_or_404(BackupTarget, environment=env, name=name))
 
 
-@router.patch("/environments/{slug}/backup-targets/{name}", response=dict[str, Any])
+@router.patch("/environments/{slug}/backup-targets/{name}", response=TargetOut)
 def update_target(request, slug: str, name: str, payload: TargetPatch):
     env = visible_environment(request, slug)
     target = get_object_or_404(BackupTarget.objects.select_related("environment"), environment=env, name=name)
@@ -121,7 +109,7 @@ def delete_target(request, slug: str, name: str):
     return Status(204, None)
 
 
-@router.get("/environments/{slug}/backups", response=list[dict[str, Any]])
+@router.get("/environments/{slug}/backups", response=list[BackupOut])
 def list_backups(request, slug: str, target: str | None = None, state: str | None = None, limit: int = 50):
     env = visible_environment(request, slug)
     qs = Backup.objects.filter(target__environment=env).select_related("target__environment", "requested_by")
@@ -134,7 +122,7 @@ def list_backups(request, slug: str, target: str | None = None, state: str | Non
     return [backup_out(b, drills.get(b.pk)) for b in backups]
 
 
-@router.post("/environments/{slug}/backups", response={202: dict[str, Any]})
+@router.post("/environments/{slug}/backups", response={202: BackupOut})
 def start_backup(request, slug: str, payload: BackupStart = None):
     env = visible_environment(request, slug)
     target = services.pick_target(env, payload.target if payload else None)
@@ -142,19 +130,19 @@ def start_backup(request, slug: str, payload: BackupStart = None):
     return Status(202, backup_out(backup))
 
 
-@router.get("/backups/{backup_id}", response=dict[str, Any])
+@router.get("/backups/{backup_id}", response=BackupOut)
 def get_backup(request, backup_id: int):
     backup = _visible_backup(request, backup_id)
     return backup_out(backup, queries.last_drills([backup.pk]).get(backup.pk))
 
 
-@router.post("/backups/{backup_id}/verify", response={202: dict[str, Any]})
+@router.post("/backups/{backup_id}/verify", response={202: DrillOut})
 def verify_backup(request, backup_id: int):
     drill = services.start_drill(_visible_backup(request, backup_id), user=request.user, request=request)
     return Status(202, drill_out(drill))
 
 
-@router.get("/drills/{drill_id}", response=dict[str, Any])
+@router.get("/drills/{drill_id}", response=DrillOut)
 def get_drill(request, drill_id: int):
     drill = Drill.objects.select_related("backup__target__environment").filter(pk=drill_id).first()
     if drill is None:
@@ -163,7 +151,7 @@ def get_drill(request, drill_id: int):
     return drill_out(drill)
 
 
-@router.post("/backups/{backup_id}/restore", response={202: dict[str, Any]})
+@router.post("/backups/{backup_id}/restore", response={202: RestoreOut})
 def restore_backup(request, backup_id: int, payload: RestoreIn):
     backup = _visible_backup(request, backup_id)
     restore = services.request_restore(backup, user=request.user, data=payload.dict(exclude_unset=True),
@@ -171,7 +159,7 @@ def restore_backup(request, backup_id: int, payload: RestoreIn):
     return Status(202, restore_out(restore))
 
 
-@router.get("/restores/{restore_id}", response=dict[str, Any])
+@router.get("/restores/{restore_id}", response=RestoreOut)
 def get_restore(request, restore_id: int):
     restore = Restore.objects.select_related("backup__target__environment", "requested_by").filter(
         pk=restore_id).first()

@@ -89,6 +89,8 @@ class Backup(models.Model):
     bytes_done = models.BigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True, default="")
     server_version = models.CharField(max_length=32, blank=True, default="")
+    row_counts = models.JSONField(default=dict, blank=True,
+                                  help_text='{"schema.table": rows} counted in the dump\'s own snapshot')
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)

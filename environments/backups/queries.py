@@ -39,3 +39,18 @@ def attach_status(targets):
         target.last_drill = drills.get(target.last_drill_id)
         target.last_passed_drill = drills.get(target.last_passed_drill_id)
     return targets
+
+
+def board_targets(environment_ids):
+    """The targets of these environments with what a board badge needs (newest good backup's time, the
+    newest finished drill's state, the newest passing drill's restore time): one query for them all."""
+    good = Backup.objects.filter(target=OuterRef("pk"), state=BackupState.SUCCEEDED).order_by("-finished_at")
+    drills = Drill.objects.filter(backup__target=OuterRef("pk"), state__in=(DrillState.PASSED, DrillState.FAILED)) \
+        .order_by("-finished_at", "-id")
+    return BackupTarget.objects.filter(environment_id__in=list(environment_ids)).only(
+        "id", "environment_id", "name", "rpo_minutes", "rto_minutes", "enabled").annotate(
+        last_good_at=Subquery(good.values("finished_at")[:1]),
+        last_drill_id=Subquery(drills.values("pk")[:1]),
+        last_drill_state=Subquery(drills.values("state")[:1]),
+        last_passed_seconds=Subquery(drills.filter(state=DrillState.PASSED).values("restore_seconds")[:1]),
+    ).order_by("environment_id", "name")

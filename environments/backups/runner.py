@@ -55,9 +55,10 @@ def run_backup(backup, log):
     log(f"dumping {target.dsn_display} with pg_dump -Fc into {backup.location}")
     digest = hashlib.sha256()
     progress = {"bytes": 0, "at": time.monotonic()}
+    row_counts = {}  # filled in the dump's own snapshot; drills compare the restored copy with it
 
     def stream():
-        for chunk in pgtools.dump(target.dsn):
+        for chunk in pgtools.dump(target.dsn, row_counts=row_counts):
             digest.update(chunk)
             progress["bytes"] += len(chunk)
             if time.monotonic() - progress["at"] >= PROGRESS_SECONDS:
@@ -79,10 +80,12 @@ def run_backup(backup, log):
         raise
     finished = timezone.now()
     backup = services.set_state(backup, BackupState.SUCCEEDED, finished_at=finished, size_bytes=size,
-                                bytes_done=size, sha256=digest.hexdigest(), upload_ref="",
-                                detail={"size_bytes": size, "sha256": digest.hexdigest(), "location": backup.location})
+                                bytes_done=size, sha256=digest.hexdigest(), upload_ref="", row_counts=row_counts,
+                                detail={"size_bytes": size, "sha256": digest.hexdigest(), "location": backup.location,
+                                        "tables": len(row_counts), "rows": sum(row_counts.values())})
     seconds = max((finished - started).total_seconds(), 0.001)
     log(f"stored {_human(size)} in {seconds:.1f} s ({_human(size / seconds)}/s), sha256 {digest.hexdigest()}")
+    log(f"counted {sum(row_counts.values())} row(s) in {len(row_counts)} table(s) in the dump's own snapshot")
     return {"backup": backup.pk, "size_bytes": size, "sha256": backup.sha256, "location": backup.location}
 
 
@@ -152,6 +155,10 @@ def run_drill(drill, log):
               f"missing after restore: {', '.join(missing[:10])}")
         for schema, table, rows in pgtools.largest_tables_row_counts(target.dsn, scratch, LARGEST_TABLES):
             check(f"rows in {schema}.{table}", True, f"{rows} row(s)")
+        if backup.row_counts:
+            check("row counts", *compare_row_counts(backup.row_counts, pgtools.count_rows(target.dsn, scratch)))
+        else:
+            log("this backup recorded no row counts (taken before Gantry counted them): not compared")
         if target.verify_sql:
             ok, detail = pgtools.sanity_check(target.dsn, target.verify_sql, scratch)
             check("sanity SQL", ok, detail)
@@ -166,6 +173,23 @@ def run_drill(drill, log):
         except pgtools.PgToolError as exc:
             log.warning(f"could not drop scratch database {scratch}: {exc}")
     return _finish_drill(drill, checks, restore_seconds, log)
+
+
+def compare_row_counts(source, restored):
+    """(ok, sentence): the restored copy's rows per table against the source's in the dump's snapshot."""
+    differ = []
+    for name, expected in sorted(source.items()):
+        got = restored.get(name)
+        if got is None:
+            differ.append(f"{name} is missing, the source had {expected} row(s)")
+        elif got != expected:
+            differ.append(f"{name} has {got} row(s), the source had {expected}")
+    if differ:
+        shown = "; ".join(differ[:5]) + (f"; and {len(differ) - 5} more" if len(differ) > 5 else "")
+        return False, (f"the restored copy differs from the source at backup time in {len(differ)} of "
+                       f"{len(source)} table(s): {shown}")
+    return True, (f"all {len(source)} table(s) hold the rows the source held at backup time "
+                  f"({sum(source.values())} row(s))")
 
 
 def _finish_drill(drill, checks, restore_seconds, log):

@@ -1,5 +1,9 @@
 """Plain-dict views of backup targets, backups, drills and restores (never a DSN or a credential)."""
+from typing import Any, Literal
+
 from django.utils import timezone
+
+from portal.schema_types import OptionalTimestamp, Out, Timestamp
 
 from . import policies, services
 
@@ -71,6 +75,7 @@ def backup_out(backup, last_drill=None):
         "duration_seconds": duration.total_seconds() if duration else None,
         "error": backup.error or None,
         "job": str(backup.job_id) if backup.job_id else None,
+        "row_counts": backup.row_counts or None,
         "last_drill": drill_summary(last_drill),
     }
 
@@ -108,3 +113,108 @@ def restore_out(restore):
         "finished_at": iso(restore.finished_at),
         "job": str(restore.job_id) if restore.job_id else None,
     }
+
+
+# ---------------------------------------------------------------- response schemas (the OpenAPI document)
+# Each mirrors the dict its function above returns, key for key (portal.schema_types.Out forbids others).
+
+class DrillSummaryOut(Out):
+    id: int
+    state: str
+    restore_seconds: float | None
+    finished_at: OptionalTimestamp
+
+
+class TargetOut(Out):
+    """`target_out(...)`: a backup target, its schedule and its recovery status (never the DSN itself)."""
+
+    id: int
+    environment: str
+    name: str
+    kind: str
+    database: str
+    has_dsn: bool
+    schedule: str
+    timezone: str
+    retention_days: int
+    keep_last: int
+    destination: dict[str, Any]
+    rpo_minutes: int
+    rto_minutes: int
+    verify_schedule: str | None
+    verify_sql: str | None
+    deploy_guard: str
+    deploy_guard_minutes: int
+    enabled: bool
+    warning: str | None
+    rpo_status: str
+    last_good_backup_at: OptionalTimestamp
+    last_drill: DrillSummaryOut | None
+    created_at: Timestamp
+
+
+class BackupOut(Out):
+    id: int
+    target: str
+    environment: str
+    state: str
+    trigger: str
+    requested_by: str | None
+    size_bytes: int | None
+    bytes_done: int
+    sha256: str | None
+    location: str | None
+    created_at: Timestamp
+    started_at: OptionalTimestamp
+    finished_at: OptionalTimestamp
+    duration_seconds: float | None
+    error: str | None
+    job: str | None
+    row_counts: dict[str, int] | None
+    last_drill: DrillSummaryOut | None
+
+
+class DrillOut(Out):
+    id: int
+    drill: int
+    backup: int
+    state: str
+    trigger: str
+    restore_seconds: float | None
+    checks: list[dict[str, Any]]
+    error: str | None
+    created_at: Timestamp
+    started_at: OptionalTimestamp
+    finished_at: OptionalTimestamp
+    job: str | None
+
+
+class RestoreOut(Out):
+    id: int
+    backup: int
+    state: str
+    into: str
+    database: str | None
+    allow_existing: bool
+    requested_by: str | None
+    approvals: list[dict[str, Any]]
+    restore_seconds: float | None
+    error: str | None
+    created_at: Timestamp
+    finished_at: OptionalTimestamp
+    job: str | None
+
+
+class RestoreRequestOut(RestoreOut):
+    """A production restore in the approvals inbox (`kind` `restore`): what is restored, and where."""
+
+    kind: Literal["restore"]
+    environment: str
+    target: str
+    source: str
+    backup_size_bytes: int | None
+    backup_taken_at: OptionalTimestamp
+    backup_sha256: str | None
+    requested_at: Timestamp
+    approvals_required: int
+    approvals_valid: int

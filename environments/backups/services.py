@@ -82,7 +82,8 @@ def _clean_destination(value, errors, instance=None):
         unknown = set(value) - {"kind", "path"}
         if unknown:
             errors.append(f"destination: unknown field(s) for a local directory: {', '.join(sorted(unknown))}")
-        return {"kind": "local", "path": path}, None
+        # a target that moves from S3 to a directory drops its S3 keys
+        return {"kind": "local", "path": path}, ({} if instance is not None and instance.credentials_encrypted else None)
     if kind == "s3":
         allowed = {"kind", "bucket", "prefix", "endpoint_url", "region", "access_key_id", "secret_access_key"}
         unknown = set(value) - allowed
@@ -101,8 +102,10 @@ def _clean_destination(value, errors, instance=None):
                  "endpoint_url": endpoint, "region": value.get("region") or ""}
         credentials = None
         if value.get("access_key_id") or value.get("secret_access_key"):
-            credentials = {"access_key_id": value.get("access_key_id") or "",
-                           "secret_access_key": value.get("secret_access_key") or ""}
+            # write-only: a key left out keeps its stored value
+            stored = instance.credentials if instance is not None else {}
+            credentials = {name: value.get(name) or stored.get(name, "")
+                           for name in ("access_key_id", "secret_access_key")}
         return clean, credentials
     errors.append(f"destination.kind: '{kind}' is not one of: local, s3")
     return {}, None

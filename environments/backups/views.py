@@ -146,6 +146,50 @@ def target_create(request, slug):
     return redirect("backup_list", slug=env.slug)
 
 
+def _target_values(target):
+    """The edit form's initial values: everything but the secrets (DSN, S3 keys), which stay write-only."""
+    values = {name: getattr(target, name) for name in TARGET_FIELDS if name not in SECRET_FIELDS}
+    destination = target.destination or {}
+    values["destination_kind"] = destination.get("kind", "local")
+    for name in DEST_FIELDS:
+        if name not in SECRET_FIELDS:
+            values[f"destination_{name}"] = destination.get(name) or ""
+    values["enabled"] = target.enabled
+    return values
+
+
+@login_required
+@needs_role
+def target_edit(request, slug, name):
+    """Change a target: the same rules as adding one (services.clean_target); a blank DSN or S3 key keeps
+    the stored one."""
+    env = _environment(request, slug)
+    target = BackupTarget.objects.select_related("environment").filter(environment=env, name=name).first()
+    if target is None:
+        raise Http404(f"{env.slug} has no backup target named {name}")
+    context = {"section": "environments", "env": env, "target": target, "default_path": services.default_local_path(),
+               "default_timezone": target.timezone}
+    if request.method != "POST":
+        refusal = policies.manage_refusal(request.user, env, "change backup targets")
+        if refusal:
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied(refusal)
+        return render(request, "backups/target_form.html", dict(context, values=_target_values(target)))
+    data = _target_data(request.POST)
+    data["enabled"] = request.POST.get("enabled") == "1"
+    try:
+        target = services.update_target(request.user, target, data, request=request)
+    except InvalidInput as exc:
+        values = {k: v for k, v in request.POST.items() if k.removeprefix("destination_") not in SECRET_FIELDS}
+        return form_page(request, "backups/target_form.html", dict(context, values=values), exc.messages)
+    warning = services.warning_for(target)
+    messages.success(request, f"Backup target {target.name} saved.")
+    if warning:
+        messages.warning(request, f"Warning: {warning}.")
+    return redirect("backup_list", slug=env.slug)
+
+
 @login_required
 @needs_role
 @require_POST
@@ -227,11 +271,24 @@ def restores_of(env):
     return Restore.objects.filter(backup__target__environment=env).select_related("requested_by")[:10]
 
 
-def status_rows_by_environment(environments):
-    """{environment id: status rows} for many environments in three queries (the board's include)."""
+def status_rows_by_environment(environments, now=None):
+    """{environment id: [badge row per target]} for many environments in one query (the board's column
+    headers): RPO colour of the newest good backup, the newest drill's state, the newest passing drill's
+    restore time against the RTO. No query when there is no environment."""
     ids = [env.pk for env in environments]
+    if not ids:
+        return {}
+    now = now or timezone.now()
     grouped = {}
-    targets = queries.attach_status(queries.targets_with_status(BackupTarget.objects.filter(environment_id__in=ids)))
-    for row in target_rows(targets):
-        grouped.setdefault(row["target"].environment_id, []).append(row)
+    for target in queries.board_targets(ids):
+        seconds = target.last_passed_seconds
+        grouped.setdefault(target.environment_id, []).append({
+            "target": target,
+            "rpo": policies.rpo_color(target.last_good_at, target.rpo_minutes, now),
+            "last_good_at": target.last_good_at,
+            "drill_state": target.last_drill_state,
+            "last_drill_id": target.last_drill_id,
+            "restore_seconds": seconds,
+            "rto_met": policies.rto_met(seconds, target.rto_minutes) if seconds is not None else None,
+        })
     return grouped

@@ -5,6 +5,7 @@ from ninja import Router
 
 from portal.accounts import policies
 from portal.errors import Forbidden, InvalidInput
+from portal.schema_types import Out, Timestamp
 
 from .models import AuditEvent
 from .downloads import stream_export
@@ -24,6 +25,33 @@ def _filtered(request):
         raise InvalidInput(str(exc)) from None
 
 
+class AuditEventOut(Out):
+    id: int
+    seq: int
+    at: Timestamp
+    actor: str
+    action: str
+    outcome: str
+    target: str | None
+    target_type: str | None
+    target_id: str | None
+    environment: str | None
+    ip: str | None
+    changes: dict[str, Any]
+    detail: dict[str, Any]
+    hash: str
+    prev_hash: str
+    target_text: str | None
+    target_url: str | None
+
+
+class AuditPageOut(Out):
+    """Newest first; `next` is the cursor of the following page (null on the last one)."""
+
+    results: list[AuditEventOut]
+    next: str | None
+
+
 def _api_event(event):
     data = event_as_dict(event)
     return {
@@ -36,7 +64,7 @@ def _api_event(event):
     }
 
 
-@router.get("/audit", response=dict[str, Any])
+@router.get("/audit", response=AuditPageOut)
 def list_audit(request, actor: str | None = None, action: str | None = None, environment: str | None = None,
                outcome: str | None = None, since: str | None = None, until: str | None = None,
                cursor: str | None = None, limit: int = PAGE, hide_system: str | None = None,

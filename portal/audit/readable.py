@@ -4,8 +4,11 @@ Targets are stored as (type, id, repr at the time); this turns them into words a
 query per event, so a page of fifty events costs the same as one.
 """
 import re
+from urllib.parse import quote
 
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.html import escape, format_html, format_html_join
 
 from portal.jobs.kinds import kind_title
 
@@ -72,3 +75,54 @@ def annotate(events):
         event.target_url = target_url(event)
         event.is_system = event.actor_id is None and event.actor in SYSTEM_ACTORS
     return events
+
+
+# ---------------------------------------------------------------- rows of the audit table
+# The audit page renders 50 rows per request and must answer in tens of milliseconds at a million
+# events on a busy machine: the rows are built here with one format string each (several times
+# cheaper than the same markup through the template engine). templates/audit/_events_table.html
+# holds the table around them.
+
+_ROW = ('<tr><td class="nowrap"><a href="{list}?seq={seq}" title="Event #{seq}"><time datetime="{iso}">{shown}'
+        '</time></a></td><td><a href="{list}?actor={actor_q}">{actor}</a></td><td><code>{action}</code></td>'
+        '<td><span class="badge outcome outcome-{outcome}">{outcome}</span></td><td class="wrap">{target}</td>'
+        '<td>{environment}</td><td>{ip}</td><td class="wrap">{changes}</td></tr>\n')
+
+
+def _part(pair, index):
+    """`pair.0` / `pair.1` as the template engine resolved them: a list item, else nothing."""
+    if isinstance(pair, (list, tuple, str)) and len(pair) > index:
+        value = pair[index]
+    elif isinstance(pair, dict):
+        value = pair.get(str(index), "")
+    else:
+        value = ""
+    return "∅" if value is None else value
+
+
+def _changes_html(event):
+    changes = event.changes if isinstance(event.changes, dict) else {}
+    items = format_html_join("", '<li><span class="field-name">{}</span>: <span class="old">{}</span> → '
+                                 '<span class="new">{}</span></li>',
+                             ((field, _part(pair, 0), _part(pair, 1)) for field, pair in changes.items()))
+    reason = event.detail.get("reason") if isinstance(event.detail, dict) else None
+    return format_html("{}{}", format_html('<ul class="changes">{}</ul>', items) if changes else "",
+                       format_html('<p class="reason">{}</p>', reason) if reason else "")
+
+
+def rows_html(events):
+    """The <tr> rows of the audit table for `events` (annotated here), times in the active zone."""
+    list_url = reverse("audit_list")
+    rows = []
+    for event in annotate(events):
+        local = timezone.localtime(event.at)
+        target = (format_html('<a href="{}">{}</a>', event.target_url, event.target_words) if event.target_url
+                  else escape(event.target_words or "—"))
+        environment = (format_html('<a href="{}?environment={}">{}</a>', list_url, quote(event.environment, safe="/"),
+                                   event.environment) if event.environment else "—")
+        rows.append(format_html(
+            _ROW, list=list_url, seq=event.seq, iso=local.isoformat(),
+            shown=local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or ""), actor_q=quote(event.actor, safe="/"),
+            actor=event.actor, action=event.action, outcome=event.outcome, target=target, environment=environment,
+            ip=event.ip or "—", changes=_changes_html(event)))
+    return format_html_join("", "{}", ((row,) for row in rows))

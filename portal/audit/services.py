@@ -126,15 +126,18 @@ def _append(events):
     """Chain the events after the head (seq, prev_hash, key, hash) and insert them; returns the AuditEvents."""
     with transaction.atomic():
         _lock_chain_head()
-        head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash", "key_id").first()
+        head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash", "key_id", "at").first()
         seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        # Time never goes back along the chain (a clock stepped back, writers a few ms apart): the log's
+        # time filters turn a time range into a seq range (queries.filter_events), which needs it.
+        at = max(timezone.now(), head[3]) if head else timezone.now()
         key_id, _key = current_key()
         if head and head[2] and not key_id:
             raise ImproperlyConfigured("the audit chain is keyed (HMAC) but GANTRY_AUDIT_KEY is not set: set it "
                                        "again; unkeyed events would break the chain")
         rows = []
         if head and key_id and head[2] != key_id:
-            rotation = {"seq": seq, "at": timezone.now(), "actor": "gantry", "actor_id": None,
+            rotation = {"seq": seq, "at": at, "actor": "gantry", "actor_id": None,
                         "action": "audit.key_rotated", "outcome": "success", "target_type": "", "target_id": "",
                         "target_repr": "", "environment": "", "ip": "", "changes": {},
                         "detail": {"from_key": head[2] or None, "to_key": key_id}, "prev_hash": prev_hash,
@@ -144,7 +147,8 @@ def _append(events):
             seq, prev_hash = seq + 1, rotation["hash"]
         created = []
         for event in events:
-            fields = {"seq": seq, "at": timezone.now(), **event, "prev_hash": prev_hash, "key_id": key_id}
+            at = max(timezone.now(), at)
+            fields = {"seq": seq, "at": at, **event, "prev_hash": prev_hash, "key_id": key_id}
             fields["hash"] = compute_hash(fields)
             created.append(AuditEvent(**fields))
             seq, prev_hash = seq + 1, fields["hash"]

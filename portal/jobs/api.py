@@ -1,14 +1,41 @@
 import uuid
-from typing import Any
 
 from django.shortcuts import get_object_or_404
 from ninja import Router
 
 from portal.errors import NotFound
+from portal.schema_types import OptionalTimestamp, Out, Timestamp
 
 from .queries import visible_jobs
 
 router = Router(tags=["jobs"])
+
+
+class LogLineOut(Out):
+    at: Timestamp
+    level: str
+    message: str
+
+
+class JobSummaryOut(Out):
+    """A job in the list (without its log)."""
+
+    id: str
+    kind: str
+    queue: str
+    state: str
+    target: str | None
+    environment: str | None
+    requested_by: str | None
+    attempts: int
+    error: str | None
+    created_at: Timestamp
+    started_at: OptionalTimestamp
+    finished_at: OptionalTimestamp
+
+
+class JobOut(JobSummaryOut):
+    log: list[LogLineOut]
 
 
 def job_out(job, with_log=True):
@@ -28,7 +55,7 @@ def job_out(job, with_log=True):
     return data
 
 
-@router.get("/jobs", response=list[dict[str, Any]])
+@router.get("/jobs", response=list[JobSummaryOut])
 def list_jobs(request, state: str | None = None, kind: str | None = None):
     qs = visible_jobs(request.user)
     if state:
@@ -38,7 +65,7 @@ def list_jobs(request, state: str | None = None, kind: str | None = None):
     return [job_out(j, with_log=False) for j in qs[:200]]
 
 
-@router.get("/jobs/{job_id}", response=dict[str, Any])
+@router.get("/jobs/{job_id}", response=JobOut)
 def get_job(request, job_id: str):
     qs = visible_jobs(request.user)
     try:

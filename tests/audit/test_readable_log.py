@@ -1,6 +1,7 @@
 """The audit log as people read it: seconds and zone, targets in words with links, keyset pages."""
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from deployments.models import Deployment, Release
 from portal.audit.models import AuditEvent
@@ -98,3 +99,66 @@ def test_the_queries_use_the_indexes(viewer):
             plan = qs.explain()
             assert "Sort" not in plan.split("->")[0] and "Index" in plan, (params, plan)
         cursor.execute("RESET enable_seqscan")
+
+
+def test_a_time_range_is_walked_as_a_seq_range_and_stays_exact(clock, viewer, client):
+    """since/until become bounds on seq (one index lookup each), so a range far in the past is as cheap
+    as the first page; time never goes back along the chain, so the bounds are exact."""
+    from datetime import UTC, datetime, timedelta
+
+    from portal.audit.queries import filter_events
+
+    start = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    for day in range(6):
+        clock.set(start + timedelta(days=day))
+        add(f"act.day{day}", actor_name="ada")
+    clock.set(start + timedelta(days=2, hours=1))  # a clock stepped back: the event keeps the chain's time
+    late = add("act.late", actor_name="ada")
+    assert late.at == start + timedelta(days=5)
+    ats = list(AuditEvent.objects.order_by("seq").values_list("at", flat=True))
+    assert ats == sorted(ats)
+
+    def actions(**params):
+        return [e.action for e in filter_events(params).order_by("seq")]
+
+    assert actions(since="2025-03-03", until="2025-03-05") == ["act.day2", "act.day3"]
+    assert actions(since="2025-03-01T12:00:00Z", until="2025-03-01T12:00:01Z") == ["act.day0"]
+    assert actions(until="2025-03-02") == ["act.day0"]
+    assert actions(since="2025-03-06") == ["act.day5", "act.late"]
+    assert actions(since="2025-04-01") == [] and actions(until="2025-03-01") == []
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        plan = filter_events({"until": "2025-03-03"}).order_by("-seq")[:51].explain()
+        cursor.execute("RESET enable_seqscan")
+    assert "Index Cond: (seq <" in plan, plan
+    client.force_login(viewer)
+    body = client.get("/audit/?since=2025-03-03&until=2025-03-05").content.decode()
+    assert "<code>act.day2</code>" in body and "<code>act.day3</code>" in body and "<code>act.day4</code>" not in body
+
+
+@pytest.mark.parametrize("count", [5, 50])
+def test_pages_and_api_cost_the_same_queries_whatever_the_events_and_their_targets(
+        count, client, viewer, deployment):
+    """Readable targets (deployments, jobs, environments, users...) come from the events alone: the page,
+    a filtered page and the API run the same queries for 5 events or 50 of every kind."""
+    from portal.jobs.services import enqueue_job
+
+    env = deployment.environment
+    with transaction.atomic():
+        job = enqueue_job("deployment.apply", target=deployment, environment=env, params={"deployment": deployment.pk})
+    for i in range(count):
+        target = (deployment, job, env, viewer)[i % 4]
+        add(f"act.n{i}", actor_name=f"u{i % 3}", target=target, environment=env, changes={"n": [i, i + 1]})
+    client.force_login(viewer)
+    client.get("/audit/")  # the session and the user's profile are warm, as on any later page
+    counts = {}
+    for url in ("/audit/", "/audit/?environment=production&action=act.&hide_system=1",
+                "/audit/?since=2000-01-01&until=2999-01-01", "/api/v1/audit?limit=50",
+                "/api/v1/audit?actor=u1&since=2000-01-01"):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        counts[url] = len(queries)
+    # session, user, profile, roles, the page; +1 for each time bound (its seq, by index)
+    assert counts == {"/audit/": 5, "/audit/?environment=production&action=act.&hide_system=1": 5,
+                      "/audit/?since=2000-01-01&until=2999-01-01": 7, "/api/v1/audit?limit=50": 5,
+                      "/api/v1/audit?actor=u1&since=2000-01-01": 6}, counts

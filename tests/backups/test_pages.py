@@ -156,17 +156,36 @@ def test_restores_are_listed_with_their_state_and_approvals(admin, prod, source_
     assert "pending_approval" in html and "approve or reject in the approvals inbox" in html
 
 
-def test_the_board_include_costs_the_same_queries_for_many_environments(admin, make_env, source_db, make_target,
-                                                                        tmp_path, django_assert_max_num_queries):
-    from django.template import Context, Template
+def test_the_board_shows_backup_badges_in_the_column_headers_in_one_query(admin, viewer, make_env, make_service,
+                                                                          source_db, make_target, tmp_path, login,
+                                                                          django_assert_max_num_queries):
+    from deployments.monitoring.models import CellHealth
 
-    from environments.backups.views import status_rows_by_environment
+    web = make_service("web")
+    staging = make_env("staging", tier="staging")
+    CellHealth.objects.create(environment=staging, service=web, status="healthy", since=timezone.now(),
+                              checked_at=timezone.now(), changed_at=timezone.now())  # a board row
+    target = make_target(staging, source_db, {"kind": "local", "path": str(tmp_path)}, rpo_minutes=60)
+    now = timezone.now()
+    good = Backup.objects.create(target=target, state="succeeded", started_at=now, finished_at=now - timedelta(minutes=5))
+    Drill.objects.create(backup=good, state="failed", finished_at=now, error="row counts: ...")
+    make_target(make_env("prod", tier="production"), source_db, {"kind": "local", "path": str(tmp_path)},
+                name="orders-db")
+    client = login(viewer)
 
-    envs = [make_env(f"env-{i}") for i in range(12)]
-    for env in envs:
+    html = page(client, "/")
+    header = html[html.index(f'id="board-col-{staging.pk}"'):]
+    header = header[:header.index("</th>")]
+    assert 'class="badge rpo rpo-green"' in header and "main-db<span" in header
+    assert 'href="/environments/staging/backups/"' in header and "drill failed" in header
+    prod_header = html[html.index('id="board-col-'):].split('id="board-col-')
+    assert any("orders-db" in part and "rpo-red" in part and "no good backup" in part for part in prod_header)
+
+    with django_assert_max_num_queries(100) as few:
+        page(client, "/")
+    for i in range(10):
+        env = make_env(f"env-{i}")
         make_target(env, source_db, {"kind": "local", "path": str(tmp_path)})
-    template = Template('{% load backups %}{% for env in envs %}{% include "backups/_status.html" with '
-                        'backup_rows=backup_status|backup_rows_for:env %}{% endfor %}')
-    with django_assert_max_num_queries(3):
-        html = template.render(Context({"envs": envs, "backup_status": status_rows_by_environment(envs)}))
-    assert html.count("no good backup") == 12
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        html = page(client, "/")
+    assert html.count("board-backups") == 12

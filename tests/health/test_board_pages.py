@@ -103,3 +103,132 @@ def test_the_deployment_page_shows_its_verification(viewer_client, deployer, sta
     panel = html(viewer_client.get(f"/deployments/{first.pk}/verification/", HTTP_HX_REQUEST="true"))
     assert "verification-running" in panel and "Metric rules are off" in panel
     assert "data-live-version" in panel  # it keeps itself up to date while it runs
+
+
+# ---------------------------------------------------------------- the board at size: queries, new rows and columns
+
+def seed_cells(envs, services, admin):
+    """A cell per (environment, service), its live deployment, every kind of cell: healthy, down with a reason,
+    an automatic rollback, and an open deployment waiting in the first service's row."""
+    from django.utils import timezone
+
+    from deployments.models import Deployment, Release
+    from deployments.monitoring.models import AutoRollback
+
+    now = timezone.now()
+    releases = {s.pk: Release.objects.get_or_create(service=s, version="1.0.0", defaults={"image": f"r/{s.name}:1.0.0"})[0]
+                for s in services}
+    for k, env in enumerate(envs):
+        for j, svc in enumerate(services):
+            if CellHealth.objects.filter(environment=env, service=svc).exists():
+                continue
+            live = Deployment.objects.create(release=releases[svc.pk], environment=env, service=svc, state="succeeded",
+                                             requested_by=admin, image="x", manifest_hash="0" * 64,
+                                             kind="rollback" if j == 1 else "deploy")
+            if j == 1:
+                bad = Deployment.objects.create(release=releases[svc.pk], environment=env, service=svc, state="rolled_back",
+                                                requested_by=admin, image="x", manifest_hash="0" * 64)
+                AutoRollback.objects.create(deployment=bad, rollback=live, reason="3 failed probes", outcome="started")
+            CellHealth.objects.create(environment=env, service=svc, deployment=live, status="down" if (k + j) % 3 == 0 else "healthy",
+                                      reason="/health answered HTTP 503 3 times" if (k + j) % 3 == 0 else "", since=now,
+                                      checked_at=now, changed_at=now, version=1, color="blue" if j == 2 else "")
+        Deployment.objects.create(release=releases[services[0].pk], environment=env, service=services[0], state="queued",
+                                  requested_by=admin, image="x", manifest_hash="0" * 64)
+
+
+def board_poll(client, path="/"):
+    body = html(client.get(path))
+    url = re.search(r'id="board-updates"[^>]*hx-get="([^"]*)"', body).group(1).replace("&amp;", "&")
+    version = re.search(r'id="board-updates"[^>]*data-live-version="([^"]*)"', body).group(1)
+    return body, url, {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "board-updates", "HTTP_IF_NONE_MATCH": f'"{version}"'}
+
+
+def board_queries(client):
+    """Queries of: the dashboard, a 304 poll, a poll sending changed cells, a poll sending the whole grid."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    counts = {}
+    with CaptureQueriesContext(connection) as page:
+        _body, url, headers = board_poll(client)
+    counts["page"] = len(page)
+    with CaptureQueriesContext(connection) as poll:
+        assert client.get(url, **headers).status_code == 304
+    counts["304"] = len(poll)
+    cell = CellHealth.objects.order_by("pk").first()
+    CellHealth.objects.filter(pk=cell.pk).update(status="degraded", changed_at=timezone.now(), version=cell.version + 1)
+    with CaptureQueriesContext(connection) as poll:
+        answer = client.get(url, **headers)
+    assert answer.status_code == 200 and 'id="board-grid"' not in answer.content.decode()
+    counts["cells"] = len(poll)
+    with CaptureQueriesContext(connection) as poll:
+        answer = client.get(url.replace("shape=", "shape=old"), **headers)
+    assert 'id="board-grid" hx-swap-oob="true"' in answer.content.decode()
+    counts["grid"] = len(poll)
+    return counts
+
+
+def test_the_board_and_its_polls_cost_the_same_queries_at_any_size(viewer_client, viewer, make_env, make_service):
+    envs = [make_env(f"env-{k}", tier=("development", "staging", "production")[k % 3]) for k in range(2)]
+    services = [make_service(f"svc-{k}") for k in range(3)]
+    seed_cells(envs, services, viewer)
+    small = board_queries(viewer_client)
+    envs += [make_env(f"env-{k}", tier=("development", "staging", "production")[k % 3]) for k in range(2, 9)]
+    services += [make_service(f"svc-{k}") for k in range(3, 8)]
+    seed_cells(envs, services, viewer)
+    large = board_queries(viewer_client)
+    assert CellHealth.objects.count() == 9 * 8
+    assert small == large, (small, large)
+    body = html(viewer_client.get("/"))
+    assert body.count('class="cell cell-') == 9 * 8 and body.count("rolled back (auto)") == 9
+    assert body.count('class="badge pending-mark"') == 9 and body.count('class="badge color-blue"') == 9
+
+
+def test_a_new_environment_or_service_shows_on_the_next_poll_without_reload(viewer_client, viewer, make_env, make_service):
+    envs, services = [make_env("env-a")], [make_service("svc-a")]
+    seed_cells(envs, services, viewer)
+    _body, url, headers = board_poll(viewer_client)
+    assert viewer_client.get(url, **headers).status_code == 304
+    new_env = make_env("env-new", tier="production")  # a column, nothing deployed in it yet
+    answer = viewer_client.get(url, **headers)
+    text = answer.content.decode()
+    assert answer.status_code == 200 and 'id="board-grid" hx-swap-oob="true"' in text
+    assert 'href="/environments/env-new/"' in text and f'id="cell-{new_env.pk}-{services[0].pk}"' in text
+    url = re.search(r'id="board-updates"[^>]*hx-get="([^"]*)"', text).group(1).replace("&amp;", "&")
+    headers["HTTP_IF_NONE_MATCH"] = answer["ETag"]
+    assert viewer_client.get(url, **headers).status_code == 304  # the new shape is the page's now
+    new_service = make_service("svc-new")
+    seed_cells([new_env], [new_service], viewer)  # deployed for the first time: a row
+    text = viewer_client.get(url, **headers).content.decode()
+    assert 'id="board-grid" hx-swap-oob="true"' in text and 'href="/services/svc-new/"' in text
+    assert f'id="cell-{new_env.pk}-{new_service.pk}"' in text
+
+
+def test_a_row_a_filter_now_shows_arrives_on_the_next_poll(viewer_client, viewer, make_env, make_service):
+    from django.utils import timezone
+
+    env = make_env("env-a")
+    seed_cells([env], [make_service("svc-a"), make_service("svc-b"), make_service("svc-c")], viewer)
+    calm = CellHealth.objects.filter(status="healthy").order_by("pk").first()
+    body, url, headers = board_poll(viewer_client, "/?problems=1")
+    assert f'id="cell-{env.pk}-{calm.service_id}"' not in body
+    CellHealth.objects.filter(pk=calm.pk).update(status="down", changed_at=timezone.now(), version=calm.version + 1)
+    text = viewer_client.get(url, **headers).content.decode()
+    assert 'id="board-grid" hx-swap-oob="true"' in text and f'id="cell-{env.pk}-{calm.service_id}"' in text
+
+
+def test_a_cell_committed_after_the_pages_latest_change_is_still_sent(viewer_client, viewer, make_env, make_service):
+    """A probe's transaction may commit after a poll read the latest change, carrying an earlier time."""
+    from datetime import timedelta
+
+    env = make_env("env-a")
+    seed_cells([env], [make_service("svc-a"), make_service("svc-b")], viewer)
+    _body, url, headers = board_poll(viewer_client)
+    cell = CellHealth.objects.order_by("pk").first()
+    CellHealth.objects.filter(pk=cell.pk).update(status="degraded", reason="late <b>commit</b>",
+                                                 changed_at=cell.changed_at - timedelta(seconds=2), version=cell.version + 1)
+    answer = viewer_client.get(url, **headers)
+    text = answer.content.decode()
+    assert answer.status_code == 200 and f'id="cell-{env.pk}-{cell.service_id}" class="cell cell-degraded"' in text
+    assert "late &lt;b&gt;commit&lt;/b&gt;" in text and "<b>commit" not in text

@@ -7,6 +7,7 @@ import re
 import pytest
 from django.utils import timezone
 
+from deployments.actions import approve_deployment
 from deployments.models import Deployment
 from portal.jobs.models import Job, JobLogLine
 from tests.pages.conftest import text
@@ -168,3 +169,71 @@ def test_jobs_are_named_by_their_title_on_every_page_that_lists_or_shows_them(lo
 
 def test_an_unregistered_kind_is_shown_as_it_is(db):
     assert Job(kind="old.kind").title == "old.kind"
+
+
+# ---------------------------------------------------------------- the approvals inbox
+
+@pytest.fixture
+def omar(make_user):
+    return make_user("omar", "approver")
+
+
+@pytest.fixture
+def prod(make_env):
+    return make_env("prod", tier="production", required_approvals=2, prevent_self_approval=True)
+
+
+@pytest.mark.parametrize("count", [2, 20])
+def test_an_unchanged_inbox_is_answered_304_without_rendering_in_constant_queries(
+        login, approver, deployer, omar, prod, web, count, django_assert_max_num_queries):
+    for i in range(count):
+        approve_deployment(omar, ask(deployer, prod, f"1.{i}.0").pk)
+    client = login(approver)
+    page = text(client.get("/approvals/"))
+    tag = version_of(page, "approvals-inbox")
+    assert 'hx-get="/approvals/" hx-trigger="every 1s"' in page
+    # session, user, profile, roles, environments with approver groups, and the three aggregates
+    with django_assert_max_num_queries(8):
+        response = poll(client, "/approvals/", "approvals-inbox", tag)
+    assert_not_modified(response)
+
+
+def test_a_new_request_and_another_approvers_decision_flip_the_inbox(login, approver, deployer, omar, prod, web):
+    client = login(approver)
+    tag = version_of(text(client.get("/approvals/")), "approvals-inbox")
+    waiting = ask(deployer, prod, "1.0.0")
+    response = poll(client, "/approvals/", "approvals-inbox", tag)
+    body = text(response)
+    assert response.status_code == 200 and body.startswith('<div id="approvals-inbox"')
+    assert f'href="/deployments/{waiting.pk}/"' in body and "2 <span class=\"muted\">of 2</span>" in body
+    tag = version_of(body, "approvals-inbox")
+    assert_not_modified(poll(client, "/approvals/", "approvals-inbox", tag))
+    approve_deployment(omar, waiting.pk)  # someone else's approval: one still needed
+    body = text(poll(client, "/approvals/", "approvals-inbox", tag))
+    assert "1 <span class=\"muted\">of 2</span>" in body
+
+
+def test_an_environment_request_flips_the_inbox_and_its_comment_inputs_survive_a_swap(
+        login, approver, make_env):
+    client = login(approver)
+    tag = version_of(text(client.get("/approvals/")), "approvals-inbox")
+    make_env("big-staging", tier="staging", status="requested", required_approvals=1)
+    body = text(poll(client, "/approvals/", "approvals-inbox", tag))
+    assert 'href="/environments/big-staging/"' in body
+    assert re.search(r'<input type="text" id="approve-comment-\d+" name="comment"[^>]* hx-preserve="true"', body)
+
+
+# ---------------------------------------------------------------- evidence for a period: its builds
+
+def test_the_period_evidence_builds_follow_their_job_without_a_reload(login, admin):
+    from deployments.compliance.period import KIND
+
+    job = Job.objects.create(kind=KIND, state="running", started_at=timezone.now(),
+                             params={"since": "2026-07-01", "until": "2026-09-30"})
+    client = login(admin)
+    page = text(client.get("/compliance/period/"))
+    tag = version_of(page, "period-builds")
+    assert_not_modified(poll(client, "/compliance/period/", "period-builds", tag))
+    JobLogLine.objects.create(job=job, message="progress: 3/7")
+    body = text(poll(client, "/compliance/period/", "period-builds", tag))
+    assert body.startswith('<section id="period-builds"') and "3 of 7 pack(s)" in body

@@ -12,8 +12,16 @@ def backup_status(environment):
     return {"backup_rows": status_rows_for(environment)}
 
 
+@register.simple_tag
+def backup_statuses(environments):
+    """`{% backup_statuses board.environments as backup_status %}`: the board badges of every environment
+    in one query (views.status_rows_by_environment), read per column with `backup_rows_for`."""
+    from environments.backups.views import status_rows_by_environment
+
+    return status_rows_by_environment(environments)
+
+
 @register.filter
 def backup_rows_for(status_by_environment, environment):
-    """With `backup_status = status_rows_by_environment(envs)` in the context (one batch of queries for a
-    whole board): `{% include "backups/_status.html" with backup_rows=backup_status|backup_rows_for:env %}`."""
+    """`{% include "backups/_board_status.html" with backup_rows=backup_status|backup_rows_for:env %}`."""
     return (status_by_environment or {}).get(environment.pk, [])

@@ -42,7 +42,7 @@ class Command(BaseCommand):
 
         cluster = Cluster.objects.filter(name="sandbox").first()
         if cluster is None:
-            cluster = clusters.create_cluster(admin, {"name": "sandbox", "server": sandbox_url, "is_sandbox": True})
+            cluster = clusters.create_cluster(admin, {"name": "sandbox", "server": sandbox_url}, is_sandbox=True)
         elif cluster.server != sandbox_url:
             clusters.update_cluster(admin, cluster, {"server": sandbox_url})
 
