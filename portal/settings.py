@@ -199,6 +199,10 @@ GANTRY_AUDIT_OLD_KEYS = [k for k in os.environ.get("GANTRY_AUDIT_OLD_KEYS", "").
 GANTRY_AUDIT_CHECKPOINT_DIR = os.environ.get("GANTRY_AUDIT_CHECKPOINT_DIR", "")
 GANTRY_AUDIT_CHECKPOINT_S3_BUCKET = os.environ.get("GANTRY_AUDIT_CHECKPOINT_S3_BUCKET", "")
 GANTRY_AUDIT_CHECKPOINT_S3_ENDPOINT = os.environ.get("GANTRY_AUDIT_CHECKPOINT_S3_ENDPOINT", "")
+# Each checkpoint in an Object Lock bucket is locked by itself: this mode (COMPLIANCE or GOVERNANCE) for this
+# many days (or the bucket's default period when longer).
+GANTRY_AUDIT_CHECKPOINT_LOCK_MODE = os.environ.get("GANTRY_AUDIT_CHECKPOINT_LOCK_MODE", "COMPLIANCE").upper()
+GANTRY_AUDIT_CHECKPOINT_RETENTION_DAYS = int(os.environ.get("GANTRY_AUDIT_CHECKPOINT_RETENTION_DAYS", "400"))
 # Webhooks may call private addresses only when listed here (host names, addresses or networks).
 GANTRY_WEBHOOK_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("GANTRY_WEBHOOK_ALLOWED_HOSTS", "").split(",")
                                 if h.strip()]
