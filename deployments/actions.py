@@ -166,7 +166,8 @@ def decide(user, deployment_id, decision, *, comment="", checklist=None, seen_ma
                    environment=deployment.environment,
                    detail={"comment": comment, "image": deployment.image, "manifest_hash": deployment.manifest_hash,
                            "release": str(deployment.release)}
-                   | facts.decision_facts(deployment, deployment.environment.checklist if decision == APPROVE else [])
+                   | facts.decision_facts(deployment, deployment.environment.checklist if decision == APPROVE else [],
+                                           user=user)
                    | ({"break_glass": True} if deployment.break_glass else {}))
             if decision == REJECT:
                 move(deployment, S.REJECTED, actor=user, request=request, detail={"comment": comment})
