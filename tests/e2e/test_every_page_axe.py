@@ -18,7 +18,7 @@ from deployments.models import Deployment, Release
 from deployments.monitoring.models import CellHealth
 from deployments.rendering import manifest_hash, render_text
 from environments.backups.models import Backup, BackupTarget, Drill, Restore
-from environments.models import EnvironmentTemplate
+from environments.models import Cluster, EnvironmentTemplate
 from portal.jobs.models import Job, JobLogLine
 
 from .a11y import EVERY_IMPACT, describe, violations
@@ -76,6 +76,7 @@ def product(make_env, make_service, make_user, deployer, approver):
                                  started_at=now, finished_at=now)
     Restore.objects.create(backup=backup, state="pending_approval", database="orders_copy",
                            destination_display="app@db:5432/orders_copy", requested_by=deployer)
+    Cluster.objects.create(name="remote", mode="server", server="https://10.0.0.1:6443")
     template = EnvironmentTemplate.objects.order_by("name").first()
     return {"prod": prod, "pending": pending, "succeeded": done[1], "job": job, "backup": backup, "drill": drill,
             "template": template}
@@ -96,18 +97,22 @@ def pages(p):
         (f"/environments/{prod}/services/web/health/", None),
         (f"/environments/{prod}/backups/", None),
         (f"/environments/{prod}/backups/targets/new/", None),
+        (f"/environments/{prod}/backups/targets/orders-db/edit/", None),
         (f"/backups/{p['backup'].pk}/restore/", None),
         (f"/drills/{p['drill'].pk}/", None),
         ("/environments/team-dev/provisioning/", None),
         ("/environment-templates/", None),
         ("/environment-templates/new/", None),
         *([(f"/environment-templates/{template.name}/", None)] if template else []),
+        *([(f"/environment-templates/{template.name}/delete/", None)] if template else []),
         ("/clusters/", None),
         ("/clusters/new/", None),
+        ("/clusters/remote/delete/", None),
         ("/services/", None),
         ("/services/new/", None),
         ("/services/web/", None),
         ("/services/web/edit/", None),
+        ("/services/web/delete/", None),
         ("/releases/", None),
         ("/releases/new/", None),
         ("/deployments/", None),
@@ -127,6 +132,22 @@ def pages(p):
         ("/environments/nope/", None),  # the 404 page
         ("/boom/", None),  # the 500 page
     ]
+
+
+# What the URLconf routes that is not a page of its own (tests/pages/test_layout.py checks that every
+# other route is in `pages()`): fragments a page loads or polls, downloads, and POST-only actions.
+NOT_PAGES = {
+    "fragment": ["board_updates", "deployment_verification", "environment_request_check", "environment_quota",
+                 "approval_count", "deployment_preview", "environment_live", "environment_pending"],
+    "download or image": ["approval_badge", "evidence_zip", "period_evidence_zip", "audit_export"],
+    "POST only": ["logout", "environment_reprovision", "environment_approve", "environment_reject",
+                  "environment_extend", "cluster_check", "restore_approve", "restore_reject", "deployment_approve",
+                  "deployment_reject", "deployment_cancel", "deployment_rollback", "backup_start", "backup_verify",
+                  "job_retry", "job_cancel", "role_grant", "role_revoke", "time_zone_set", "token_create",
+                  "token_revoke"],
+    "the same view as another page": ["sod_report"],  # /compliance/separation-of-duties/ is /compliance/
+    "opened before signing in": ["login"],
+}
 
 
 def check(page, url, wait_for=None, width=None):
