@@ -18,7 +18,7 @@ class QuotaAccounting:
         if not resource.namespaced or (live is not None and resource != DEPLOYMENTS):
             return
         if resource == DEPLOYMENTS:
-            quotas = [q for (res, ns, _), q in self.objects.items() if res == RESOURCE_QUOTAS and ns == namespace]
+            quotas = self.objects.of(RESOURCE_QUOTAS, namespace)
             others = [d for d in self._deployments(namespace) if d["metadata"]["name"] != name]
             admission.admit_deployment(resource, name, new, others, quotas, self._limit_ranges(namespace))
         count_keys = {f"count/{resource.qualified}"} | ({resource.plural} if not resource.group else set())
@@ -46,7 +46,7 @@ class QuotaAccounting:
                     )
 
     def _count(self, resource, namespace):
-        return sum(1 for (res, ns, _) in self.objects if res == resource and ns == namespace)
+        return len(self.objects.of(resource, namespace))
 
     def _pods_in_use(self, namespace, exclude=None):
         replicas = sum(d["spec"].get("replicas", 1) for d in self._deployments(namespace) if d["metadata"]["name"] != exclude)

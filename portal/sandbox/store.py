@@ -52,6 +52,30 @@ def now_iso():
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class _Objects(dict):
+    """(resource, namespace, name) -> object, with an index by resource and namespace kept alongside,
+    so reading one kind in one namespace (every health probe does) never scans the whole cluster."""
+
+    def __init__(self):
+        super().__init__()
+        self.index = {}  # resource -> namespace -> name -> object
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self.index.setdefault(key[0], {}).setdefault(key[1], {})[key[2]] = value
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self.index.get(key[0], {}).get(key[1], {}).pop(key[2], None)
+
+    def of(self, resource, namespace=None):
+        """The objects of one resource, in one namespace or (None) in all of them."""
+        spaces = self.index.get(resource, {})
+        if namespace is not None:
+            return list(spaces.get(namespace, {}).values())
+        return [obj for names in spaces.values() for obj in names.values()]
+
+
 class Store(QuotaAccounting):
     def __init__(self, rollout_delay=0.2):
         self.lock = threading.RLock()
@@ -60,12 +84,13 @@ class Store(QuotaAccounting):
 
     def reset(self):
         with self.lock:
-            self.objects = {}  # (resource, namespace, name) -> object; namespace "" when cluster-scoped
+            self.objects = _Objects()  # (resource, namespace, name) -> object; namespace "" when cluster-scoped
             self.applied = {}  # (resource, namespace, name, manager) -> last applied configuration
             self.resource_version = 0
             self.next_ip = 1
             self.simulator.rollouts.clear()
             self.simulator.faults.clear()
+            self.simulator.restarts.clear()
             self.write_faults = {}  # plural -> reason an admission policy refuses writes of that resource
 
     # --- reading ---------------------------------------------------------------------------
@@ -80,7 +105,7 @@ class Store(QuotaAccounting):
         labels, fields = parse_label_selector(label_selector), parse_field_selector(field_selector)
         with self.lock:
             self._tick()
-            found = [obj for (res, ns, _), obj in self.objects.items() if res == resource and namespace in (None, ns)]
+            found = self.objects.of(resource, namespace)
             if resource == PODS:
                 found += self._simulated_pods(namespace)
             items = [
@@ -267,6 +292,11 @@ class Store(QuotaAccounting):
             self._tick()
             self.simulator.set_fault(pattern, fault)
 
+    def add_restarts(self, pattern, count):
+        with self.lock:
+            self._tick()
+            return self.simulator.add_restarts(self._deployments(None), pattern, count)
+
     # --- internals -------------------------------------------------------------------------
 
     def _live(self, resource, namespace, name):
@@ -287,10 +317,10 @@ class Store(QuotaAccounting):
         return pods
 
     def _limit_ranges(self, namespace):
-        return [obj for (res, ns, _), obj in self.objects.items() if res == LIMIT_RANGES and ns == namespace]
+        return self.objects.of(LIMIT_RANGES, namespace)
 
     def _deployments(self, namespace):
-        return [obj for (res, ns, _), obj in self.objects.items() if res == DEPLOYMENTS and namespace in (None, ns)]
+        return self.objects.of(DEPLOYMENTS, namespace)
 
     def _write(self, resource, namespace, name, live, new, manager, operation, request_body, dry_run):
         """The one path every change takes: default, check, version, admit, simulate, store."""
@@ -364,7 +394,7 @@ class Store(QuotaAccounting):
         return obj
 
     def _tick(self):
-        deployments = {(ns, name): obj for (res, ns, name), obj in self.objects.items() if res == DEPLOYMENTS}
+        deployments = {(ns, name): obj for ns, names in self.objects.index.get(DEPLOYMENTS, {}).items() for name, obj in names.items()}
         changes = self.simulator.advance(deployments, now_iso())
         for key, status in changes.items():
             self.resource_version += 1
