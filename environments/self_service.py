@@ -19,6 +19,7 @@ from portal.validation import check_text, slugify_name
 from . import guardrails
 from .choices import TIERS, EnvironmentStatus
 from .models import Cluster, Environment, EnvironmentTemplate
+from .schemas import TemplateChange, TemplateCreate
 
 TEMPLATE_FIELDS = ("name", "description", "tier", "cluster", "quota", "limit_range", "network_policy",
                    "ingress_namespace", "ttl_hours", "max_ttl_hours", "requires_approval", "required_approvals",
@@ -39,8 +40,8 @@ def create_template(user, data, request=None):
     if not roles.is_admin(user):
         deny("environment_template.create", user=user, request=request,
              reason="only an admin can define environment templates")
-    errors = []
-    clean = guardrails.clean_template(data, errors)
+    clean = TemplateCreate.validated(data)
+    errors = guardrails.template_problems(clean)
     if errors:
         raise InvalidInput(errors)
     return create_audited(EnvironmentTemplate(**clean), "environment_template.create", snapshot=template_snapshot,
@@ -52,8 +53,8 @@ def update_template(user, template, data, request=None):
     if not roles.is_admin(user):
         deny("environment_template.update", user=user, request=request, target=template,
              reason="only an admin can change environment templates")
-    errors = []
-    clean = guardrails.clean_template(data, errors, instance=template)
+    clean = TemplateChange.validated(data)
+    errors = guardrails.template_problems(clean, instance=template)
     if errors:
         raise InvalidInput(errors)
     return change_audited(template, clean, "environment_template.update", snapshot=template_snapshot, actor=user,

@@ -1,5 +1,4 @@
 """API of self-service environments: templates, and approve / reject / extend of environments."""
-from typing import Any
 
 from ninja import Router, Schema, Status
 from pydantic import ConfigDict
@@ -10,33 +9,10 @@ from portal.schema_types import Approval, Rejection
 
 from . import approvals, expiry, self_service
 from .models import Environment, EnvironmentTemplate
+from .schemas import TemplateChange, TemplateCreate
 from .serializers import EnvironmentDecisionOut, TemplateOut, environment_out, template_out
 
 router = Router(tags=["self-service environments"])
-
-
-class TemplatePatch(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    description: str | None = None
-    cluster: str | None = None
-    quota: dict[str, Any] | None = None
-    limit_range: dict[str, Any] | None = None
-    network_policy: str | None = None
-    ingress_namespace: str | None = None
-    ttl_hours: int | None = None
-    max_ttl_hours: int | None = None
-    requires_approval: bool | None = None
-    required_approvals: int | None = None
-    parameters: dict[str, Any] | None = None
-    services: list[dict[str, Any]] | None = None
-
-
-class TemplateIn(TemplatePatch):
-    """A new template: what a change takes, plus its name and tier (fixed from then on)."""
-
-    name: str
-    tier: str
 
 
 def _template(name):
@@ -58,8 +34,8 @@ def list_templates(request):
 
 
 @router.post("/environment-templates", response={201: TemplateOut})
-def create_template(request, payload: TemplateIn):
-    template = self_service.create_template(request.user, payload.dict(exclude_unset=True), request=request)
+def create_template(request, payload: TemplateCreate):
+    template = self_service.create_template(request.user, payload, request=request)
     return Status(201, template_out(_template(template.name)))
 
 
@@ -70,8 +46,8 @@ def get_template(request, name: str):
 
 
 @router.patch("/environment-templates/{name}", response=TemplateOut)
-def update_template(request, name: str, payload: TemplatePatch):
-    template = self_service.update_template(request.user, _template(name), payload.dict(exclude_unset=True),
+def update_template(request, name: str, payload: TemplateChange):
+    template = self_service.update_template(request.user, _template(name), payload,
                                             request=request)
     return template_out(_template(template.name))
 

@@ -318,14 +318,10 @@ def template_edit(request, name=None):
     data["cluster"] = values["cluster"] or None
     if template is None:
         data["name"] = values["name"].strip()
-    for field in ("ttl_hours", "max_ttl_hours", "required_approvals"):
+    for field in ("ttl_hours", "max_ttl_hours", "required_approvals"):  # whole numbers: the schema reads the text
         text = values[field].strip()
-        if field == "required_approvals" and not text:
-            continue
-        try:
-            data[field] = int(text) if text else None
-        except ValueError:
-            errors.append(f"{field}: '{text}' is not a whole number")
+        if text or field != "required_approvals":
+            data[field] = text
     data["requires_approval"] = post.get("requires_approval") == "on"
     for field in JSON_FIELDS:
         try:
