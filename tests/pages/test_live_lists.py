@@ -260,3 +260,19 @@ def test_a_restore_waiting_and_another_approvers_decision_on_it_flip_the_inbox(l
     Restore.objects.filter(pk=restore.pk).update(approvals=[{"user": "omar", "user_id": omar.pk,
                                                              "decision": "approve", "comment": "", "at": "now"}])
     assert "(1 given)" in text(poll(client, "/approvals/", "approvals-inbox", tag))
+
+
+# ---------------------------------------------------------------- clusters: a check a worker finishes
+
+def test_a_finished_cluster_check_shows_on_the_cluster_list_without_a_reload(login, admin, remote_cluster):
+    from environments.models import Cluster
+
+    client = login(admin)
+    page = text(client.get("/clusters/"))
+    assert "never checked" in page
+    tag = version_of(page, "cluster-table")
+    assert_not_modified(poll(client, "/clusters/", "cluster-table", tag))
+    Cluster.objects.filter(pk=remote_cluster.pk).update(last_checked_at=timezone.now(), last_check_ok=True,
+                                                        server_version="v1.31.0")
+    body = text(poll(client, "/clusters/", "cluster-table", tag))
+    assert body.startswith('<div id="cluster-table"') and "reachable" in body and "v1.31.0" in body
