@@ -86,6 +86,11 @@ class SandboxCluster:
         """Fault a deployment name or fnmatch pattern: fail_rollout, never_ready, image_pull, fail_probe, clear."""
         self.store.set_fault(deployment, fault)
 
+    def restart_pods(self, deployment, count=1):
+        """Restart a container of the pods of a deployment name, pattern or ``namespace/name`` ``count``
+        times (their ``restartCount`` rises); returns the Deployments it restarted."""
+        return self.store.add_restarts(deployment, count)
+
     def refuse_writes(self, kind, reason):
         """Make the cluster refuse writes of one resource (plural or Kind) with `reason` (None: stop)."""
         self.store.refuse_writes(_resource_named(kind).plural, reason)
@@ -161,8 +166,16 @@ class SandboxCluster:
             return 200, {"traffic": self.traffic.set(pattern, values, self.list("deployments"))}
         if segments == ["metrics"] and method == "GET":
             return 200, self.metrics()
+        if segments == ["restarts"] and method == "POST":  # {deployment: NAME_OR_PATTERN, count: N}
+            body = body or {}
+            try:
+                restarted = self.restart_pods(body.get("deployment"), body.get("count", 1))
+            except ValueError as error:
+                raise errors.bad_request(str(error)) from None
+            return 200, {"restarted": restarted}
         raise errors.ApiError(404, "NotFound", "sandbox control endpoints: GET /sandbox/state, POST /sandbox/reset, "
-                                               "GET|POST /sandbox/faults, GET|POST /sandbox/traffic, GET /sandbox/metrics")
+                                               "GET|POST /sandbox/faults, GET|POST /sandbox/traffic, GET /sandbox/metrics, "
+                                               "POST /sandbox/restarts")
 
 
 def _resource_named(kind):

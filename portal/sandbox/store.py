@@ -90,6 +90,7 @@ class Store(QuotaAccounting):
             self.next_ip = 1
             self.simulator.rollouts.clear()
             self.simulator.faults.clear()
+            self.simulator.restarts.clear()
             self.write_faults = {}  # plural -> reason an admission policy refuses writes of that resource
 
     # --- reading ---------------------------------------------------------------------------
@@ -290,6 +291,11 @@ class Store(QuotaAccounting):
         with self.lock:
             self._tick()
             self.simulator.set_fault(pattern, fault)
+
+    def add_restarts(self, pattern, count):
+        with self.lock:
+            self._tick()
+            return self.simulator.add_restarts(self._deployments(None), pattern, count)
 
     # --- internals -------------------------------------------------------------------------
 
