@@ -112,6 +112,21 @@ def explain(text, dsn=None, tool="pg_dump"):
     return f"{tool} failed: {errors[0] if errors else lines[-1] if lines else 'no message'}"
 
 
+PIPE_SIZE = 1024 * 1024
+_F_SETPIPE_SZ = 1031  # Linux fcntl
+
+
+def _widen_pipe(stream):
+    """Give a pipe to or from a tool a 1 MiB kernel buffer (Linux; 64 KiB by default), best effort.
+
+    On a busy machine the tool and the worker are rarely scheduled together: with a 64 KiB pipe the
+    tool stalls as soon as the worker is off the CPU (or busy hashing, writing, uploading)."""
+    import fcntl
+
+    with suppress(OSError, ValueError, AttributeError):
+        fcntl.fcntl(stream.fileno(), _F_SETPIPE_SZ, PIPE_SIZE)
+
+
 def _drain(stream, sink):
     sink.append(stream.read())
 
@@ -136,6 +151,7 @@ def dump(dsn, row_counts=None):
         if snapshot:
             snapshot.close()
         raise
+    _widen_pipe(proc.stdout)
     errors = []
     reader = threading.Thread(target=_drain, args=(proc.stderr, errors), daemon=True)
     reader.start()
@@ -208,6 +224,7 @@ class _SnapshotCounter:
 
 def _feed(proc, chunks, tool, dsn=None):
     """Write chunks to proc's stdin, then wait; raise PgToolError with the tool's stderr when it fails."""
+    _widen_pipe(proc.stdin)
     errors, output = [], []
     err_reader = threading.Thread(target=_drain, args=(proc.stderr, errors), daemon=True)
     err_reader.start()

@@ -1,9 +1,10 @@
 """The gateway to object storage: S3 (or any S3-compatible store such as MinIO) and a local directory.
 
 The only module that imports boto3. Backups stream through `Store.upload(key, chunks)`, which
-never holds more than one part in memory:
+never holds more than two parts in memory:
 
-- S3: a multipart upload (parts of `PART_SIZE`); any failure aborts the upload, so no partial
+- S3: a multipart upload (parts of at least `PART_SIZE`, one sent while the next fills); any failure
+  aborts the upload, so no partial
   object is left behind and no parts are billed. `on_started(upload_ref)` is called as soon as
   the upload exists, so its id can be written down and a dead worker's upload aborted later
   (`Store.abandon`).
@@ -189,7 +190,12 @@ class S3Store:
         return StorageError(f"S3 could not {action} in {where}: {exc}")
 
     def upload(self, key, chunks, on_started=None):
-        """Multipart upload of `chunks` to `key`; aborted on any failure. Returns bytes written."""
+        """Multipart upload of `chunks` to `key`; aborted on any failure. Returns bytes written.
+
+        One part is sent (by a helper thread) while the next one fills, so the dump never waits for
+        the network unless the network is the slower of the two; at most two parts are in memory."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -198,30 +204,43 @@ class S3Store:
             raise self._explain(exc, "start an upload") from exc
         if on_started:
             on_started(upload_id)
-        parts, size, buffer = [], 0, bytearray()
+        parts, size, pending, filled = [], 0, [], 0
+        sending, numbers = None, iter(range(1, 10001))  # S3 allows 10,000 parts
 
-        def send(data):
-            number = len(parts) + 1
+        def send(number, data):
             answer = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                                             Body=bytes(data))
-            parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+                                             Body=data)
+            return {"PartNumber": number, "ETag": answer["ETag"]}
 
+        sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-part")
         try:
+            def hand_over(data):
+                nonlocal sending
+                if sending is not None:
+                    parts.append(sending.result())  # the previous part is sent (or its error raised) first
+                sending = sender.submit(send, next(numbers), data)
+
             for chunk in chunks:
-                buffer += chunk
+                pending.append(chunk)
+                filled += len(chunk)
                 size += len(chunk)
-                while len(buffer) >= PART_SIZE:
-                    send(buffer[:PART_SIZE])
-                    del buffer[:PART_SIZE]
-            if buffer or not parts:
-                send(buffer)
+                if filled >= PART_SIZE:
+                    hand_over(b"".join(pending))
+                    pending, filled = [], 0
+            if pending or (not parts and sending is None):
+                hand_over(b"".join(pending))
+            parts.append(sending.result())
             self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
                                                   MultipartUpload={"Parts": parts})
         except BaseException as exc:
+            if sending is not None:
+                sending.cancel()
+            sender.shutdown(wait=True)
             self.abandon(key, upload_id)
             if isinstance(exc, (BotoCoreError, ClientError)):
                 raise self._explain(exc, "upload") from exc
             raise
+        sender.shutdown(wait=True)
         return size
 
     def abandon(self, key, upload_ref):
