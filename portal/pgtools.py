@@ -16,11 +16,13 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from contextlib import suppress
 
 from django.conf import settings
 
 CHUNK = 1024 * 1024
+BATCH_PAUSE = float(os.environ.get("GANTRY_DUMP_BATCH_PAUSE", "0.01"))
 CONNECT_TIMEOUT = 10
 
 
@@ -123,8 +125,10 @@ def _widen_pipe(stream):
     tool stalls as soon as the worker is off the CPU (or busy hashing, writing, uploading)."""
     import fcntl
 
-    with suppress(OSError, ValueError, AttributeError):
-        fcntl.fcntl(stream.fileno(), _F_SETPIPE_SZ, PIPE_SIZE)
+    try:
+        return fcntl.fcntl(stream.fileno(), _F_SETPIPE_SZ, PIPE_SIZE) >= PIPE_SIZE
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _drain(stream, sink):
@@ -151,7 +155,10 @@ def dump(dsn, row_counts=None):
         if snapshot:
             snapshot.close()
         raise
-    _widen_pipe(proc.stdout)
+    # pg_dump writes a few KiB at a time: reading each write as it comes costs a wake-up per write (about
+    # 100 per MiB). With a wide pipe, a short read lets the pipe fill for BATCH_PAUSE first (it would take
+    # pg_dump over 100 MB/s to fill 1 MiB in that time), so chunks are hundreds of KiB.
+    pause = BATCH_PAUSE if _widen_pipe(proc.stdout) else 0
     errors = []
     reader = threading.Thread(target=_drain, args=(proc.stderr, errors), daemon=True)
     reader.start()
@@ -164,6 +171,8 @@ def dump(dsn, row_counts=None):
             if not chunk:
                 break
             yield chunk
+            if pause and len(chunk) < CHUNK // 4:
+                time.sleep(pause)
         finished = True
     finally:
         if not finished:
