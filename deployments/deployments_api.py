@@ -3,12 +3,13 @@ from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
 from portal.api_auth import require_role
-from portal.schema_types import ObjectId, OptionalFlag, ShortTexts
+from portal.schema_types import ObjectId, OptionalFlag
 from portal.errors import NotFound
 
 from . import actions
 from .models import Deployment
 from .queries import DEPLOYMENT_RELATED, visible_deployments
+from .schemas import DeploymentApproval, DeploymentRejection, Reason
 from .serializers import DeploymentOut, DeploymentSummaryOut, deployment_out
 
 router = Router(tags=["releases and deployments"])
@@ -25,20 +26,6 @@ class DeploymentIn(Schema):
     environment: str
     start_now: OptionalFlag = False
     break_glass: BreakGlassIn | None = None
-
-
-class DecisionIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    comment: str | None = ""
-    checklist: ShortTexts | None = None
-    manifest_hash: str | None = None  # the manifests the approver reviewed; 409 if they changed since
-
-
-class ReasonIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str | None = ""
 
 
 def _visible_deployment(request, deployment_id):
@@ -82,30 +69,30 @@ def get_deployment(request, deployment_id: int):
 
 
 @router.post("/deployments/{deployment_id}/approve", response=DeploymentOut)
-def approve(request, deployment_id: int, payload: DecisionIn = None):
+def approve(request, deployment_id: int, payload: DeploymentApproval = None):
     _visible_deployment(request, deployment_id)
-    payload = payload or DecisionIn()
+    payload = payload or DeploymentApproval()
     actions.approve_deployment(request.user, deployment_id, comment=payload.comment, checklist=payload.checklist,
                                   seen_manifest_hash=payload.manifest_hash, request=request)
     return _out(deployment_id)
 
 
 @router.post("/deployments/{deployment_id}/reject", response=DeploymentOut)
-def reject(request, deployment_id: int, payload: DecisionIn):
+def reject(request, deployment_id: int, payload: DeploymentRejection):
     _visible_deployment(request, deployment_id)
     actions.reject_deployment(request.user, deployment_id, comment=payload.comment, request=request)
     return _out(deployment_id)
 
 
 @router.post("/deployments/{deployment_id}/cancel", response=DeploymentOut)
-def cancel(request, deployment_id: int, payload: ReasonIn = None):
+def cancel(request, deployment_id: int, payload: Reason = None):
     _visible_deployment(request, deployment_id)
     actions.cancel_deployment(request.user, deployment_id, reason=(payload.reason if payload else ""), request=request)
     return _out(deployment_id)
 
 
 @router.post("/deployments/{deployment_id}/rollback", response={202: DeploymentOut})
-def rollback(request, deployment_id: int, payload: ReasonIn = None):
+def rollback(request, deployment_id: int, payload: Reason = None):
     _visible_deployment(request, deployment_id)
     rollback = actions.request_rollback(request.user, deployment_id, reason=(payload.reason if payload else ""),
                                            request=request)

@@ -4,33 +4,21 @@ from django.db import IntegrityError, transaction
 from portal.accounts import policies as roles
 from portal.audit.services import record
 from portal.errors import Conflict, InvalidInput, deny
-from portal import validation
-from portal.validation import check_text
 
 from .models import Release, Service
-
-# The release formats live in portal.validation (shared with the pages and the schemas).
-IMAGE_REFERENCE, GIT_SHA = validation.IMAGE_REFERENCE, validation.GIT_SHA
-
-
-def check_image_reference(image, errors):
-    return validation.check_image_reference(image, errors)
+from .schemas import ReleaseCreate
 
 
 def register_release(user, data, request=None):
+    """`data`: a dict (a page's form, a command) or the API's ReleaseCreate; either way validated by it."""
     if not roles.can_register_releases(user):
         deny("release.create", user=user, request=request, reason="registering releases needs the deployer role")
-    errors = []
-    service_name = validation.check_dns_label(data.get("service"), "service", errors)
-    service = Service.objects.filter(name=service_name).first() if service_name else None
-    if service_name and service is None:
-        errors.append(f"service: no service named '{service_name}'")
-    version = validation.check_version(data.get("version"), errors)
-    image = validation.check_image_reference(data.get("image"), errors)
-    git_sha = validation.check_git_sha(data.get("git_sha"), errors)
-    notes = check_text(data.get("notes"), "notes", errors, required=False, max_length=10000) or ""
-    if errors:
-        raise InvalidInput(errors)
+    clean = ReleaseCreate.validated(data)
+    version, image, git_sha = clean["version"], clean["image"], clean.get("git_sha") or ""
+    notes = clean.get("notes") or ""
+    service = Service.objects.filter(name=clean["service"]).first()
+    if service is None:
+        raise InvalidInput(f"service: no service named '{clean['service']}'")
     existing = Release.objects.filter(service=service, version=version).first()
     if existing is not None:
         if existing.image != image:

@@ -1,30 +1,20 @@
 """API for releases (API.md): register, list, fetch."""
-from ninja import Router, Schema, Status
-from pydantic import ConfigDict
+from ninja import Router, Status
 
 from portal.api_auth import require_role
 from portal.errors import NotFound
 
 from .models import Release
 from .releases import register_release
+from .schemas import ReleaseCreate
 from .serializers import ReleaseOut, release_out
 
 router = Router(tags=["releases and deployments"])
 
 
-class ReleaseIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    service: str
-    version: str
-    image: str
-    git_sha: str | None = None
-    notes: str | None = None
-
-
 @router.post("/releases", response={201: ReleaseOut})
-def create_release(request, payload: ReleaseIn):
-    release = register_release(request.user, payload.dict(exclude_unset=True), request=request)
+def create_release(request, payload: ReleaseCreate):
+    release = register_release(request.user, payload, request=request)
     return Status(201, release_out(release))
 
 

@@ -2,9 +2,11 @@
 the service) and the API (as its body). Rules that need the database stay in the service."""
 from typing import Annotated
 
-from pydantic import BeforeValidator
 
-from portal.schema_types import InputSchema, checked, refuse
+from portal.schema_types import (
+    Approval, Comment, InputSchema, RejectionComment, ShortTexts, checked, refuse, rule,
+)
+from portal import validation
 from portal.validation import check_dns_label, check_text
 
 from .choices import STRATEGY_CHOICES
@@ -16,21 +18,21 @@ Team = Annotated[str | None, checked(check_text, required=False, max_length=100)
 Description = Annotated[str | None, checked(check_text, required=False, max_length=2000)]
 
 
-def _strategy(value):
+def _strategy(value, field):
     strategy = value or "rolling"
     if strategy not in STRATEGIES:
         refuse(f"strategy: '{strategy}' is not one of {', '.join(STRATEGIES)}")
     return strategy
 
 
-def _health_path(value):
+def _health_path(value, field):
     path = value or "/health"
     if not isinstance(path, str) or not path.startswith("/") or len(path) > 200 or " " in path:
         refuse(f"health_path: '{path}' must be a URL path starting with '/' (e.g. /health)")
     return path
 
 
-def _manifest(value):
+def _manifest(value, field):
     try:
         validate_manifest(value)
     except ManifestError as exc:
@@ -38,9 +40,9 @@ def _manifest(value):
     return value
 
 
-Strategy = Annotated[str | None, BeforeValidator(_strategy)]
-HealthPath = Annotated[str | None, BeforeValidator(_health_path)]
-Manifest = Annotated[str, BeforeValidator(_manifest)]
+Strategy = Annotated[str | None, rule(_strategy)]
+HealthPath = Annotated[str | None, rule(_health_path)]
+Manifest = Annotated[str, rule(_manifest)]
 
 
 class ServiceChange(InputSchema):
@@ -58,3 +60,35 @@ class ServiceCreate(ServiceChange):
 
     name: Annotated[str, checked(check_dns_label)]
     manifest: Manifest
+
+
+def _release_field(check):
+    """A portal.validation release check, (value, errors, field) -> clean value, as a field rule."""
+    return checked(lambda value, field, errors: check(value, errors, field))
+
+
+class ReleaseCreate(InputSchema):
+    """Register a release: a version of a catalog service, bound to one image."""
+
+    service: Annotated[str, checked(check_dns_label)]
+    version: Annotated[str, _release_field(validation.check_version)]
+    image: Annotated[str, _release_field(validation.check_image_reference)]
+    git_sha: Annotated[str | None, _release_field(validation.check_git_sha)] = None
+    notes: Annotated[str | None, checked(check_text, required=False, max_length=10000)] = None
+
+
+class DeploymentApproval(Approval):
+    """Approve a deployment: the checklist items ticked, and the manifests' hash the approver reviewed."""
+
+    checklist: ShortTexts | None = None
+    manifest_hash: str | None = None  # the manifests the approver reviewed; 409 if they changed since
+
+
+class DeploymentRejection(DeploymentApproval):
+    comment: RejectionComment = ""
+
+
+class Reason(InputSchema):
+    """Cancel a deployment or roll one back: why (optional)."""
+
+    reason: Comment = ""

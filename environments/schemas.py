@@ -5,39 +5,43 @@ from typing import Annotated, Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
-from pydantic import BeforeValidator, model_validator
+from pydantic import BeforeValidator, ValidationInfo, model_validator
 
 from portal import outbound
-from portal.schema_types import InputSchema, OptionalFlag, TrueOrFalse, checked, refuse, text_list, whole_number
-from portal.validation import check_dns_label, check_text, slugify_name
+from portal.schema_types import (
+    InputSchema, OptionalFlag, ShortTexts, StrictInt, TrueOrFalse, Windows, checked, checking_rules, coercing, refuse,
+    rule, text_list, whole_number,
+)
+from portal.validation import DNS_LABEL, check_dns_label, check_text, slugify_name
 
+from . import guardrails
 from . import policies as rules
 from .choices import TIERS
 
 Name = Annotated[str | None, checked(check_text, max_length=100)]
 Team = Annotated[str | None, checked(check_text, required=False, max_length=100)]
 Description = Annotated[str | None, checked(check_text, required=False, max_length=2000)]
-Label = Annotated[str | None, BeforeValidator(lambda v, info: check_dns_or_blank(v, info))]
+Label = Annotated[str | None, rule(lambda value, field: check_dns_or_blank(value, field))]
 
 
-def check_dns_or_blank(value, info):
+def check_dns_or_blank(value, field):
     """A DNS label, or nothing (then derived from another field)."""
     if value in (None, ""):
         return None
     errors = []
-    clean = check_dns_label(value, info.field_name, errors)
+    clean = check_dns_label(value, field, errors)
     if errors:
         refuse(*errors)
     return clean
 
 
-def _one_of_tiers(value):
+def _one_of_tiers(value, field):
     if value not in TIERS:
         refuse(f"tier: '{value}' is not one of {', '.join(TIERS)}")
     return value
 
 
-def _webhook_url(value):
+def _webhook_url(value, field):
     url = value or ""
     if not url:
         return url
@@ -54,7 +58,7 @@ def _webhook_url(value):
     return url
 
 
-def _notify_emails(value):
+def _notify_emails(value, field):
     addresses = [a.strip() for a in str(value or "").split(",") if a.strip()]
     bad = []
     for address in addresses:
@@ -67,24 +71,19 @@ def _notify_emails(value):
     return ", ".join(addresses)
 
 
-MAX_WINDOWS = 50
-
-
-def _windows(value):
-    if isinstance(value, list) and len(value) > MAX_WINDOWS:
-        refuse(f"deployment_windows: at most {MAX_WINDOWS} windows")
+def _windows(value, field):
     windows, errors = rules.clean_windows(value)
     if errors:
         refuse(*errors)
     return windows
 
 
-def _freeze(value):
-    """(until, reason), or (None, "") to lift the freeze."""
+def _freeze(value, field):
+    """{until, reason}: until None lifts the freeze."""
     freeze, errors = rules.clean_freeze(value)
     if errors:
         refuse(*errors)
-    return freeze
+    return {"until": freeze[0], "reason": freeze[1]}
 
 
 class EnvironmentCreate(InputSchema):
@@ -92,20 +91,20 @@ class EnvironmentCreate(InputSchema):
     requested from a self-service template (`template`, whose guardrails then decide the rest)."""
 
     name: Name
-    tier: Annotated[str | None, BeforeValidator(_one_of_tiers)] = None
+    tier: Annotated[str | None, rule(_one_of_tiers)] = None
     slug: Label = None
     cluster: str | None = None
     namespace: Label = None
     template: str | None = None
-    ttl_hours: Annotated[int | None, whole_number(1, 24 * 90, unit="hours", optional=True)] = None
+    ttl_hours: Annotated[StrictInt | None, whole_number(1, 24 * 90, unit="hours", optional=True)] = None
     team: Team = None
     description: Description = None
     parameters: dict[str, Any] | None = None
 
     @model_validator(mode="after")
-    def _placement(self):
+    def _placement(self, info: ValidationInfo):
         """Without a template: the slug comes from the name, the namespace from the slug."""
-        if self.template:
+        if self.template or not checking_rules(info):
             return self
         if self.tier is None:
             refuse(f"tier: 'None' is not one of {', '.join(TIERS)}")
@@ -127,23 +126,24 @@ class EnvironmentChange(InputSchema):
     name: Name = None
     team: Team = None
     description: Description = None
-    required_approvals: Annotated[int, whole_number(0, 10)] = None
+    required_approvals: Annotated[StrictInt | None, whole_number(0, 10)] = None
     prevent_self_approval: TrueOrFalse = None
-    deployment_windows: Annotated[list[dict[str, Any]], BeforeValidator(_windows)] = None
-    freeze: Annotated[tuple[Any, str] | None, BeforeValidator(_freeze)] = None
-    approver_groups: Annotated[list[str], text_list(20)] = None
-    checklist: Annotated[list[str], text_list(30)] = None
+    deployment_windows: Annotated[Windows | None, rule(_windows)] = None
+    freeze: Annotated[dict[str, Any] | None, rule(_freeze)] = None
+    approver_groups: Annotated[ShortTexts | None, text_list(20)] = None
+    checklist: Annotated[ShortTexts | None, text_list(30)] = None
     promotion_from: str | None = None
     rollback_requires_approval: TrueOrFalse = None
-    replicas: Annotated[int, whole_number(1, 100)] = None
-    blue_green_keep_minutes: Annotated[int, whole_number(0, 24 * 60)] = None
-    webhook_url: Annotated[str | None, BeforeValidator(_webhook_url)] = None
-    notify_emails: Annotated[str | None, BeforeValidator(_notify_emails)] = None
+    replicas: Annotated[StrictInt | None, whole_number(1, 100)] = None
+    blue_green_keep_minutes: Annotated[StrictInt | None, whole_number(0, 24 * 60)] = None
+    webhook_url: Annotated[str | None, rule(_webhook_url)] = None
+    notify_emails: Annotated[str | None, rule(_notify_emails)] = None
 
     @model_validator(mode="before")
     @classmethod
-    def _fixed_fields(cls, data):
-        unknown = set(data) - set(cls.model_fields) if isinstance(data, dict) else set()
+    def _fixed_fields(cls, data, info: ValidationInfo):
+        rules_apply = checking_rules(info) and isinstance(data, dict)
+        unknown = set(data) - set(cls.model_fields) if rules_apply else set()
         if unknown:
             refuse(f"cannot change {', '.join(sorted(unknown))} here "
                    "(slug, tier, cluster and namespace are fixed at creation)")
@@ -157,13 +157,13 @@ def server_problem(value):
     return None
 
 
-def _api_server(value):
+def _api_server(value, field):
     if value not in (None, "") and server_problem(value):
         refuse(server_problem(value))
     return value
 
 
-def _pem_certificate(value):
+def _pem_certificate(value, field):
     if value not in (None, "") and (not isinstance(value, str) or "BEGIN CERTIFICATE" not in value):
         refuse("ca_data: must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
     return value
@@ -174,9 +174,9 @@ class ClusterChange(InputSchema):
     a kubeconfig file on the Gantry host, or in-cluster). Which one follows from the fields given."""
 
     name: Annotated[str | None, checked(check_dns_label)] = None
-    server: Annotated[str | None, BeforeValidator(_api_server)] = None
+    server: Annotated[str | None, rule(_api_server)] = None
     token: str | None = None
-    ca_data: Annotated[str | None, BeforeValidator(_pem_certificate)] = None
+    ca_data: Annotated[str | None, rule(_pem_certificate)] = None
     insecure: OptionalFlag = None
     kubeconfig: str | None = None
     kubeconfig_path: str | None = None
@@ -188,3 +188,88 @@ class ClusterCreate(ClusterChange):
     """Register a cluster."""
 
     name: Annotated[str, checked(check_dns_label)]
+
+
+# ---------------------------------------------------------------- environment templates (self-service)
+
+def _template_name(value, field):
+    if not isinstance(value, str) or not DNS_LABEL.match(value or "") or len(value) > 63:
+        refuse(f"name: '{value}' is not valid; use lowercase letters, digits and '-' (e.g. 'preview')")
+    return value
+
+
+def _one_of(choices, message):
+    def validate(value, field):
+        if value not in choices:
+            refuse(message)
+        return value
+    return rule(validate)
+
+
+def _optional_hours(value, info):
+    """Hours from 1 to the longest time to live, or none (null, or a blank form field)."""
+    if not checking_rules(info) or value in (None, ""):
+        return None if value == "" else value
+    if coercing(info) and isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= guardrails.MAX_TTL_HOURS:
+        refuse(f"{info.field_name}: a whole number of hours from 1 to {guardrails.MAX_TTL_HOURS}, or empty for none")
+    return value
+
+
+def _template_approvals(value, info):
+    if not checking_rules(info):
+        return value
+    if coercing(info) and isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
+        refuse("required_approvals: a whole number from 1 to 10")
+    return value
+
+
+def _with_errors(check):
+    """A guardrails check (value, errors) -> clean value, as a field rule."""
+    def validate(value, field):
+        errors = []
+        clean = check(value, errors)
+        if errors:
+            refuse(*errors)
+        return clean
+    return rule(validate)
+
+
+def _ingress_namespace(value, field):
+    value = value or ""
+    if value and not DNS_LABEL.match(value):
+        refuse(f"ingress_namespace: '{value}' is not a namespace name")
+    return value
+
+
+Hours = Annotated[int | None, BeforeValidator(_optional_hours)]
+
+
+class TemplateChange(InputSchema):
+    """Change an environment template: its guardrails (quota, limit range, network policy, time to live,
+    parameters) and what environments made from it get (approvals, services)."""
+
+    description: Annotated[str | None, rule(lambda value, field: str(value or "")[:2000])] = None
+    tier: Annotated[str | None, rule(_one_of_tiers)] = None
+    cluster: str | None = None
+    quota: Annotated[dict[str, Any] | None, _with_errors(lambda v, e: guardrails.clean_quantity_map(v, "quota", e))] = None
+    limit_range: Annotated[dict[str, Any] | None, _with_errors(guardrails.clean_limit_range)] = None
+    network_policy: Annotated[str | None, _one_of(guardrails.NETWORK_POLICIES, "network_policy: use one of "
+                                                  + ", ".join(guardrails.NETWORK_POLICIES))] = None
+    ingress_namespace: Annotated[str | None, rule(_ingress_namespace)] = None
+    ttl_hours: Hours = None
+    max_ttl_hours: Hours = None
+    requires_approval: TrueOrFalse = None
+    required_approvals: Annotated[int | None, BeforeValidator(_template_approvals)] = None
+    parameters: Annotated[dict[str, Any] | None, _with_errors(guardrails.clean_parameter_ranges)] = None
+    services: Annotated[list[dict[str, Any]] | None, _with_errors(guardrails.template_services)] = None
+
+
+class TemplateCreate(TemplateChange):
+    """Define an environment template: its name and tier (fixed from then on) and its guardrails."""
+
+    name: Annotated[str, rule(_template_name)]
+    tier: Annotated[str, rule(_one_of_tiers)]

@@ -8,7 +8,10 @@ that nobody can store 20,000 deployment windows and make every listing megabytes
 from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, ValidationError, WithJsonSchema  # noqa: F401  (StrictInt re-exported)
+from pydantic import (  # noqa: F401  (StrictInt re-exported)
+    BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, ValidationError,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 from portal.errors import InvalidInput
@@ -35,11 +38,11 @@ Windows = capped_list(dict[str, Any], 50)  # deployment windows
 
 
 # --- declared input schemas: one per write operation, shared by page and API -----------------------
-# The API takes the schema as its body (ninja validates it with JSON as it is); the page hands its form
-# to the service, which validates the same schema with `coerce` (form text "3" is the number 3). Each
-# field's rule and its message live in the field's type below, so page and API refuse alike.
-
-COERCE = {"coerce": True}  # the validation context of form input
+# A schema declares an operation's fields twice over: each field's JSON type (what ninja checks when it
+# reads the API's body, as before: a wrong type is a 400 at once) and each field's rule with its message
+# (a `rule`, checked only when the service validates, after its permission check, so that a caller
+# without the role gets the audited 403 whatever the input). The page hands its form to the same
+# service, which validates it with `coerce` (form text "3" is the number 3).
 
 
 def refuse(*messages):
@@ -64,47 +67,63 @@ def error_messages(errors):
     return messages
 
 
+def checking_rules(info):
+    """True when a service validates (InputSchema.validated); False when ninja reads a body."""
+    return bool(info.context and info.context.get("rules"))
+
+
 def coercing(info):
     return bool(info.context and info.context.get("coerce"))
 
 
 class InputSchema(Schema):
-    """The input of one operation. `validated(data)` is what a service calls: the set fields, clean."""
+    """The input of one operation. `validated(data)` is what a service calls: the given fields, clean."""
 
     model_config = ConfigDict(extra="forbid")
 
     @classmethod
     def validated(cls, data):
-        """`data` as clean values ({field: value}, only the fields given); an instance the API already
-        validated passes as it is. Raises InvalidInput with every message."""
-        if not isinstance(data, cls):
-            try:
-                data = cls.model_validate(data, context=COERCE)
-            except ValidationError as exc:
-                raise InvalidInput(error_messages(exc.errors(include_url=False))) from None
-        return {field: getattr(data, field) for field in data.model_fields_set if field in cls.model_fields}
+        """`data` (a page's form or a command's dict, or the API's body as ninja read it) checked against
+        every rule: {field: clean value} for the fields given. Raises InvalidInput with every message."""
+        from_api = isinstance(data, InputSchema)
+        if from_api:
+            data = {field: getattr(data, field) for field in data.model_fields_set if field in cls.model_fields}
+        try:
+            model = cls.model_validate(data, context={"rules": True, "coerce": not from_api})
+        except ValidationError as exc:
+            raise InvalidInput(error_messages(exc.errors(include_url=False))) from None
+        return {field: getattr(model, field) for field in model.model_fields_set}
 
     @classmethod
     def given(cls, data):
-        """What the caller gave, not validated yet (a dict), or as the API validated it."""
-        return data if not isinstance(data, cls) else {field: getattr(data, field) for field in data.model_fields_set}
+        """What the caller gave, before the rules: a dict as it is, or the fields of the API's body."""
+        return data if not isinstance(data, InputSchema) else {f: getattr(data, f) for f in data.model_fields_set}
+
+
+def rule(check):
+    """A field's rule: `check(value, field)` returns the clean value or calls `refuse`."""
+    def validate(value, info):
+        return check(value, info.field_name) if checking_rules(info) else value
+    return BeforeValidator(validate)
 
 
 def checked(check, **options):
     """A field rule from a `portal.validation` check (value, field, errors, **options) -> clean value."""
-    def validate(value, info):
+    def validate(value, field):
         errors = []
-        clean = check(value, info.field_name, errors, **options)
+        clean = check(value, field, errors, **options)
         if errors:
             refuse(*errors)
         return clean
-    return BeforeValidator(validate)
+    return rule(validate)
 
 
 def whole_number(low, high, unit="", optional=False):
     """A whole number from `low` to `high`: a JSON integer, or (form input) its digits; `optional`:
     or nothing (null, or a blank form field)."""
     def validate(value, info):
+        if not checking_rules(info):
+            return value
         if optional and value in (None, ""):
             return None
         try:
@@ -115,33 +134,32 @@ def whole_number(low, high, unit="", optional=False):
                 raise ValueError
             return number
         except (TypeError, ValueError):
-            field = info.field_name
             if unit:
-                refuse(f"{field}: '{value}' must be a whole number of {unit} between {low} and {high}")
-            refuse(f"{field}: '{value}' must be a whole number from {low} to {high}")
+                refuse(f"{info.field_name}: '{value}' must be a whole number of {unit} between {low} and {high}")
+            refuse(f"{info.field_name}: '{value}' must be a whole number from {low} to {high}")
     return BeforeValidator(validate)
 
 
-def _true_or_false(value, info):
+def _true_or_false(value, field):
     if not isinstance(value, bool):
-        refuse(f"{info.field_name}: must be true or false")
+        refuse(f"{field}: must be true or false")
     return value
 
 
-TrueOrFalse = Annotated[bool, BeforeValidator(_true_or_false)]
+TrueOrFalse = Annotated[StrictBool | None, rule(_true_or_false)]
 
 
 def text_list(max_items, max_length=200):
     """A list of non-empty texts (stripped), at most `max_items` of `max_length` characters."""
-    def validate(value, info):
-        field, items = info.field_name, value or []
+    def validate(value, field):
+        items = value or []
         if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() and len(i) <= max_length
                                                   for i in items):
             refuse(f"{field}: must be a list of non-empty texts (at most {max_length} characters each)")
         if len(items) > max_items:
             refuse(f"{field}: at most {max_items} items")
         return [i.strip() for i in items]
-    return BeforeValidator(validate)
+    return rule(validate)
 
 
 # ---------------------------------------------------------------- response schemas
@@ -160,3 +178,38 @@ class Out(BaseModel):
 # answer is byte for byte what it was (a datetime field would rewrite "+00:00" as "Z").
 Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 OptionalTimestamp = Timestamp | None
+
+
+# ---------------------------------------------------------------- decisions (approve, reject)
+
+MAX_COMMENT = 2000
+
+
+def _comment(required):
+    def validate(value, field):
+        comment = "" if value is None else value
+        if not isinstance(comment, str):
+            refuse("comment: must be text")
+        comment = comment.strip()
+        if required and not comment:
+            refuse("comment: required to reject (say what must change)")
+        if len(comment) > MAX_COMMENT:
+            refuse(f"comment: at most {MAX_COMMENT} characters (got {len(comment)})")
+        return comment
+    return rule(validate)
+
+
+Comment = Annotated[str | None, _comment(required=False)]
+RejectionComment = Annotated[str | None, _comment(required=True)]
+
+
+class Approval(InputSchema):
+    """Approve a pending request (a deployment, an environment): an optional comment."""
+
+    comment: Comment = ""
+
+
+class Rejection(InputSchema):
+    """Reject a pending request: the comment says what must change."""
+
+    comment: RejectionComment = ""

@@ -1,6 +1,5 @@
 """The dashboard: every environment the user may see, by tier, and the service catalog."""
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
 
 from deployments.models import Service
 from environments.choices import TIERS_IN_ORDER
@@ -13,16 +12,17 @@ from portal.pages import needs_role
 @needs_role
 def dashboard(request):
     from deployments.monitoring.board import shown_environments
-    from deployments.monitoring.views import board_context
+    from deployments.monitoring.views import board_context, render_board
 
     environments = shown_environments(request.user, Environment.objects.select_related("cluster", "owner"))
     groups = [(tier, [env for env in environments if env.tier == tier]) for tier in TIERS_IN_ORDER]
     services = list(Service.objects.only("name", "team", "strategy").order_by("name"))
 
-    return render(request, "dashboard.html", board_context(request, environments, services) | {
+    context = board_context(request, environments, services)
+    return render_board(request, "dashboard.html", context | {
         "section": "dashboard",
         "groups": groups,
         "environment_count": len(environments),
         "services": services,
         "can_manage_services": policies.can_manage_services(request.user),
-    })
+    }, context["board"])

@@ -5,6 +5,7 @@ from pydantic import ConfigDict
 
 from .evidence import pack_text
 from .packs import evidence_for
+from .schemas import AccessReviewOut, EvidencePackOut, PeriodJobOut, SeparationOfDutiesOut
 
 router = Router(tags=["compliance"])
 
@@ -16,10 +17,11 @@ class PeriodIn(Schema):
     until: str
 
 
-@router.get("/deployments/{deployment_id}/evidence", response={200: dict})
+@router.get("/deployments/{deployment_id}/evidence", response={200: EvidencePackOut})
 def deployment_evidence(request, deployment_id: int):
     """The evidence pack of one deployment; its SHA-256 is also in the X-Evidence-SHA256 header."""
     _, pack = evidence_for(request.user, deployment_id)
+    EvidencePackOut.model_validate(pack)  # the text goes out as built (its hash); it must still match its schema
     response = HttpResponse(pack_text(pack), content_type="application/json; charset=utf-8")
     response["X-Evidence-SHA256"] = pack["sha256"]
     return response
@@ -33,7 +35,7 @@ def _require_auditor(request):
         raise Forbidden("reports need the global viewer (auditor) or admin role")
 
 
-@router.get("/reports/separation-of-duties", response={200: dict})
+@router.get("/reports/separation-of-duties", response={200: SeparationOfDutiesOut})
 def separation_of_duties_report(request, since: str = "", until: str = "", environment: str = ""):
     """Production deployments without independent approval, self-approvals, break-glass overrides and
     starts outside windows or during freezes, each with links to the deployment and its evidence."""
@@ -43,7 +45,7 @@ def separation_of_duties_report(request, since: str = "", until: str = "", envir
     return separation_of_duties({"since": since, "until": until, "environment": environment})
 
 
-@router.get("/reports/access", response={200: dict})
+@router.get("/reports/access", response={200: AccessReviewOut})
 def access_report(request, at: str = "", since: str = "", until: str = ""):
     """Who held which role where at `at` (default now) and who granted it, rebuilt from the audit log;
     with `since`/`until`, also each grant and revoke in that period."""
@@ -53,7 +55,7 @@ def access_report(request, at: str = "", since: str = "", until: str = ""):
     return access_review({"at": at, "since": since, "until": until})
 
 
-@router.post("/reports/evidence-period", response={202: dict})
+@router.post("/reports/evidence-period", response={202: PeriodJobOut})
 def start_evidence_period(request, payload: PeriodIn):
     """Start building one ZIP with the evidence packs of every production deployment requested between
     `since` and `until` (dates or ISO times; `until` as a date includes that day). Follow the job at

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import BigIntegerField, Count, Func, Max, Sum
 from django.utils import timezone
 
@@ -90,8 +91,11 @@ class Epoch(Func):
 
 def _cells(env_ids):
     """{(environment id, service id): cell tuple (CELL_FIELDS)} of the columns."""
-    qs = CellHealth.objects.filter(environment_id__in=env_ids).annotate(since_epoch=Epoch("since"))
-    return {(row[0], row[1]): row for row in qs.values_list(*CELL_FIELDS)}
+    qs = CellHealth.objects.filter(environment_id__in=env_ids).annotate(since_epoch=Epoch("since")).values_list(*CELL_FIELDS)
+    sql, params = qs.query.sql_with_params()
+    with connection.cursor() as cursor:  # the driver's tuples as they are: no per-row converters for 5,000 rows
+        cursor.execute(sql, params)
+        return {(row[0], row[1]): row for row in cursor.fetchall()}
 
 
 def _open_deployments(env_ids):
@@ -168,11 +172,12 @@ def grid(environments, filters, services=None):
     return Grid(environments, rows, cells, marks, _auto(cells))
 
 
-def build(user, filters, environments=None, services=None):
-    """Everything the board template needs, in a constant number of queries."""
+def build(user, filters, environments=None, services=None, made=None):
+    """Everything the board template needs, in a constant number of queries. ``made(environments, filters,
+    catalog)``: what makes the grid (``grid`` by default; the page passes one that reuses a grid it made)."""
     environments = environments_for(user, filters) if environments is None else environments
     catalog = list(Service.objects.only("id", "name", "team").order_by("name")) if services is None else list(services)
-    board = grid(environments, filters, catalog)
+    board = (made or grid)(environments, filters, catalog)
     return {"environments": environments, "grid": board, "rows": board.services, "groups": board.groups, "filters": filters,
             "teams": sorted({s.team for s in catalog if s.team}), "tiers": sorted(TIERS, key=TIER_ORDER.get),
             "statuses": STATUSES}

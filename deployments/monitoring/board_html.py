@@ -19,6 +19,10 @@ from django.utils.safestring import mark_safe
 _PLACEHOLDER = "gantry-board-placeholder"
 _ID_PLACEHOLDER = 987654321
 OOB = ' hx-swap-oob="true"'
+# The last HTML written for each cell, with everything it was written from (this process, any request):
+# a board mostly shows what it showed a second ago, and comparing a tuple is cheaper than writing a cell.
+_WRITTEN = {}
+_WRITTEN_LIMIT = 100_000
 
 
 class CellWriter:
@@ -51,9 +55,8 @@ class CellWriter:
             sign, minutes = ("-" if offset < 0 else "+"), abs(offset) // 60
             zone = self._zones[bucket] = (offset, f"{sign}{minutes // 60:02d}:{minutes % 60:02d}", escape(local.tzname() or ""))
         offset, iso_offset, abbreviation = zone
-        wall = time.gmtime(epoch + offset)
-        return (f'<time datetime="{time.strftime("%Y-%m-%dT%H:%M:%S", wall)}{iso_offset}" title="{self.zone_name}">'
-                f'{time.strftime("%Y-%m-%d %H:%M:%S", wall)} {abbreviation}</time>')
+        wall = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch + offset))
+        return f'<time datetime="{wall}{iso_offset}" title="{self.zone_name}">{wall[:10]} {wall[11:]} {abbreviation}</time>'
 
     def _text(self, value):
         """Escaped text, once per distinct value (releases and reasons repeat across cells)."""
@@ -64,9 +67,20 @@ class CellWriter:
 
     def cell(self, column, service_pk, name, oob=False):
         """One cell: ``<div id="cell-<env>-<service>" class="cell cell-<status>">`` (``name``: the service's, escaped)."""
-        env_pk, url_start, url_end = column
-        key = (env_pk, service_pk)
+        key = (column[0], service_pk)
         health, mark = self.board.cells.get(key), self.board.marks.get(key)
+        inputs = (health, mark, bool(health) and health[6] in self.board.auto, column, name, self.zone_name, oob)
+        written = _WRITTEN.get(key)
+        if written is not None and written[0] == inputs:
+            return written[1]
+        html = self._write(column, service_pk, name, health, mark, oob)
+        if len(_WRITTEN) >= _WRITTEN_LIMIT:
+            _WRITTEN.clear()
+        _WRITTEN[key] = (inputs, html)
+        return html
+
+    def _write(self, column, service_pk, name, health, mark, oob):
+        env_pk, url_start, url_end = column
         dom_id = f"cell-{env_pk}-{service_pk}"
         status = health[2] if health else ("" if mark is None else "pending")
         parts = [f'<div id="{dom_id}" class="cell cell-{status}"{OOB if oob else ""}>' if status else

@@ -25,6 +25,11 @@ class CellHealth(models.Model):
     desired_replicas = models.PositiveIntegerField(default=0)
     version = models.PositiveBigIntegerField(default=0, help_text="Bumped on every visible change (live board updates).")
     changed_at = models.DateTimeField(db_index=True, help_text="When the board last had to redraw this cell.")
+    workload = models.JSONField(default=dict, blank=True,
+                                help_text="Where the live deployment runs, read once from its manifests (deployments.health.Workload).")
+    restarts = models.PositiveIntegerField(null=True, blank=True, help_text="Container restarts of the live pods when last probed.")
+    restart_log = models.JSONField(default=list, blank=True,
+                                   help_text="[epoch seconds, restarts seen] within the restart window (monitoring.restarts).")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["environment", "service"], name="one_cell_per_service_env")]

@@ -3,9 +3,12 @@ and the verification panel of a deployment. They read through queries/board and 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from deployments.models import Deployment, Service
 from environments.models import Environment
@@ -20,19 +23,57 @@ from .config import settings_for
 from .models import CellHealth, HealthChange, Verification
 
 BOARD_FRAGMENT = "board-updates"
+# Where the grid's rows go in a rendered page: the rows (megabytes at 5,000 cells) are put into the response
+# once, instead of being copied by every template level they would pass through (see render_board).
+BODY_MARK = mark_safe("<!-- gantry:board-rows -->")  # noqa: S308  # nosec B308 B703: a constant
+
+
+def render_board(request, template, context, board_context):
+    """``render`` for a page holding the board: the template writes BODY_MARK, the rows replace it here."""
+    page = render_to_string(template, context, request)
+    if BODY_MARK not in page:  # an empty board writes no rows
+        return HttpResponse(page)
+    head, tail = page.split(BODY_MARK, 1)
+    return HttpResponse([head, board_context["body_html"], tail])
 
 
 def board_context(request, environments=None, services=None):
     """The board's part of the dashboard's context (reusing the dashboard's environments and services)."""
     filters = board.Filters.from_request(request)
     environments = board.environments_for(request.user, filters, environments)
-    context = board.build(request.user, filters, environments, services)
     parts, since = board.version(environments, filters)
+    bodies = {}
+
+    def made(columns, filters, catalog):
+        grid, bodies["body"] = _grid_and_body(columns, filters, catalog, parts)
+        return grid
+
+    context = board.build(request.user, filters, environments, services, made)
     poll = live.Poll(request)
-    context.update(version=poll.version_for(parts, BOARD_FRAGMENT), body=CellWriter(context["grid"]).body(),
+    context.update(version=poll.version_for(parts, BOARD_FRAGMENT), body=BODY_MARK, body_html=bodies["body"],
                    updates_url=_updates_url(filters, since, context["grid"].shape),
                    metric_rules_off=_metric_rules_off(context["environments"]))
     return {"board": context}
+
+
+# The boards this process wrote lately, by everything they were written from: the version parts (filters,
+# columns, the aggregates of cells and deployments), the columns' slugs, the catalog's rows, the time zone.
+# An unchanged board (the usual case: most reloads change nothing) is not read or written again.
+_BOARDS = {}
+_BOARDS_LIMIT = 16
+
+
+def _grid_and_body(environments, filters, catalog, parts):
+    key = (parts, tuple((e.pk, e.slug) for e in environments),
+           None if catalog is None else tuple((s.pk, s.name, s.team) for s in catalog), timezone.get_current_timezone_name())
+    made = _BOARDS.get(key)
+    if made is None:
+        grid = board.grid(environments, filters, catalog)
+        made = (grid, CellWriter(grid).body())
+        if len(_BOARDS) >= _BOARDS_LIMIT:
+            _BOARDS.clear()
+        _BOARDS[key] = made
+    return made
 
 
 def _updates_url(filters, since, shape):
@@ -70,9 +111,9 @@ def board_updates(request):
         context = {"board_version": tag, "board_updates_url": _updates_url(filters, latest, grid.shape)}
         if grid.shape != request.GET.get("shape") or since is None:
             context["new_grid"] = {"environments": environments, "rows": grid.services, "groups": grid.groups,
-                                   "filters": filters, "body": writer.body()}
-        else:
-            context["cells"] = writer.cells(board.changed_keys(grid, since))
+                                   "filters": filters, "body": BODY_MARK, "body_html": writer.body()}
+            return render_board(request, "monitoring/_board_updates.html", context, context["new_grid"])
+        context["cells"] = writer.cells(board.changed_keys(grid, since))
         return render(request, "monitoring/_board_updates.html", context)
 
     return poll.respond(parts, render_changes, fragment_id=BOARD_FRAGMENT)
