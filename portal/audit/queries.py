@@ -271,3 +271,31 @@ def export_csv(queryset):
 def _after(first, chunks):
     yield first
     yield from chunks
+
+
+def chain_rows(chunk=5000):
+    """Every event in the table as the field dicts `chain.verify_sequence` checks, in seq order.
+
+    On PostgreSQL: a server-side cursor of plain tuples with `at` already formatted by the database
+    (about six times less Python per row than a Django queryset), in one transaction, so the whole
+    check reads one snapshot and memory stays flat. Elsewhere: a queryset iterator."""
+    from django.db import connection, transaction
+
+    names = (*CANONICAL_FIELDS, "hash")
+    if not _copy_supported():
+        yield from (dict(zip(names, values, strict=True)) for values in
+                    AuditEvent.objects.order_by("seq").values_list(*names).iterator(chunk_size=chunk))
+        return
+    columns = ", ".join(DERIVED_SQL["at"] if name == "at" else f'{_T}"{name}"' for name in names)
+    loads = json.loads
+    with transaction.atomic():
+        connection.ensure_connection()
+        with connection.connection.cursor(name="gantry_audit_verify") as cursor:
+            cursor.itersize = chunk
+            cursor.execute(f'SELECT {columns} FROM "audit_auditevent" ORDER BY "seq"')  # nosec B608: constants only
+            for values in cursor:
+                row = dict(zip(names, values, strict=True))
+                for name in ("changes", "detail"):  # Django has psycopg hand jsonb over as text
+                    if isinstance(row[name], str):
+                        row[name] = loads(row[name])
+                yield row
