@@ -10,11 +10,14 @@ from django.views.decorators.http import require_POST
 
 from portal.accounts import policies
 from portal.errors import InvalidInput
+from portal.live import Poll, state_of
 from portal.pages import delete_page, form_page, needs_role
 
 from . import clusters
 from .choices import CLUSTER_MODE_CHOICES
-from .models import Cluster
+from .models import Cluster, Environment
+
+TABLE_FRAGMENT = "cluster-table"
 
 
 def _require_cluster_admin(request):
@@ -25,9 +28,22 @@ def _require_cluster_admin(request):
 @login_required
 @needs_role
 def cluster_list(request):
+    """The clusters; the table is a live fragment (portal/live.py), so a check that a worker finishes
+    (after registering a cluster, say) shows without a reload. Version: the clusters' count, latest
+    edit and latest check, and the environments placed on clusters (two aggregates)."""
     _require_cluster_admin(request)
-    clusters = Cluster.objects.annotate(environment_count=Count("environments")).order_by("name")
-    return render(request, "clusters/list.html", {"section": "clusters", "clusters": clusters})
+    parts = (state_of(Cluster.objects.all(), "updated_at", "last_checked_at"),
+             state_of(Environment.objects.exclude(cluster=None), "created_at"))
+    poll = Poll(request)
+
+    def render_list(tag):
+        clusters = Cluster.objects.annotate(environment_count=Count("environments")).order_by("name")
+        context = {"section": "clusters", "clusters": clusters, "clusters_version": tag}
+        return render(request, "clusters/_table.html" if poll.is_poll else "clusters/list.html", context)
+
+    if poll.wants(TABLE_FRAGMENT):
+        return poll.respond(parts, render_list)
+    return render_list(poll.version_for(parts, TABLE_FRAGMENT))
 
 
 def _cluster_data(post):

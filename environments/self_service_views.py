@@ -7,7 +7,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from portal.errors import Conflict, InvalidInput
-from portal.pages import delete_page, needs_role
+from portal.pages import button_action, delete_page, needs_role
 
 from . import approvals, expiry
 from .environment_views import _visible_environment
@@ -25,14 +25,12 @@ def _back(request, env):
 @require_POST
 def environment_decide(request, slug, decision):
     env = _visible_environment(request, slug)
-    try:
-        env, _ = approvals.decide(request.user, env, decision, comment=request.POST.get("comment", ""), request=request)
-    except (InvalidInput, Conflict) as exc:
-        messages.error(request, "; ".join(exc.messages))
-        return _back(request, env)
     word = "approved" if decision == approvals.APPROVE else "rejected"
-    messages.success(request, f"You {word} the request for {env.name}; it is now {env.status}.")
-    return _back(request, env)
+    return button_action(
+        request, lambda: approvals.decide(request.user, env, decision, comment=request.POST.get("comment", ""),
+                                          request=request)[0],
+        done=lambda decided: f"You {word} the request for {decided.name}; it is now {decided.status}.",
+        back=_back(request, env), refusals=(InvalidInput, Conflict))
 
 
 @login_required
@@ -45,13 +43,9 @@ def environment_extend(request, slug):
     except ValueError:
         messages.error(request, "hours: a whole number of hours")
         return _back(request, env)
-    try:
-        env = expiry.extend_environment(request.user, env, hours, request=request)
-    except (InvalidInput, Conflict) as exc:
-        messages.error(request, "; ".join(exc.messages))
-        return _back(request, env)
-    messages.success(request, f"{env.name} now expires {env.expires_at:%Y-%m-%d %H:%M %Z}.")
-    return _back(request, env)
+    return button_action(request, lambda: expiry.extend_environment(request.user, env, hours, request=request),
+                         done=lambda extended: f"{extended.name} now expires {extended.expires_at:%Y-%m-%d %H:%M %Z}.",
+                         back=_back(request, env), refusals=(InvalidInput, Conflict))
 
 
 # ---------------------------------------------------------------- the create form

@@ -237,3 +237,61 @@ def test_the_period_evidence_builds_follow_their_job_without_a_reload(login, adm
     JobLogLine.objects.create(job=job, message="progress: 3/7")
     body = text(poll(client, "/compliance/period/", "period-builds", tag))
     assert body.startswith('<section id="period-builds"') and "3 of 7 pack(s)" in body
+
+
+def test_a_restore_waiting_and_another_approvers_decision_on_it_flip_the_inbox(login, approver, deployer, omar,
+                                                                                prod):
+    from environments.backups.models import Backup, BackupTarget, Restore
+
+    client = login(approver)
+    tag = version_of(text(client.get("/approvals/")), "approvals-inbox")
+    target = BackupTarget(environment=prod, name="orders-db", dsn_display="app@db:5432/orders",
+                          destination={"kind": "local", "path": "/tmp/gantry-test"})
+    target.dsn = "postgres://app:secret@db:5432/orders"
+    target.save()
+    backup = Backup.objects.create(target=target, state="succeeded", size_bytes=1024, sha256="b" * 64,
+                                   finished_at=timezone.now())
+    restore = Restore.objects.create(backup=backup, state="pending_approval", database="orders_copy",
+                                     destination_display="app@db:5432/orders_copy", requested_by=deployer)
+    body = text(poll(client, "/approvals/", "approvals-inbox", tag))
+    assert 'class="restore-approval"' in body and "(0 given)" in body
+    tag = version_of(body, "approvals-inbox")
+    assert_not_modified(poll(client, "/approvals/", "approvals-inbox", tag))
+    Restore.objects.filter(pk=restore.pk).update(approvals=[{"user": "omar", "user_id": omar.pk,
+                                                             "decision": "approve", "comment": "", "at": "now"}])
+    assert "(1 given)" in text(poll(client, "/approvals/", "approvals-inbox", tag))
+
+
+# ---------------------------------------------------------------- clusters: a check a worker finishes
+
+def test_a_finished_cluster_check_shows_on_the_cluster_list_without_a_reload(login, admin, remote_cluster):
+    from environments.models import Cluster
+
+    client = login(admin)
+    page = text(client.get("/clusters/"))
+    assert "never checked" in page
+    tag = version_of(page, "cluster-table")
+    assert_not_modified(poll(client, "/clusters/", "cluster-table", tag))
+    Cluster.objects.filter(pk=remote_cluster.pk).update(last_checked_at=timezone.now(), last_check_ok=True,
+                                                        server_version="v1.31.0")
+    body = text(poll(client, "/clusters/", "cluster-table", tag))
+    assert body.startswith('<div id="cluster-table"') and "reachable" in body and "v1.31.0" in body
+
+
+# ---------------------------------------------------------------- an environment's history
+
+def test_the_history_follows_outcomes_and_approvals_and_keeps_its_filter(login, viewer, deployer, omar, prod, web,
+                                                                         django_assert_max_num_queries):
+    from deployments.actions import approve_deployment as approve
+
+    waiting = ask(deployer, prod, "1.0.0")
+    client = login(viewer)
+    url = "/environments/prod/history/?service=web"
+    page = text(client.get(url))
+    assert 'hx-get="/environments/prod/history/?service=web" hx-trigger="every 1s"' in page
+    tag = version_of(page, "history-table")
+    with django_assert_max_num_queries(6):  # session, user, profile, roles, the environment, the aggregate
+        assert_not_modified(poll(client, url, "history-table", tag))
+    approve(omar, waiting.pk)
+    body = text(poll(client, url, "history-table", tag))
+    assert body.startswith('<div id="history-table"') and "omar" in body
