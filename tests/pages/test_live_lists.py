@@ -276,3 +276,22 @@ def test_a_finished_cluster_check_shows_on_the_cluster_list_without_a_reload(log
                                                         server_version="v1.31.0")
     body = text(poll(client, "/clusters/", "cluster-table", tag))
     assert body.startswith('<div id="cluster-table"') and "reachable" in body and "v1.31.0" in body
+
+
+# ---------------------------------------------------------------- an environment's history
+
+def test_the_history_follows_outcomes_and_approvals_and_keeps_its_filter(login, viewer, deployer, omar, prod, web,
+                                                                         django_assert_max_num_queries):
+    from deployments.actions import approve_deployment as approve
+
+    waiting = ask(deployer, prod, "1.0.0")
+    client = login(viewer)
+    url = "/environments/prod/history/?service=web"
+    page = text(client.get(url))
+    assert 'hx-get="/environments/prod/history/?service=web" hx-trigger="every 1s"' in page
+    tag = version_of(page, "history-table")
+    with django_assert_max_num_queries(6):  # session, user, profile, roles, the environment, the aggregate
+        assert_not_modified(poll(client, url, "history-table", tag))
+    approve(omar, waiting.pk)
+    body = text(poll(client, url, "history-table", tag))
+    assert body.startswith('<div id="history-table"') and "omar" in body
