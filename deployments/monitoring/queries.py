@@ -19,20 +19,22 @@ def iso(value):
     return value.isoformat() if value else None
 
 
+# One cell as the API gives it, read as a tuple (5,000 cells as model instances with three related
+# objects each cost more than everything else in the answer).
+CELL_OUT_FIELDS = ("environment__slug", "service__name", "deployment__release__version", "deployment_id", "color", "status",
+                   "reason", "since", "checked_at", "latency_ms", "ready_replicas", "desired_replicas")
+
+
 def visible_cells(user, environment=None, service=None, status=None):
-    qs = (CellHealth.objects.select_related("environment", "service", "deployment__release")
-          .only("id", "status", "reason", "since", "checked_at", "color", "version", "latency_ms", "ready_replicas",
-                "desired_replicas", "consecutive_failures", "environment__slug", "environment__name", "environment__tier",
-                "environment__team", "service__name", "service__team", "deployment__id", "deployment__kind",
-                "deployment__release__version", "environment_id", "service_id", "deployment_id"))
-    qs = roles.restrict_environments_of(user, qs)
+    """The cells ``user`` may see, as ``CELL_OUT_FIELDS`` tuples for ``cell_out``, by service then environment."""
+    qs = roles.restrict_environments_of(user, CellHealth.objects.all())
     if environment:
         qs = qs.filter(environment__slug=environment)
     if service:
         qs = qs.filter(service__name=service)
     if status:
         qs = qs.filter(status=status)
-    return qs.order_by("service__name", "environment__slug")
+    return qs.order_by("service__name", "environment__slug").values_list(*CELL_OUT_FIELDS)
 
 
 class HealthCellOut(Out):
@@ -52,20 +54,22 @@ class HealthCellOut(Out):
     desired_replicas: int
 
 
-def cell_out(cell):
+def cell_out(row):
+    """One cell of ``visible_cells`` for the API."""
+    env, service, release, deployment, color, status, reason, since, checked_at, latency, ready, desired = row
     return {
-        "environment": cell.environment.slug,
-        "service": cell.service.name,
-        "release": cell.deployment.release.version if cell.deployment_id else None,
-        "deployment": cell.deployment_id,
-        "color": cell.color or None,
-        "status": cell.status,
-        "reason": cell.reason,
-        "since": iso(cell.since),
-        "checked_at": iso(cell.checked_at),
-        "latency_ms": cell.latency_ms,
-        "ready_replicas": cell.ready_replicas,
-        "desired_replicas": cell.desired_replicas,
+        "environment": env,
+        "service": service,
+        "release": release if deployment else None,
+        "deployment": deployment,
+        "color": color or None,
+        "status": status,
+        "reason": reason,
+        "since": iso(since),
+        "checked_at": iso(checked_at),
+        "latency_ms": latency,
+        "ready_replicas": ready,
+        "desired_replicas": desired,
     }
 
 
