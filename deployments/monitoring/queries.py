@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from deployments.choices import DeploymentState as S
@@ -185,8 +185,9 @@ def deployment_fields(deployment):
     verification = Verification.objects.filter(deployment_id=deployment.pk).first()
     rolled_back_by = (deployment.rollbacks.exclude(state__in=[S.FAILED, S.CANCELLED, S.REJECTED])
                       .order_by("-pk").values_list("pk", flat=True).first())
-    started = AutoRollback.objects.filter(rollback_id=deployment.pk).exists()
-    of_this = AutoRollback.objects.filter(deployment_id=deployment.pk).first()
+    rows = list(AutoRollback.objects.filter(Q(rollback_id=deployment.pk) | Q(deployment_id=deployment.pk)))
+    started = any(row.rollback_id == deployment.pk for row in rows)  # Gantry started this rollback
+    of_this = next((row for row in rows if row.deployment_id == deployment.pk), None)  # this one was rolled back
     auto = started or (of_this is not None and of_this.outcome == "started" and of_this.rollback_id == rolled_back_by)
     return {"verification": verification_out(verification), "rolled_back_by": rolled_back_by, "auto": auto,
             "auto_rollback": ({"outcome": of_this.outcome, "reason": of_this.reason, "rollback": of_this.rollback_id,
