@@ -86,18 +86,25 @@ def default_rules():
     """The rules users' plans ask for (issue #9): error rate, p95 latency, CPU, memory.
 
     ``${namespace}``, ``${service}`` and ``${deployment}`` (the Kubernetes Deployment serving the new
-    release, e.g. ``web-green``) are filled in per verification.
+    release, e.g. ``web-green``) are filled in per verification. CPU and memory are the busiest
+    pod's use against its limits, from the names cAdvisor (``container_*``) and kube-state-metrics
+    (``kube_pod_container_resource_limits``) expose; the pod regex takes the Deployment's pods
+    (``<deployment>-<replicaset hash>-<suffix>``) and not those of ``<deployment>-green``.
     """
     selector = 'namespace="${namespace}",deployment="${deployment}"'
+    pods = 'namespace="${namespace}",pod=~"${deployment}-[a-z0-9]+-[a-z0-9]+"'
+    containers = f'{pods},container!="",container!="POD"'
     return [
         {"name": "error rate", "op": ">", "threshold": 0.05, "for_seconds": 300,
          "query": f'sum(rate(http_requests_total{{{selector},code=~"5.."}}[1m])) / sum(rate(http_requests_total{{{selector}}}[1m]))'},
         {"name": "p95 latency", "op": ">", "threshold": 2.0, "for_seconds": 180,
          "query": f"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{{{selector}}}[1m])))"},
         {"name": "cpu", "op": ">", "threshold": 0.9, "for_seconds": 300,
-         "query": f"max(container_cpu_usage_ratio{{{selector}}})"},
+         "query": f"max(sum by (pod) (rate(container_cpu_usage_seconds_total{{{containers}}}[1m])) "
+                  f'/ sum by (pod) (kube_pod_container_resource_limits{{{pods},resource="cpu"}}))'},
         {"name": "memory", "op": ">", "threshold": 0.95, "for_seconds": 180,
-         "query": f"max(container_memory_usage_ratio{{{selector}}})"},
+         "query": f"max(sum by (pod) (container_memory_working_set_bytes{{{containers}}}) "
+                  f'/ sum by (pod) (kube_pod_container_resource_limits{{{pods},resource="memory"}}))'},
     ]
 
 

@@ -112,7 +112,7 @@ class SandboxCluster:
 
     def metrics(self):
         """The Prometheus exposition of the simulated traffic (what ``GET /sandbox/metrics`` serves)."""
-        return self.traffic.exposition(self.list("deployments"))
+        return self.traffic.exposition(self.list("deployments"), self.list("pods"))
 
     def state(self):
         return self.store.snapshot()
