@@ -165,6 +165,7 @@ def seed(pending):
                            "detail": {"image": d.image, "manifest_hash": d.manifest_hash}})
         common.bulk_audit(events)
     verdict = common.verify_audit_chain()
+    common.analyze()
     by_role = {"no approval yet": deployments[5], "1 approval by omar": deployments[1],
                "rita already approved": deployments[3]}
     text = deployments[0].rendered_manifest

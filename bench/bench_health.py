@@ -9,7 +9,7 @@
 3. (``--load``) locust against gunicorn for a few seconds: the board, /api/v1/health and a deployment
    as CI polls it, next to /healthz on the same server in the same run (requests per second).
 
-    .venv/bin/python bench/bench_health.py [--workers 4] [--parallelism 16] [--load 15]
+    .venv/bin/python bench/bench_health.py [--workers 2] [--parallelism 32] [--timeout 3] [--shard-size 10] [--load 15]
 """
 import argparse
 import http.client
@@ -144,21 +144,45 @@ def start_workers(count):
             for _ in range(count)]
 
 
-def probe_cycle(workers, parallelism, timeout):
+def run_cycle(queue, connection):
+    """probe_all, then wait for every shard job: (shard jobs, seconds from enqueue to the last job done)."""
+    from deployments.monitoring import probing
+
+    from rq.job import Job
+
+    queue.finished_job_registry.cleanup()
+    for job_id in queue.finished_job_registry.get_job_ids():
+        queue.finished_job_registry.remove(job_id, delete_job=True)
+    started = time.perf_counter()
+    shards = probing.probe_all()
+    registry = queue.started_job_registry
+    while (queue.count or registry.count) and time.perf_counter() - started < 300:
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    jobs = [j for j in Job.fetch_many(queue.finished_job_registry.get_job_ids(), connection=connection) if j]
+    if os.environ.get("BENCH_VERBOSE"):
+        for job in sorted(jobs, key=lambda j: j.started_at):
+            print(f"bench:   shard job waited {(job.started_at - job.enqueued_at).total_seconds():.1f} s, "
+                  f"ran {(job.ended_at - job.started_at).total_seconds():.1f} s", file=sys.stderr)
+    return shards, elapsed
+
+
+def probe_cycle(workers, parallelism, timeout, shard_size, cycles):
     import django_rq
+    from django.conf import settings
     from rq import Worker
 
-    from deployments.monitoring import probing
-    from deployments.monitoring.models import CellHealth
+    from deployments.monitoring.models import CellHealth, HealthChange
 
+    # The workers are other processes: they read these from their environment (portal/settings.py).
     os.environ["GANTRY_PROBE_PARALLELISM"] = str(parallelism)
     os.environ["GANTRY_PROBE_TIMEOUT_SECONDS"] = str(timeout)
-    os.environ["GANTRY_PROBE_SHARD_SIZE"] = "2"
-    from django.conf import settings
-
-    settings.GANTRY_PROBE_SHARD_SIZE = 2
+    os.environ["GANTRY_PROBE_SHARD_SIZE"] = str(shard_size)
+    settings.GANTRY_PROBE_SHARD_SIZE = shard_size
+    settings.GANTRY_PROBE_TIMEOUT_SECONDS = timeout
     sandboxes = [Sandbox() for _ in range(SANDBOXES)]
     procs = []
+    rows = []
     try:
         with step(f"seeded {CYCLE_ENVS} environments x {SERVICES} services on {SANDBOXES} sandbox clusters"):
             _admin, envs, services, clusters = seed(CYCLE_ENVS, sandboxes)
@@ -176,16 +200,17 @@ def probe_cycle(workers, parallelism, timeout):
         deadline = time.monotonic() + 60
         while len(Worker.all(connection=connection)) < workers and time.monotonic() < deadline:
             time.sleep(0.2)
-        started = time.perf_counter()
-        shards = probing.probe_all()
-        registry = queue.started_job_registry
-        while (queue.count or registry.count) and time.perf_counter() - started < 300:
-            time.sleep(0.05)
-        elapsed = time.perf_counter() - started
-        statuses = {}
-        for status in CellHealth.objects.values_list("status", flat=True):
-            statuses[status] = statuses.get(status, 0) + 1
-        failed = queue.failed_job_registry.count
+        for cycle in range(1, cycles + 1):
+            changes_before = HealthChange.objects.count()
+            shards, elapsed = run_cycle(queue, connection)
+            statuses = {}
+            for status in CellHealth.objects.values_list("status", flat=True):
+                statuses[status] = statuses.get(status, 0) + 1
+            rows.append({"cycle": "first (every cell new)" if cycle == 1 else f"{cycle} (steady)", "workers": workers,
+                         "parallelism": parallelism, "timeout": timeout, "shards": shards, "cells": sum(statuses.values()),
+                         "changes": HealthChange.objects.count() - changes_before, "seconds": elapsed,
+                         "failed_jobs": queue.failed_job_registry.count,
+                         "statuses": ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))})
     finally:
         for proc in procs:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -197,11 +222,11 @@ def probe_cycle(workers, parallelism, timeout):
         for sandbox in sandboxes:
             sandbox.stop()
     print()
-    print(f"One probe cycle over {total} endpoints ({len(slow)} slow at {SLOW_MS} ms, {len(dead)} dead: no answer in time)")
-    common.print_table([{"workers": workers, "parallelism": parallelism, "timeout": timeout, "shards": shards, "cells": sum(statuses.values()),
-                         "seconds": elapsed, "failed_jobs": failed, "statuses": ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))}],
-                       [("workers", "workers"), ("parallelism", "threads/job"), ("timeout", "timeout s"), ("shards", "shard jobs"),
-                        ("cells", "cells written"), ("seconds", "cycle s", ".1f"), ("failed_jobs", "failed jobs"), ("statuses", "statuses")])
+    print(f"Probe cycles over {total} endpoints ({len(slow)} slow at {SLOW_MS} ms, {len(dead)} dead: no answer in time), "
+          f"{shard_size} environments per shard job")
+    common.print_table(rows, [("cycle", "cycle"), ("workers", "workers"), ("parallelism", "threads/job"), ("timeout", "timeout s"),
+                              ("shards", "shard jobs"), ("cells", "cells"), ("changes", "status changes"), ("seconds", "cycle s", ".1f"),
+                              ("failed_jobs", "failed jobs"), ("statuses", "statuses")])
 
 
 # ------------------------------------------------------------------ 2. the board
@@ -446,9 +471,11 @@ def load(seconds, admin, users=10, workers=2):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--parallelism", type=int, default=16)
-    parser.add_argument("--timeout", type=float, default=5)
+    parser.add_argument("--workers", type=int, default=2, help="rqworker processes on the health queue")
+    parser.add_argument("--parallelism", type=int, default=32, help="probe threads per shard job")
+    parser.add_argument("--timeout", type=float, default=3, help="per-probe timeout (s)")
+    parser.add_argument("--shard-size", type=int, default=10, help="environments per shard job")
+    parser.add_argument("--cycles", type=int, default=3, help="probe cycles in a row (the first creates every cell)")
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--load", type=int, default=15, help="seconds of locust load per phase (0: skip)")
     parser.add_argument("--users", type=int, default=10, help="locust users")
@@ -459,7 +486,7 @@ def main():
     args = parser.parse_args()
     print(common.machine())
     if not args.skip_cycle:
-        probe_cycle(args.workers, args.parallelism, args.timeout)
+        probe_cycle(args.workers, args.parallelism, args.timeout, args.shard_size, args.cycles)
     if args.skip_board:
         return
     admin = board(args.requests) if not args.load_only else seed_board(BOARD_ENVS, SERVICES)[0]

@@ -20,9 +20,9 @@ from .manifests import ManifestError, environment_policy_problems, parse_documen
 from .models import Approval, Deployment, Release
 from .notifications import notify
 from .rendering import manifest_hash, render_text
+from .schemas import BreakGlass, DeploymentApproval, DeploymentRejection, Reason
 from .state import StateError, advance, get_deployment, lock_environment, locked_deployment, move, start_next_queued
 
-MAX_COMMENT = 2000
 
 
 class ManifestsChanged(Conflict):
@@ -55,12 +55,7 @@ def _break_glass_reason(user, break_glass, release, environment, request):
     if not roles.has_role(user, roles.ADMIN, environment):
         deny("deployment.break_glass", user=user, request=request, target=release, environment=environment,
              reason="only an admin can request a break-glass override")
-    reason = break_glass.get("reason") if isinstance(break_glass, dict) else None
-    if not isinstance(reason, str) or not reason.strip():
-        raise InvalidInput("break_glass.reason: required (say why the rules must be overridden)")
-    if len(reason) > 500:
-        raise InvalidInput("break_glass.reason: at most 500 characters")
-    return reason.strip()
+    return BreakGlass.validated(break_glass if isinstance(break_glass, dict) else {})["reason"]
 
 
 def _check_request_rules(user, release, environment, start_now, break_glass, request):
@@ -129,19 +124,6 @@ def _environment_policy_problems(release, environment):
     return environment_policy_problems(documents, environment)
 
 
-def _clean_comment(comment, required):
-    if comment is None:
-        comment = ""
-    if not isinstance(comment, str):
-        raise InvalidInput("comment: must be text")
-    comment = comment.strip()
-    if required and not comment:
-        raise InvalidInput("comment: required to reject (say what must change)")
-    if len(comment) > MAX_COMMENT:
-        raise InvalidInput(f"comment: at most {MAX_COMMENT} characters (got {len(comment)})")
-    return comment
-
-
 def decide(user, deployment_id, decision, *, comment="", checklist=None, seen_manifest_hash=None, request=None):
     """Approve or reject. The policy in deployments.policies decides who may; refusals are audited.
 
@@ -153,9 +135,11 @@ def decide(user, deployment_id, decision, *, comment="", checklist=None, seen_ma
     if early:
         deny(f"deployment.{decision}", user=user, request=request, target=deployment,
              environment=deployment.environment, reason=early)
-    comment = _clean_comment(comment, required=decision == REJECT)
+    schema = DeploymentApproval if decision == APPROVE else DeploymentRejection
+    clean = schema.validated({"comment": comment, "checklist": checklist, "manifest_hash": seen_manifest_hash})
+    comment = clean["comment"]
     if decision == APPROVE and deployment.environment.checklist:
-        ticked = [item for item in (checklist or []) if isinstance(item, str)]
+        ticked = clean["checklist"] or []
         missing = [item for item in deployment.environment.checklist if item not in ticked]
         if missing:
             raise InvalidInput([f"checklist: tick '{item}' before approving" for item in missing])
@@ -177,7 +161,8 @@ def decide(user, deployment_id, decision, *, comment="", checklist=None, seen_ma
                    environment=deployment.environment,
                    detail={"comment": comment, "image": deployment.image, "manifest_hash": deployment.manifest_hash,
                            "release": str(deployment.release)}
-                   | facts.decision_facts(deployment, deployment.environment.checklist if decision == APPROVE else [])
+                   | facts.decision_facts(deployment, deployment.environment.checklist if decision == APPROVE else [],
+                                           user=user)
                    | ({"break_glass": True} if deployment.break_glass else {}))
             if decision == REJECT:
                 move(deployment, S.REJECTED, actor=user, request=request, detail={"comment": comment})
@@ -201,7 +186,7 @@ def reject_deployment(user, deployment_id, comment="", request=None):
 
 
 def cancel_deployment(user, deployment_id, reason="", request=None):
-    reason = _clean_comment(reason, required=False)
+    reason = Reason.validated({"reason": reason})["reason"]
     deployment = get_deployment(deployment_id)
     refusal = policies.cancel_refusal(user, deployment)
     if refusal:
@@ -223,7 +208,7 @@ def cancel_deployment(user, deployment_id, reason="", request=None):
 
 def request_rollback(user, deployment_id, reason="", request=None):
     """Roll back the live deployment: a recorded deployment of its own that returns to the previous release."""
-    reason = _clean_comment(reason, required=False)
+    reason = Reason.validated({"reason": reason})["reason"]
     deployment = get_deployment(deployment_id)
     env = deployment.environment
     refusal = policies.rollback_refusal(user, env)

@@ -1,10 +1,11 @@
 """The service catalog: adding, changing and removing services. Every change goes through these functions (pages, API, commands)."""
 import hashlib
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from portal.accounts import policies
 from portal.audit.services import diff, record
+from portal.audit.writes import change_audited, create_audited
 from portal.errors import Conflict, InvalidInput, deny
 
 from .choices import BLUE_GREEN
@@ -37,15 +38,8 @@ def create_service(user, data, request=None):
     _blue_green_problem(clean)
     if Service.objects.filter(name=clean["name"]).exists():
         raise InvalidInput(f"name: a service named '{clean['name']}' already exists")
-    service = Service(**clean)
-    try:
-        with transaction.atomic():
-            service.save()
-            record("service.create", actor=user, request=request, target=service,
-                   changes=diff({}, service_snapshot(service)))
-    except IntegrityError:
-        raise Conflict(f"a service named '{clean['name']}' was created at the same moment") from None
-    return service
+    return create_audited(Service(**clean), "service.create", snapshot=service_snapshot, actor=user, request=request,
+                          taken=f"a service named '{clean['name']}' was created at the same moment")
 
 
 def update_service(user, service, data, request=None):
@@ -53,18 +47,7 @@ def update_service(user, service, data, request=None):
         deny("service.update", user=user, request=request, target=service, reason="only an admin can change services")
     clean = ServiceChange.validated(data)
     _blue_green_problem(clean, instance=service)
-    if "name" in clean and Service.objects.filter(name=clean["name"]).exclude(pk=service.pk).exists():
-        raise InvalidInput(f"name: a service named '{clean['name']}' already exists")
-    with transaction.atomic():
-        service = Service.objects.select_for_update().get(pk=service.pk)
-        before = service_snapshot(service)
-        for field, value in clean.items():
-            setattr(service, field, value)
-        service.save()
-        changes = diff(before, service_snapshot(service))
-        if changes:
-            record("service.update", actor=user, request=request, target=service, changes=changes)
-    return service
+    return change_audited(service, clean, "service.update", snapshot=service_snapshot, actor=user, request=request)
 
 
 def delete_service(user, service, request=None):

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from portal.accounts import policies
 from portal.errors import Conflict, InvalidInput
-from portal.pages import form_page, needs_role, paginate
+from portal.pages import delete_page, form_page, needs_role, paginate
 
 from . import catalog
 from .choices import STRATEGY_CHOICES
@@ -99,19 +99,11 @@ def service_edit(request, name):
 @needs_role
 def service_delete(request, name):
     service = _service(name)
-    if request.method != "POST":
-        _require_manager(request)
-        return render(request, "confirm_delete.html", {
-            "section": "services",
-            "title": f"Remove service {service.name}?",
-            "what": f"the service {service.name} and its manifest",
-            "consequence": "Nothing running on a cluster changes; Gantry just stops deploying it.",
-            "cancel_url": reverse("service_detail", args=[service.name]),
-        })
-    try:
-        catalog.delete_service(request.user, service, request=request)
-    except Conflict as exc:
-        messages.error(request, "; ".join(exc.messages))
-        return redirect("service_detail", name=service.name)
-    messages.success(request, f"Service {service.name} removed.")
-    return redirect("service_list")
+    return delete_page(request, may_delete=_require_manager, confirm={
+        "section": "services",
+        "title": f"Remove service {service.name}?",
+        "what": f"the service {service.name} and its manifest",
+        "consequence": "Nothing running on a cluster changes; Gantry just stops deploying it.",
+        "cancel_url": reverse("service_detail", args=[service.name]),
+    }, delete=lambda: catalog.delete_service(request.user, service, request=request),
+        done=(f"Service {service.name} removed.", "service_list"), back=reverse("service_detail", args=[service.name]))

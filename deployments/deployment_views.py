@@ -31,7 +31,7 @@ from .choices import APPROVE, REJECT
 from .choices import DeploymentState as S
 from .live import live_deployment
 from .models import Deployment, Service
-from .preview import preview as dry_run
+from .preview import show_dry_run
 from .queries import deployable_environments, visible_deployments
 from .state import current_manifest_hash
 
@@ -259,7 +259,7 @@ def deployment_detail(request, deployment_id):
 def deployment_preview(request, deployment_id):
     """The server-side dry run and the diff against the cluster (loaded lazily: the cluster may be slow)."""
     deployment = _visible_deployment(request, deployment_id)
-    result = dry_run(deployment)
+    result = show_dry_run(request.user, deployment, request=request)
     objects = []
     for obj in (result or {}).get("objects", []):
         objects.append(dict(obj, rows=diff_rows(obj["diff"])))

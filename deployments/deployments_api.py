@@ -1,44 +1,16 @@
 """API for deployments (API.md): request, list, fetch, approve, reject, cancel, roll back."""
-from ninja import Router, Schema, Status
-from pydantic import ConfigDict
+from ninja import Router, Status
 
 from portal.api_auth import require_role
-from portal.schema_types import ObjectId, OptionalFlag, ShortTexts
 from portal.errors import NotFound
 
 from . import actions
 from .models import Deployment
 from .queries import DEPLOYMENT_RELATED, visible_deployments
+from .schemas import DeploymentApproval, DeploymentRejection, DeploymentRequest, Reason
 from .serializers import DeploymentOut, DeploymentSummaryOut, deployment_out
 
 router = Router(tags=["releases and deployments"])
-
-
-class BreakGlassIn(Schema):
-    reason: str
-
-
-class DeploymentIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    release: ObjectId
-    environment: str
-    start_now: OptionalFlag = False
-    break_glass: BreakGlassIn | None = None
-
-
-class DecisionIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    comment: str | None = ""
-    checklist: ShortTexts | None = None
-    manifest_hash: str | None = None  # the manifests the approver reviewed; 409 if they changed since
-
-
-class ReasonIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str | None = ""
 
 
 def _visible_deployment(request, deployment_id):
@@ -56,7 +28,7 @@ def _out(deployment_id):
 
 
 @router.post("/deployments", response={201: DeploymentOut})
-def create_deployment(request, payload: DeploymentIn):
+def create_deployment(request, payload: DeploymentRequest):
     data = payload.dict(exclude_unset=True)
     deployment = actions.request_deployment(request.user, data, request=request)
     return Status(201, _out(deployment.pk))
@@ -82,30 +54,30 @@ def get_deployment(request, deployment_id: int):
 
 
 @router.post("/deployments/{deployment_id}/approve", response=DeploymentOut)
-def approve(request, deployment_id: int, payload: DecisionIn = None):
+def approve(request, deployment_id: int, payload: DeploymentApproval = None):
     _visible_deployment(request, deployment_id)
-    payload = payload or DecisionIn()
+    payload = payload or DeploymentApproval()
     actions.approve_deployment(request.user, deployment_id, comment=payload.comment, checklist=payload.checklist,
                                   seen_manifest_hash=payload.manifest_hash, request=request)
     return _out(deployment_id)
 
 
 @router.post("/deployments/{deployment_id}/reject", response=DeploymentOut)
-def reject(request, deployment_id: int, payload: DecisionIn):
+def reject(request, deployment_id: int, payload: DeploymentRejection):
     _visible_deployment(request, deployment_id)
     actions.reject_deployment(request.user, deployment_id, comment=payload.comment, request=request)
     return _out(deployment_id)
 
 
 @router.post("/deployments/{deployment_id}/cancel", response=DeploymentOut)
-def cancel(request, deployment_id: int, payload: ReasonIn = None):
+def cancel(request, deployment_id: int, payload: Reason = None):
     _visible_deployment(request, deployment_id)
     actions.cancel_deployment(request.user, deployment_id, reason=(payload.reason if payload else ""), request=request)
     return _out(deployment_id)
 
 
 @router.post("/deployments/{deployment_id}/rollback", response={202: DeploymentOut})
-def rollback(request, deployment_id: int, payload: ReasonIn = None):
+def rollback(request, deployment_id: int, payload: Reason = None):
     _visible_deployment(request, deployment_id)
     rollback = actions.request_rollback(request.user, deployment_id, reason=(payload.reason if payload else ""),
                                            request=request)

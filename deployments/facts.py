@@ -6,6 +6,7 @@ front of them. Today's environment row cannot answer that after an edit, so the 
 decision and each start write these snapshots into their audit events.
 """
 import hashlib
+import json
 
 from django.utils import timezone
 
@@ -62,11 +63,37 @@ def request_facts(deployment):
             "rendered_manifest_sha256": text_sha256(deployment.rendered_manifest)}
 
 
-def decision_facts(deployment, checklist):
+def dry_run_summary(deployment, result):
+    """What the approval page's dry run showed: its outcome, the problems, each object's change and the
+    size and SHA-256 of its diff (the diff text itself stays out of the log: it may be long)."""
+    objects = [{"kind": obj["kind"], "name": obj["name"], "action": obj["action"], "diff_lines": len(obj["diff"]),
+                "diff_sha256": text_sha256("\n".join(obj["diff"]))} for obj in result.get("objects", [])]
+    summary = {"ok": bool(result.get("ok")), "problems": list(result.get("problems", [])), "objects": objects,
+               "manifest_hash": deployment.manifest_hash}
+    summary["sha256"] = text_sha256(json.dumps(summary, sort_keys=True, separators=(",", ":")))
+    return summary
+
+
+def dry_run_shown(deployment, user):
+    """The last dry run the approval page showed `user` for the manifests being decided on (from its
+    audit event), or {"shown": False} when they decided without one on screen (the API, say)."""
+    from portal.audit.models import AuditEvent
+
+    event = (AuditEvent.objects.filter(target_type="deployments.deployment", target_id=str(deployment.pk),
+                                       action="deployment.dry_run", actor_id=user.pk,
+                                       detail__manifest_hash=deployment.manifest_hash)
+             .order_by("-seq").values_list("seq", "detail").first())
+    if event is None:
+        return {"shown": False}
+    return {"shown": True, "event_seq": event[0]} | event[1]
+
+
+def decision_facts(deployment, checklist, user=None):
     env = deployment.environment
     return {"rules": rules_in_force(env), "gate": gate_state(env), "checklist": list(checklist or []),
             "diff": reviewed_diff(deployment),
-            "rendered_manifest_sha256": text_sha256(deployment.rendered_manifest)}
+            "rendered_manifest_sha256": text_sha256(deployment.rendered_manifest)} | (
+        {"dry_run": dry_run_shown(deployment, user)} if user is not None else {})
 
 
 def start_facts(deployment):

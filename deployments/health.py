@@ -28,6 +28,16 @@ class Workload:
     blue_green: tuple[str, str] | None = None  # (Deployment name, live Service name)
     endpoint: tuple[str | None, object] = (None, None)  # (Service name, port) the health path is probed through
 
+    def as_dict(self):
+        """JSON for the cell (monitoring.CellHealth.workload), so steady probes never parse the manifests again."""
+        return {"deployments": list(self.deployments), "blue_green": list(self.blue_green) if self.blue_green else None,
+                "endpoint": list(self.endpoint)}
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(list(data["deployments"]), tuple(data["blue_green"]) if data.get("blue_green") else None,
+                   tuple(data["endpoint"]))
+
 
 @dataclass
 class Namespace:
@@ -36,6 +46,19 @@ class Namespace:
     deployments: dict = field(default_factory=dict)  # name -> Deployment object
     pods: list = field(default_factory=list)
     services: dict = field(default_factory=dict)  # name -> Service object (only read when needed)
+    _by_label: dict | None = None
+
+    def pods_for(self, selector):
+        """The pods a Deployment's selector could pick: those sharing one of its matchLabels (indexed once)."""
+        match = (selector or {}).get("matchLabels") or {}
+        if not match:
+            return self.pods
+        if self._by_label is None:
+            self._by_label = {}
+            for pod in self.pods:
+                for pair in ((pod.get("metadata") or {}).get("labels") or {}).items():
+                    self._by_label.setdefault(pair, []).append(pod)
+        return self._by_label.get(next(iter(sorted(match.items()))), [])
 
 
 @dataclass
@@ -132,7 +155,7 @@ def observe(snapshot, workload):
         if found is None:
             status, ready, desired, detail = "down", 0, 0, f"Deployment {name} is missing"
         else:
-            summary = kube.summarize_deployment(found, snapshot.pods)
+            summary = kube.summarize_deployment(found, snapshot.pods_for((found.get("spec") or {}).get("selector")))
             status, detail = classify(summary)
             ready, desired = summary.get("ready") or 0, summary.get("desired") or 0
             restarts += summary["restarts"]

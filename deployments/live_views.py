@@ -20,6 +20,9 @@ from .models import Approval, Deployment, Service
 from .monitoring.models import CellHealth
 
 
+HISTORY_FRAGMENT = "history-table"
+
+
 def _visible_environment(request, slug):
     env = Environment.objects.filter(slug=slug).first()
     if env is None or not roles.can_view_environment(request.user, env):
@@ -30,27 +33,34 @@ def _visible_environment(request, slug):
 @login_required
 @needs_role
 def environment_history(request, slug):
-    """Which release ran when in one environment, who asked, who approved, and how it ended."""
+    """Which release ran when in one environment, who asked, who approved, and how it ended. The table
+    is a live fragment (portal/live.py): its version is the rows' count, latest change and latest
+    approval (one aggregate), so outcomes show as they happen. The service filter is applied as given."""
     env = _visible_environment(request, slug)
-    services = list(Service.objects.filter(deployments__environment=env).distinct().only("name").order_by("name"))
-    service = request.GET.get("service", "")
+    service = request.GET.get("service", "").strip()
     approvers = Prefetch("approvals", queryset=Approval.objects.filter(decision=APPROVE).select_related("user"),
                          to_attr="approvers")
     qs = (Deployment.objects.filter(environment=env)
           .select_related("release", "service", "requested_by")
           .prefetch_related(approvers)
           .defer("rendered_manifest", "release__notes", "service__manifest"))
-    if service in {s.name for s in services}:
+    if service:
         qs = qs.filter(service__name=service)
-    else:
-        service = ""
-    return render(request, "deployments/history.html", {
-        "section": "environments",
-        "env": env,
-        "services": services,
-        "service": service,
-        "page": paginate(request, qs.order_by("-requested_at", "-id")),
-    })
+    parts = live.state_of(qs, "updated_at", "approvals__at")
+    poll = live.Poll(request)
+
+    def render_history(tag):
+        context = {"section": "environments", "env": env, "service": service, "history_version": tag,
+                   "page": paginate(request, qs.order_by("-requested_at", "-id"), count=parts[0])}
+        if poll.is_poll:
+            return render(request, "deployments/_history_table.html", context)
+        context["services"] = list(Service.objects.filter(deployments__environment=env).distinct().only("name")
+                                   .order_by("name"))
+        return render(request, "deployments/history.html", context)
+
+    if poll.wants(HISTORY_FRAGMENT):
+        return poll.respond(parts, render_history)
+    return render_history(poll.version_for(parts, HISTORY_FRAGMENT))
 
 
 def _colors(env, service_ids):

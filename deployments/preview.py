@@ -99,3 +99,19 @@ def preview(deployment):
                                          tofile=f"desired {kind}/{name}", lineterm="")) if action != "unchanged" else []
         objects.append({"kind": kind, "name": name, "action": action, "diff": diff})
     return {"ok": not problems, "problems": problems, "objects": objects}
+
+
+def show_dry_run(user, deployment, request=None):
+    """The dry run for `user`'s approval page, recorded as `deployment.dry_run` (what it showed, see
+    facts.dry_run_summary): each decision then records the dry run its approver had in front of them."""
+    from django.db import transaction
+
+    from portal.audit.services import record
+
+    from .facts import dry_run_summary
+
+    result = preview(deployment)
+    with transaction.atomic():
+        record("deployment.dry_run", actor=user, request=request, target=deployment, environment=deployment.environment,
+               outcome="success" if result["ok"] else "failure", detail=dry_run_summary(deployment, result))
+    return result

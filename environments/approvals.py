@@ -12,15 +12,15 @@ from django.utils import timezone
 
 from portal.accounts.policies import approver_refusal
 from portal.audit.services import record
-from portal.errors import Conflict, Forbidden, InvalidInput, NotFound, deny
+from portal.errors import Conflict, Forbidden, NotFound, deny
 from portal.live import state_of
+from portal.schema_types import Approval, Rejection
 
 from .choices import EnvironmentStatus
 from .models import Environment, EnvironmentApproval
 
 APPROVE, REJECT = "approve", "reject"
 CREATE, DELETE = EnvironmentApproval.CREATE, EnvironmentApproval.DELETE
-MAX_COMMENT = 2000
 
 
 def pending_purpose(env):
@@ -60,18 +60,6 @@ def refusal(user, env, decision, decisions=None):
         decided=any(d.user_id == user.pk and d.purpose == (purpose or CREATE) for d in decisions))
 
 
-def _clean_comment(comment, required):
-    comment = "" if comment is None else comment
-    if not isinstance(comment, str):
-        raise InvalidInput("comment: must be text")
-    comment = comment.strip()
-    if required and not comment:
-        raise InvalidInput("comment: required to reject (say what must change)")
-    if len(comment) > MAX_COMMENT:
-        raise InvalidInput(f"comment: at most {MAX_COMMENT} characters (got {len(comment)})")
-    return comment
-
-
 def decide(user, env, decision, comment="", request=None):
     """Approve or reject the pending request of `env`. The last approval needed starts the
     provisioning (creation) or the teardown (deletion); a rejection closes the request."""
@@ -82,7 +70,7 @@ def decide(user, env, decision, comment="", request=None):
     if early:
         deny(f"environment.{decision}", user=user, request=request, target=env, environment=env, reason=early,
              error=_error_for(user, env))
-    comment = _clean_comment(comment, required=decision == REJECT)
+    comment = (Approval if decision == APPROVE else Rejection).validated({"comment": comment})["comment"]
     late = None
     job = None
     try:

@@ -9,12 +9,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.accounts import policies
-from portal.errors import Conflict, InvalidInput
-from portal.pages import form_page, needs_role
+from portal.errors import InvalidInput
+from portal.live import Poll, state_of
+from portal.pages import delete_page, form_page, needs_role
 
 from . import clusters
 from .choices import CLUSTER_MODE_CHOICES
-from .models import Cluster
+from .models import Cluster, Environment
+
+TABLE_FRAGMENT = "cluster-table"
 
 
 def _require_cluster_admin(request):
@@ -25,9 +28,22 @@ def _require_cluster_admin(request):
 @login_required
 @needs_role
 def cluster_list(request):
+    """The clusters; the table is a live fragment (portal/live.py), so a check that a worker finishes
+    (after registering a cluster, say) shows without a reload. Version: the clusters' count, latest
+    edit and latest check, and the environments placed on clusters (two aggregates)."""
     _require_cluster_admin(request)
-    clusters = Cluster.objects.annotate(environment_count=Count("environments")).order_by("name")
-    return render(request, "clusters/list.html", {"section": "clusters", "clusters": clusters})
+    parts = (state_of(Cluster.objects.all(), "updated_at", "last_checked_at"),
+             state_of(Environment.objects.exclude(cluster=None), "created_at"))
+    poll = Poll(request)
+
+    def render_list(tag):
+        clusters = Cluster.objects.annotate(environment_count=Count("environments")).order_by("name")
+        context = {"section": "clusters", "clusters": clusters, "clusters_version": tag}
+        return render(request, "clusters/_table.html" if poll.is_poll else "clusters/list.html", context)
+
+    if poll.wants(TABLE_FRAGMENT):
+        return poll.respond(parts, render_list)
+    return render_list(poll.version_for(parts, TABLE_FRAGMENT))
 
 
 def _cluster_data(post):
@@ -85,19 +101,11 @@ def cluster_check(request, name):
 @needs_role
 def cluster_delete(request, name):
     cluster = _cluster(name)
-    if request.method != "POST":
-        _require_cluster_admin(request)
-        return render(request, "confirm_delete.html", {
-            "section": "clusters",
-            "title": f"Remove cluster {cluster.name}?",
-            "what": f"the cluster {cluster.name} ({cluster.location})",
-            "consequence": "Gantry forgets the cluster and its stored credentials. Nothing on the cluster changes.",
-            "cancel_url": reverse("cluster_list"),
-        })
-    try:
-        clusters.delete_cluster(request.user, cluster, request=request)
-    except Conflict as exc:
-        messages.error(request, "; ".join(exc.messages))
-        return redirect("cluster_list")
-    messages.success(request, f"Cluster {cluster.name} removed.")
-    return redirect("cluster_list")
+    return delete_page(request, may_delete=_require_cluster_admin, confirm={
+        "section": "clusters",
+        "title": f"Remove cluster {cluster.name}?",
+        "what": f"the cluster {cluster.name} ({cluster.location})",
+        "consequence": "Gantry forgets the cluster and its stored credentials. Nothing on the cluster changes.",
+        "cancel_url": reverse("cluster_list"),
+    }, delete=lambda: clusters.delete_cluster(request.user, cluster, request=request),
+        done=(f"Cluster {cluster.name} removed.", "cluster_list"), back="cluster_list")

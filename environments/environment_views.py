@@ -17,7 +17,7 @@ from portal.audit.models import AuditEvent
 from portal.errors import Conflict, InvalidInput
 from portal.jobs.views import hide_system_jobs, jobs_parts
 from portal.live import Poll, state_of
-from portal.pages import form_page, needs_role, paginate
+from portal.pages import button_action, form_page, needs_role, paginate
 
 from . import lifecycle
 from . import policies as rules
@@ -301,10 +301,6 @@ def _delete_context(env):
 @require_POST
 def environment_reprovision(request, slug):
     env = _visible_environment(request, slug)
-    try:
-        job = lifecycle.reprovision_environment(request.user, env, request=request)
-    except Conflict as exc:
-        messages.error(request, "; ".join(exc.messages))
-        return redirect("environment_detail", slug=env.slug)
-    messages.success(request, f"Re-provisioning {env.name}.")
-    return redirect("job_detail", job_id=job.pk)
+    return button_action(request, lambda: lifecycle.reprovision_environment(request.user, env, request=request),
+                         done=f"Re-provisioning {env.name}.", back=reverse("environment_detail", args=[env.slug]),
+                         then=lambda job: reverse("job_detail", args=[job.pk]))

@@ -13,7 +13,7 @@ from django.utils import timezone
 from portal import quantity
 from portal.validation import DNS_LABEL, RESERVED_NAMES
 
-from .choices import TIERS, EnvironmentStatus
+from .choices import EnvironmentStatus
 
 PROTECTED_TIERS = ("staging", "production")
 NETWORK_POLICIES = ("default-deny", "none")
@@ -227,7 +227,7 @@ def new_expiry(env, hours, now=None):
 
 # ---------------------------------------------------------------- templates themselves
 
-def _clean_quantity_map(value, field, errors, keys=None):
+def clean_quantity_map(value, field, errors, keys=None):
     if value in (None, ""):
         return {}
     if not isinstance(value, dict):
@@ -256,7 +256,7 @@ def clean_limit_range(value, errors):
         if kind not in LIMIT_KINDS:
             errors.append(f"limit_range.{kind}: unknown; use {', '.join(LIMIT_KINDS)}")
             continue
-        clean[kind] = _clean_quantity_map(amounts, f"limit_range.{kind}", errors, keys=RESOURCES)
+        clean[kind] = clean_quantity_map(amounts, f"limit_range.{kind}", errors, keys=RESOURCES)
     for resource in RESOURCES:  # min <= default_request <= default <= max
         chain = [(k, clean.get(k, {}).get(resource)) for k in ("min", "default_request", "default", "max")]
         chain = [(k, v) for k, v in chain if v is not None]
@@ -266,119 +266,80 @@ def clean_limit_range(value, errors):
     return clean
 
 
-def clean_template(data, errors, instance=None):  # noqa: C901  (landed before the lint; to become a declared schema of the template fields)
-    """Validate a template's fields (admin pages and API); returns the clean values."""
+def clean_parameter_ranges(raw, errors):
+    """A template's parameters: {name: {min, max}} quantities, min at most max."""
+    clean = {}
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        errors.append("parameters: must be an object such as {\"cpu\": {\"min\": \"1\", \"max\": \"8\"}}")
+        return clean
+    for name, spec in raw.items():
+        if not isinstance(spec, dict):
+            errors.append(f"parameters.{name}: must be an object with min and max")
+            continue
+        bounds = clean_quantity_map({k: v for k, v in spec.items() if k in ("min", "max")}, f"parameters.{name}", errors)
+        unknown = set(spec) - {"min", "max"}
+        if unknown:
+            errors.append(f"parameters.{name}: unknown field(s) {', '.join(sorted(unknown))}; use min and max")
+        if "min" not in bounds or "max" not in bounds:
+            errors.append(f"parameters.{name}: give both min and max")
+            continue
+        if quantity.parse(bounds["min"]) > quantity.parse(bounds["max"]):
+            errors.append(f"parameters.{name}: min {bounds['min']} is above max {bounds['max']}")
+            continue
+        clean[name] = bounds
+    return clean
+
+
+def template_services(items, errors):
+    """The catalog services an environment made from a template gets: [{service, from_environment}]."""
+    items = items or []
+    if not isinstance(items, list):
+        errors.append("services: must be a list of {service, from_environment}")
+        return []
+    clean = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not item.get("service") or not item.get("from_environment"):
+            errors.append(f"services[{index}]: needs service and from_environment")
+            continue
+        clean.append({"service": item["service"], "from_environment": item["from_environment"]})
+    return clean
+
+
+def template_problems(clean, instance=None):
+    """What a template's declared fields (environments.schemas.TemplateCreate/TemplateChange) cannot say
+    alone: the name is free, the cluster and services exist, the time to live is within its maximum,
+    and each parameter's range holds the quota's value. Sets `clean["cluster"]` to the Cluster."""
+    from deployments.models import Service
+
     from .models import Cluster, EnvironmentTemplate
 
-    clean = {}
-
-    def given(field):
-        return field in data or instance is None
-
-    if given("name"):
-        name = data.get("name")
-        if not isinstance(name, str) or not DNS_LABEL.match(name or "") or len(name) > 63:
-            errors.append(f"name: '{name}' is not valid; use lowercase letters, digits and '-' (e.g. 'preview')")
-        elif EnvironmentTemplate.objects.filter(name=name).exclude(pk=getattr(instance, "pk", None)).exists():
-            errors.append(f"name: a template named '{name}' already exists")
-        clean["name"] = name
-    if "description" in data:
-        clean["description"] = str(data.get("description") or "")[:2000]
-    if given("tier"):
-        tier = data.get("tier")
-        if tier not in TIERS:
-            errors.append(f"tier: '{tier}' is not one of {', '.join(TIERS)}")
-        clean["tier"] = tier
-    if "cluster" in data:
-        name = data.get("cluster")
-        if name in (None, ""):
-            clean["cluster"] = None
-        else:
-            clean["cluster"] = Cluster.objects.filter(name=name).first()
-            if clean["cluster"] is None:
-                errors.append(f"cluster: no cluster named '{name}'")
-    if "quota" in data:
-        clean["quota"] = _clean_quantity_map(data.get("quota"), "quota", errors)
-    if "limit_range" in data:
-        clean["limit_range"] = clean_limit_range(data.get("limit_range"), errors)
-    if "network_policy" in data:
-        if data.get("network_policy") not in NETWORK_POLICIES:
-            errors.append(f"network_policy: use one of {', '.join(NETWORK_POLICIES)}")
-        clean["network_policy"] = data.get("network_policy")
-    if "ingress_namespace" in data:
-        value = data.get("ingress_namespace") or ""
-        if value and not DNS_LABEL.match(value):
-            errors.append(f"ingress_namespace: '{value}' is not a namespace name")
-        clean["ingress_namespace"] = value
-    for field in ("ttl_hours", "max_ttl_hours"):
-        if field in data:
-            value = data.get(field)
-            if value in (None, ""):
-                clean[field] = None
-            elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TTL_HOURS:
-                errors.append(f"{field}: a whole number of hours from 1 to {MAX_TTL_HOURS}, or empty for none")
-            else:
-                clean[field] = value
+    errors = []
+    if "name" in clean and EnvironmentTemplate.objects.filter(name=clean["name"]).exclude(
+            pk=getattr(instance, "pk", None)).exists():
+        errors.append(f"name: a template named '{clean['name']}' already exists")
+    if clean.get("cluster") not in (None, ""):
+        name, clean["cluster"] = clean["cluster"], Cluster.objects.filter(name=clean["cluster"]).first()
+        if clean["cluster"] is None:
+            errors.append(f"cluster: no cluster named '{name}'")
+    elif "cluster" in clean:
+        clean["cluster"] = None
     ttl = clean.get("ttl_hours", getattr(instance, "ttl_hours", None))
     max_ttl = clean.get("max_ttl_hours", getattr(instance, "max_ttl_hours", None))
     if ttl and max_ttl and ttl > max_ttl:
         errors.append(f"ttl_hours: {ttl} is above max_ttl_hours {max_ttl}")
-    for field in ("requires_approval",):
-        if field in data:
-            if not isinstance(data.get(field), bool):
-                errors.append(f"{field}: must be true or false")
-            clean[field] = bool(data.get(field))
-    if "required_approvals" in data:
-        value = data.get("required_approvals")
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
-            errors.append("required_approvals: a whole number from 1 to 10")
-        clean["required_approvals"] = value
     quota = clean.get("quota", getattr(instance, "quota", {}) or {})
-    if "parameters" in data:
-        raw = data.get("parameters") or {}
-        clean["parameters"] = {}
-        if not isinstance(raw, dict):
-            errors.append("parameters: must be an object such as {\"cpu\": {\"min\": \"1\", \"max\": \"8\"}}")
-            raw = {}
-        for name, spec in raw.items():
-            if not isinstance(spec, dict):
-                errors.append(f"parameters.{name}: must be an object with min and max")
-                continue
-            bounds = _clean_quantity_map({k: v for k, v in spec.items() if k in ("min", "max")},
-                                         f"parameters.{name}", errors)
-            unknown = set(spec) - {"min", "max"}
-            if unknown:
-                errors.append(f"parameters.{name}: unknown field(s) {', '.join(sorted(unknown))}; use min and max")
-            if "min" not in bounds or "max" not in bounds:
-                errors.append(f"parameters.{name}: give both min and max")
-                continue
-            if quantity.parse(bounds["min"]) > quantity.parse(bounds["max"]):
-                errors.append(f"parameters.{name}: min {bounds['min']} is above max {bounds['max']}")
-                continue
-            default = quota.get(quota_key(name))
-            if default is None:
-                errors.append(f"parameters.{name}: the quota has no {quota_key(name)} to start from; add it to quota")
-            elif not quantity.parse(bounds["min"]) <= quantity.parse(default) <= quantity.parse(bounds["max"]):
-                errors.append(f"parameters.{name}: the quota's {quota_key(name)} {default} is outside "
-                              f"{bounds['min']}..{bounds['max']}")
-            clean["parameters"][name] = bounds
-    if "services" in data:
-        items = data.get("services") or []
-        clean["services"] = []
-        if not isinstance(items, list):
-            errors.append("services: must be a list of {service, from_environment}")
-            items = []
-        from deployments.models import Service
-
-        for index, item in enumerate(items):
-            if not isinstance(item, dict) or not item.get("service") or not item.get("from_environment"):
-                errors.append(f"services[{index}]: needs service and from_environment")
-                continue
-            if not Service.objects.filter(name=item["service"]).exists():
-                errors.append(f"services[{index}].service: no service named '{item['service']}'")
-                continue
-            clean["services"].append({"service": item["service"], "from_environment": item["from_environment"]})
-    return clean
+    for name, bounds in (clean.get("parameters") or {}).items():
+        default = quota.get(quota_key(name))
+        if default is None:
+            errors.append(f"parameters.{name}: the quota has no {quota_key(name)} to start from; add it to quota")
+        elif not quantity.parse(bounds["min"]) <= quantity.parse(default) <= quantity.parse(bounds["max"]):
+            errors.append(f"parameters.{name}: the quota's {quota_key(name)} {default} is outside "
+                          f"{bounds['min']}..{bounds['max']}")
+    for index, item in enumerate(clean.get("services") or []):
+        if not Service.objects.filter(name=item["service"]).exists():
+            errors.append(f"services[{index}].service: no service named '{item['service']}'")
+    return errors
 
 
 # ---------------------------------------------------------------- deletion

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from portal.accounts import policies
 from portal.audit.services import diff, record
+from portal.audit.writes import change_audited
 from portal.errors import Conflict, InvalidInput, deny
 from portal.jobs.services import enqueue_job
 
@@ -120,17 +121,11 @@ def update_environment(user, env, data, request=None):
     clean = _clean_references(EnvironmentChange.validated(data), instance=env)
     if "name" in clean and Environment.objects.filter(name=clean["name"]).exclude(pk=env.pk).exists():
         raise InvalidInput(f"name: an environment named '{clean['name']}' already exists")
-    with transaction.atomic():
-        env = Environment.objects.select_for_update().get(pk=env.pk)
-        before = env_snapshot(env)
-        for field, value in clean.items():
-            setattr(env, field, value)
-        env.save()
-        changes = diff(before, env_snapshot(env))
-        if changes:
-            action = "environment.rules_update" if set(changes) & set(RULE_FIELDS) else "environment.update"
-            record(action, actor=user, request=request, target=env, changes=changes)
-    return env
+    return change_audited(env, clean, _update_action, snapshot=env_snapshot, actor=user, request=request)
+
+
+def _update_action(changes):
+    return "environment.rules_update" if set(changes) & set(RULE_FIELDS) else "environment.update"
 
 
 def delete_environment(user, env, request=None):

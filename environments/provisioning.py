@@ -4,7 +4,7 @@ The builders turn an environment (and the guardrails resolved from its template 
 requested) into plain manifests: the Namespace with its labels, a ResourceQuota, a LimitRange,
 a default-deny NetworkPolicy plus one letting in the ingress controller's namespace (and the
 namespace's own pods), and a RoleBinding giving the owning team the `edit` role. Each is written
-with server-side apply through portal/kube.py, so running the job again (a retry after a failure
+with server-side apply through portal.kube, so running the job again (a retry after a failure
 or after a worker died) converges on the same objects instead of failing on "already exists".
 """
 from __future__ import annotations

@@ -5,15 +5,16 @@ from typing import Annotated, Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
-from pydantic import ValidationInfo, model_validator
+from pydantic import BeforeValidator, ValidationInfo, model_validator
 
 from portal import outbound
 from portal.schema_types import (
-    InputSchema, OptionalFlag, ShortTexts, StrictInt, TrueOrFalse, Windows, checked, checking_rules, refuse, rule,
-    text_list, whole_number,
+    InputSchema, OptionalFlag, ShortTexts, StrictInt, TrueOrFalse, Windows, checked, checking_rules, coercing, refuse,
+    rule, text_list, whole_number,
 )
-from portal.validation import check_dns_label, check_text, slugify_name
+from portal.validation import DNS_LABEL, check_dns_label, check_text, slugify_name
 
+from . import guardrails
 from . import policies as rules
 from .choices import TIERS
 
@@ -187,3 +188,88 @@ class ClusterCreate(ClusterChange):
     """Register a cluster."""
 
     name: Annotated[str, checked(check_dns_label)]
+
+
+# ---------------------------------------------------------------- environment templates (self-service)
+
+def _template_name(value, field):
+    if not isinstance(value, str) or not DNS_LABEL.match(value or "") or len(value) > 63:
+        refuse(f"name: '{value}' is not valid; use lowercase letters, digits and '-' (e.g. 'preview')")
+    return value
+
+
+def _one_of(choices, message):
+    def validate(value, field):
+        if value not in choices:
+            refuse(message)
+        return value
+    return rule(validate)
+
+
+def _optional_hours(value, info):
+    """Hours from 1 to the longest time to live, or none (null, or a blank form field)."""
+    if not checking_rules(info) or value in (None, ""):
+        return None if value == "" else value
+    if coercing(info) and isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= guardrails.MAX_TTL_HOURS:
+        refuse(f"{info.field_name}: a whole number of hours from 1 to {guardrails.MAX_TTL_HOURS}, or empty for none")
+    return value
+
+
+def _template_approvals(value, info):
+    if not checking_rules(info):
+        return value
+    if coercing(info) and isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
+        refuse("required_approvals: a whole number from 1 to 10")
+    return value
+
+
+def _with_errors(check):
+    """A guardrails check (value, errors) -> clean value, as a field rule."""
+    def validate(value, field):
+        errors = []
+        clean = check(value, errors)
+        if errors:
+            refuse(*errors)
+        return clean
+    return rule(validate)
+
+
+def _ingress_namespace(value, field):
+    value = value or ""
+    if value and not DNS_LABEL.match(value):
+        refuse(f"ingress_namespace: '{value}' is not a namespace name")
+    return value
+
+
+Hours = Annotated[int | None, BeforeValidator(_optional_hours)]
+
+
+class TemplateChange(InputSchema):
+    """Change an environment template: its guardrails (quota, limit range, network policy, time to live,
+    parameters) and what environments made from it get (approvals, services)."""
+
+    description: Annotated[str | None, rule(lambda value, field: str(value or "")[:2000])] = None
+    tier: Annotated[str | None, rule(_one_of_tiers)] = None
+    cluster: str | None = None
+    quota: Annotated[dict[str, Any] | None, _with_errors(lambda v, e: guardrails.clean_quantity_map(v, "quota", e))] = None
+    limit_range: Annotated[dict[str, Any] | None, _with_errors(guardrails.clean_limit_range)] = None
+    network_policy: Annotated[str | None, _one_of(guardrails.NETWORK_POLICIES, "network_policy: use one of "
+                                                  + ", ".join(guardrails.NETWORK_POLICIES))] = None
+    ingress_namespace: Annotated[str | None, rule(_ingress_namespace)] = None
+    ttl_hours: Hours = None
+    max_ttl_hours: Hours = None
+    requires_approval: TrueOrFalse = None
+    required_approvals: Annotated[int | None, BeforeValidator(_template_approvals)] = None
+    parameters: Annotated[dict[str, Any] | None, _with_errors(guardrails.clean_parameter_ranges)] = None
+    services: Annotated[list[dict[str, Any]] | None, _with_errors(guardrails.template_services)] = None
+
+
+class TemplateCreate(TemplateChange):
+    """Define an environment template: its name and tier (fixed from then on) and its guardrails."""
+
+    name: Annotated[str, rule(_template_name)]
+    tier: Annotated[str, rule(_one_of_tiers)]

@@ -12,12 +12,14 @@ from django.utils import timezone
 
 from portal.accounts import policies as roles
 from portal.audit.services import diff, record
+from portal.audit.writes import change_audited, create_audited
 from portal.errors import Conflict, InvalidInput, deny
 from portal.validation import check_text, slugify_name
 
 from . import guardrails
 from .choices import TIERS, EnvironmentStatus
 from .models import Cluster, Environment, EnvironmentTemplate
+from .schemas import TemplateChange, TemplateCreate
 
 TEMPLATE_FIELDS = ("name", "description", "tier", "cluster", "quota", "limit_range", "network_policy",
                    "ingress_namespace", "ttl_hours", "max_ttl_hours", "requires_approval", "required_approvals",
@@ -38,39 +40,25 @@ def create_template(user, data, request=None):
     if not roles.is_admin(user):
         deny("environment_template.create", user=user, request=request,
              reason="only an admin can define environment templates")
-    errors = []
-    clean = guardrails.clean_template(data, errors)
+    clean = TemplateCreate.validated(data)
+    errors = guardrails.template_problems(clean)
     if errors:
         raise InvalidInput(errors)
-    template = EnvironmentTemplate(**clean)
-    try:
-        with transaction.atomic():
-            template.save()
-            record("environment_template.create", actor=user, request=request, target=template,
-                   changes=diff({}, template_snapshot(template)))
-    except IntegrityError:
-        raise Conflict(f"a template named '{clean['name']}' was created at the same moment") from None
-    return template
+    return create_audited(EnvironmentTemplate(**clean), "environment_template.create", snapshot=template_snapshot,
+                          actor=user, request=request,
+                          taken=f"a template named '{clean['name']}' was created at the same moment")
 
 
 def update_template(user, template, data, request=None):
     if not roles.is_admin(user):
         deny("environment_template.update", user=user, request=request, target=template,
              reason="only an admin can change environment templates")
-    errors = []
-    clean = guardrails.clean_template(data, errors, instance=template)
+    clean = TemplateChange.validated(data)
+    errors = guardrails.template_problems(clean, instance=template)
     if errors:
         raise InvalidInput(errors)
-    with transaction.atomic():
-        template = EnvironmentTemplate.objects.select_for_update().get(pk=template.pk)
-        before = template_snapshot(template)
-        for field, value in clean.items():
-            setattr(template, field, value)
-        template.save()
-        changes = diff(before, template_snapshot(template))
-        if changes:
-            record("environment_template.update", actor=user, request=request, target=template, changes=changes)
-    return template
+    return change_audited(template, clean, "environment_template.update", snapshot=template_snapshot, actor=user,
+                          request=request)
 
 
 def delete_template(user, template, request=None):

@@ -1,53 +1,18 @@
 """API of self-service environments: templates, and approve / reject / extend of environments."""
-from typing import Any
 
 from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
 from portal.accounts import policies
 from portal.errors import Forbidden, NotFound
+from portal.schema_types import Approval, Rejection
 
 from . import approvals, expiry, self_service
 from .models import Environment, EnvironmentTemplate
+from .schemas import TemplateChange, TemplateCreate
 from .serializers import EnvironmentDecisionOut, TemplateOut, environment_out, template_out
 
 router = Router(tags=["self-service environments"])
-
-
-class TemplateIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    tier: str
-    description: str | None = None
-    cluster: str | None = None
-    quota: dict[str, Any] | None = None
-    limit_range: dict[str, Any] | None = None
-    network_policy: str | None = None
-    ingress_namespace: str | None = None
-    ttl_hours: int | None = None
-    max_ttl_hours: int | None = None
-    requires_approval: bool | None = None
-    required_approvals: int | None = None
-    parameters: dict[str, Any] | None = None
-    services: list[dict[str, Any]] | None = None
-
-
-class TemplatePatch(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    description: str | None = None
-    cluster: str | None = None
-    quota: dict[str, Any] | None = None
-    limit_range: dict[str, Any] | None = None
-    network_policy: str | None = None
-    ingress_namespace: str | None = None
-    ttl_hours: int | None = None
-    max_ttl_hours: int | None = None
-    requires_approval: bool | None = None
-    required_approvals: int | None = None
-    parameters: dict[str, Any] | None = None
-    services: list[dict[str, Any]] | None = None
 
 
 def _template(name):
@@ -69,8 +34,8 @@ def list_templates(request):
 
 
 @router.post("/environment-templates", response={201: TemplateOut})
-def create_template(request, payload: TemplateIn):
-    template = self_service.create_template(request.user, payload.dict(exclude_unset=True), request=request)
+def create_template(request, payload: TemplateCreate):
+    template = self_service.create_template(request.user, payload, request=request)
     return Status(201, template_out(_template(template.name)))
 
 
@@ -81,8 +46,8 @@ def get_template(request, name: str):
 
 
 @router.patch("/environment-templates/{name}", response=TemplateOut)
-def update_template(request, name: str, payload: TemplatePatch):
-    template = self_service.update_template(request.user, _template(name), payload.dict(exclude_unset=True),
+def update_template(request, name: str, payload: TemplateChange):
+    template = self_service.update_template(request.user, _template(name), payload,
                                             request=request)
     return template_out(_template(template.name))
 
@@ -91,12 +56,6 @@ def update_template(request, name: str, payload: TemplatePatch):
 def delete_template(request, name: str):
     self_service.delete_template(request.user, _template(name), request=request)
     return Status(204, None)
-
-
-class DecisionIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    comment: str | None = None
 
 
 class ExtendIn(Schema):
@@ -128,14 +87,14 @@ def approval_summary(env):
 
 
 @router.post("/environments/{slug}/approve", response=EnvironmentDecisionOut, exclude_unset=True)
-def approve_environment(request, slug: str, payload: DecisionIn = None):
+def approve_environment(request, slug: str, payload: Approval = None):
     env, job = approvals.decide(request.user, _environment(request, slug), approvals.APPROVE,
                                 comment=(payload.comment if payload else "") or "", request=request)
     return _out(env) | ({"job": str(job.pk)} if job is not None else {})
 
 
 @router.post("/environments/{slug}/reject", response=EnvironmentDecisionOut, exclude_unset=True)
-def reject_environment(request, slug: str, payload: DecisionIn):
+def reject_environment(request, slug: str, payload: Rejection):
     env, _ = approvals.decide(request.user, _environment(request, slug), approvals.REJECT,
                               comment=payload.comment or "", request=request)
     return _out(env)

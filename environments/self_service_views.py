@@ -7,7 +7,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from portal.errors import Conflict, InvalidInput
-from portal.pages import needs_role
+from portal.pages import button_action, delete_page, needs_role
 
 from . import approvals, expiry
 from .environment_views import _visible_environment
@@ -25,14 +25,12 @@ def _back(request, env):
 @require_POST
 def environment_decide(request, slug, decision):
     env = _visible_environment(request, slug)
-    try:
-        env, _ = approvals.decide(request.user, env, decision, comment=request.POST.get("comment", ""), request=request)
-    except (InvalidInput, Conflict) as exc:
-        messages.error(request, "; ".join(exc.messages))
-        return _back(request, env)
     word = "approved" if decision == approvals.APPROVE else "rejected"
-    messages.success(request, f"You {word} the request for {env.name}; it is now {env.status}.")
-    return _back(request, env)
+    return button_action(
+        request, lambda: approvals.decide(request.user, env, decision, comment=request.POST.get("comment", ""),
+                                          request=request)[0],
+        done=lambda decided: f"You {word} the request for {decided.name}; it is now {decided.status}.",
+        back=_back(request, env), refusals=(InvalidInput, Conflict))
 
 
 @login_required
@@ -45,13 +43,9 @@ def environment_extend(request, slug):
     except ValueError:
         messages.error(request, "hours: a whole number of hours")
         return _back(request, env)
-    try:
-        env = expiry.extend_environment(request.user, env, hours, request=request)
-    except (InvalidInput, Conflict) as exc:
-        messages.error(request, "; ".join(exc.messages))
-        return _back(request, env)
-    messages.success(request, f"{env.name} now expires {env.expires_at:%Y-%m-%d %H:%M %Z}.")
-    return _back(request, env)
+    return button_action(request, lambda: expiry.extend_environment(request.user, env, hours, request=request),
+                         done=lambda extended: f"{extended.name} now expires {extended.expires_at:%Y-%m-%d %H:%M %Z}.",
+                         back=_back(request, env), refusals=(InvalidInput, Conflict))
 
 
 # ---------------------------------------------------------------- the create form
@@ -318,14 +312,10 @@ def template_edit(request, name=None):
     data["cluster"] = values["cluster"] or None
     if template is None:
         data["name"] = values["name"].strip()
-    for field in ("ttl_hours", "max_ttl_hours", "required_approvals"):
+    for field in ("ttl_hours", "max_ttl_hours", "required_approvals"):  # whole numbers: the schema reads the text
         text = values[field].strip()
-        if field == "required_approvals" and not text:
-            continue
-        try:
-            data[field] = int(text) if text else None
-        except ValueError:
-            errors.append(f"{field}: '{text}' is not a whole number")
+        if text or field != "required_approvals":
+            data[field] = text
     data["requires_approval"] = post.get("requires_approval") == "on"
     for field in JSON_FIELDS:
         try:
@@ -350,19 +340,17 @@ def template_edit(request, name=None):
 @login_required
 @needs_role
 def template_delete(request, name):
-    from django.shortcuts import get_object_or_404, render
+    from django.shortcuts import get_object_or_404
     from django.urls import reverse
 
     from . import self_service
     from .models import EnvironmentTemplate
 
     template = get_object_or_404(EnvironmentTemplate, name=name)
-    if request.method != "POST":
-        return render(request, "confirm_delete.html", {
-            "section": "environments", "title": f"Delete template {template.name}?",
-            "what": f"the template {template.name}",
-            "consequence": "Environments created from it keep their guardrails; nobody can create new ones from it.",
-            "cancel_url": reverse("template_list")})
-    self_service.delete_template(request.user, template, request=request)
-    messages.success(request, f"Template {template.name} deleted.")
-    return redirect("template_list")
+    return delete_page(request, confirm={
+        "section": "environments", "title": f"Delete template {template.name}?",
+        "what": f"the template {template.name}",
+        "consequence": "Environments created from it keep their guardrails; nobody can create new ones from it.",
+        "cancel_url": reverse("template_list"),
+    }, delete=lambda: self_service.delete_template(request.user, template, request=request),
+        done=(f"Template {template.name} deleted.", "template_list"), back="template_list")

@@ -126,6 +126,15 @@ class ClusterOut(Out):
     created_at: Timestamp
 
 
+class WindowOut(Out):
+    """A deployment window as `policies.clean_windows` stores it."""
+
+    days: list[str]
+    start: str
+    end: str
+    timezone: str
+
+
 class FreezeOut(Out):
     until: OptionalTimestamp
     reason: str
@@ -158,7 +167,7 @@ class EnvironmentOut(EnvironmentSummaryOut):
 
     required_approvals: int
     prevent_self_approval: bool
-    deployment_windows: list[dict[str, Any]]
+    deployment_windows: list[WindowOut]
     window_open: bool
     freeze: FreezeOut | None
     approver_groups: list[str]

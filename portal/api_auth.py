@@ -1,4 +1,6 @@
 """API authentication: bearer tokens (hashed at rest) and browser sessions (with CSRF)."""
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 from ninja.security import HttpBearer, SessionAuth
@@ -8,6 +10,8 @@ from portal.accounts.models import ApiToken, hash_token
 from portal.audit.services import record
 from portal.errors import Forbidden, NotFound, Throttled, refuse_unsafe
 from portal.validation import unsafe_character
+
+logger = logging.getLogger(__name__)
 
 
 def check_request_text(request):
@@ -19,10 +23,13 @@ def check_request_text(request):
 
 
 def reject_token(request, token):
-    """Count a failed bearer token against the client's address. The first failure of each window
-    is audited (`auth.token_rejected`), the others only counted; past the limit the address gets
-    429 with Retry-After until the window ends, and that is audited once (`auth.token_throttled`).
-    A flood of made-up tokens thus costs one counter update each, not an audit row and the chain lock."""
+    """Count a failed bearer token against the client's address, and audit the window once.
+
+    The first failure of each window writes the window's one audit event (`auth.token_rejected`,
+    saying the limit and when the window ends); the others are only counted, and past the limit the
+    address gets 429 with Retry-After until the window ends. A flood of made-up tokens thus costs
+    one counter update each, never a second audit row (nor the chain lock) for that address and
+    window; the server log notes when an address reaches the limit."""
     from django.conf import settings
 
     from portal import throttle
@@ -34,13 +41,14 @@ def reject_token(request, token):
     if window.count == 1:
         with transaction.atomic():
             record("auth.token_rejected", actor_name="anonymous", request=request, outcome="denied",
-                   detail={"token_prefix": token[:8], "window_seconds": seconds,
-                           "note": "later failures from this address in this window are counted, not recorded"})
+                   detail={"token_prefix": token[:8], "window_seconds": seconds, "limit": limit,
+                           "window_ends_at": window.ends_at.isoformat(),
+                           "note": f"the one event of this address's window: later failures are counted, not "
+                                   f"recorded, and past {limit} the address is refused (429) until the window ends"})
     if window.count > limit:
         if window.count == limit + 1:
-            with transaction.atomic():
-                record("auth.token_throttled", actor_name="anonymous", request=request, outcome="denied",
-                       detail={"failures": window.count, "window_seconds": seconds, "limit": limit})
+            logger.warning("bearer tokens: %s failed more than %s times in %s s; refused until %s",
+                           address, limit, seconds, window.ends_at.isoformat())
         raise Throttled(f"too many failed tokens from your address; try again in {window.retry_after} s",
                         retry_after=window.retry_after)
 

@@ -7,8 +7,8 @@ Django shows its technical pages when DEBUG is on (the 404 one lists every URL p
 * a path that matches no URL gets the 404 page (CommonMiddleware, outside it, still adds a missing
   trailing slash first);
 * `Http404` and `PermissionDenied` raised by a view get the 404 and 403 pages and one log line
-  (``refused 403 GET /deployments/7/ user=dee: <reason>``); the service has already audited the
-  refusal where the rules say so;
+  (``refused 403 GET /deployments/7/ user=dee: <reason>``); a 403 no service audited (a page the
+  user's role does not open) is audited here, once, as the API does (`portal.errors.audit_refusal`);
 * the database not answering (`OperationalError`/`InterfaceError`: PostgreSQL restarting, a network
   cut, a statement timeout) gets a 503 with `Retry-After` and one log line, not a 500 and a
   traceback: nothing is wrong with the request, and the next one reconnects;
@@ -27,6 +27,8 @@ from django.http import Http404, HttpResponse, HttpResponseServerError, JsonResp
 from django.shortcuts import render
 from django.template import loader
 from django.urls import Resolver404, get_resolver, resolve
+
+from portal.errors import audit_refusal
 
 logger = logging.getLogger("gantry.errors")
 
@@ -137,6 +139,7 @@ class ErrorPagesMiddleware:
             response = not_found(request, exception)
         elif isinstance(exception, PermissionDenied):
             log_refusal(request, 403, _reason(exception))
+            audit_refusal(request, exception, _reason(exception))
             response = forbidden(request, exception)
         elif isinstance(exception, DATABASE_DOWN):
             return self._database_down(request, exception)

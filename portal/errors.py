@@ -35,7 +35,36 @@ class Conflict(GantryError):
 def deny(action, *, user, request=None, reason, target=None, environment=None, error=Forbidden):
     """Audit a refused attempt (outcome `denied`) and raise `error` (Forbidden by default) with the reason."""
     record_denied(action, request=request, actor=user, target=target, environment=environment, reason=reason)
-    raise error(reason)
+    refusal = error(reason)
+    refusal.audited = True
+    raise refusal
+
+
+def _audited(exception):
+    seen = set()
+    while exception is not None and id(exception) not in seen:
+        if getattr(exception, "audited", False):
+            return True
+        seen.add(id(exception))
+        exception = exception.__cause__ or exception.__context__
+    return False
+
+
+def audit_refusal(request, exception, reason):
+    """The one audit of a 403 that no service audited: an API call or a page (a read, mostly) that the
+    caller's role does not open. One event, `access.denied`, with the refusal's own words; a refusal
+    already audited by `deny` (the exception or what it was raised from) is not audited again."""
+    if _audited(exception):
+        return
+    from django.db import transaction
+
+    from portal.audit.services import record
+
+    path = "".join(c for c in request.path[:300] if c.isprintable())
+    with transaction.atomic():
+        record("access.denied", request=request, outcome="denied",
+               detail={"reason": reason, "method": request.method, "path": path})
+    exception.audited = True
 
 
 def refuse_unsafe(values):

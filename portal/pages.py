@@ -13,7 +13,7 @@ from django.http import Http404
 from django.shortcuts import render
 
 from portal.accounts import policies
-from portal.errors import Forbidden, InvalidInput, NotFound, refuse_unsafe
+from portal.errors import Conflict, Forbidden, InvalidInput, NotFound, refuse_unsafe
 
 
 def needs_role(view):
@@ -80,3 +80,37 @@ def form_page(request, template, context, errors, status=400):
     """Re-render a form after the service refused the input: all messages, and by field."""
     context = dict(context, errors=errors, errors_by_field=field_errors(errors))
     return render(request, template, context, status=status)
+
+
+def button_action(request, action, *, done, back, then=None, refusals=(Conflict,)):
+    """A button's POST (nothing to show again): run `action()` (the service, which checks and audits).
+    A refusal of `refusals` comes back as a message on `back`; success as the message `done` (or
+    `done(result)`) on `then` (or `then(result)`, else `back`). `back`/`then`: a response, or what
+    `redirect` takes (a URL or a URL name)."""
+    from django.contrib import messages
+    from django.http import HttpResponse
+    from django.shortcuts import redirect
+
+    def go(target):
+        return target if isinstance(target, HttpResponse) else redirect(target)
+
+    try:
+        result = action()
+    except refusals as exc:
+        messages.error(request, "; ".join(exc.messages))
+        return go(back)
+    messages.success(request, done(result) if callable(done) else done)
+    return go(then(result) if callable(then) else (then or back))
+
+
+def delete_page(request, *, confirm, delete, done, back, may_delete=None):
+    """A page that removes something. GET: after `may_delete(request)` (which raises PermissionDenied
+    for who may not), the confirmation page with `confirm` (title, what, consequence, cancel_url).
+    POST: `delete()` (the service, which checks again and audits); its Conflict comes back as a
+    message on `back`, success as `done` = (message, url)."""
+    if request.method != "POST":
+        if may_delete is not None:
+            may_delete(request)
+        return render(request, "confirm_delete.html", confirm)
+    message, url = done
+    return button_action(request, delete, done=message, back=back, then=url)

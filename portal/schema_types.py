@@ -178,3 +178,38 @@ class Out(BaseModel):
 # answer is byte for byte what it was (a datetime field would rewrite "+00:00" as "Z").
 Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 OptionalTimestamp = Timestamp | None
+
+
+# ---------------------------------------------------------------- decisions (approve, reject)
+
+MAX_COMMENT = 2000
+
+
+def _comment(required):
+    def validate(value, field):
+        comment = "" if value is None else value
+        if not isinstance(comment, str):
+            refuse("comment: must be text")
+        comment = comment.strip()
+        if required and not comment:
+            refuse("comment: required to reject (say what must change)")
+        if len(comment) > MAX_COMMENT:
+            refuse(f"comment: at most {MAX_COMMENT} characters (got {len(comment)})")
+        return comment
+    return rule(validate)
+
+
+Comment = Annotated[str | None, _comment(required=False)]
+RejectionComment = Annotated[str | None, _comment(required=True)]
+
+
+class Approval(InputSchema):
+    """Approve a pending request (a deployment, an environment): an optional comment."""
+
+    comment: Comment = ""
+
+
+class Rejection(InputSchema):
+    """Reject a pending request: the comment says what must change."""
+
+    comment: RejectionComment = ""

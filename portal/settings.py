@@ -199,6 +199,10 @@ GANTRY_AUDIT_OLD_KEYS = [k for k in os.environ.get("GANTRY_AUDIT_OLD_KEYS", "").
 GANTRY_AUDIT_CHECKPOINT_DIR = os.environ.get("GANTRY_AUDIT_CHECKPOINT_DIR", "")
 GANTRY_AUDIT_CHECKPOINT_S3_BUCKET = os.environ.get("GANTRY_AUDIT_CHECKPOINT_S3_BUCKET", "")
 GANTRY_AUDIT_CHECKPOINT_S3_ENDPOINT = os.environ.get("GANTRY_AUDIT_CHECKPOINT_S3_ENDPOINT", "")
+# Each checkpoint in an Object Lock bucket is locked by itself: this mode (COMPLIANCE or GOVERNANCE) for this
+# many days (or the bucket's default period when longer).
+GANTRY_AUDIT_CHECKPOINT_LOCK_MODE = os.environ.get("GANTRY_AUDIT_CHECKPOINT_LOCK_MODE", "COMPLIANCE").upper()
+GANTRY_AUDIT_CHECKPOINT_RETENTION_DAYS = int(os.environ.get("GANTRY_AUDIT_CHECKPOINT_RETENTION_DAYS", "400"))
 # Webhooks may call private addresses only when listed here (host names, addresses or networks).
 GANTRY_WEBHOOK_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("GANTRY_WEBHOOK_ALLOWED_HOSTS", "").split(",")
                                 if h.strip()]
@@ -229,9 +233,12 @@ GANTRY_METRICS_ALLOWED_IPS = [a.strip() for a in os.environ.get("GANTRY_METRICS_
 GANTRY_ABANDON_MINUTES = int(os.environ.get("GANTRY_ABANDON_MINUTES", "30"))
 GANTRY_BASE_URL = os.environ.get("GANTRY_BASE_URL", "")
 # Live health (deployments.monitoring): probes in flight per shard job, each probe's timeout, environments per job.
-GANTRY_PROBE_PARALLELISM = int(os.environ.get("GANTRY_PROBE_PARALLELISM", "16"))
-GANTRY_PROBE_TIMEOUT_SECONDS = float(os.environ.get("GANTRY_PROBE_TIMEOUT_SECONDS", "5"))
+GANTRY_PROBE_PARALLELISM = int(os.environ.get("GANTRY_PROBE_PARALLELISM", "32"))
+GANTRY_PROBE_TIMEOUT_SECONDS = float(os.environ.get("GANTRY_PROBE_TIMEOUT_SECONDS", "3"))
 GANTRY_PROBE_SHARD_SIZE = int(os.environ.get("GANTRY_PROBE_SHARD_SIZE", "10"))
+# Container restarts of a service's pods within the window that make a healthy cell degraded ("4 restarts in 10 min").
+GANTRY_RESTART_WINDOW_SECONDS = int(os.environ.get("GANTRY_RESTART_WINDOW_SECONDS", "600"))
+GANTRY_RESTARTS_DEGRADE = int(os.environ.get("GANTRY_RESTARTS_DEGRADE", "3"))
 GANTRY_TRUST_X_FORWARDED_FOR = env_bool("GANTRY_TRUST_X_FORWARDED_FOR", False)
 GANTRY_EVIDENCE_DIR = os.environ.get("GANTRY_EVIDENCE_DIR", "")  # period evidence ZIPs (default BASE_DIR/.evidence)
 GANTRY_BACKUP_DIR = os.environ.get("GANTRY_BACKUP_DIR", str(BASE_DIR / "backups-local"))  # the default local store

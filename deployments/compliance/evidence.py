@@ -211,6 +211,18 @@ def _request_statements(mine):
     return statements, request, detail
 
 
+def _dry_run_words(dry_run, what):
+    """A dry run as recorded (deployments.facts.dry_run_summary), in words."""
+    if not isinstance(dry_run, dict) or not dry_run.get("shown", True):
+        return "no dry run was on their screen (decided without the approval page)"
+    words = f"{what} ({dry_run.get('sha256', '')[:12]}) " + (
+        "passed" if dry_run.get("ok") else "FOUND PROBLEMS: " + "; ".join(dry_run.get("problems") or []))
+    objects = [f"{o.get('kind')} {o.get('name')} {o.get('action')}"
+               + (f" ({o.get('diff_lines')} diff lines)" if o.get("diff_lines") else "")
+               for o in dry_run.get("objects") or []]
+    return words + (": " + ", ".join(objects) if objects else "")
+
+
 def _approval_statements(mine, request, detail):
     """Each decision (and refused attempt), and whether someone independent approved."""
     statements = []
@@ -242,11 +254,13 @@ def _approval_statements(mine, request, detail):
         if diff:
             words += (f"; reviewed the diff against deployment #{diff['against']} ({diff.get('lines')} lines, sha256 "
                       f"{diff.get('sha256')})" if diff.get("against") else "; nothing was running before (no diff)")
+        if "dry_run" in d:
+            words += "; " + _dry_run_words(d["dry_run"], "the dry run on their screen")
         words += ". Rules in force then: " + _rules_words(d.get("rules")) + "; " + _gate_words(d.get("gate")) + "."
         approval = {"user": event["actor"], "decision": decision, "at": event["at"], "image": d.get("image"),
                     "manifest_hash": d.get("manifest_hash"), "checklist": d.get("checklist"),
                     "comment": d.get("comment"), "rules": d.get("rules"), "gate": d.get("gate"), "diff": diff,
-                    "counted": counted}
+                    "dry_run": d.get("dry_run"), "counted": counted}
         approvals.append(approval)
         statements.append(_statement("approval", words, [event], approval))
     requester = request["actor"] if request else None
@@ -306,6 +320,9 @@ def _lifecycle_statements(mine):
             if d.get("error"):
                 words += f": {d['error']}"
             statements.append(_statement("outcome", words + ".", [event], {"state": action.split(".")[1]}))
+        elif action == "deployment.dry_run":
+            shown = _dry_run_words(d, f"Dry run shown to {event['actor']} at {event['at']}")
+            statements.append(_statement("dry_run", shown + ".", [event], {"dry_run": d}))
         elif action in ("deployment.verification_passed", "deployment.verification_failed"):
             words = f"Verification {action.rsplit('_', 1)[1]} at {event['at']}: {d.get('reason')}"
             if d.get("rule"):

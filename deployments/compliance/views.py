@@ -8,6 +8,7 @@ from django.shortcuts import render
 
 from portal.accounts import policies as roles
 from portal.errors import Forbidden, InvalidInput, NotFound
+from portal.live import Poll, state_of
 from portal.pages import needs_role
 
 from . import reports
@@ -100,6 +101,9 @@ def access_report(request):
                         "gantry-access-review.csv", ("at", "since", "until"))
 
 
+BUILDS_FRAGMENT = "period-builds"
+
+
 @login_required
 @needs_role
 def period_evidence(request):
@@ -107,7 +111,7 @@ def period_evidence(request):
     from django.contrib import messages
     from django.shortcuts import redirect
 
-    from portal.jobs.models import Job
+    from portal.jobs.models import Job, JobLogLine
 
     from .period import KIND, progress, start_period_evidence
 
@@ -122,11 +126,24 @@ def period_evidence(request):
         else:
             messages.success(request, "The evidence ZIP is being built; this page shows its progress.")
             return redirect(f"{request.path}#job-{job.pk}")
-    jobs = list(Job.objects.filter(kind=KIND).select_related("requested_by").order_by("-created_at")[:20])
-    for job in jobs:
-        job.progress = progress(job) if not job.is_finished or job.state == "succeeded" else None
-    return render(request, "compliance/period.html", {"section": "compliance", "values": values, "error": error,
-                                                      "jobs": jobs}, status=status)
+    # The builds are a live fragment (portal/live.py): the jobs' states and times, and the progress
+    # lines of the unfinished ones, in two aggregate queries; a poll of an unchanged list is a 304.
+    parts = (state_of(Job.objects.filter(kind=KIND), "created_at", "started_at", "finished_at"),
+             state_of(JobLogLine.objects.filter(job__kind=KIND, job__finished_at__isnull=True), "id"))
+    poll = Poll(request)
+
+    def render_builds(tag):
+        jobs = list(Job.objects.filter(kind=KIND).select_related("requested_by").order_by("-created_at")[:20])
+        for job in jobs:
+            job.progress = progress(job) if not job.is_finished or job.state == "succeeded" else None
+        context = {"section": "compliance", "values": values, "error": error, "jobs": jobs, "builds_version": tag}
+        if poll.wants(BUILDS_FRAGMENT):
+            return render(request, "compliance/_period_builds.html", context)
+        return render(request, "compliance/period.html", context, status=status)
+
+    if poll.wants(BUILDS_FRAGMENT):
+        return poll.respond(parts, render_builds)
+    return render_builds(poll.version_for(parts, BUILDS_FRAGMENT))
 
 
 @login_required

@@ -25,6 +25,11 @@ class CellHealth(models.Model):
     desired_replicas = models.PositiveIntegerField(default=0)
     version = models.PositiveBigIntegerField(default=0, help_text="Bumped on every visible change (live board updates).")
     changed_at = models.DateTimeField(db_index=True, help_text="When the board last had to redraw this cell.")
+    workload = models.JSONField(default=dict, blank=True,
+                                help_text="Where the live deployment runs, read once from its manifests (deployments.health.Workload).")
+    restarts = models.PositiveIntegerField(null=True, blank=True, help_text="Container restarts of the live pods when last probed.")
+    restart_log = models.JSONField(default=list, blank=True,
+                                   help_text="[epoch seconds, restarts seen] within the restart window (monitoring.restarts).")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["environment", "service"], name="one_cell_per_service_env")]
@@ -81,18 +86,25 @@ def default_rules():
     """The rules users' plans ask for (issue #9): error rate, p95 latency, CPU, memory.
 
     ``${namespace}``, ``${service}`` and ``${deployment}`` (the Kubernetes Deployment serving the new
-    release, e.g. ``web-green``) are filled in per verification.
+    release, e.g. ``web-green``) are filled in per verification. CPU and memory are the busiest
+    pod's use against its limits, from the names cAdvisor (``container_*``) and kube-state-metrics
+    (``kube_pod_container_resource_limits``) expose; the pod regex takes the Deployment's pods
+    (``<deployment>-<replicaset hash>-<suffix>``) and not those of ``<deployment>-green``.
     """
     selector = 'namespace="${namespace}",deployment="${deployment}"'
+    pods = 'namespace="${namespace}",pod=~"${deployment}-[a-z0-9]+-[a-z0-9]+"'
+    containers = f'{pods},container!="",container!="POD"'
     return [
         {"name": "error rate", "op": ">", "threshold": 0.05, "for_seconds": 300,
          "query": f'sum(rate(http_requests_total{{{selector},code=~"5.."}}[1m])) / sum(rate(http_requests_total{{{selector}}}[1m]))'},
         {"name": "p95 latency", "op": ">", "threshold": 2.0, "for_seconds": 180,
          "query": f"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{{{selector}}}[1m])))"},
         {"name": "cpu", "op": ">", "threshold": 0.9, "for_seconds": 300,
-         "query": f"max(container_cpu_usage_ratio{{{selector}}})"},
+         "query": f"max(sum by (pod) (rate(container_cpu_usage_seconds_total{{{containers}}}[1m])) "
+                  f'/ sum by (pod) (kube_pod_container_resource_limits{{{pods},resource="cpu"}}))'},
         {"name": "memory", "op": ">", "threshold": 0.95, "for_seconds": 180,
-         "query": f"max(container_memory_usage_ratio{{{selector}}})"},
+         "query": f"max(sum by (pod) (container_memory_working_set_bytes{{{containers}}}) "
+                  f'/ sum by (pod) (kube_pod_container_resource_limits{{{pods},resource="memory"}}))'},
     ]
 
 

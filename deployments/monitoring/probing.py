@@ -12,6 +12,7 @@ status changed one HealthChange row and one audit event each.
 """
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from deployments import health
 from portal import kube
 from portal.audit.services import record_many
 
+from . import restarts as restart_window
 from .models import CellHealth, HealthChange, HealthCheck
 
 ORDER = health.ORDER
@@ -43,7 +45,7 @@ class Outcome:
     ready: int = 0
     desired: int = 0
     color: str = ""
-    restarts: int | None = None  # the live pods' container restarts (None: not read)
+    restarts: restart_window.Restarts | None = None  # the live pods' container restarts, over the window
 
 
 def parallelism():
@@ -85,19 +87,20 @@ def decide(replica_status, replica_detail, ok, detail, failures, threshold, path
         return "down", replica_detail or "no replica ready"
     if not ok:
         times = {1: "once", 2: "twice"}.get(failures, f"{failures} times")
+        said = f"{path} gave {detail}" if detail.startswith("no answer") else f"{path} answered {detail}"
         if replica_status == "progressing":
-            return "progressing", f"{path} answered {detail} while rolling out"
+            return "progressing", f"{said} while rolling out"
         if failures >= threshold:
-            return "down", f"{path} answered {detail} {times} in a row"
-        return "degraded", f"{path} answered {detail} ({times} in a row; down at {threshold})"
+            return "down", f"{said} {times} in a row"
+        return "degraded", f"{said} ({times} in a row; down at {threshold})"
     return replica_status, replica_detail
 
 
-def judge(environment, deployment, workload, snapshot, answer, previous_failures, threshold):
+def judge(environment, deployment, workload, snapshot, answer, previous_failures, threshold, restarts_before=(None, None), now=None):
     """The Outcome of one cell from its namespace's snapshot and its health-path answer.
 
     ``snapshot`` and ``answer`` are what read_namespace and http_probe returned, or the KubeError
-    they raised: the cell is then ``unknown``.
+    they raised: the cell is then ``unknown``. ``restarts_before``: the cell's (restarts, restart_log).
     """
     for result in (snapshot, answer):
         if isinstance(result, kube.KubeError):
@@ -107,8 +110,10 @@ def judge(environment, deployment, workload, snapshot, answer, previous_failures
     ok, detail, latency = answer
     failures = 0 if ok else previous_failures + 1
     status, reason = decide(seen.status, seen.detail, ok, detail, failures, threshold, deployment.service.health_path or "/")
+    restarts = restart_window.count(*restarts_before, seen.restarts, now or timezone.now())
+    status, reason = restart_window.apply(status, reason, restarts)
     return Outcome(environment.pk, deployment.service_id, deployment.pk, status, reason[:500], ok, latency, seen.ready,
-                   seen.desired, seen.color, seen.restarts)
+                   seen.desired, seen.color, restarts)
 
 
 def _capture(fn, *args, **kwargs):
@@ -119,19 +124,38 @@ def _capture(fn, *args, **kwargs):
         return error
 
 
-def probe_cell(environment, deployment, previous_failures, threshold):
-    """One probe of one service in one environment (a verification step): replicas and live colour, then the health path."""
+def probe_cell(environment, deployment, previous_failures, threshold, now=None):
+    """One probe of one service in one environment (a verification step): replicas, live colour and
+    restarts (counted against the board's cell), then the health path."""
     workload = health.workload_of(deployment)
     snapshot = _capture(health.read_workload, environment.cluster, environment.namespace, workload)
     answer = _capture(http_probe, environment, deployment, endpoint=workload.endpoint) \
         if not isinstance(snapshot, kube.KubeError) else snapshot
-    return judge(environment, deployment, workload, snapshot, answer, previous_failures, threshold)
+    cell = CellHealth.objects.filter(environment_id=environment.pk, service_id=deployment.service_id).only(
+        "restarts", "restart_log").first()
+    return judge(environment, deployment, workload, snapshot, answer, previous_failures, threshold,
+                 (cell.restarts, cell.restart_log) if cell else (None, None), now)
 
 
-def _live_deployments(environment):
-    from deployments.live import live_and_rollback_targets
+def _workloads(work, cells):
+    """Each (environment, deployment)'s Workload: the cell's copy while the same deployment runs, else
+    read from the manifests (fetched only for those)."""
+    from deployments.models import Deployment
 
-    return [pair[0] for pair in live_and_rollback_targets(environment.pk, depth=3, with_manifests=True).values()]
+    found, missing = {}, []
+    for environment, deployment in work:
+        cell = cells.get((environment.pk, deployment.service_id))
+        cached = cell.workload if cell else None
+        if cached and cached.get("deployment") == deployment.pk and cached.get("strategy") == deployment.service.strategy:
+            found[deployment.pk] = health.Workload.from_dict(cached)
+        else:
+            missing.append(deployment)
+    if missing:
+        texts = dict(Deployment.objects.filter(pk__in=[d.pk for d in missing]).values_list("pk", "rendered_manifest"))
+        for deployment in missing:
+            deployment.rendered_manifest = texts.get(deployment.pk) or ""
+            found[deployment.pk] = health.workload_of(deployment)
+    return [found[deployment.pk] for _, deployment in work]
 
 
 def probe_environments(environment_ids, now=None):
@@ -140,13 +164,15 @@ def probe_environments(environment_ids, now=None):
 
     from .config import settings_for_many
 
+    now = now or timezone.now()
     environments = list(Environment.objects.select_related("cluster").filter(pk__in=environment_ids, cluster__isnull=False))
     thresholds = {env.pk: s.failure_threshold for env, s in zip(environments, settings_for_many(environments), strict=False)}
     cells = {(c.environment_id, c.service_id): c for c in CellHealth.objects.filter(environment_id__in=environment_ids)}
-    work = []  # (environment, deployment, workload)
-    for environment in environments:
-        for deployment in _live_deployments(environment):
-            work.append((environment, deployment, health.workload_of(deployment)))
+    from deployments.live import live_deployments  # (here: deployments.live and deployments.policies import each other)
+
+    by_pk = {environment.pk: environment for environment in environments}
+    pairs = [(by_pk[deployment.environment_id], deployment) for deployment in live_deployments(by_pk)]
+    work = [(env, dep, workload) for (env, dep), workload in zip(pairs, _workloads(pairs, cells), strict=True)]
     outcomes = []
     if work:
         namespaces = {}
@@ -160,20 +186,23 @@ def probe_environments(environment_ids, now=None):
             for (env, dep, workload), answer in zip(work, answers, strict=True):
                 previous = cells.get((env.pk, dep.service_id))
                 outcomes.append(judge(env, dep, workload, reads[env.pk].result(), answer.result(),
-                                      previous.consecutive_failures if previous else 0, thresholds[env.pk]))
+                                      previous.consecutive_failures if previous else 0, thresholds[env.pk],
+                                      (previous.restarts, previous.restart_log) if previous else (None, None), now))
     live_keys = {(env.pk, dep.service_id) for env, dep, _ in work}
     names = {(env.pk, dep.service_id): (env, dep.service) for env, dep, _ in work}
-    record_outcomes(outcomes, cells, now=now, names=names)
+    workloads = {dep.pk: {**workload.as_dict(), "deployment": dep.pk, "strategy": dep.service.strategy} for _, dep, workload in work}
+    record_outcomes(outcomes, cells, now=now, names=names, workloads=workloads)
     stale = [c.pk for key, c in cells.items() if key not in live_keys]
     if stale:  # nothing runs there any more: the cell leaves the board
         CellHealth.objects.filter(pk__in=stale).delete()
     return outcomes
 
 
-def record_outcomes(outcomes, cells=None, now=None, names=None):
+def record_outcomes(outcomes, cells=None, now=None, names=None, workloads=None):
     """Write the probes in bulk: raw checks, minute aggregates, the cells, and one change row per status change.
 
-    ``names``: {(environment_id, service_id): (Environment, Service)} for the audit events (read when missing).
+    ``names``: {(environment_id, service_id): (Environment, Service)} for the audit events (read when missing);
+    ``workloads``: {deployment_id: Workload JSON} kept on the cells.
     """
     if not outcomes:
         return
@@ -185,13 +214,17 @@ def record_outcomes(outcomes, cells=None, now=None, names=None):
     created, updated, changes = [], [], []
     for outcome in outcomes:
         cell = cells.get((outcome.environment_id, outcome.service_id))
+        workload = (workloads or {}).get(outcome.deployment_id)
         if cell is None:
             cell = _new_cell(outcome, now)
+            cell.workload = workload or {}
             created.append(cell)
             changes.append((cell, "unknown", outcome))
             continue
         old_status = cell.status
         _apply(cell, outcome, now)
+        if workload is not None:
+            cell.workload = workload
         updated.append(cell)
         if outcome.status != old_status:
             changes.append((cell, old_status, outcome))
@@ -242,7 +275,9 @@ def _new_cell(outcome, now):
         environment_id=outcome.environment_id, service_id=outcome.service_id, deployment_id=outcome.deployment_id,
         status=outcome.status, reason=outcome.reason, since=now, checked_at=now, consecutive_failures=0 if outcome.ok else 1,
         latency_ms=outcome.latency_ms, color=outcome.color, ready_replicas=outcome.ready,
-        desired_replicas=outcome.desired, version=1, changed_at=now)
+        desired_replicas=outcome.desired, version=1, changed_at=now,
+        restarts=outcome.restarts.total if outcome.restarts else None,
+        restart_log=outcome.restarts.log if outcome.restarts else [])
 
 
 def _apply(cell, outcome, now):
@@ -256,20 +291,25 @@ def _apply(cell, outcome, now):
     cell.consecutive_failures = 0 if outcome.ok else cell.consecutive_failures + 1
     cell.ready_replicas, cell.desired_replicas = outcome.ready, outcome.desired
     cell.status, cell.reason, cell.deployment_id, cell.color = outcome.status, outcome.reason, outcome.deployment_id, outcome.color
+    if outcome.restarts is not None:
+        cell.restarts, cell.restart_log = outcome.restarts.total, outcome.restarts.log
 
 
 CELL_FIELDS = ("checked_at", "since", "changed_at", "version", "consecutive_failures", "latency_ms", "ready_replicas",
-               "desired_replicas", "status", "reason", "deployment_id", "color")
+               "desired_replicas", "status", "reason", "deployment_id", "color", "restarts", "restart_log", "workload")
+JSON_FIELDS = ("restart_log", "workload")
 _UPDATE_CELLS = """
 UPDATE monitoring_cellhealth AS cell SET
     checked_at = probe.checked_at, since = probe.since, changed_at = probe.changed_at, version = probe.version,
     consecutive_failures = probe.consecutive_failures, latency_ms = probe.latency_ms,
     ready_replicas = probe.ready_replicas, desired_replicas = probe.desired_replicas, status = probe.status,
-    reason = probe.reason, deployment_id = probe.deployment_id, color = probe.color
+    reason = probe.reason, deployment_id = probe.deployment_id, color = probe.color, restarts = probe.restarts,
+    restart_log = probe.restart_log::jsonb, workload = probe.workload::jsonb
 FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::bigint[], %s::integer[],
-            %s::integer[], %s::integer[], %s::integer[], %s::varchar[], %s::varchar[], %s::bigint[], %s::varchar[])
+            %s::integer[], %s::integer[], %s::integer[], %s::varchar[], %s::varchar[], %s::bigint[], %s::varchar[],
+            %s::integer[], %s::text[], %s::text[])
     AS probe (id, checked_at, since, changed_at, version, consecutive_failures, latency_ms, ready_replicas,
-              desired_replicas, status, reason, deployment_id, color)
+              desired_replicas, status, reason, deployment_id, color, restarts, restart_log, workload)
 WHERE cell.id = probe.id
 """
 
@@ -283,7 +323,9 @@ def _update_cells(cells):
             CellHealth.objects.filter(pk=cell.pk).update(**{name: getattr(cell, name) for name in CELL_FIELDS})
         return
     with connection.cursor() as cursor:
-        cursor.execute(_UPDATE_CELLS, [[cell.pk for cell in cells]] + [[getattr(cell, name) for cell in cells] for name in CELL_FIELDS])
+        columns = [[json.dumps(getattr(cell, name)) if name in JSON_FIELDS else getattr(cell, name) for cell in cells]
+                   for name in CELL_FIELDS]
+        cursor.execute(_UPDATE_CELLS, [[cell.pk for cell in cells], *columns])
 
 
 def _changes(changes, now, names):

@@ -16,26 +16,6 @@ from .serializers import BackupOut, DrillOut, RestoreOut, TargetOut, backup_out,
 router = Router(tags=["backups"])
 
 
-class TargetIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    kind: str | None = "postgresql"
-    dsn: str
-    schedule: str | None = None
-    timezone: str | None = None
-    retention_days: int | None = None
-    keep_last: int | None = None
-    destination: dict[str, Any] | None = None
-    rpo_minutes: int | None = None
-    rto_minutes: int | None = None
-    verify_schedule: str | None = None
-    verify_sql: str | None = None
-    deploy_guard: str | None = None
-    deploy_guard_minutes: int | None = None
-    enabled: bool | None = None
-
-
 class TargetPatch(Schema):
     model_config = ConfigDict(extra="forbid")
 
@@ -53,6 +33,14 @@ class TargetPatch(Schema):
     deploy_guard: str | None = None
     deploy_guard_minutes: int | None = None
     enabled: bool | None = None
+
+
+class TargetIn(TargetPatch):
+    """A new target: what a change takes, with a name and a DSN required, and its kind."""
+
+    name: str
+    kind: str | None = "postgresql"
+    dsn: str
 
 
 class BackupStart(Schema):

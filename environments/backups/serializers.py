@@ -174,6 +174,12 @@ class BackupOut(Out):
     last_drill: DrillSummaryOut | None
 
 
+class DrillCheckOut(Out):
+    name: str
+    ok: bool
+    detail: str
+
+
 class DrillOut(Out):
     id: int
     drill: int
@@ -181,12 +187,22 @@ class DrillOut(Out):
     state: str
     trigger: str
     restore_seconds: float | None
-    checks: list[dict[str, Any]]
+    checks: list[DrillCheckOut]
     error: str | None
     created_at: Timestamp
     started_at: OptionalTimestamp
     finished_at: OptionalTimestamp
     job: str | None
+
+
+class RestoreDecisionOut(Out):
+    """An approval or rejection of a production restore (`restore_approvals._record_decision`)."""
+
+    user: str
+    user_id: int
+    decision: str
+    comment: str
+    at: Timestamp
 
 
 class RestoreOut(Out):
@@ -197,7 +213,7 @@ class RestoreOut(Out):
     database: str | None
     allow_existing: bool
     requested_by: str | None
-    approvals: list[dict[str, Any]]
+    approvals: list[RestoreDecisionOut]
     restore_seconds: float | None
     error: str | None
     created_at: Timestamp

@@ -9,7 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from portal.errors import Conflict, InvalidInput, NotFound
-from portal.pages import form_page, needs_role, refusals_as_pages
+from portal.pages import button_action, form_page, needs_role, refusals_as_pages
 
 from . import policies, services
 from .choices import ROLE_CHOICES
@@ -56,13 +56,8 @@ def role_grant(request):
 @needs_role
 @require_POST
 def role_revoke(request, assignment_id):
-    try:
-        services.revoke_role(request.user, assignment_id, request=request)
-    except (Conflict, NotFound) as exc:
-        messages.error(request, "; ".join(exc.messages))
-        return redirect("user_list")
-    messages.success(request, "Role revoked.")
-    return redirect("user_list")
+    return button_action(request, lambda: services.revoke_role(request.user, assignment_id, request=request),
+                         done="Role revoked.", back="user_list", refusals=(Conflict, NotFound))
 
 
 # ---------------------------------------------------------------- API tokens (any signed-in user)
@@ -114,10 +109,5 @@ def token_create(request):
 @require_POST
 @refusals_as_pages
 def token_revoke(request, token_id):
-    try:
-        services.revoke_api_token(request.user, token_id, request=request)
-    except Conflict as exc:
-        messages.error(request, "; ".join(exc.messages))
-        return redirect("token_list")
-    messages.success(request, "Token revoked; it no longer works.")
-    return redirect("token_list")
+    return button_action(request, lambda: services.revoke_api_token(request.user, token_id, request=request),
+                         done="Token revoked; it no longer works.", back="token_list")

@@ -3,13 +3,15 @@
 Every few minutes (and on demand: `manage.py audit_checkpoint`) Gantry writes the head of the
 chain (the number of events, the last seq and its hash) signed with GANTRY_AUDIT_KEY, to a
 directory (GANTRY_AUDIT_CHECKPOINT_DIR: mount it from another system, or make it append-only)
-or to S3 (GANTRY_AUDIT_CHECKPOINT_S3_BUCKET: a bucket with Object Lock and a default retention
-in compliance mode, so no object can be changed or deleted before it expires), each checkpoint
-a new object. Someone who can write SQL can then
+or to S3 (GANTRY_AUDIT_CHECKPOINT_S3_BUCKET: a bucket with Object Lock), each checkpoint a new
+object written with its own retention (compliance mode by default, so no one can change or delete
+it before it expires; see `_retention`). Someone who can write SQL can then
 still empty the table or delete its newest rows, but `audit_verify` compares the chain with the
 latest checkpoint and reports it: the chain must reach the checkpoint's seq with the same hash.
 """
 import json
+import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -18,6 +20,7 @@ from .keys import current_key, key_for, sign
 from .models import AuditEvent
 
 PREFIX = "audit-checkpoint-"
+logger = logging.getLogger(__name__)
 
 
 class CheckpointError(Exception):
@@ -72,10 +75,31 @@ def write_checkpoint():
     from portal.storage import StorageError
 
     try:
-        store.upload(name, [data])
+        retention = _retention(store)
+        if retention:
+            store.put_locked(name, data, *retention)
+        else:
+            store.upload(name, [data])
     except StorageError as exc:
         raise CheckpointError(f"the audit checkpoint could not be written: {exc}") from None
     return checkpoint
+
+
+def _retention(store):
+    """(mode, retain until) for a checkpoint in an Object Lock bucket, else None.
+
+    Each checkpoint carries its own retention rather than relying on the bucket's default (which an
+    admin of the bucket could shorten or remove): GANTRY_AUDIT_CHECKPOINT_LOCK_MODE (COMPLIANCE:
+    nobody, not even the account's root, can delete or shorten it) for
+    GANTRY_AUDIT_CHECKPOINT_RETENTION_DAYS, or the bucket's default period when that is longer."""
+    if getattr(store, "kind", "") != "s3":
+        return None
+    lock = store.object_lock()
+    if lock is None:
+        logger.warning("audit checkpoints go to s3://%s, which has no Object Lock: they can be deleted", store.bucket)
+        return None
+    days = max(int(settings.GANTRY_AUDIT_CHECKPOINT_RETENTION_DAYS), lock["days"] or 0)
+    return settings.GANTRY_AUDIT_CHECKPOINT_LOCK_MODE, timezone.now() + timedelta(days=days)
 
 
 def write_checkpoint_if_configured():

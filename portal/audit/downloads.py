@@ -4,7 +4,7 @@ from django.http import StreamingHttpResponse
 
 from portal.errors import InvalidInput
 
-from .queries import batched, export_csv, export_jsonl
+from .queries import export_csv, export_jsonl
 from .services import record
 
 
@@ -13,7 +13,7 @@ def stream_export(request, queryset, fmt):
     if fmt not in ("csv", "jsonl"):
         raise InvalidInput("format: must be csv or jsonl")
     content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
-    body = batched(export_csv(queryset) if fmt == "csv" else export_jsonl(queryset))
+    body = export_csv(queryset) if fmt == "csv" else export_jsonl(queryset)
     response = StreamingHttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="gantry-audit.{fmt}"'
     with transaction.atomic():

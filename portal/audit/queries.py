@@ -134,6 +134,25 @@ def event_as_dict(event):
 
 EXPORT_COLUMNS = ("id", *CANONICAL_FIELDS, "hash")
 BATCH = 2000
+CHUNK_BYTES = 256 * 1024
+CSV_COLUMNS = ("id", "seq", "at", "actor", "action", "outcome", "target", "environment", "ip",
+               "changes", "detail", "prev_hash", "hash")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+# An export row is the stored columns plus two derived ones, each written here once for PostgreSQL
+# (which writes the export itself: _copy) and once for other databases (_derived).
+_T = '"audit_auditevent".'
+DERIVED_SQL = {
+    "at": f"""to_char({_T}"at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
+    "target": (f"""CASE WHEN {_T}"target_type" = '' THEN '' ELSE {_T}"target_type" || ':' || """
+               f"""COALESCE(NULLIF({_T}"target_repr", ''), {_T}"target_id") END"""),
+}
+
+
+def _derived(row):
+    row["at"] = format_at(row["at"])
+    row["target"] = f"{row['target_type']}:{row['target_repr'] or row['target_id']}" if row["target_type"] else ""
+    return row
 
 
 def export_rows(queryset):
@@ -141,13 +160,57 @@ def export_rows(queryset):
     stays flat however many rows there are. Tuples, not model instances: several times faster."""
     names = EXPORT_COLUMNS
     for values in queryset.order_by("seq").values_list(*names).iterator(chunk_size=BATCH):
-        row = dict(zip(names, values, strict=True))
-        row["at"] = format_at(row["at"])
-        row["target"] = f"{row['target_type']}:{row['target_repr'] or row['target_id']}" if row["target_type"] else ""
-        yield row
+        yield _derived(dict(zip(names, values, strict=True)))
 
 
-def batched(lines):
+def _column_sql(name):
+    return DERIVED_SQL.get(name) or f'{_T}"{name}"'
+
+
+def _copy_supported():
+    from django.db import connection
+
+    return connection.vendor == "postgresql"
+
+
+def _copy(queryset, selects, options):
+    """Stream `COPY (SELECT <selects> FROM the filtered events ORDER BY seq) TO STDOUT (<options>)` as
+    text chunks of about CHUNK_BYTES: PostgreSQL formats the rows and Python only passes blocks on, so
+    memory stays flat and the rate is close to a plain COPY's. Nothing when the filters match nothing."""
+    from django.core.exceptions import EmptyResultSet
+    from django.db import connection
+    from django.db.models.expressions import RawSQL
+
+    names = [f"export_{index}" for index in range(len(selects))]
+    # the expressions are this module's constants (column names and SQL literals); values come only as params
+    columns = {name: RawSQL(select, []) for name, select in zip(names, selects, strict=True)}  # nosec B611
+    try:
+        sql, params = queryset.annotate(**columns).order_by("seq").values_list(*names).query.sql_with_params()
+    except EmptyResultSet:
+        return
+    buffer = bytearray()
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY ({sql}) TO STDOUT ({options})", params) as copy:
+        for block in copy:
+            buffer += block
+            if len(buffer) >= CHUNK_BYTES:
+                yield buffer.decode("utf-8")
+                buffer.clear()
+    if buffer:
+        yield buffer.decode("utf-8")
+
+
+# Written without escaping: digits, JSON from jsonb, and hex digests Gantry computed itself. Every other
+# text goes through to_json (escaped). Concatenation is ~1.7x faster than json_build_object here.
+_JSON_RAW = {"id": "{}::text", "seq": "{}::text", "actor_id": "COALESCE({}::text, 'null')", "changes": "{}::text",
+             "detail": "{}::text", "prev_hash": "'\"' || {} || '\"'", "hash": "'\"' || {} || '\"'",
+             "key_id": "'\"' || {} || '\"'", "at": "'\"' || {} || '\"'"}
+
+
+def _json_value_sql(name):
+    return _JSON_RAW.get(name, "to_json({})::text").format(_column_sql(name))
+
+
+def _chunks(lines):
     """Join lines into ~BATCH-line strings: fewer, larger writes to the socket."""
     buffer = []
     for line in lines:
@@ -160,20 +223,27 @@ def batched(lines):
 
 
 def export_jsonl(queryset):
-    """Yield JSONL in chain order; `audit_verify --file` checks an unfiltered export offline."""
+    """JSON lines in chain order, in text chunks; `audit_verify --file` checks an unfiltered export offline."""
+    if _copy_supported():
+        members = " || ',' || ".join(f"'\"{name}\":' || {_json_value_sql(name)}" for name in (*EXPORT_COLUMNS, "target"))
+        # CSV whose quote and delimiter are control characters JSON always escapes: each line is the
+        # JSON text untouched (COPY's text format would double its backslashes)
+        return _copy(queryset, [f"'{{' || {members} || '}}'"], "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'")
     encode = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
-    return (encode(row) + "\n" for row in export_rows(queryset))
-
-
-CSV_COLUMNS = ("id", "seq", "at", "actor", "action", "outcome", "target", "environment", "ip",
-               "changes", "detail", "prev_hash", "hash")
+    return _chunks(encode(row) + "\n" for row in export_rows(queryset))
 
 
 def _cell(value):
     """Keep a spreadsheet from reading an attacker-chosen value (a username, say) as a formula."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
         return "'" + value
     return value
+
+
+def _cell_sql(expression):
+    """_cell in SQL, and an empty text as an empty cell (as Python's csv writes it)."""
+    starts = ", ".join("E'" + c.encode("unicode_escape").decode() + "'" for c in FORMULA_STARTS)
+    return f"NULLIF(CASE WHEN left({expression}, 1) IN ({starts}) THEN '''' || {expression} ELSE {expression} END, '')"
 
 
 def export_csv(queryset):
@@ -181,10 +251,13 @@ def export_csv(queryset):
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     header = buffer.getvalue()
+    if _copy_supported():
+        cells = [_column_sql(name) if name in ("id", "seq", "at") else _cell_sql(f"({_column_sql(name)})::text")
+                 for name in CSV_COLUMNS]
+        return _after(header, _copy(queryset, cells, "FORMAT csv"))
     encode = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
 
     def lines():
-        yield header
         for row in export_rows(queryset):
             buffer.seek(0)
             buffer.truncate()
@@ -192,4 +265,37 @@ def export_csv(queryset):
             writer.writerow([_cell(row[c]) for c in CSV_COLUMNS])
             yield buffer.getvalue()
 
-    return lines()
+    return _after(header, _chunks(lines()))
+
+
+def _after(first, chunks):
+    yield first
+    yield from chunks
+
+
+def chain_rows(chunk=5000):
+    """Every event in the table as the field dicts `chain.verify_sequence` checks, in seq order.
+
+    On PostgreSQL: a server-side cursor of plain tuples with `at` already formatted by the database
+    (about six times less Python per row than a Django queryset), in one transaction, so the whole
+    check reads one snapshot and memory stays flat. Elsewhere: a queryset iterator."""
+    from django.db import connection, transaction
+
+    names = (*CANONICAL_FIELDS, "hash")
+    if not _copy_supported():
+        yield from (dict(zip(names, values, strict=True)) for values in
+                    AuditEvent.objects.order_by("seq").values_list(*names).iterator(chunk_size=chunk))
+        return
+    columns = ", ".join(DERIVED_SQL["at"] if name == "at" else f'{_T}"{name}"' for name in names)
+    loads = json.loads
+    with transaction.atomic():
+        connection.ensure_connection()
+        with connection.connection.cursor(name="gantry_audit_verify") as cursor:
+            cursor.itersize = chunk
+            cursor.execute(f'SELECT {columns} FROM "audit_auditevent" ORDER BY "seq"')  # nosec B608: constants only
+            for values in cursor:
+                row = dict(zip(names, values, strict=True))
+                for name in ("changes", "detail"):  # Django has psycopg hand jsonb over as text
+                    if isinstance(row[name], str):
+                        row[name] = loads(row[name])
+                yield row

@@ -22,6 +22,7 @@ class JobSummaryOut(Out):
 
     id: str
     kind: str
+    title: str  # what the job does, in words: its kind's registered title (Job.title)
     queue: str
     state: str
     target: str | None
@@ -40,7 +41,7 @@ class JobOut(JobSummaryOut):
 
 def job_out(job, with_log=True):
     data = {
-        "id": str(job.pk), "kind": job.kind, "queue": job.queue, "state": job.state,
+        "id": str(job.pk), "kind": job.kind, "title": job.title, "queue": job.queue, "state": job.state,
         "target": f"{job.target_type}:{job.target_repr}" if job.target_type else None,
         "environment": job.environment.slug if job.environment_id else None,
         "requested_by": job.requested_by.get_username() if job.requested_by_id else None,

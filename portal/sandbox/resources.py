@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .errors import invalid
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one instance per resource (RESOURCES): identity is equality, and fast
 class Resource:
     group: str  # "" for the core group
     version: str

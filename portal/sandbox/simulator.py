@@ -53,6 +53,7 @@ class RolloutSimulator:
         self.clock = clock
         self.faults = {}  # deployment name or fnmatch pattern -> fault
         self.rollouts = {}  # (namespace, name) -> Rollout
+        self.restarts = {}  # (namespace, name) -> (template hash, container restarts of its first pod)
 
     # --- faults ---------------------------------------------------------------------------
 
@@ -82,6 +83,31 @@ class RolloutSimulator:
         else:
             raise ValueError(f"unknown fault {fault!r}; use one of {', '.join(FAULTS)} or clear")
 
+    def add_restarts(self, deployments, pattern, count):
+        """Restart the first container of the first pod of each matching Deployment ``count`` times.
+
+        ``pattern``: a name or fnmatch pattern, or ``namespace/name``. The count belongs to the pods of
+        the current template: a new rollout brings pods that start again at 0, as in a real cluster.
+        Returns the ``namespace/name`` of the Deployments it restarted.
+        """
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError("restarts need a deployment name or pattern")
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
+            raise ValueError("count must be a whole number from 1 to 1000")
+        hit = []
+        for deployment in deployments:
+            key = (deployment["metadata"]["namespace"], deployment["metadata"]["name"])
+            if not (fnmatch.fnmatchcase(key[1], pattern) or fnmatch.fnmatchcase(f"{key[0]}/{key[1]}", pattern)):
+                continue
+            rollout = self.rollouts.get(key)
+            if rollout is None:
+                continue
+            current = self.restarts.get(key)
+            before = current[1] if current and current[0] == rollout.template_hash else 0
+            self.restarts[key] = (rollout.template_hash, before + count)
+            hit.append(f"{key[0]}/{key[1]}")
+        return hit
+
     # --- rollouts -------------------------------------------------------------------------
 
     def start(self, deployment, old, now, register=True):
@@ -103,6 +129,8 @@ class RolloutSimulator:
     def forget(self, namespace, name=None):
         for key in [k for k in self.rollouts if k[0] == namespace and (name is None or k[1] == name)]:
             del self.rollouts[key]
+        for key in [k for k in self.restarts if k[0] == namespace and (name is None or k[1] == name)]:
+            del self.restarts[key]
 
     def advance(self, deployments, now):
         """Move rollouts whose time has come; return ``{(namespace, name): new status}``."""
@@ -205,6 +233,10 @@ class RolloutSimulator:
                 status["state"] = {"waiting": {"reason": "CrashLoopBackOff",
                                                "message": f"back-off 5m0s restarting failed container={container['name']} pod={name}"}}
             containers.append(status)
+        restarted = self.restarts.get((metadata["namespace"], metadata["name"]))
+        if restarted and restarted[0] == pod_hash and index == 0 and containers:
+            containers[0]["restartCount"] += restarted[1]
+            containers[0]["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error"}}
         phase = "Pending" if state in ("creating", "image_pull") else "Running"
         return {
             "apiVersion": "v1",

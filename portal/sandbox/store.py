@@ -12,9 +12,9 @@ import threading
 import uuid
 
 from . import admission, errors
+from .bodies import SERVER_METADATA, check_body, check_version, requested_fields
 from .patches import (
     apply_merge,
-    field_paths,
     fields_v1,
     json_patch,
     merge_patch,
@@ -30,12 +30,12 @@ from .resources import (
     NO_STATUS,
     PODS,
     RESOURCE_QUOTAS,
-    RESOURCES,
     SERVICES,
     check_metadata,
     check_name,
     prepare,
 )
+from .quotas import QuotaAccounting
 from .simulator import RolloutSimulator
 
 PATCH_TYPES = {
@@ -46,15 +46,37 @@ PATCH_TYPES = {
     "application/apply-patch+json": "apply",
 }
 
-# Server-owned metadata a client cannot set or change.
-_SERVER_METADATA = ("uid", "creationTimestamp", "generation", "resourceVersion", "managedFields")
 
 
 def now_iso():
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class Store:
+class _Objects(dict):
+    """(resource, namespace, name) -> object, with an index by resource and namespace kept alongside,
+    so reading one kind in one namespace (every health probe does) never scans the whole cluster."""
+
+    def __init__(self):
+        super().__init__()
+        self.index = {}  # resource -> namespace -> name -> object
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self.index.setdefault(key[0], {}).setdefault(key[1], {})[key[2]] = value
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self.index.get(key[0], {}).get(key[1], {}).pop(key[2], None)
+
+    def of(self, resource, namespace=None):
+        """The objects of one resource, in one namespace or (None) in all of them."""
+        spaces = self.index.get(resource, {})
+        if namespace is not None:
+            return list(spaces.get(namespace, {}).values())
+        return [obj for names in spaces.values() for obj in names.values()]
+
+
+class Store(QuotaAccounting):
     def __init__(self, rollout_delay=0.2):
         self.lock = threading.RLock()
         self.simulator = RolloutSimulator(delay=rollout_delay)
@@ -62,12 +84,13 @@ class Store:
 
     def reset(self):
         with self.lock:
-            self.objects = {}  # (resource, namespace, name) -> object; namespace "" when cluster-scoped
+            self.objects = _Objects()  # (resource, namespace, name) -> object; namespace "" when cluster-scoped
             self.applied = {}  # (resource, namespace, name, manager) -> last applied configuration
             self.resource_version = 0
             self.next_ip = 1
             self.simulator.rollouts.clear()
             self.simulator.faults.clear()
+            self.simulator.restarts.clear()
             self.write_faults = {}  # plural -> reason an admission policy refuses writes of that resource
 
     # --- reading ---------------------------------------------------------------------------
@@ -82,7 +105,7 @@ class Store:
         labels, fields = parse_label_selector(label_selector), parse_field_selector(field_selector)
         with self.lock:
             self._tick()
-            found = [obj for (res, ns, _), obj in self.objects.items() if res == resource and namespace in (None, ns)]
+            found = self.objects.of(resource, namespace)
             if resource == PODS:
                 found += self._simulated_pods(namespace)
             items = [
@@ -123,7 +146,7 @@ class Store:
     # --- writing ---------------------------------------------------------------------------
 
     def create(self, resource, namespace, body, manager=None, dry_run=False):
-        body = self._body(resource, namespace, body)
+        body = check_body(resource, namespace, body)
         if not body["metadata"].get("name") and body["metadata"].get("generateName"):
             body["metadata"]["name"] = body["metadata"]["generateName"] + uuid.uuid4().hex[:5]
         name = body["metadata"].get("name")
@@ -134,11 +157,11 @@ class Store:
             return self._write(resource, namespace, name, None, body, manager, "Update", body, dry_run)
 
     def replace(self, resource, namespace, name, body, manager=None, dry_run=False):
-        body = self._body(resource, namespace, body, name)
+        body = check_body(resource, namespace, body, name)
         with self.lock:
             self._tick()
             live = self._live(resource, namespace, name)
-            self._check_version(resource, live, body)
+            check_version(resource, live, body)
             return self._write(resource, namespace, name, live, body, manager, "Update", body, dry_run)
 
     def patch(self, resource, namespace, name, content_type, patch, manager=None, force=False, dry_run=False):
@@ -156,8 +179,8 @@ class Store:
                 raise errors.bad_request("a merge patch must be a JSON object")
             else:
                 patched = merge_patch(live, patch, strategic=(kind == "strategic"))
-            patched = self._body(resource, namespace, patched, name)
-            self._check_version(resource, live, patched)
+            patched = check_body(resource, namespace, patched, name)
+            check_version(resource, live, patched)
             return self._write(resource, namespace, name, live, patched, manager, "Update", patch, dry_run)
 
     def apply(self, resource, namespace, name, applied, manager, force=False, dry_run=False):
@@ -166,7 +189,7 @@ class Store:
             raise errors.bad_request("PATCH, application/apply-patch+yaml requires a fieldManager: fieldManager is required for apply requests")
         if not isinstance(applied, dict) or not applied.get("apiVersion") or not applied.get("kind"):
             raise errors.bad_request("invalid object type: an applied configuration needs apiVersion and kind")
-        applied = self._body(resource, namespace, applied, name)
+        applied = check_body(resource, namespace, applied, name)
         for field in ("uid", "creationTimestamp", "generation"):  # resourceVersion stays: it makes apply conditional
             applied["metadata"].pop(field, None)
         with self.lock:
@@ -174,7 +197,7 @@ class Store:
             key = (resource, namespace or "", name)
             live = self.objects.get(key)
             if live is not None:
-                self._check_version(resource, live, applied)
+                check_version(resource, live, applied)
             previous = self.applied.get(key + (manager,))
             merged = apply_merge(live, applied, previous)
             merged["metadata"]["name"] = name
@@ -194,7 +217,7 @@ class Store:
             if kind == "replace":
                 if not isinstance(body, dict):
                     raise errors.bad_request("the body of the request must be an object")
-                self._check_version(resource, live, body)
+                check_version(resource, live, body)
                 source = body
             elif kind == "json":
                 source = json_patch(live, body)
@@ -206,7 +229,7 @@ class Store:
             updated["status"] = copy.deepcopy((source or {}).get("status") or {})
             self.resource_version += 1
             updated["metadata"]["resourceVersion"] = str(self.resource_version)
-            self._record_manager(updated, manager or "sandbox", "Update", resource, _requested_fields({"status": updated["status"]}), "status")
+            self._record_manager(updated, manager or "sandbox", "Update", resource, requested_fields({"status": updated["status"]}), "status")
             if not dry_run:
                 self.objects[(resource, namespace or "", name)] = updated
             return self._present(resource, updated)
@@ -269,6 +292,11 @@ class Store:
             self._tick()
             self.simulator.set_fault(pattern, fault)
 
+    def add_restarts(self, pattern, count):
+        with self.lock:
+            self._tick()
+            return self.simulator.add_restarts(self._deployments(None), pattern, count)
+
     # --- internals -------------------------------------------------------------------------
 
     def _live(self, resource, namespace, name):
@@ -289,45 +317,14 @@ class Store:
         return pods
 
     def _limit_ranges(self, namespace):
-        return [obj for (res, ns, _), obj in self.objects.items() if res == LIMIT_RANGES and ns == namespace]
+        return self.objects.of(LIMIT_RANGES, namespace)
 
     def _deployments(self, namespace):
-        return [obj for (res, ns, _), obj in self.objects.items() if res == DEPLOYMENTS and namespace in (None, ns)]
-
-    def _body(self, resource, namespace, body, url_name=None):
-        """Check the request body against the URL, the way the API server does, and own a copy."""
-        if not isinstance(body, dict):
-            raise errors.bad_request("the body of the request must be an object")
-        body = copy.deepcopy(body)
-        for field, expected in (("apiVersion", resource.api_version), ("kind", resource.kind)):
-            if body.get(field) not in (None, "", expected):
-                raise errors.bad_request(f"the {field} in the data ({body[field]}) does not match the expected {field} ({expected})")
-            body[field] = expected
-        metadata = body.get("metadata")
-        if metadata is None:
-            metadata = body["metadata"] = {}
-        if not isinstance(metadata, dict):
-            raise errors.bad_request("metadata must be an object")
-        if url_name is not None:
-            if metadata.get("name") not in (None, "", url_name):
-                raise errors.bad_request(f"the name of the object ({metadata['name']}) does not match the name on the URL ({url_name})")
-            metadata["name"] = url_name
-        if resource.namespaced:
-            if metadata.get("namespace") not in (None, "", namespace):
-                raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
-            metadata["namespace"] = namespace
-        else:
-            metadata.pop("namespace", None)
-        return body
-
-    def _check_version(self, resource, live, body):
-        wanted = body.get("metadata", {}).get("resourceVersion")
-        if wanted and wanted != live["metadata"]["resourceVersion"]:
-            raise errors.conflict(resource, live["metadata"]["name"])
+        return self.objects.of(DEPLOYMENTS, namespace)
 
     def _write(self, resource, namespace, name, live, new, manager, operation, request_body, dry_run):
         """The one path every change takes: default, check, version, admit, simulate, store."""
-        requested_fields = _requested_fields(request_body)
+        paths = requested_fields(request_body)
         if resource.plural in self.write_faults:  # as an admission webhook of the cluster's policy would
             raise errors.forbidden(f'admission webhook "policy.sandbox.local" denied the request: '
                                    f'{resource.qualified} "{name}": {self.write_faults[resource.plural]}', resource, name)
@@ -336,7 +333,7 @@ class Store:
         check_metadata(resource, new)
         if resource.namespaced and live is None:
             self._live(NAMESPACES, None, namespace)  # 404 namespaces "x" not found, as for real
-        for field in _SERVER_METADATA:
+        for field in SERVER_METADATA:
             metadata.pop(field, None)
         if live is not None:
             for field in ("uid", "creationTimestamp", "generation", "managedFields"):
@@ -354,7 +351,7 @@ class Store:
             metadata["generation"] = 1 if live is None else live["metadata"].get("generation", 1) + (1 if spec_changed else 0)
         if resource == DEPLOYMENTS:
             self._deployment_revision(live, new)
-        self._record_manager(new, manager or "sandbox", operation, resource, requested_fields)
+        self._record_manager(new, manager or "sandbox", operation, resource, paths)
         if dry_run:
             if resource == DEPLOYMENTS and spec_changed:
                 new["status"] = self.simulator.start(new, live, now_iso(), register=False)
@@ -390,87 +387,17 @@ class Store:
         self.next_ip += 1
         return f"10.96.{self.next_ip // 250}.{self.next_ip % 250 + 1}"
 
-    def _admit_quota(self, resource, namespace, name, live, new):
-        """Object-count quotas (``count/deployments.apps``, ``services``...) and ``pods``.
-
-        A real cluster refuses the pods a ReplicaSet tries to create past a ``pods`` quota; the
-        sandbox refuses the Deployment itself, so the refusal reaches whoever applied it.
-        """
-        if not resource.namespaced or (live is not None and resource != DEPLOYMENTS):
-            return
-        if resource == DEPLOYMENTS:
-            quotas = [q for (res, ns, _), q in self.objects.items() if res == RESOURCE_QUOTAS and ns == namespace]
-            others = [d for d in self._deployments(namespace) if d["metadata"]["name"] != name]
-            admission.admit_deployment(resource, name, new, others, quotas, self._limit_ranges(namespace))
-        count_keys = {f"count/{resource.qualified}"} | ({resource.plural} if not resource.group else set())
-        for (res, ns, quota_name), quota in self.objects.items():
-            if res != RESOURCE_QUOTAS or ns != namespace:
-                continue
-            for key, limit in ((quota.get("spec") or {}).get("hard") or {}).items():
-                limit = _as_int(limit)
-                if limit is None:
-                    continue
-                if key in count_keys and live is None:
-                    used, requested = self._count(resource, namespace), 1
-                elif key == "pods" and resource in (DEPLOYMENTS, PODS):
-                    used = self._pods_in_use(namespace, exclude=name if resource == DEPLOYMENTS else None)
-                    requested = new["spec"].get("replicas", 1) if resource == DEPLOYMENTS else 1
-                    if live is not None and requested <= live["spec"].get("replicas", 1):
-                        continue
-                else:
-                    continue
-                if used + requested > limit:
-                    raise errors.forbidden(
-                        f'{resource.qualified} "{name}" is forbidden: exceeded quota: {quota_name}, '
-                        f"requested: {key}={requested}, used: {key}={used}, limited: {key}={limit}",
-                        resource, name,
-                    )
-
-    def _count(self, resource, namespace):
-        return sum(1 for (res, ns, _) in self.objects if res == resource and ns == namespace)
-
-    def _pods_in_use(self, namespace, exclude=None):
-        replicas = sum(d["spec"].get("replicas", 1) for d in self._deployments(namespace) if d["metadata"]["name"] != exclude)
-        return replicas + self._count(PODS, namespace)
-
     def _present(self, resource, obj):
         obj = copy.deepcopy(obj)
         if resource == RESOURCE_QUOTAS:
-            hard = (obj.get("spec") or {}).get("hard") or {}
-            used = {}
-            for key in hard:
-                if key == "pods":
-                    used[key] = str(self._pods_in_use(obj["metadata"]["namespace"]))
-                else:
-                    counted = next((r for r in RESOURCES if key in (f"count/{r.qualified}", r.plural if not r.group else None)), None)
-                    if counted is not None:
-                        used[key] = str(self._count(counted, obj["metadata"]["namespace"]))
-            namespace = obj["metadata"]["namespace"]
-            used.update(admission.quota_used(hard, self._deployments(namespace), self._limit_ranges(namespace)))
-            obj["status"] = {"hard": dict(hard), "used": used}
+            obj["status"] = self._quota_status(obj)
         return obj
 
     def _tick(self):
-        deployments = {(ns, name): obj for (res, ns, name), obj in self.objects.items() if res == DEPLOYMENTS}
+        deployments = {(ns, name): obj for ns, names in self.objects.index.get(DEPLOYMENTS, {}).items() for name, obj in names.items()}
         changes = self.simulator.advance(deployments, now_iso())
         for key, status in changes.items():
             self.resource_version += 1
             obj = deployments[key]
             obj["status"] = status
             obj["metadata"]["resourceVersion"] = str(self.resource_version)
-
-
-def _requested_fields(request_body):
-    """The field paths a request sets, for its managedFields entry (JSON patches: none)."""
-    if not isinstance(request_body, dict):
-        return set()
-    paths = field_paths({k: v for k, v in request_body.items() if k in ("metadata", "spec", "data", "stringData", "status")})
-    server_owned = {("metadata", n) for n in ("name", "namespace", *_SERVER_METADATA)}
-    return {p for p in paths if p[:2] not in server_owned}
-
-
-def _as_int(value):
-    try:
-        return int(str(value))
-    except ValueError:
-        return None

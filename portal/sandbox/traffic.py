@@ -9,8 +9,12 @@ totals in the Prometheus text format, so a real Prometheus can scrape them:
 
 - ``http_requests_total{namespace, deployment, code}`` (counter),
 - ``http_request_duration_seconds{namespace, deployment}`` (histogram),
-- ``container_cpu_usage_ratio`` and ``container_memory_usage_ratio{namespace, deployment}``
-  (gauges, 0..1 of the container limits; stand-ins for cAdvisor's figures).
+- per container of each running pod, under the names cAdvisor and kube-state-metrics use, so the
+  same PromQL works against a real cluster: ``container_cpu_usage_seconds_total`` (counter),
+  ``container_memory_working_set_bytes`` (gauge) and ``kube_pod_container_resource_limits``
+  (``resource="cpu"``, ``unit="core"`` / ``resource="memory"``, ``unit="byte"``), with ``namespace``,
+  ``pod`` and ``container`` labels. ``cpu`` and ``memory`` say which share of the container's limit
+  is in use (a container without limits counts as 1 core and 1 GiB, as a LimitRange default would).
 
 The counters advance with the clock between reads, piecewise at the rate in force, so a change of
 error rate shows in ``rate(...)`` from the moment it is made. The same latency delays the health
@@ -23,8 +27,11 @@ import fnmatch
 import threading
 import time
 
+from portal import quantity
+
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DEFAULTS = {"error_rate": 0.0, "latency_ms": 20.0, "rps": 10.0, "cpu": 0.1, "memory": 0.3}
+DEFAULT_LIMITS = {"cpu": "1", "memory": "1Gi"}  # for a container without limits
 _BOUNDS = {"error_rate": (0.0, 1.0), "latency_ms": (0.0, 600_000.0), "rps": (0.0, 100_000.0), "cpu": (0.0, 1.0), "memory": (0.0, 1.0)}
 
 
@@ -89,12 +96,14 @@ class Traffic:
         for deployment in deployments:
             key = (deployment["metadata"]["namespace"], deployment["metadata"]["name"])
             seen.add(key)
-            total = self.totals.setdefault(key, {"ok": 0.0, "errors": 0.0, "buckets": [0.0] * len(BUCKETS), "sum": 0.0, "at": now})
+            total = self.totals.setdefault(key, {"ok": 0.0, "errors": 0.0, "buckets": [0.0] * len(BUCKETS), "sum": 0.0,
+                                                 "cpu_share_seconds": 0.0, "at": now})
             ready = (deployment.get("status") or {}).get("readyReplicas", 0)
             elapsed, total["at"] = now - total["at"], now
             if not ready or elapsed <= 0:
                 continue
             setting = self.settings_for(key[1], key[0])
+            total["cpu_share_seconds"] += setting["cpu"] * elapsed  # x a container's cores: its CPU seconds
             count = setting["rps"] * elapsed
             total["errors"] += count * setting["error_rate"]
             total["ok"] += count * (1 - setting["error_rate"])
@@ -106,8 +115,8 @@ class Traffic:
         for key in set(self.totals) - seen:  # a deleted Deployment's series end
             del self.totals[key]
 
-    def exposition(self, deployments):
-        """The Prometheus text format (version 0.0.4) for the given Deployment objects."""
+    def exposition(self, deployments, pods=()):
+        """The Prometheus text format (version 0.0.4) for the given Deployment objects and their pods."""
         with self.lock:
             self._advance(deployments)
             lines = ["# HELP http_requests_total Requests served by the Deployment's pods.",
@@ -127,12 +136,35 @@ class Traffic:
                 lines.append(f'http_request_duration_seconds_bucket{{{labels},le="+Inf"}} {count:.6f}')
                 lines.append(f"http_request_duration_seconds_sum{{{labels}}} {total['sum']:.6f}")
                 lines.append(f"http_request_duration_seconds_count{{{labels}}} {count:.6f}")
-            for metric, key in (("container_cpu_usage_ratio", "cpu"), ("container_memory_usage_ratio", "memory")):
-                lines += [f"# HELP {metric} Share of the container limit in use.", f"# TYPE {metric} gauge"]
-                for (namespace, name), _ in rows:
-                    labels = f'namespace="{_escape(namespace)}",deployment="{_escape(name)}"'
-                    lines.append(f"{metric}{{{labels}}} {self.settings_for(name, namespace)[key]:g}")
+            lines += self._containers(pods)
             return "\n".join(lines) + "\n"
+
+    def _containers(self, pods):
+        """cAdvisor's and kube-state-metrics' figures for every container of the running pods."""
+        usage, memory, limits = [], [], []
+        for pod in pods:
+            metadata, status = pod.get("metadata") or {}, pod.get("status") or {}
+            owner = next((o["name"] for o in metadata.get("ownerReferences") or [] if o.get("kind") == "ReplicaSet"), "")
+            key = (metadata.get("namespace", ""), owner.rsplit("-", 1)[0])
+            if status.get("phase") != "Running" or key not in self.totals:
+                continue
+            setting = self.settings_for(key[1], key[0])
+            for container in (pod.get("spec") or {}).get("containers") or []:
+                given = (container.get("resources") or {}).get("limits") or {}
+                cores = float(quantity.parse(given.get("cpu") or DEFAULT_LIMITS["cpu"]))
+                size = float(quantity.parse(given.get("memory") or DEFAULT_LIMITS["memory"]))
+                labels = (f'namespace="{_escape(key[0])}",pod="{_escape(metadata.get("name", ""))}",'
+                          f'container="{_escape(container.get("name", ""))}"')
+                usage.append(f"container_cpu_usage_seconds_total{{{labels}}} {self.totals[key]['cpu_share_seconds'] * cores:.6f}")
+                memory.append(f"container_memory_working_set_bytes{{{labels}}} {setting['memory'] * size:.0f}")
+                limits.append(f'kube_pod_container_resource_limits{{{labels},resource="cpu",unit="core"}} {cores:g}')
+                limits.append(f'kube_pod_container_resource_limits{{{labels},resource="memory",unit="byte"}} {size:.0f}')
+        return (["# HELP container_cpu_usage_seconds_total Cumulative cpu time consumed in seconds.",
+                 "# TYPE container_cpu_usage_seconds_total counter"] + usage
+                + ["# HELP container_memory_working_set_bytes Current working set in bytes.",
+                   "# TYPE container_memory_working_set_bytes gauge"] + memory
+                + ["# HELP kube_pod_container_resource_limits The number of requested limit resource by a container.",
+                   "# TYPE kube_pod_container_resource_limits gauge"] + limits)
 
 
 def _escape(value):

@@ -162,3 +162,14 @@ def test_pages_and_api_cost_the_same_queries_whatever_the_events_and_their_targe
     assert counts == {"/audit/": 5, "/audit/?environment=production&action=act.&hide_system=1": 5,
                       "/audit/?since=2000-01-01&until=2999-01-01": 7, "/api/v1/audit?limit=50": 5,
                       "/api/v1/audit?actor=u1&since=2000-01-01": 6}, counts
+
+
+def test_every_value_in_a_row_is_escaped(client, viewer):
+    evil = '<script>alert("x")</script>'
+    add(f"act.{evil}", actor_name=evil, environment=evil, changes={evil: [evil, None]}, detail={"reason": evil})
+    client.force_login(viewer)
+    body = client.get("/audit/").content.decode()
+    assert "<script>alert" not in body
+    escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
+    assert body.count(escaped) >= 6  # actor, action, environment, field, old value, reason
+    assert '<span class="old">' + escaped + '</span> → <span class="new">∅</span>' in body

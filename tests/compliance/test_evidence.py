@@ -13,6 +13,7 @@ from deployments.models import Deployment
 from deployments.monitoring import verification as verifying
 from deployments.monitoring.models import Verification
 from environments.models import Environment
+from portal.audit.models import AuditEvent
 
 from .conftest import behind_gantrys_back, release, run, texts, verify_file
 
@@ -262,3 +263,37 @@ def test_an_automatically_rolled_back_deployment_names_the_reason_and_the_rule(p
     assert all(ref["seq"] in seqs for ref in story["events"]) and len(story["events"]) == 2
     [rolled_back] = texts(pack, "rolled_back")
     assert rolled_back.endswith(f"by deployment #{rollback.pk}.")
+
+
+def test_each_decision_records_the_dry_run_its_approver_was_shown(people, prod, web, client, api, auditor):
+    rel = release(people["dee"], "1.0.0")
+    deployment = actions.request_deployment(people["dee"], {"release": rel.pk, "environment": "prod"})
+    client.force_login(people["abe"])
+    page = client.get(f"/deployments/{deployment.pk}/preview/")
+    assert page.status_code == 200 and "server-side dry run passed" in page.content.decode()
+    shown = AuditEvent.objects.get(action="deployment.dry_run", actor="abe")
+    assert shown.outcome == "success" and shown.detail["manifest_hash"] == deployment.manifest_hash
+    assert {(o["kind"], o["name"], o["action"]) for o in shown.detail["objects"]} >= {("Deployment", "web", "create")}
+    assert all(o["diff_lines"] > 0 and len(o["diff_sha256"]) == 64 for o in shown.detail["objects"] if o["action"] != "unchanged")
+
+    actions.approve_deployment(people["abe"], deployment.pk, comment="saw it", checklist=CHECKLIST)
+    approve = AuditEvent.objects.get(action="deployment.approve", actor="abe")
+    assert approve.detail["dry_run"] == {"shown": True, "event_seq": shown.seq} | shown.detail
+
+    run(deployment)
+    pack = api(auditor).get(f"/api/v1/deployments/{deployment.pk}/evidence").json()
+    assert pack["verified"], pack["integrity"]
+    [approval] = [s for s in pack["statements"] if s["key"] == "approval"]
+    assert approval["facts"]["dry_run"]["sha256"] == shown.detail["sha256"]
+    assert f"the dry run on their screen ({shown.detail['sha256'][:12]}) passed: " in approval["text"]
+    assert "Deployment web create (" in approval["text"]
+    [dry_run] = [s for s in pack["statements"] if s["key"] == "dry_run"]
+    assert dry_run["text"].startswith("Dry run shown to abe at ") and dry_run["events"][0]["seq"] == shown.seq
+
+
+def test_a_decision_without_the_approval_page_says_no_dry_run_was_shown(people, prod, web):
+    deployment = approved_deployment(people)  # decided through the service, as the API does
+    pack = build_pack(deployment)
+    [approval] = [s for s in pack["statements"] if s["key"] == "approval"]
+    assert approval["facts"]["dry_run"] == {"shown": False}
+    assert "no dry run was on their screen (decided without the approval page)" in approval["text"]

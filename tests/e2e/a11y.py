@@ -8,17 +8,18 @@ from pathlib import Path
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 FAIL_ON = ("serious", "critical")
+EVERY_IMPACT = ("minor", "moderate", "serious", "critical")
 
 
-def violations(page):
+def violations(page, impacts=FAIL_ON):
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.evaluate(AXE.read_text())
     result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [v for v in result["violations"] if v.get("impact") in FAIL_ON]
+    return [v for v in result["violations"] if v.get("impact") in impacts]
 
 
 def describe(found, url):
-    lines = [f"axe: {len(found)} serious/critical violation(s) on {url}"]
+    lines = [f"axe: {len(found)} violation(s) on {url}"]
     for v in found:
         targets = [" ".join(node["target"]) if isinstance(node["target"], list) else str(node["target"])
                    for node in v["nodes"][:3]]

@@ -74,3 +74,46 @@ def test_a_new_environment_becoming_ready_shows_within_2s(page, live_server, vie
     expect(page.locator("#env-status")).to_have_text("provisioning")
     Environment.objects.filter(pk=env.pk).update(status="ready", updated_at=timezone.now())
     expect(page.locator("#env-status")).to_have_text("ready", timeout=BUDGET_MS)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_inbox_the_deployments_list_and_a_job_log_follow_within_2s(page, live_server, approver, deployer,
+                                                                       make_env, make_service):
+    from deployments.actions import request_deployment
+    from portal.jobs.models import Job, JobLogLine
+
+    prod = make_env("prod", tier="production", required_approvals=2, prevent_self_approval=True)
+    request = make_env("big-staging", tier="staging", status="requested", required_approvals=1)
+    make_service("web")
+    login(page, live_server, "abe")
+
+    # The approvals inbox: a new request shows, and a comment being typed stays as it was.
+    page.goto(f"{live_server.url}/approvals/")
+    comment = page.locator(f"#approve-comment-{request.pk}")
+    comment.fill("quota checked with finance")
+    done = deployment(deployer, prod, "1.0.0", "succeeded")  # something to deploy over
+    release = register_release(deployer, {"service": "web", "version": "1.1.0",
+                                          "image": f"registry.example.com/shop/web:1.1.0@{DIGEST}"})
+    asked = request_deployment(deployer, {"release": release.pk, "environment": "prod"})
+    expect(page.locator("#approvals-inbox")).to_contain_text(f"#{asked.pk}", timeout=BUDGET_MS)
+    expect(comment).to_have_value("quota checked with finance")
+
+    # The deployments list: a state that changes shows in its row.
+    page.goto(f"{live_server.url}/deployments/?environment=prod")
+    row = page.locator("#deployment-table tr", has=page.get_by_role("link", name=f"#{done.pk}", exact=True))
+    expect(row).to_contain_text("succeeded")
+    Deployment.objects.filter(pk=done.pk).update(state="failed", updated_at=timezone.now())
+    expect(row).to_contain_text("failed", timeout=BUDGET_MS)
+    expect(page.get_by_label("Environment")).to_have_value("prod")  # the filter stays
+
+    # A running job's log: a new line, then the end.
+    job = Job.objects.create(kind="environment.provision", state="running", environment=prod,
+                             started_at=timezone.now())
+    JobLogLine.objects.create(job=job, message="applying Namespace prod")
+    page.goto(f"{live_server.url}/jobs/{job.pk}/")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Provision environment")
+    JobLogLine.objects.create(job=job, message="applying ResourceQuota")
+    expect(page.locator("#job-log")).to_contain_text("applying ResourceQuota", timeout=BUDGET_MS)
+    Job.objects.filter(pk=job.pk).update(state="succeeded", finished_at=timezone.now())
+    expect(page.locator("#job-log .log-end")).to_contain_text("succeeded", timeout=BUDGET_MS)
+    expect(page.locator("#job-summary")).to_contain_text("succeeded")

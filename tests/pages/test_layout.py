@@ -154,3 +154,30 @@ def test_every_form_control_has_a_label(login, admin, make_env, make_service, re
     parser = FormControls()
     parser.feed(text(response))
     assert parser.missing() == [] and parser.fake_buttons == []
+
+
+def test_the_axe_browser_test_opens_every_page_the_urlconf_routes():
+    """tests/e2e/test_every_page_axe.py runs axe on EVERY page: a new route is either in its page
+    list or named in NOT_PAGES (a fragment, a download, a POST-only action)."""
+    from types import SimpleNamespace
+
+    from django.urls import Resolver404, URLPattern, resolve
+
+    from portal import web_urls
+    from tests.e2e.test_every_page_axe import NOT_PAGES, pages
+
+    def route(path):
+        try:
+            return resolve(path.split("?")[0]).url_name
+        except Resolver404:  # the 404 and 500 pages
+            return None
+
+    thing = SimpleNamespace(pk=1, slug="x", name="x")
+    job = SimpleNamespace(pk="00000000-0000-0000-0000-000000000000")
+    opened = {route(path) for path, _ in pages({"prod": thing, "pending": thing, "succeeded": thing, "job": job,
+                                                "backup": thing, "drill": thing, "template": thing})}
+    routed = {p.name for p in web_urls.urlpatterns if isinstance(p, URLPattern)}
+    not_pages = {name for names in NOT_PAGES.values() for name in names}
+    missing = routed - opened - not_pages
+    assert not missing, f"pages axe does not open: {sorted(missing)}; add them to pages() or NOT_PAGES"
+    assert not_pages <= routed and not (not_pages & opened)  # nothing stale, nothing twice

@@ -221,3 +221,96 @@ def test_an_environment_request_flips_the_inbox_and_its_comment_inputs_survive_a
     body = text(poll(client, "/approvals/", "approvals-inbox", tag))
     assert 'href="/environments/big-staging/"' in body
     assert re.search(r'<input type="text" id="approve-comment-\d+" name="comment"[^>]* hx-preserve="true"', body)
+
+
+# ---------------------------------------------------------------- evidence for a period: its builds
+
+def test_the_period_evidence_builds_follow_their_job_without_a_reload(login, admin):
+    from deployments.compliance.period import KIND
+
+    job = Job.objects.create(kind=KIND, state="running", started_at=timezone.now(),
+                             params={"since": "2026-07-01", "until": "2026-09-30"})
+    client = login(admin)
+    page = text(client.get("/compliance/period/"))
+    tag = version_of(page, "period-builds")
+    assert_not_modified(poll(client, "/compliance/period/", "period-builds", tag))
+    JobLogLine.objects.create(job=job, message="progress: 3/7")
+    body = text(poll(client, "/compliance/period/", "period-builds", tag))
+    assert body.startswith('<section id="period-builds"') and "3 of 7 pack(s)" in body
+
+
+def test_a_restore_waiting_and_another_approvers_decision_on_it_flip_the_inbox(login, approver, deployer, omar,
+                                                                                prod):
+    from environments.backups.models import Backup, BackupTarget, Restore
+
+    client = login(approver)
+    tag = version_of(text(client.get("/approvals/")), "approvals-inbox")
+    target = BackupTarget(environment=prod, name="orders-db", dsn_display="app@db:5432/orders",
+                          destination={"kind": "local", "path": "/tmp/gantry-test"})
+    target.dsn = "postgres://app:secret@db:5432/orders"
+    target.save()
+    backup = Backup.objects.create(target=target, state="succeeded", size_bytes=1024, sha256="b" * 64,
+                                   finished_at=timezone.now())
+    restore = Restore.objects.create(backup=backup, state="pending_approval", database="orders_copy",
+                                     destination_display="app@db:5432/orders_copy", requested_by=deployer)
+    body = text(poll(client, "/approvals/", "approvals-inbox", tag))
+    assert 'class="restore-approval"' in body and "(0 given)" in body
+    tag = version_of(body, "approvals-inbox")
+    assert_not_modified(poll(client, "/approvals/", "approvals-inbox", tag))
+    Restore.objects.filter(pk=restore.pk).update(approvals=[{"user": "omar", "user_id": omar.pk,
+                                                             "decision": "approve", "comment": "", "at": "now"}])
+    assert "(1 given)" in text(poll(client, "/approvals/", "approvals-inbox", tag))
+
+
+# ---------------------------------------------------------------- clusters: a check a worker finishes
+
+def test_a_finished_cluster_check_shows_on_the_cluster_list_without_a_reload(login, admin, remote_cluster):
+    from environments.models import Cluster
+
+    client = login(admin)
+    page = text(client.get("/clusters/"))
+    assert "never checked" in page
+    tag = version_of(page, "cluster-table")
+    assert_not_modified(poll(client, "/clusters/", "cluster-table", tag))
+    Cluster.objects.filter(pk=remote_cluster.pk).update(last_checked_at=timezone.now(), last_check_ok=True,
+                                                        server_version="v1.31.0")
+    body = text(poll(client, "/clusters/", "cluster-table", tag))
+    assert body.startswith('<div id="cluster-table"') and "reachable" in body and "v1.31.0" in body
+
+
+# ---------------------------------------------------------------- an environment's history
+
+def test_the_history_follows_outcomes_and_approvals_and_keeps_its_filter(login, viewer, deployer, omar, prod, web,
+                                                                         django_assert_max_num_queries):
+    from deployments.actions import approve_deployment as approve
+
+    waiting = ask(deployer, prod, "1.0.0")
+    client = login(viewer)
+    url = "/environments/prod/history/?service=web"
+    page = text(client.get(url))
+    assert 'hx-get="/environments/prod/history/?service=web" hx-trigger="every 1s"' in page
+    tag = version_of(page, "history-table")
+    with django_assert_max_num_queries(6):  # session, user, profile, roles, the environment, the aggregate
+        assert_not_modified(poll(client, url, "history-table", tag))
+    approve(omar, waiting.pk)
+    body = text(poll(client, url, "history-table", tag))
+    assert body.startswith('<div id="history-table"') and "omar" in body
+
+
+# ---------------------------------------------------------------- releases CI registers
+
+def test_a_release_registered_while_the_list_is_open_shows_in_it(login, viewer, deployer, web, make_service,
+                                                                 django_assert_max_num_queries):
+    from tests.pages.deployments.helpers import release_of
+
+    make_service("api")
+    release_of(deployer, "1.0.0")
+    client = login(viewer)
+    url = "/releases/?service=web"
+    tag = version_of(text(client.get(url)), "release-table")
+    release_of(deployer, "1.0.0", service="api")  # another service: not in this list
+    with django_assert_max_num_queries(5):  # session, user, profile, roles, the aggregate
+        assert_not_modified(poll(client, url, "release-table", tag))
+    release_of(deployer, "1.1.0")
+    body = text(poll(client, url, "release-table", tag))
+    assert body.startswith('<div id="release-table"') and "1.1.0" in body

@@ -152,28 +152,86 @@ def test_a_forged_checkpoint_is_refused(checkpoint_dir, capsys):
     assert code == 1 and "signature is wrong" in text
 
 
-@pytest.mark.django_db
-def test_checkpoints_go_to_s3_too(settings, monkeypatch):
-    """The same checkpoint written to an S3 bucket (moto's server over real HTTP)."""
+@pytest.fixture
+def s3(settings, monkeypatch):
+    """moto's S3 server over real HTTP; `s3.bucket(name, lock=..., default=...)` makes the checkpoint bucket."""
     boto3 = pytest.importorskip("boto3")
     from moto.server import ThreadedMotoServer
 
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    settings.GANTRY_AUDIT_KEY = KEY
+    settings.GANTRY_AUDIT_CHECKPOINT_S3_ENDPOINT = endpoint
+
+    class S3:
+        def bucket(self, name, lock=True, default=None):
+            client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=lock)
+            if default:
+                client.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration={
+                    "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": default}})
+            settings.GANTRY_AUDIT_CHECKPOINT_S3_BUCKET = name
+            return client
+
+    yield S3()
+    server.stop()
+
+
+def _only_object(client, bucket):
+    [obj] = client.list_object_versions(Bucket=bucket)["Versions"]
+    return obj["Key"], obj["VersionId"]
+
+
+@pytest.mark.django_db
+def test_each_s3_checkpoint_carries_its_own_object_lock_retention(s3, settings):
+    """Not the bucket's default (a short GOVERNANCE one here): compliance mode, for the configured days."""
+    import datetime
+
     from portal.audit.checkpoints import latest_checkpoint, write_checkpoint
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x",
-                     aws_secret_access_key="x").create_bucket(Bucket="audit", ObjectLockEnabledForBucket=True)
-        settings.GANTRY_AUDIT_KEY = KEY
-        settings.GANTRY_AUDIT_CHECKPOINT_S3_BUCKET = "audit"
-        settings.GANTRY_AUDIT_CHECKPOINT_S3_ENDPOINT = endpoint
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-        _events(2)
-        write_checkpoint()
-        assert latest_checkpoint()["seq"] == 2
-    finally:
-        server.stop()
+    client = s3.bucket("audit", default={"Mode": "GOVERNANCE", "Days": 1})
+    _events(2)
+    write_checkpoint()
+    assert latest_checkpoint()["seq"] == 2
+    key, version = _only_object(client, "audit")
+    head = client.head_object(Bucket="audit", Key=key, VersionId=version)
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    until = head["ObjectLockRetainUntilDate"]
+    expected = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=settings.GANTRY_AUDIT_CHECKPOINT_RETENTION_DAYS)
+    assert abs((until - expected).total_seconds()) < 3600
+    with pytest.raises(Exception, match="AccessDenied|locked|retention"):
+        client.delete_object(Bucket="audit", Key=key, VersionId=version)  # not even with the bucket's own keys
+
+
+@pytest.mark.django_db
+def test_a_longer_bucket_default_is_kept_and_the_mode_is_a_setting(s3, settings):
+    import datetime
+
+    from portal.audit.checkpoints import write_checkpoint
+
+    settings.GANTRY_AUDIT_CHECKPOINT_LOCK_MODE = "GOVERNANCE"
+    settings.GANTRY_AUDIT_CHECKPOINT_RETENTION_DAYS = 30
+    client = s3.bucket("audit-long", default={"Mode": "COMPLIANCE", "Days": 90})
+    _events(1)
+    write_checkpoint()
+    key, version = _only_object(client, "audit-long")
+    head = client.head_object(Bucket="audit-long", Key=key, VersionId=version)
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    assert head["ObjectLockRetainUntilDate"] > datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=89)
+
+
+@pytest.mark.django_db
+def test_a_bucket_without_object_lock_still_gets_checkpoints(s3, caplog):
+    from portal.audit.checkpoints import latest_checkpoint, write_checkpoint
+
+    client = s3.bucket("plain", lock=False)
+    _events(1)
+    write_checkpoint()
+    assert latest_checkpoint()["seq"] == 1
+    [obj] = client.list_objects_v2(Bucket="plain")["Contents"]
+    assert "ObjectLockMode" not in client.head_object(Bucket="plain", Key=obj["Key"])
+    assert "no Object Lock" in caplog.text

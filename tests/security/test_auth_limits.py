@@ -1,5 +1,6 @@
 """Flooding with made-up tokens, locking out an approver, reading /metrics anonymously
 (issue #7, items 4, 5 and 11)."""
+import datetime
 import threading
 
 import pytest
@@ -21,13 +22,30 @@ def test_failed_tokens_are_throttled_per_address_with_one_event_per_window(setti
     assert [a.status_code for a in answers] == [401] * 5 + [429] * 25
     assert int(answers[-1]["Retry-After"]) >= 1
     assert "too many failed tokens" in answers[-1].json()["detail"]
-    assert AuditEvent.objects.filter(action="auth.token_rejected").count() == 1
-    throttled = AuditEvent.objects.get(action="auth.token_throttled")
-    assert throttled.ip == "203.0.113.7" and throttled.detail["failures"] == 6
+    # one audit event for the address's window, throttled or not: the first failure's
+    [event] = AuditEvent.objects.filter(action__startswith="auth.token_")
+    assert (event.action, event.ip, event.outcome) == ("auth.token_rejected", "203.0.113.7", "denied")
+    assert event.detail["limit"] == 5 and "429" in event.detail["note"]
     # the address's real token still works, and another address is not affected
     assert client.get("/api/v1/environments", HTTP_AUTHORIZATION=f"Bearer {token_for(viewer)}").status_code == 200
     other = Client(REMOTE_ADDR="198.51.100.1")
     assert other.get("/api/v1/environments", HTTP_AUTHORIZATION="Bearer made-up").status_code == 401
+    assert AuditEvent.objects.filter(action__startswith="auth.token_", ip="198.51.100.1").count() == 1
+
+
+@pytest.mark.django_db
+def test_each_window_of_an_address_has_its_one_event(settings, clock):
+    """The next window starts counting (and auditing) afresh: one event per (address, window)."""
+    settings.GANTRY_TOKEN_FAILURES_PER_WINDOW = 3
+    client = Client(REMOTE_ADDR="203.0.113.8")
+    start = datetime.datetime(2026, 3, 2, 10, 0, 5, tzinfo=datetime.UTC)
+    for window in range(2):
+        clock.set(start + datetime.timedelta(seconds=window * settings.GANTRY_TOKEN_FAILURE_WINDOW_SECONDS))
+        answers = [client.get("/api/v1/environments", HTTP_AUTHORIZATION=f"Bearer made-up-{n}") for n in range(8)]
+        assert [a.status_code for a in answers] == [401] * 3 + [429] * 5
+    events = AuditEvent.objects.filter(action__startswith="auth.token_", ip="203.0.113.8")
+    assert [e.action for e in events] == ["auth.token_rejected"] * 2
+    assert len({e.detail["window_ends_at"] for e in events}) == 2
 
 
 def _sign_in(username, password, address):

@@ -1,5 +1,5 @@
 """The sandbox charges pods to ResourceQuotas and defaults them from LimitRanges, as an API server does.
-Everything goes over HTTP through portal/kube.py."""
+Everything goes over HTTP through portal.kube."""
 import pytest
 
 from portal import kube
@@ -7,7 +7,7 @@ from portal.quantity import format_bytes, format_cpu, parse
 
 
 class Target:
-    """The attributes kube.py needs of a cluster."""
+    """The attributes portal.kube needs of a cluster."""
 
     def __init__(self, url):
         self.mode, self.server, self.ca_data, self.insecure, self.name = "server", url, "", False, "sandbox"

@@ -3,8 +3,8 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from portal.audit.chain import CANONICAL_FIELDS, ChainError, verify_sequence
-from portal.audit.models import AuditEvent
+from portal.audit.chain import ChainError, verify_sequence
+from portal.audit.queries import chain_rows
 
 
 class Command(BaseCommand):
@@ -26,9 +26,7 @@ class Command(BaseCommand):
                 from portal.audit.archive import archived_rows
                 from portal.audit.models import ArchiveSegment
 
-                names = (*CANONICAL_FIELDS, "hash")
-                rows = (dict(zip(names, values, strict=True)) for values in
-                        AuditEvent.objects.order_by("seq").values_list(*names).iterator(chunk_size=5000))
+                rows = chain_rows()
                 segments = ArchiveSegment.objects.count()
                 count = verify_sequence(chain(archived_rows(), rows))
                 where = f"the archive ({segments} segment(s)) and the database" if segments else "the database"

@@ -1,0 +1,38 @@
+"""Creating and changing a row with its audit event in the same transaction: the shape every catalog-like
+service shares (a service, an environment template, ...). The service decides who may and what is valid;
+these write and record."""
+from django.db import IntegrityError, transaction
+
+from portal.errors import Conflict
+
+from .services import diff, record
+
+
+def create_audited(obj, action, *, snapshot, actor, request=None, taken=""):
+    """Save the new `obj` and record `action` with all its fields (`snapshot(obj)`) as changes.
+    `taken`: the 409 message when a unique field was taken at the same moment."""
+    try:
+        with transaction.atomic():
+            obj.save()
+            record(action, actor=actor, request=request, target=obj, changes=diff({}, snapshot(obj)))
+    except IntegrityError:
+        if not taken:
+            raise
+        raise Conflict(taken) from None
+    return obj
+
+
+def change_audited(obj, values, action, *, snapshot, actor, request=None):
+    """Set `values` on `obj`'s row (locked for the change), save it and record `action` with what changed
+    (nothing is recorded when nothing changed). `action` may be a function of the changes. Returns the row."""
+    with transaction.atomic():
+        obj = type(obj).objects.select_for_update().get(pk=obj.pk)
+        before = snapshot(obj)
+        for field, value in values.items():
+            setattr(obj, field, value)
+        obj.save()
+        changes = diff(before, snapshot(obj))
+        if changes:
+            record(action(changes) if callable(action) else action, actor=actor, request=request, target=obj,
+                   changes=changes)
+    return obj
