@@ -14,11 +14,11 @@ router = Router(tags=["releases and deployments"])
 
 
 def _visible_deployment(request, deployment_id):
+    """The id of a deployment the caller may see, else 404: one small EXISTS (``_out`` reads the deployment)."""
     require_role(request)
-    deployment = visible_deployments(request.user).filter(pk=deployment_id).first()
-    if deployment is None:
+    if not visible_deployments(request.user).filter(pk=deployment_id).exists():
         raise NotFound(f"no deployment #{deployment_id}")
-    return deployment
+    return deployment_id
 
 
 def _out(deployment_id):
@@ -50,7 +50,7 @@ def list_deployments(request, environment: str | None = None, service: str | Non
 
 @router.get("/deployments/{deployment_id}", response=DeploymentOut)
 def get_deployment(request, deployment_id: int):
-    return _out(_visible_deployment(request, deployment_id).pk)
+    return _out(_visible_deployment(request, deployment_id))
 
 
 @router.post("/deployments/{deployment_id}/approve", response=DeploymentOut)
