@@ -16,6 +16,7 @@ The generated database `gantry_bench_backups_<MB>` is dropped at the end unless 
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -64,14 +65,25 @@ def generate(database, size_mb):
     return True
 
 
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _own_cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def plain_dump(database):
-    start = time.monotonic()
+    """(wall seconds, pg_dump's CPU seconds) of `pg_dump -Fc > /dev/null`."""
+    start, cpu = time.monotonic(), _children_cpu()
     with open(os.devnull, "wb") as sink:
         proc = subprocess.run(["pg_dump", "--format=custom", "--dbname", f"{SERVER}/{database}"], stdout=sink)
     seconds = time.monotonic() - start
     if proc.returncode:
         raise SystemExit("plain pg_dump failed")
-    return seconds
+    return seconds, _children_cpu() - cpu
 
 
 CHILD = r"""
@@ -97,10 +109,14 @@ target.credentials = credentials
 target.save()
 job = Job.objects.create(kind="backup.run", queue="backups", state="running")
 backup = Backup.objects.create(target=target, job=job)
-start = time.monotonic()
+def cpu(who):
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+start, own, tools = time.monotonic(), cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
 result = runner.run_backup(backup, JobLog(job))
 seconds = time.monotonic() - start
-print(json.dumps({"seconds": seconds, "size": result["size_bytes"],
+print(json.dumps({"seconds": seconds, "size": result["size_bytes"], "worker_cpu": cpu(resource.RUSAGE_SELF) - own,
+                  "pg_dump_cpu": cpu(resource.RUSAGE_CHILDREN) - tools,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -136,6 +152,7 @@ def main(argv=None):
     parser.add_argument("--size-mb", type=int, default=1024, help="table data to generate (default 1024)")
     parser.add_argument("--keep", action="store_true", help="keep the generated database")
     parser.add_argument("--skip-s3", action="store_true")
+    parser.add_argument("--skip-local", action="store_true")
     args = parser.parse_args(argv)
     database = f"gantry_bench_backups_{args.size_mb}"
     clock = time.monotonic()
@@ -144,13 +161,16 @@ def main(argv=None):
     print(f"database {database}: {size / 2**20:.0f} MiB of tables on disk "
           f"({'generated in %.0f s' % (time.monotonic() - clock) if made else 'reused'})")
 
-    plain = plain_dump(database)
-    print(f"plain pg_dump -Fc > /dev/null: {plain:.1f} s, {size / 2**20 / plain:.1f} MiB/s of table data")
+    plains = [plain_dump(database)]
+    print(f"plain pg_dump -Fc > /dev/null: {plains[0][0]:.1f} s (pg_dump CPU {plains[0][1]:.1f} s)")
     store_dir = tempfile.mkdtemp(prefix="bench-backups-store-")
     rows = []
     try:
-        local = backup_in_child(database, {"kind": "local", "path": store_dir})
-        rows.append(("local store", local))
+        if not args.skip_local:
+            local = backup_in_child(database, {"kind": "local", "path": store_dir})
+            rows.append(("local store", local))
+            print(f"local store: {local['seconds']:.1f} s")
+            shutil.rmtree(store_dir, ignore_errors=True)
         if not args.skip_s3:
             server, endpoint = moto_server()
             try:
@@ -158,22 +178,35 @@ def main(argv=None):
 
                 boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
                              aws_secret_access_key="bench").create_bucket(Bucket="bench")
+                moto_cpu = _own_cpu()
                 s3 = backup_in_child(database, {"kind": "s3", "bucket": "bench", "prefix": "", "endpoint_url": endpoint,
                                                 "region": "us-east-1", "credentials": {"access_key_id": "bench",
                                                                                        "secret_access_key": "bench"}})
+                s3["moto_cpu"] = _own_cpu() - moto_cpu  # this process only serves moto meanwhile
                 rows.append(("S3 (moto over HTTP)", s3))
+                print(f"S3: {s3['seconds']:.1f} s")
             finally:
                 server.stop()
+        # plain pg_dump again after the backups: the machine's load drifts, the ratio uses the mean of both
+        plains.append(plain_dump(database))
+        print(f"plain pg_dump -Fc > /dev/null again: {plains[1][0]:.1f} s (pg_dump CPU {plains[1][1]:.1f} s)")
     finally:
         shutil.rmtree(store_dir, ignore_errors=True)
         if not args.keep:
             psql("postgres", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
-    print(f"{'destination':<22} {'seconds':>8} {'dump MiB':>9} {'MiB/s of tables':>16} {'vs plain':>9} {'worker peak RSS':>16}")
-    print(f"{'plain pg_dump':<22} {plain:>8.1f} {'':>9} {size / 2**20 / plain:>16.1f} {'100 %':>9} {'':>16}")
+    plain = sum(p[0] for p in plains) / len(plains)
+    plain_cpu = sum(p[1] for p in plains) / len(plains)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores)")
+    print(f"{'destination':<22} {'seconds':>8} {'dump MiB':>9} {'MiB/s of tables':>16} {'vs plain':>9} "
+          f"{'pg_dump CPU s':>14} {'worker CPU s':>13} {'worker peak RSS':>16}")
+    print(f"{'plain pg_dump (mean)':<22} {plain:>8.1f} {'':>9} {size / 2**20 / plain:>16.1f} {'100 %':>9} "
+          f"{plain_cpu:>14.1f} {'':>13} {'':>16}")
     for name, row in rows:
+        extra = f"  (moto server CPU {row['moto_cpu']:.1f} s)" if "moto_cpu" in row else ""
         print(f"{name:<22} {row['seconds']:>8.1f} {row['size'] / 2**20:>9.1f} {size / 2**20 / row['seconds']:>16.1f} "
-              f"{100 * plain / row['seconds']:>7.0f} % {row['peak_rss_mb']:>13.0f} MB")
+              f"{100 * plain / row['seconds']:>7.0f} % {row['pg_dump_cpu']:>14.1f} {row['worker_cpu']:>13.1f} "
+              f"{row['peak_rss_mb']:>13.0f} MB{extra}")
     print("goals: >= 80 % of plain pg_dump; worker peak RSS < 150 MB and flat whatever the size")
     return 0
 

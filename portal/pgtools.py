@@ -16,11 +16,13 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from contextlib import suppress
 
 from django.conf import settings
 
 CHUNK = 1024 * 1024
+BATCH_PAUSE = float(os.environ.get("GANTRY_DUMP_BATCH_PAUSE", "0.01"))
 CONNECT_TIMEOUT = 10
 
 
@@ -112,6 +114,23 @@ def explain(text, dsn=None, tool="pg_dump"):
     return f"{tool} failed: {errors[0] if errors else lines[-1] if lines else 'no message'}"
 
 
+PIPE_SIZE = 1024 * 1024
+_F_SETPIPE_SZ = 1031  # Linux fcntl
+
+
+def _widen_pipe(stream):
+    """Give a pipe to or from a tool a 1 MiB kernel buffer (Linux; 64 KiB by default), best effort.
+
+    On a busy machine the tool and the worker are rarely scheduled together: with a 64 KiB pipe the
+    tool stalls as soon as the worker is off the CPU (or busy hashing, writing, uploading)."""
+    import fcntl
+
+    try:
+        return fcntl.fcntl(stream.fileno(), _F_SETPIPE_SZ, PIPE_SIZE) >= PIPE_SIZE
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _drain(stream, sink):
     sink.append(stream.read())
 
@@ -136,6 +155,10 @@ def dump(dsn, row_counts=None):
         if snapshot:
             snapshot.close()
         raise
+    # pg_dump writes a few KiB at a time: reading each write as it comes costs a wake-up per write (about
+    # 100 per MiB). With a wide pipe, a short read lets the pipe fill for BATCH_PAUSE first (it would take
+    # pg_dump over 100 MB/s to fill 1 MiB in that time), so chunks are hundreds of KiB.
+    pause = BATCH_PAUSE if _widen_pipe(proc.stdout) else 0
     errors = []
     reader = threading.Thread(target=_drain, args=(proc.stderr, errors), daemon=True)
     reader.start()
@@ -148,6 +171,8 @@ def dump(dsn, row_counts=None):
             if not chunk:
                 break
             yield chunk
+            if pause and len(chunk) < CHUNK // 4:
+                time.sleep(pause)
         finished = True
     finally:
         if not finished:
@@ -208,6 +233,7 @@ class _SnapshotCounter:
 
 def _feed(proc, chunks, tool, dsn=None):
     """Write chunks to proc's stdin, then wait; raise PgToolError with the tool's stderr when it fails."""
+    _widen_pipe(proc.stdin)
     errors, output = [], []
     err_reader = threading.Thread(target=_drain, args=(proc.stderr, errors), daemon=True)
     err_reader.start()

@@ -196,13 +196,15 @@ def changed_keys(board, since):
 
 def version(environments, filters):
     """(version parts, latest change) of what the board shows, from two aggregates and the column ids: a cell
-    redrawn (its version bumped, even when committed late), a deployment moving, a column added or removed
-    change it; later polls send only what changed after the latest change."""
+    redrawn (its version bumped, even when committed late), an open deployment moving, a column added or
+    removed change it; later polls send only what changed after the latest change."""
     ids = [e.pk for e in environments]
     row = (CellHealth.objects.filter(environment_id__in=ids).order_by()
            .aggregate(n=Count("pk"), changed=Max("changed_at"), versions=Sum("version")))
     cells = (row["n"], row["changed"].isoformat() if row["changed"] else None, row["versions"])
-    deployments = live.state_of(Deployment.objects.filter(environment_id__in=ids), "updated_at")
+    # the marks: open deployments only (a few rows by the state index, however long the history); one
+    # leaving the open states lowers the count, one entering or moving on raises the latest update
+    deployments = live.state_of(Deployment.objects.filter(environment_id__in=ids, state__in=OPEN_STATES), "updated_at")
     stamps = [v for v in (row["changed"], datetime.fromisoformat(deployments[1]) if deployments[1] else None) if v]
     return (filters.query(), tuple(ids), cells, deployments), (max(stamps) if stamps else timezone.now())
 

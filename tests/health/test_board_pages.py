@@ -232,3 +232,20 @@ def test_a_cell_committed_after_the_pages_latest_change_is_still_sent(viewer_cli
     text = answer.content.decode()
     assert answer.status_code == 200 and f'id="cell-{env.pk}-{cell.service_id}" class="cell cell-degraded"' in text
     assert "late &lt;b&gt;commit&lt;/b&gt;" in text and "<b>commit" not in text
+
+
+def test_a_deployment_leaving_the_open_states_clears_its_mark_on_the_next_poll(viewer_client, viewer, make_env, make_service):
+    from deployments.models import Deployment
+
+    env = make_env("env-a")
+    services = [make_service("svc-a"), make_service("svc-b")]
+    seed_cells([env], services, viewer)
+    body, url, headers = board_poll(viewer_client)
+    assert body.count('class="badge pending-mark"') == 1
+    assert viewer_client.get(url, **headers).status_code == 304
+    queued = Deployment.objects.get(state="queued")
+    queued.state = "cancelled"
+    queued.save(update_fields=["state", "updated_at"])
+    answer = viewer_client.get(url, **headers)
+    text = answer.content.decode()
+    assert answer.status_code == 200 and f'id="cell-{env.pk}-{services[0].pk}"' in text and "pending-mark" not in text

@@ -295,3 +295,22 @@ def test_the_history_follows_outcomes_and_approvals_and_keeps_its_filter(login, 
     approve(omar, waiting.pk)
     body = text(poll(client, url, "history-table", tag))
     assert body.startswith('<div id="history-table"') and "omar" in body
+
+
+# ---------------------------------------------------------------- releases CI registers
+
+def test_a_release_registered_while_the_list_is_open_shows_in_it(login, viewer, deployer, web, make_service,
+                                                                 django_assert_max_num_queries):
+    from tests.pages.deployments.helpers import release_of
+
+    make_service("api")
+    release_of(deployer, "1.0.0")
+    client = login(viewer)
+    url = "/releases/?service=web"
+    tag = version_of(text(client.get(url)), "release-table")
+    release_of(deployer, "1.0.0", service="api")  # another service: not in this list
+    with django_assert_max_num_queries(5):  # session, user, profile, roles, the aggregate
+        assert_not_modified(poll(client, url, "release-table", tag))
+    release_of(deployer, "1.1.0")
+    body = text(poll(client, url, "release-table", tag))
+    assert body.startswith('<div id="release-table"') and "1.1.0" in body
