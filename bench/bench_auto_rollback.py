@@ -20,6 +20,7 @@ row, automatic rollback on) Gantry detects it and rolls back by itself. Printed,
     .venv/bin/python bench/bench_auto_rollback.py [--strategies blue-green rolling] [--interval 15]
 """
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -69,17 +70,16 @@ class Processes:
         self.procs = []
 
     def start(self, args, env):
-        log = open(Path(os.environ.get("BENCH_LOG_DIR", "/tmp")) / f"gantry-bench-autorollback-{len(self.procs)}.log", "w")
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        path = Path(os.environ.get("BENCH_LOG_DIR", "/tmp")) / f"gantry-bench-autorollback-{len(self.procs)}.log"
+        with open(path, "w") as log:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
         return proc
 
     def stop(self):
         for proc in self.procs:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         for proc in self.procs:
             try:
                 proc.wait(timeout=15)
