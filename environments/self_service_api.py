@@ -1,7 +1,6 @@
 """API of self-service environments: templates, and approve / reject / extend of environments."""
 
-from ninja import Router, Schema, Status
-from pydantic import ConfigDict
+from ninja import Router, Status
 
 from portal.accounts import policies
 from portal.errors import Forbidden, NotFound
@@ -9,7 +8,7 @@ from portal.schema_types import Approval, Rejection
 
 from . import approvals, expiry, self_service
 from .models import Environment, EnvironmentTemplate
-from .schemas import TemplateChange, TemplateCreate
+from .schemas import Extension, TemplateChange, TemplateCreate
 from .serializers import EnvironmentDecisionOut, TemplateOut, environment_out, template_out
 
 router = Router(tags=["self-service environments"])
@@ -58,12 +57,6 @@ def delete_template(request, name: str):
     return Status(204, None)
 
 
-class ExtendIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    hours: int
-
-
 def _environment(request, slug):
     from .environments_api import visible_environment
 
@@ -101,6 +94,6 @@ def reject_environment(request, slug: str, payload: Rejection):
 
 
 @router.post("/environments/{slug}/extend", response=EnvironmentDecisionOut, exclude_unset=True)
-def extend_environment(request, slug: str, payload: ExtendIn):
+def extend_environment(request, slug: str, payload: Extension):
     env = expiry.extend_environment(request.user, _environment(request, slug), payload.hours, request=request)
     return _out(env)
