@@ -9,7 +9,7 @@
 3. (``--load``) locust against gunicorn for a few seconds: the board, /api/v1/health and a deployment
    as CI polls it, next to /healthz on the same server in the same run (requests per second).
 
-    .venv/bin/python bench/bench_health.py [--workers 2] [--parallelism 32] [--timeout 3] [--shard-size 10] [--load 15]
+    .venv/bin/python bench/bench_health.py [--workers 4] [--parallelism 32] [--timeout 3] [--shard-size 10] [--load 15]
 """
 import argparse
 import http.client
@@ -471,7 +471,7 @@ def load(seconds, admin, users=10, workers=2):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=2, help="rqworker processes on the health queue")
+    parser.add_argument("--workers", type=int, default=4, help="rqworker processes on the health queue")
     parser.add_argument("--parallelism", type=int, default=32, help="probe threads per shard job")
     parser.add_argument("--timeout", type=float, default=3, help="per-probe timeout (s)")
     parser.add_argument("--shard-size", type=int, default=10, help="environments per shard job")

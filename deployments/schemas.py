@@ -6,7 +6,8 @@ from typing import Annotated
 from pydantic import ConfigDict, Field
 
 from portal.schema_types import (
-    Approval, Comment, InputSchema, ObjectId, OptionalFlag, RejectionComment, ShortTexts, checked, refuse, rule,
+    Approval, Comment, InputSchema, ObjectId, OptionalFlag, Rejection, RejectionComment, ShortTexts, checked,
+    comment_rule, refuse, rule,
 )
 from portal import validation
 from portal.validation import check_dns_label, check_text
@@ -121,3 +122,9 @@ class DeploymentRequest(InputSchema):
     environment: str
     start_now: OptionalFlag = False
     break_glass: BreakGlass | None = None
+
+
+class RestoreRejection(Rejection):
+    """Reject a production restore: the comment says why."""
+
+    comment: Annotated[str | None, comment_rule(required=True, missing="comment: say why the restore is rejected")] = ""

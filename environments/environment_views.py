@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Value, When
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -25,19 +24,12 @@ from .choices import TIER_ORDER, TIERS_IN_ORDER, WEEKDAYS, EnvironmentStatus
 from .expiry import may_extend
 from .guardrails import deletion_refusal
 from .models import Cluster, Environment
+from .queries import visible_environment
 from .serializers import masked_url
 
 GONE_OR_GOING = (EnvironmentStatus.DELETING, *EnvironmentStatus.GONE)
 
 RECENT = 10
-
-
-def _visible_environment(request, slug):
-    """The environment, if this user may see it; a 404 otherwise (its existence is not revealed)."""
-    env = Environment.objects.select_related("cluster", "owner", "promotion_from").filter(slug=slug).first()
-    if env is None or not policies.can_view_environment(request.user, env):
-        raise Http404(f"no environment '{slug}'")
-    return env
 
 
 @login_required
@@ -74,7 +66,7 @@ def tier_order():
 @login_required
 @needs_role
 def environment_detail(request, slug):
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     poll = Poll(request)
     jobs = hide_system_jobs(env.jobs.all())
     activity = (env.status, env.updated_at.isoformat(), jobs_parts(jobs))
@@ -210,7 +202,7 @@ def _freeze_from_post(post, errors):
 @login_required
 @needs_role
 def environment_edit(request, slug):
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     if request.method != "POST":
         if not policies.can_edit_environment(request.user, env):
             raise PermissionDenied("only an admin can change an environment and its protection rules")
@@ -257,7 +249,7 @@ def environment_edit(request, slug):
 @login_required
 @needs_role
 def environment_delete(request, slug):
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     if request.method != "POST":
         refusal = deletion_refusal(request.user, env)
         if refusal:
@@ -300,7 +292,7 @@ def _delete_context(env):
 @needs_role
 @require_POST
 def environment_reprovision(request, slug):
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     return button_action(request, lambda: lifecycle.reprovision_environment(request.user, env, request=request),
                          done=f"Re-provisioning {env.name}.", back=reverse("environment_detail", args=[env.slug]),
                          then=lambda job: reverse("job_detail", args=[job.pk]))

@@ -209,8 +209,6 @@ def extension_refusal(env, hours, now=None):
         return f"environment '{env.slug}' has no time to live; there is nothing to extend"
     if env.status not in (EnvironmentStatus.READY, EnvironmentStatus.PROVISIONING, EnvironmentStatus.FAILED):
         return f"environment '{env.slug}' is {env.status}; only a live environment can be extended"
-    if isinstance(hours, bool) or not isinstance(hours, int) or hours < 1:
-        return "hours: a whole number of hours, at least 1"
     maximum = (env.guardrails or {}).get("max_ttl_hours") or MAX_TTL_HOURS
     new_expiry = max(env.expires_at, now) + timedelta(hours=hours)
     latest = now + timedelta(hours=maximum)

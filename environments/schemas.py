@@ -273,3 +273,21 @@ class TemplateCreate(TemplateChange):
 
     name: Annotated[str, rule(_template_name)]
     tier: Annotated[str, rule(_one_of_tiers)]
+
+
+# ---------------------------------------------------------------- extending an environment's time to live
+
+def _extension_hours(value, info):
+    if not checking_rules(info):
+        return value
+    if coercing(info) and isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        refuse("hours: a whole number of hours, at least 1")
+    return value
+
+
+class Extension(InputSchema):
+    """Push an environment's expiry later (its template's maximum is the service's to check)."""
+
+    hours: Annotated[int, BeforeValidator(_extension_hours)]

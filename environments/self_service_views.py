@@ -10,7 +10,7 @@ from portal.errors import Conflict, InvalidInput
 from portal.pages import button_action, delete_page, needs_role
 
 from . import approvals, expiry
-from .environment_views import _visible_environment
+from .queries import visible_environment
 
 
 def _back(request, env):
@@ -24,7 +24,7 @@ def _back(request, env):
 @needs_role
 @require_POST
 def environment_decide(request, slug, decision):
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     word = "approved" if decision == approvals.APPROVE else "rejected"
     return button_action(
         request, lambda: approvals.decide(request.user, env, decision, comment=request.POST.get("comment", ""),
@@ -37,12 +37,8 @@ def environment_decide(request, slug, decision):
 @needs_role
 @require_POST
 def environment_extend(request, slug):
-    env = _visible_environment(request, slug)
-    try:
-        hours = int(request.POST.get("hours", ""))
-    except ValueError:
-        messages.error(request, "hours: a whole number of hours")
-        return _back(request, env)
+    env = visible_environment(request.user, slug)
+    hours = request.POST.get("hours", "")  # environments.schemas.Extension reads the text
     return button_action(request, lambda: expiry.extend_environment(request.user, env, hours, request=request),
                          done=lambda extended: f"{extended.name} now expires {extended.expires_at:%Y-%m-%d %H:%M %Z}.",
                          back=_back(request, env), refusals=(InvalidInput, Conflict))
@@ -187,7 +183,7 @@ def environment_provisioning(request, slug):
 
     from portal import live
 
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     poll = live.Poll(request)
     parts = _provisioning_parts(env)
     finished = env.status in ("ready", "failed", "deleted", "rejected") and all(
@@ -234,7 +230,7 @@ def environment_quota(request, slug):
 
     from portal import kube
 
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     rows, error = None, ""
     if env.cluster_id and env.status == "ready":
         try:
