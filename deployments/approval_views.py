@@ -1,14 +1,13 @@
 """The approvals inbox page and the navigation badge counting what waits for the user's decision."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from environments.approvals import pending_for, pending_state
-from environments.backups.models import Restore
+from environments.backups.queries import visible_restore
 from portal.accounts import policies as roles
 from portal.errors import GantryError
 from portal.live import Poll
@@ -56,10 +55,7 @@ def approval_inbox(request):
 def restore_decide(request, restore_id, decision):
     """Approve or reject a production restore from the inbox (restore_approvals.decide_restore: the
     deployments' rule, audited, refusals too); back to the inbox with what happened."""
-    restore = Restore.objects.select_related("backup__target__environment", "requested_by").filter(
-        pk=restore_id).first()
-    if restore is None or not roles.can_view_environment(request.user, restore.backup.target.environment):
-        raise Http404(f"no restore #{restore_id}")
+    restore = visible_restore(request.user, restore_id)
     try:
         restore = decide_restore(request.user, restore, decision, request.POST.get("comment", "").strip(),
                                  request=request)

@@ -8,29 +8,14 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from environments.models import Environment
+from environments.queries import visible_environment
 from portal import live
-from portal.accounts import policies as roles
 from portal.errors import Conflict, InvalidInput
 from portal.pages import form_page, needs_role, paginate
 
 from . import policies, queries, services
 from .choices import BackupState
 from .models import Backup, BackupTarget, Drill, Restore
-
-
-def _environment(request, slug):
-    env = Environment.objects.filter(slug=slug).first()
-    if env is None or not roles.can_view_environment(request.user, env):
-        raise Http404(f"no environment '{slug}'")
-    return env
-
-
-def _backup(request, backup_id):
-    backup = Backup.objects.select_related("target__environment", "requested_by").filter(pk=backup_id).first()
-    if backup is None or not roles.can_view_environment(request.user, backup.target.environment):
-        raise Http404(f"no backup #{backup_id}")
-    return backup
 
 
 def target_rows(targets, now=None):
@@ -82,7 +67,7 @@ def _list_context(request, env):
 @login_required
 @needs_role
 def backup_list(request, slug):
-    env = _environment(request, slug)
+    env = visible_environment(request.user, slug)
     poll = live.Poll(request)
     if poll.wants("backups-live"):
         return poll.respond(_list_parts(env), lambda tag: render(
@@ -124,7 +109,7 @@ def _target_data(post):
 @login_required
 @needs_role
 def target_create(request, slug):
-    env = _environment(request, slug)
+    env = visible_environment(request.user, slug)
     context = {"section": "environments", "env": env, "default_path": services.default_local_path(),
                "default_timezone": getattr(env, "timezone", "") or "UTC"}
     if request.method != "POST":
@@ -163,7 +148,7 @@ def _target_values(target):
 def target_edit(request, slug, name):
     """Change a target: the same rules as adding one (services.clean_target); a blank DSN or S3 key keeps
     the stored one."""
-    env = _environment(request, slug)
+    env = visible_environment(request.user, slug)
     target = BackupTarget.objects.select_related("environment").filter(environment=env, name=name).first()
     if target is None:
         raise Http404(f"{env.slug} has no backup target named {name}")
@@ -194,7 +179,7 @@ def target_edit(request, slug, name):
 @needs_role
 @require_POST
 def backup_start(request, slug):
-    env = _environment(request, slug)
+    env = visible_environment(request.user, slug)
     try:
         target = services.pick_target(env, request.POST.get("target") or None)
         backup = services.start_backup(target, user=request.user, request=request)
@@ -209,7 +194,7 @@ def backup_start(request, slug):
 @needs_role
 @require_POST
 def backup_verify(request, backup_id):
-    backup = _backup(request, backup_id)
+    backup = queries.visible_backup(request.user, backup_id)
     try:
         drill = services.start_drill(backup, user=request.user, request=request)
     except Conflict as exc:
@@ -222,9 +207,7 @@ def backup_verify(request, backup_id):
 @login_required
 @needs_role
 def drill_detail(request, drill_id):
-    drill = Drill.objects.select_related("backup__target__environment", "requested_by").filter(pk=drill_id).first()
-    if drill is None or not roles.can_view_environment(request.user, drill.backup.target.environment):
-        raise Http404(f"no drill #{drill_id}")
+    drill = queries.visible_drill(request.user, drill_id)
     poll = live.Poll(request)
     parts = (drill.state, drill.finished_at)
     context = {"drill": drill, "backup": drill.backup, "env": drill.backup.target.environment,
@@ -239,7 +222,7 @@ def drill_detail(request, drill_id):
 @login_required
 @needs_role
 def backup_restore(request, backup_id):
-    backup = _backup(request, backup_id)
+    backup = queries.visible_backup(request.user, backup_id)
     env = backup.target.environment
     context = {"section": "environments", "backup": backup, "env": env,
                "needs_approval": policies.restore_needs_approval(env)}
