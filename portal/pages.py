@@ -102,9 +102,10 @@ def form_action(request, action, *, template, context, done, then, conflict_stat
     return redirect(then(result) if callable(then) else then)
 
 
-def button_action(request, action, *, done, back, then=None, refusals=(Conflict,)):
+def button_action(request, action, *, done, back, then=None, refusals=(Conflict,), refused="{}"):
     """A button's POST (nothing to show again): run `action()` (the service, which checks and audits).
-    A refusal of `refusals` comes back as a message on `back`; success as the message `done` (or
+    A refusal of `refusals` comes back as a message on `back` (its messages joined by "; ", put into
+    the `refused` format, e.g. "Cannot retry: {}."); success as the message `done` (or
     `done(result)`) on `then` (or `then(result)`, else `back`). `back`/`then`: a response, or what
     `redirect` takes (a URL or a URL name)."""
     from django.contrib import messages
@@ -117,7 +118,7 @@ def button_action(request, action, *, done, back, then=None, refusals=(Conflict,
     try:
         result = action()
     except refusals as exc:
-        messages.error(request, "; ".join(exc.messages))
+        messages.error(request, refused.format("; ".join(exc.messages)))
         return go(back)
     messages.success(request, done(result) if callable(done) else done)
     return go(then(result) if callable(then) else (then or back))

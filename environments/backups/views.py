@@ -5,13 +5,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from environments.queries import visible_environment
 from portal import live
 from portal.errors import Conflict, InvalidInput
-from portal.pages import form_page, needs_role, paginate
+from portal.pages import button_action, form_page, needs_role, paginate
 
 from . import policies, queries, services
 from .choices import BackupState
@@ -180,14 +181,13 @@ def target_edit(request, slug, name):
 @require_POST
 def backup_start(request, slug):
     env = visible_environment(request.user, slug)
-    try:
+
+    def start():
         target = services.pick_target(env, request.POST.get("target") or None)
-        backup = services.start_backup(target, user=request.user, request=request)
-    except (Conflict, InvalidInput) as exc:
-        messages.error(request, "; ".join(exc.messages))
-        return redirect("backup_list", slug=env.slug)
-    messages.success(request, f"Backup #{backup.pk} of {target.name} queued.")
-    return redirect("backup_list", slug=env.slug)
+        return services.start_backup(target, user=request.user, request=request)
+
+    return button_action(request, start, done=lambda backup: f"Backup #{backup.pk} of {backup.target.name} queued.",
+                         back=reverse("backup_list", args=[env.slug]), refusals=(Conflict, InvalidInput))
 
 
 @login_required
@@ -195,13 +195,10 @@ def backup_start(request, slug):
 @require_POST
 def backup_verify(request, backup_id):
     backup = queries.visible_backup(request.user, backup_id)
-    try:
-        drill = services.start_drill(backup, user=request.user, request=request)
-    except Conflict as exc:
-        messages.error(request, "; ".join(exc.messages))
-        return redirect("backup_list", slug=backup.target.environment.slug)
-    messages.success(request, f"Restore drill #{drill.pk} of backup #{backup.pk} queued.")
-    return redirect("drill_detail", drill_id=drill.pk)
+    return button_action(request, lambda: services.start_drill(backup, user=request.user, request=request),
+                         done=lambda drill: f"Restore drill #{drill.pk} of backup #{backup.pk} queued.",
+                         back=reverse("backup_list", args=[backup.target.environment.slug]),
+                         then=lambda drill: reverse("drill_detail", args=[drill.pk]))
 
 
 @login_required
