@@ -168,6 +168,7 @@ def pages(requests):
         ("environment + 5 months, 2 years ago", "environment=production&since=" + day_ago(700) + "&until=" + day_ago(550)),
         ("actor + outcome", "actor=user042&outcome=denied"),
         ("hide system events", "hide_system=1"),
+        ("hide system events + action job.started", "hide_system=1&action=job.started"),
     ]
     rows = []
     for label, query in cases:

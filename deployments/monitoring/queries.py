@@ -7,9 +7,12 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from deployments.choices import DeploymentState as S
+from deployments.models import Service
+from environments.queries import visible_environment
 from pydantic import Field
 
 from portal.accounts import policies as roles
+from portal.errors import NotFound
 from portal.schema_types import OptionalTimestamp, Out, Timestamp
 
 from .models import STATUSES, AutoRollback, CellHealth, HealthChange, HealthCheck, HealthMinute, Verification
@@ -23,6 +26,15 @@ def iso(value):
 # objects each cost more than everything else in the answer).
 CELL_OUT_FIELDS = ("environment__slug", "service__name", "deployment__release__version", "deployment_id", "color", "status",
                    "reason", "since", "checked_at", "latency_ms", "ready_replicas", "desired_replicas")
+
+
+def visible_environment_and_service(user, slug, name):
+    """The environment `slug` (if `user` may see it) and the catalog service `name` of one cell; NotFound otherwise."""
+    env = visible_environment(user, slug)
+    service = Service.objects.filter(name=name).first()
+    if service is None:
+        raise NotFound(f"no service '{name}'")
+    return env, service
 
 
 def visible_cells(user, environment=None, service=None, status=None):

@@ -10,8 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from deployments.models import Deployment, Service
-from environments.models import Environment
+from deployments.models import Deployment
 from portal import live
 from portal.accounts import policies as roles
 from portal.errors import NotFound
@@ -119,21 +118,11 @@ def board_updates(request):
     return poll.respond(parts, render_changes, fragment_id=BOARD_FRAGMENT)
 
 
-def _visible(request, slug, name):
-    env = Environment.objects.filter(slug=slug).first()
-    if env is None or not roles.can_view_environment(request.user, env):
-        raise NotFound(f"no environment '{slug}'")
-    service = Service.objects.filter(name=name).first()
-    if service is None:
-        raise NotFound(f"no service '{name}'")
-    return env, service
-
-
 @login_required
 @needs_role
 def service_health(request, slug, name):
     """One service in one environment: status and reason, the last 24 h as a chart, availability, changes."""
-    env, service = _visible(request, slug, name)
+    env, service = queries.visible_environment_and_service(request.user, slug, name)
     now = timezone.now()
     cell = CellHealth.objects.select_related("deployment__release").filter(environment=env, service=service).first()
     poll = live.Poll(request)

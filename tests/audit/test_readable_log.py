@@ -173,3 +173,26 @@ def test_every_value_in_a_row_is_escaped(client, viewer):
     escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
     assert body.count(escaped) >= 6  # actor, action, environment, field, old value, reason
     assert '<span class="old">' + escaped + '</span> → <span class="new">∅</span>' in body
+
+
+def test_hiding_gantrys_job_events_keeps_the_job_events_a_person_caused(client, viewer, deployer):
+    from portal.audit.queries import filter_events
+
+    add("job.started", actor_name="gantry-worker")
+    mine = add("job.cancelled", actor=deployer)
+    add("deployment.approve", actor=deployer)
+
+    def actions(**params):
+        return [e.action for e in filter_events(params).order_by("seq")]
+
+    assert actions(hide_system="1", action="job.") == ["job.cancelled"]
+    assert actions(hide_system="1", action="job.cancelled") == ["job.cancelled"]
+    assert actions(hide_system="1", action="job.started") == []
+    assert actions(hide_system="1") == ["job.cancelled", "deployment.approve"]
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        plan = filter_events({"hide_system": "1", "action": "job.started"}).order_by("-seq")[:51].explain()
+        cursor.execute("RESET enable_seqscan")
+    assert "audit_person_job_seq" in plan, plan
+    client.force_login(viewer)
+    assert f"?seq={mine.seq}" in client.get("/audit/?hide_system=1&action=job.").content.decode()

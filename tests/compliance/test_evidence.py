@@ -297,3 +297,38 @@ def test_a_decision_without_the_approval_page_says_no_dry_run_was_shown(people, 
     [approval] = [s for s in pack["statements"] if s["key"] == "approval"]
     assert approval["facts"]["dry_run"] == {"shown": False}
     assert "no dry run was on their screen (decided without the approval page)" in approval["text"]
+
+
+def test_an_automatic_rollback_after_a_metric_rule_names_that_rule(people, prod, web, monkeypatch):
+    """The rule that failed is a Prometheus rule here (its value given by the test): the pack names it
+    with its query, threshold and the value that broke it."""
+    from deployments.monitoring.models import VerificationSettings
+    from portal import prometheus
+
+    Environment.objects.filter(pk=prod.pk).update(required_approvals=0, checklist=[])
+    rule = {"name": "error rate", "query": 'sum(rate(http_errors{namespace="${namespace}"}[1m]))', "op": ">",
+            "threshold": 0.05, "for_seconds": 0}
+    VerificationSettings.objects.create(environment=prod, prometheus_url="http://prometheus.example:9090", rules=[rule])
+    value = {"now": 0.0}
+    monkeypatch.setattr(prometheus, "query", lambda url, query: value["now"])
+    first = run(actions.request_deployment(people["dee"], {"release": release(people["dee"], "1.0.0").pk,
+                                                             "environment": "prod"}))
+    v = Verification.objects.get(deployment_id=first.pk)
+    verifying.evaluate(v.pk, now=v.ends_at)
+    assert Verification.objects.get(pk=v.pk).state == "passed"
+    second = run(actions.request_deployment(people["dee"], {"release": release(people["dee"], "1.1.0").pk,
+                                                              "environment": "prod"}))
+    value["now"] = 0.2
+    assert _verify_step(second, 0).state == "failed"
+    run(Deployment.objects.get(rollback_of=second))
+
+    pack = build_pack(actions.get_deployment(second.pk))
+    assert pack["verified"], pack["integrity"]
+    [story] = [s for s in pack["statements"] if s["key"] == "rollback"]
+    recorded = story["facts"]["rule"]
+    assert (recorded["kind"], recorded["name"], recorded["op"], recorded["threshold"], recorded["value"]) == (
+        "metric", "error rate", ">", 0.05, 0.2)
+    assert 'namespace="prod"' in recorded["query"]  # the query as it ran, placeholders filled in
+    assert "error rate was 0.2 (> 0.05)" in story["facts"]["reason"]
+    assert "triggered by the rule 'error rate' (sum(rate(http_errors{namespace=\"prod\"}[1m])) > 0.05 for 0 s; value 0.2)" \
+        in story["text"]
