@@ -3,6 +3,7 @@ import contextlib
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -107,29 +108,38 @@ def _target_data(post):
     return data
 
 
+def _target_form(request, context, initial, save, what, done):
+    """The target form, to add or change one. GET: the form with `initial`, to who may manage the
+    environment's backups (`what` names the refusal). POST: `save(data)` (the service, which checks
+    and audits); a refusal shows the form again (without the secrets), success goes to the backup
+    list saying `done` and the target's warning, if any."""
+    env = context["env"]
+    if request.method != "POST":
+        refusal = policies.manage_refusal(request.user, env, what)
+        if refusal:
+            raise PermissionDenied(refusal)
+        return render(request, "backups/target_form.html", dict(context, values=initial))
+    try:
+        target = save(_target_data(request.POST))
+    except InvalidInput as exc:
+        values = {k: v for k, v in request.POST.items() if k.removeprefix("destination_") not in SECRET_FIELDS}
+        return form_page(request, "backups/target_form.html", dict(context, values=values), exc.messages)
+    warning = services.warning_for(target)
+    messages.success(request, f"Backup target {target.name} {done}.")
+    if warning:
+        messages.warning(request, f"Warning: {warning}.")
+    return redirect("backup_list", slug=env.slug)
+
+
 @login_required
 @needs_role
 def target_create(request, slug):
     env = visible_environment(request.user, slug)
     context = {"section": "environments", "env": env, "default_path": services.default_local_path(),
                "default_timezone": getattr(env, "timezone", "") or "UTC"}
-    if request.method != "POST":
-        refusal = policies.manage_refusal(request.user, env, "add backup targets")
-        if refusal:
-            from django.core.exceptions import PermissionDenied
-
-            raise PermissionDenied(refusal)
-        return render(request, "backups/target_form.html", dict(context, values={"destination_kind": "local"}))
-    try:
-        target = services.create_target(request.user, env, _target_data(request.POST), request=request)
-    except InvalidInput as exc:
-        values = {k: v for k, v in request.POST.items() if k.removeprefix("destination_") not in SECRET_FIELDS}
-        return form_page(request, "backups/target_form.html", dict(context, values=values), exc.messages)
-    warning = services.warning_for(target)
-    messages.success(request, f"Backup target {target.name} added.")
-    if warning:
-        messages.warning(request, f"Warning: {warning}.")
-    return redirect("backup_list", slug=env.slug)
+    return _target_form(request, context, {"destination_kind": "local"},
+                        lambda data: services.create_target(request.user, env, data, request=request),
+                        "add backup targets", "added")
 
 
 def _target_values(target):
@@ -155,25 +165,11 @@ def target_edit(request, slug, name):
         raise Http404(f"{env.slug} has no backup target named {name}")
     context = {"section": "environments", "env": env, "target": target, "default_path": services.default_local_path(),
                "default_timezone": target.timezone}
-    if request.method != "POST":
-        refusal = policies.manage_refusal(request.user, env, "change backup targets")
-        if refusal:
-            from django.core.exceptions import PermissionDenied
-
-            raise PermissionDenied(refusal)
-        return render(request, "backups/target_form.html", dict(context, values=_target_values(target)))
-    data = _target_data(request.POST)
-    data["enabled"] = request.POST.get("enabled") == "1"
-    try:
-        target = services.update_target(request.user, target, data, request=request)
-    except InvalidInput as exc:
-        values = {k: v for k, v in request.POST.items() if k.removeprefix("destination_") not in SECRET_FIELDS}
-        return form_page(request, "backups/target_form.html", dict(context, values=values), exc.messages)
-    warning = services.warning_for(target)
-    messages.success(request, f"Backup target {target.name} saved.")
-    if warning:
-        messages.warning(request, f"Warning: {warning}.")
-    return redirect("backup_list", slug=env.slug)
+    return _target_form(request, context, _target_values(target),
+                        lambda data: services.update_target(request.user, target,
+                                                            dict(data, enabled=request.POST.get("enabled") == "1"),
+                                                            request=request),
+                        "change backup targets", "saved")
 
 
 @login_required
