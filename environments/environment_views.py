@@ -16,7 +16,7 @@ from portal.audit.models import AuditEvent
 from portal.errors import Conflict, InvalidInput
 from portal.jobs.views import hide_system_jobs, jobs_parts
 from portal.live import Poll, state_of
-from portal.pages import button_action, form_page, needs_role, paginate
+from portal.pages import button_action, form_action, form_page, needs_role, paginate
 
 from . import lifecycle
 from . import policies as rules
@@ -112,15 +112,11 @@ def environment_create(request):
             raise PermissionDenied("creating environments needs the admin role, or deployer for development and preview")
         return render(request, "environments/form_create.html", _create_context(request, {}))
     data = {field: request.POST.get(field, "").strip() for field in CREATE_FIELDS}
-    try:
-        env = lifecycle.create_environment(request.user, data, request=request)
-    except InvalidInput as exc:
-        return form_page(request, "environments/form_create.html", _create_context(request, data), exc.messages)
-    except Conflict as exc:
-        return form_page(request, "environments/form_create.html", _create_context(request, data), exc.messages, 409)
-    messages.success(request, f"Environment {env.name} created"
-                     + (f"; provisioning namespace {env.namespace} on {env.cluster}." if env.cluster_id else "."))
-    return redirect("environment_detail", slug=env.slug)
+    return form_action(request, lambda: lifecycle.create_environment(request.user, data, request=request),
+                       template="environments/form_create.html", context=_create_context(request, data),
+                       done=lambda env: f"Environment {env.name} created" + (
+                           f"; provisioning namespace {env.namespace} on {env.cluster}." if env.cluster_id else "."),
+                       then=lambda env: reverse("environment_detail", args=[env.slug]))
 
 
 # The edit form's fields, by how they are read from the form.

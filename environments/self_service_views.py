@@ -1,13 +1,13 @@
 """Pages of self-service environments: the create form (checked as you type), the provisioning
 page, approving or rejecting a request, extending, and the template admin pages. Views parse
 input, call environments.self_service / approvals / expiry, and render; they hold no rule."""
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.errors import Conflict, InvalidInput
-from portal.pages import button_action, delete_page, needs_role
+from portal.pages import button_action, delete_page, form_action, needs_role
 
 from . import approvals, expiry
 from .queries import visible_environment
@@ -102,7 +102,6 @@ def environment_request(request):
     from django.core.exceptions import PermissionDenied
     from django.shortcuts import render
 
-    from portal.pages import form_page
 
     from .self_service import may_request_from, request_environment
 
@@ -112,15 +111,11 @@ def environment_request(request):
         values = {"template": request.GET.get("template", "")}
         return render(request, "environments/request.html", _form_context(request, values))
     data = _request_data(request.POST)
-    try:
-        env = request_environment(request.user, data, request=request)
-    except InvalidInput as exc:
-        return form_page(request, "environments/request.html", _form_context(request, data), exc.messages)
-    except Conflict as exc:
-        return form_page(request, "environments/request.html", _form_context(request, data), exc.messages, 409)
-    if env.status == "requested":
-        messages.success(request, f"{env.name} was requested; it is created once an approver agrees.")
-    return redirect("environment_provisioning", slug=env.slug)
+    return form_action(request, lambda: request_environment(request.user, data, request=request),
+                       template="environments/request.html", context=_form_context(request, data),
+                       done=lambda env: f"{env.name} was requested; it is created once an approver agrees."
+                       if env.status == "requested" else "",
+                       then=lambda env: reverse("environment_provisioning", args=[env.slug]))
 
 
 @login_required
@@ -320,24 +315,19 @@ def template_edit(request, name=None):
             errors.append(f"{field}: not valid JSON ({exc})")
     if errors:
         return form_page(request, "environments/template_form.html", context | {"values": values}, errors)
-    try:
+    def save():
         if template is None:
-            template = self_service.create_template(request.user, data, request=request)
-        else:
-            template = self_service.update_template(request.user, template, data, request=request)
-    except InvalidInput as exc:
-        return form_page(request, "environments/template_form.html", context | {"values": values}, exc.messages)
-    except Conflict as exc:
-        return form_page(request, "environments/template_form.html", context | {"values": values}, exc.messages, 409)
-    messages.success(request, f"Template {template.name} saved.")
-    return redirect("template_list")
+            return self_service.create_template(request.user, data, request=request)
+        return self_service.update_template(request.user, template, data, request=request)
+
+    return form_action(request, save, template="environments/template_form.html", context=context | {"values": values},
+                       done=lambda saved: f"Template {saved.name} saved.", then="template_list")
 
 
 @login_required
 @needs_role
 def template_delete(request, name):
     from django.shortcuts import get_object_or_404
-    from django.urls import reverse
 
     from . import self_service
     from .models import EnvironmentTemplate

@@ -132,9 +132,17 @@ def probe_cell(environment, deployment, previous_failures, threshold, now=None):
     answer = _capture(http_probe, environment, deployment, endpoint=workload.endpoint) \
         if not isinstance(snapshot, kube.KubeError) else snapshot
     cell = CellHealth.objects.filter(environment_id=environment.pk, service_id=deployment.service_id).only(
-        "restarts", "restart_log").first()
+        "deployment_id", "restarts", "restart_log").first()
     return judge(environment, deployment, workload, snapshot, answer, previous_failures, threshold,
-                 (cell.restarts, cell.restart_log) if cell else (None, None), now)
+                 restarts_of(cell, deployment), now)
+
+
+def restarts_of(cell, deployment):
+    """The cell's (restarts, restart_log) while it still shows this deployment; a newly live one (other
+    pods, or another colour's) starts without a baseline."""
+    if cell is None or cell.deployment_id != deployment.pk:
+        return None, None
+    return cell.restarts, cell.restart_log
 
 
 def _workloads(work, cells):
@@ -182,12 +190,22 @@ def probe_environments(environment_ids, now=None):
             # The namespace reads go first in the queue: a few list requests, then every health path.
             reads = {pk: pool.submit(_capture, health.read_namespace, env.cluster, env.namespace, services)
                      for pk, (env, services) in namespaces.items()}
-            answers = [pool.submit(_capture, http_probe, env, dep, endpoint=workload.endpoint) for env, dep, workload in work]
+            # Slowest first (by the last probe's latency; a timeout counts as the whole timeout): the
+            # endpoints that hold a thread longest start at once, and the quick ones fill in around them,
+            # so a shard lasts about one timeout rather than a queue's wait plus one.
+            def last_latency(index):
+                previous = cells.get((work[index][0].pk, work[index][1].service_id))
+                return (previous.latency_ms or 0) if previous else 0
+
+            answers = [None] * len(work)
+            for index in sorted(range(len(work)), key=last_latency, reverse=True):
+                env, dep, workload = work[index]
+                answers[index] = pool.submit(_capture, http_probe, env, dep, endpoint=workload.endpoint)
             for (env, dep, workload), answer in zip(work, answers, strict=True):
                 previous = cells.get((env.pk, dep.service_id))
                 outcomes.append(judge(env, dep, workload, reads[env.pk].result(), answer.result(),
                                       previous.consecutive_failures if previous else 0, thresholds[env.pk],
-                                      (previous.restarts, previous.restart_log) if previous else (None, None), now))
+                                      restarts_of(previous, dep), now))
     live_keys = {(env.pk, dep.service_id) for env, dep, _ in work}
     names = {(env.pk, dep.service_id): (env, dep.service) for env, dep, _ in work}
     workloads = {dep.pk: {**workload.as_dict(), "deployment": dep.pk, "strategy": dep.service.strategy} for _, dep, workload in work}

@@ -2,9 +2,9 @@
 import csv
 import io
 import json
-from datetime import UTC, datetime, time
 
-from django.utils.dateparse import parse_date, parse_datetime
+
+from portal.validation import parse_moment
 
 from .chain import CANONICAL_FIELDS, format_at
 from .models import AuditEvent
@@ -17,18 +17,7 @@ class FilterError(ValueError):
 
 
 def _parse_moment(name, text):
-    try:
-        moment = parse_datetime(text)
-        day = parse_date(text) if moment is None else None
-    except ValueError:
-        raise FilterError(f"{name}: '{text}' is not a real date") from None
-    if moment is None:
-        if day is None:
-            raise FilterError(f"{name}: '{text}' is not a date or an ISO 8601 time (e.g. 2026-11-21T03:00:00+09:00)")
-        moment = datetime.combine(day, time.min, tzinfo=UTC)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment
+    return parse_moment(name, text, error=FilterError, naive_is_utc=True)
 
 
 def _first_seq_from(moment):

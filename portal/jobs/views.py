@@ -1,17 +1,16 @@
 """The job list and the job page, whose log follows a running job by htmx polling."""
 import contextlib
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
 from portal.accounts import policies
 from portal.live import Poll, state_of
-from portal.pages import needs_role, paginate, refusals_as_pages
+from portal.pages import button_action, needs_role, paginate, refusals_as_pages
 
 from . import services
 from .queries import visible_jobs
@@ -135,12 +134,9 @@ def job_detail(request, job_id):
 @refusals_as_pages
 def job_retry(request, job_id):
     job = _visible_job(request, job_id)
-    try:
-        services.retry_job(job, user=request.user, request=request)
-        messages.success(request, "Job queued again.")
-    except JobTransitionError as exc:
-        messages.error(request, f"Cannot retry: {exc}.")
-    return redirect("job_detail", job_id=job.pk)
+    return button_action(request, lambda: services.retry_job(job, user=request.user, request=request),
+                         done="Job queued again.", back=reverse("job_detail", args=[job.pk]),
+                         refusals=(JobTransitionError,), refused="Cannot retry: {}.")
 
 
 @login_required
@@ -149,10 +145,7 @@ def job_retry(request, job_id):
 @refusals_as_pages
 def job_cancel(request, job_id):
     job = _visible_job(request, job_id)
-    try:
-        services.cancel_job(job, user=request.user, request=request)
-        messages.success(request, "Job cancelled.")
-    except JobTransitionError as exc:
-        messages.error(request, f"Cannot cancel: {exc}.")
-    return redirect("job_detail", job_id=job.pk)
+    return button_action(request, lambda: services.cancel_job(job, user=request.user, request=request),
+                         done="Job cancelled.", back=reverse("job_detail", args=[job.pk]),
+                         refusals=(JobTransitionError,), refused="Cannot cancel: {}.")
 
