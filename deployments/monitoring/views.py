@@ -59,7 +59,7 @@ def board_context(request, environments=None, services=None):
 # columns, the aggregates of cells and deployments), the columns' slugs, the catalog's rows, the time zone.
 # An unchanged board (the usual case: most reloads change nothing) is not read or written again.
 _BOARDS = {}
-_BOARDS_LIMIT = 16
+_BOARDS_LIMIT = 4  # a 100 x 50 board is 2.4 MB of HTML: a few, not many, per process
 
 
 def _grid_and_body(environments, filters, catalog, parts):
