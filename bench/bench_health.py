@@ -5,11 +5,15 @@
    in time (dead: the probe's timeout ends it). ``probe_all`` enqueues one job per shard on the
    ``health`` queue and W real ``rqworker`` processes run them; the time from enqueue to the last
    job done is printed with the worker count (the issue's budget: inside a 15 s interval).
-2. The board at 100 environments x 50 services (5,000 cells): p50/p95 and queries per request.
-3. (``--load``) locust against gunicorn for a few seconds: the board, /api/v1/health and a deployment
-   as CI polls it, next to /healthz on the same server in the same run (requests per second).
+2. The board at 100 environments x 50 services (5,000 cells): p50/p95, CPU and queries per request,
+   with the queries of a 5 x 5 board beside; the page as kept by the process, after a change
+   somewhere (its kept boards forgotten) and cold (kept cells forgotten too); its update polls (304,
+   and 10 cells changed); the health API.
+3. (``--load`` seconds per phase) locust against gunicorn (DEBUG off): /healthz, the board's poll,
+   the board page, the health API (one environment, all cells) and a deployment as CI polls it, each
+   alone, then a mix; requests per second of each beside /healthz's, on the same server in the same run.
 
-    .venv/bin/python bench/bench_health.py [--workers 2] [--parallelism 32] [--timeout 3] [--shard-size 10] [--load 15]
+    .venv/bin/python bench/bench_health.py [--workers 4] [--parallelism 32] [--timeout 3] [--shard-size 10] [--load 15]
 """
 import argparse
 import http.client
@@ -249,8 +253,8 @@ def seed_board(n_envs, n_services):
     live = {(d.environment_id, d.service_id): d for d in Deployment.objects.select_related("release")}
     statuses = ["healthy"] * 17 + ["degraded", "down", "unknown"]
     CellHealth.objects.bulk_create([
-        CellHealth(environment=env, service=svc, deployment_id=live[(env.pk, svc.pk)].pk, status=statuses[(env.pk + svc.pk) % 20],
-                   reason="" if (env.pk + svc.pk) % 20 < 17 else "/health answered HTTP 503 3 times in a row",
+        CellHealth(environment=env, service=svc, deployment_id=live[(env.pk, svc.pk)].pk, status=statuses[(env.pk * 7 + svc.pk) % 20],
+                   reason="" if (env.pk * 7 + svc.pk) % 20 < 17 else "/health answered HTTP 503 3 times in a row",
                    since=now - timedelta(seconds=(env.pk * n_services + svc.pk) * 37), checked_at=now,
                    changed_at=now - timedelta(seconds=(env.pk * n_services + svc.pk) * 37),
                    latency_ms=12, ready_replicas=1, desired_replicas=1, color=("blue", "green", "")[svc.pk % 3])
@@ -331,74 +335,158 @@ def board(requests):
 # ------------------------------------------------------------------ 3. load
 
 LOCUSTFILE = '''
-from locust import HttpUser, between, task
+import os
+
+from locust import HttpUser, between, tag, task
 
 TOKEN = {token!r}
+SESSION = {session!r}
 DEPLOYMENT = {deployment}
+POLL_URL = {poll_url!r}
+POLL_HEADERS = {{"HX-Request": "true", "HX-Target": "board-updates", "X-Gantry-Live": "1", "If-None-Match": {etag!r}}}
 
 
-class Board(HttpUser):
+class Gantry(HttpUser):
     wait_time = between(0, 0)
 
     def on_start(self):
-        self.client.headers["Authorization"] = "Bearer " + TOKEN
+        self.api = {{"Authorization": "Bearer " + TOKEN}}
+        self.client.cookies.set("sessionid", SESSION)
 
+    @tag("healthz")
     @task(1)
-    def board(self):
-        self.client.get("/api/v1/health?environment=env-001", name="health API (1 environment)")
-
-    @task(1)
-    def health(self):
-        self.client.get("/api/v1/health", name="health API (all)")
-
-    @task(2)
-    def deployment(self):
-        self.client.get(f"/api/v1/deployments/{{DEPLOYMENT}}", name="deployment API (CI poll)")
-
-    @task(2)
     def healthz(self):
         self.client.get("/healthz", name="/healthz")
+
+    @tag("poll", "mix")
+    @task(1)
+    def poll(self):  # an open board, every second: 304 while nothing changed
+        with self.client.get(POLL_URL, headers=POLL_HEADERS, name="board poll (304)", catch_response=True) as response:
+            if response.status_code == 304:
+                response.success()
+
+    @tag("health", "mix")
+    @task(1)
+    def health(self):
+        self.client.get("/api/v1/health?environment=env-001", headers=self.api, name="health API (1 environment)")
+
+    @tag("deployment", "mix")
+    @task(1)
+    def deployment(self):
+        self.client.get(f"/api/v1/deployments/{{DEPLOYMENT}}", headers=self.api, name="deployment API (CI poll)")
+
+    @tag("board")
+    @task(1)
+    def board(self):
+        self.client.get("/", name="board page (5,000 cells)")
+
+    @tag("health_all")
+    @task(1)
+    def health_all(self):
+        self.client.get("/api/v1/health", headers=self.api, name="health API (all 5,000 cells)")
 '''
 
+# (tag, what it is): each phase runs alone against the same server, one after the other, so every figure
+# is that endpoint's own requests per second; "mix" runs the board's poll and the two APIs together (the
+# issue's "mix of pages", whose requests per second together are compared with /healthz alone).
+PHASES = [("healthz", "/healthz"), ("poll", "board poll, nothing changed (304)"), ("board", "board page, 5,000 cells (2.4 MB)"),
+          ("health", "health API, 1 environment (50 cells)"), ("health_all", "health API, all 5,000 cells"),
+          ("deployment", "deployment API as CI polls it"), ("mix", "the mix of pages: board poll + health API (1 env) + deployment API")]
 
-def load(seconds, admin):
+
+def _locust(folder, port, seconds, users, phase):
+    import csv
+
+    prefix = folder / phase
+    result = subprocess.run([sys.executable, "-m", "locust", "-f", str(folder / "locustfile.py"), "--headless", "-u", str(users),
+                    "-r", str(users), "-t", f"{seconds}s", "--only-summary", "--tags", phase, "--csv", str(prefix),
+                    "-H", f"http://127.0.0.1:{port}"], cwd=folder, capture_output=True, text=True, check=False)
+    (folder / f"{phase}.log").write_text(result.stdout + result.stderr)
+    with open(f"{prefix}_stats.csv") as handle:
+        return [row for row in csv.DictReader(handle) if row["Name"]]
+
+
+def _wait_until_serving(port, paths, headers, timeout=120):
+    """Until every worker answers (the port opens before the workers have loaded Django): each path a few times."""
+    deadline = time.monotonic() + timeout
+    for path in paths:
+        answered, status = 0, None
+        while answered < 6:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench: gunicorn did not answer {path} with 200 within {timeout} s (last: {status})")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                connection.request("GET", path, headers=headers)
+                status = connection.getresponse().status
+                answered += status == 200
+                connection.close()
+            except OSError as exc:
+                status = exc
+                time.sleep(0.2)
+
+
+def load(seconds, admin, users=10, workers=2):
+    """locust against gunicorn (DEBUG off, as in production), one phase per endpoint, then the mix."""
+    import re
+
+    from django.conf import settings
+
     from deployments.models import Deployment
     from portal.accounts.services import create_api_token
 
     admin.backend = "django.contrib.auth.backends.ModelBackend"
     token = create_api_token(admin, "bench", operator="bench")
+    client = common.client_for(admin)
+    body = client.get("/").content.decode()
+    poll_url = re.search(r'id="board-updates"[^>]*hx-get="([^"]*)"', body).group(1).replace("&amp;", "&")
+    etag = '"' + re.search(r'id="board-updates"[^>]*data-live-version="([^"]*)"', body).group(1) + '"'
     deployment = Deployment.objects.order_by("pk").values_list("pk", flat=True).first()
     port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="gantry-bench-"))
-    (folder / "locustfile.py").write_text(LOCUSTFILE.format(token=token, deployment=deployment))
-    env = dict(os.environ, GANTRY_LOG_LEVEL="ERROR")
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "portal.wsgi", "-w", "3", "-b", f"127.0.0.1:{port}"], cwd=ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    (folder / "locustfile.py").write_text(LOCUSTFILE.format(token=token, session=client.cookies["sessionid"].value,
+                                                            deployment=deployment, poll_url=poll_url, etag=etag))
+    env = dict(os.environ, GANTRY_LOG_LEVEL="ERROR", DEBUG="0", SECRET_KEY=settings.SECRET_KEY, GANTRY_SSL_REDIRECT="0",
+               GANTRY_SECURE_COOKIES="0", ALLOWED_HOSTS="127.0.0.1,localhost")
+    # DEBUG off serves static files from the collected manifest, as the image does (Dockerfile)
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "portal.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    rows = []
     try:
-        deadline = time.monotonic() + 30
-        while not common._port_open(port) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        result = subprocess.run([sys.executable, "-m", "locust", "-f", str(folder / "locustfile.py"), "--headless", "-u", "20",
-                                 "-r", "20", "-t", f"{seconds}s", "--only-summary", "-H", f"http://127.0.0.1:{port}"],
-                                cwd=folder, capture_output=True, text=True)
-        print()
-        print(f"locust, {seconds} s, 20 users, gunicorn 3 workers (the board's health API at 100 x 50 next to /healthz):")
-        print("\n".join(line for line in (result.stdout + result.stderr).splitlines()
-                        if "GET" in line or "Aggregated" in line or line.startswith("Type") or "req/s" in line))
+        _wait_until_serving(port, ["/healthz", "/"], {"Cookie": f"sessionid={client.cookies['sessionid'].value}"})
+        for phase, label in PHASES:
+            for row in _locust(folder, port, seconds, users, phase):
+                name = row["Name"]
+                if name == "Aggregated" and phase != "mix":
+                    continue
+                rows.append({"phase": label if phase != "mix" else f"mix: {'all together' if name == 'Aggregated' else name}",
+                             "n": int(row["Request Count"]),
+                             "failures": int(row["Failure Count"]), "rps": float(row["Requests/s"]),
+                             "p50": float(row["50%"]), "p95": float(row["95%"])})
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=15)
+    healthz = next(r["rps"] for r in rows if r["phase"] == "/healthz")
+    for row in rows:
+        row["ratio"] = f"{row['rps'] / healthz:.2f}" if healthz else "-"
+    print()
+    common.print_table(rows, [("phase", "what (each alone, then the mix)"), ("n", "requests"), ("failures", "failures"),
+                              ("rps", "req/s", ".1f"), ("ratio", "vs /healthz"), ("p50", "p50 ms", ".0f"), ("p95", "p95 ms", ".0f")],
+                       title=f"locust, {users} users, {seconds} s a phase, gunicorn {workers} sync workers, DEBUG off, board at 100 x 50")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=2, help="rqworker processes on the health queue")
+    parser.add_argument("--workers", type=int, default=4, help="rqworker processes on the health queue")
     parser.add_argument("--parallelism", type=int, default=32, help="probe threads per shard job")
     parser.add_argument("--timeout", type=float, default=3, help="per-probe timeout (s)")
     parser.add_argument("--shard-size", type=int, default=10, help="environments per shard job")
     parser.add_argument("--cycles", type=int, default=3, help="probe cycles in a row (the first creates every cell)")
     parser.add_argument("--requests", type=int, default=100)
-    parser.add_argument("--load", type=int, default=15, help="seconds of locust load (0: skip)")
+    parser.add_argument("--load", type=int, default=15, help="seconds of locust load per phase (0: skip)")
+    parser.add_argument("--users", type=int, default=10, help="locust users")
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--load-only", action="store_true", help="seed the board without measuring it, then --load")
     parser.add_argument("--skip-cycle", action="store_true")
     parser.add_argument("--skip-board", action="store_true", help="only the probe cycle")
     args = parser.parse_args()
@@ -407,9 +495,9 @@ def main():
         probe_cycle(args.workers, args.parallelism, args.timeout, args.shard_size, args.cycles)
     if args.skip_board:
         return
-    admin = board(args.requests)
+    admin = board(args.requests) if not args.load_only else seed_board(BOARD_ENVS, SERVICES)[0]
     if args.load:
-        load(args.load, admin)
+        load(args.load, admin, args.users, args.web_workers)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,10 @@ def live_pages(users, first_waiting, job, production):
         ("/approvals/", "rita"),
         ("/jobs/", "ada"),
         (f"/jobs/{job.pk}/", "ada"),
+        (f"/environments/{production.slug}/history/", "ada"),
+        ("/releases/", "ada"),
+        ("/clusters/", "ada"),
+        ("/compliance/period/", "ada"),
         (f"/environments/{production.slug}/backups/", "ada"),
         (f"/environments/{production.slug}/services/{service}/health/", "ada"),
     ]

@@ -20,7 +20,7 @@ from .manifests import ManifestError, environment_policy_problems, parse_documen
 from .models import Approval, Deployment, Release
 from .notifications import notify
 from .rendering import manifest_hash, render_text
-from .schemas import DeploymentApproval, DeploymentRejection, Reason
+from .schemas import BreakGlass, DeploymentApproval, DeploymentRejection, Reason
 from .state import StateError, advance, get_deployment, lock_environment, locked_deployment, move, start_next_queued
 
 
@@ -55,12 +55,7 @@ def _break_glass_reason(user, break_glass, release, environment, request):
     if not roles.has_role(user, roles.ADMIN, environment):
         deny("deployment.break_glass", user=user, request=request, target=release, environment=environment,
              reason="only an admin can request a break-glass override")
-    reason = break_glass.get("reason") if isinstance(break_glass, dict) else None
-    if not isinstance(reason, str) or not reason.strip():
-        raise InvalidInput("break_glass.reason: required (say why the rules must be overridden)")
-    if len(reason) > 500:
-        raise InvalidInput("break_glass.reason: at most 500 characters")
-    return reason.strip()
+    return BreakGlass.validated(break_glass if isinstance(break_glass, dict) else {})["reason"]
 
 
 def _check_request_rules(user, release, environment, start_now, break_glass, request):

@@ -1,18 +1,16 @@
 """The approvals inbox page and the navigation badge counting what waits for the user's decision."""
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from environments.approvals import pending_for, pending_state
-from environments.backups.models import Restore
+from environments.backups.queries import visible_restore
 from portal.accounts import policies as roles
 from portal.errors import GantryError
 from portal.live import Poll
-from portal.pages import needs_role, paginate
+from portal.pages import button_action, needs_role, paginate
 
 from . import policies, queries
 from .choices import APPROVE
@@ -56,25 +54,21 @@ def approval_inbox(request):
 def restore_decide(request, restore_id, decision):
     """Approve or reject a production restore from the inbox (restore_approvals.decide_restore: the
     deployments' rule, audited, refusals too); back to the inbox with what happened."""
-    restore = Restore.objects.select_related("backup__target__environment", "requested_by").filter(
-        pk=restore_id).first()
-    if restore is None or not roles.can_view_environment(request.user, restore.backup.target.environment):
-        raise Http404(f"no restore #{restore_id}")
-    try:
-        restore = decide_restore(request.user, restore, decision, request.POST.get("comment", "").strip(),
-                                 request=request)
-    except GantryError as exc:  # a refusal (already audited) or a missing reason: said on the inbox
-        messages.error(request, f"Restore #{restore_id}: " + "; ".join(exc.messages))
-        return redirect("approval_inbox")
+    restore = visible_restore(request.user, restore_id)
+    comment = request.POST.get("comment", "").strip()
+    # a refusal (already audited) or a missing reason: said on the inbox
+    return button_action(request, lambda: decide_restore(request.user, restore, decision, comment, request=request),
+                         done=lambda decided: _restore_decided(decided, decision), back="approval_inbox",
+                         refusals=(GantryError,), refused=f"Restore #{restore_id}: {{}}")
+
+
+def _restore_decided(restore, decision):
     if decision == APPROVE and restore.state == "queued":
-        messages.success(request, f"You approved restore #{restore.pk}; it is queued into {restore.destination_display}.")
-    elif decision == APPROVE:
-        messages.success(request, f"You approved restore #{restore.pk}; it waits for "
-                                  f"{restore.backup.target.environment.required_approvals - approvals_given(restore)} "
-                                  "more approval(s).")
-    else:
-        messages.success(request, f"You rejected restore #{restore.pk}; it will not run.")
-    return redirect("approval_inbox")
+        return f"You approved restore #{restore.pk}; it is queued into {restore.destination_display}."
+    if decision == APPROVE:
+        return (f"You approved restore #{restore.pk}; it waits for "
+                f"{restore.backup.target.environment.required_approvals - approvals_given(restore)} more approval(s).")
+    return f"You rejected restore #{restore.pk}; it will not run."
 
 
 @login_required

@@ -1,14 +1,12 @@
 """Pages for the service catalog. They parse the form, call deployments.catalog, render."""
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
 
 from portal.accounts import policies
-from portal.errors import Conflict, InvalidInput
-from portal.pages import delete_page, form_page, needs_role, paginate
+from portal.pages import delete_page, form_action, needs_role, paginate
 
 from . import catalog
 from .choices import STRATEGY_CHOICES
@@ -69,12 +67,10 @@ def service_create(request):
         _require_manager(request)
         return render(request, "services/form.html", _form_context({"strategy": "rolling", "health_path": "/health"}))
     data = _posted(request, FIELDS)
-    try:
-        service = catalog.create_service(request.user, data, request=request)
-    except (InvalidInput, Conflict) as exc:
-        return form_page(request, "services/form.html", _form_context(data), exc.messages)
-    messages.success(request, f"Service {service.name} added to the catalog.")
-    return redirect("service_detail", name=service.name)
+    return form_action(request, lambda: catalog.create_service(request.user, data, request=request),
+                       template="services/form.html", context=_form_context(data), conflict_status=400,
+                       done=lambda service: f"Service {service.name} added to the catalog.",
+                       then=lambda service: reverse("service_detail", args=[service.name]))
 
 
 @login_required
@@ -86,13 +82,9 @@ def service_edit(request, name):
         values = {field: getattr(service, field) for field in FIELDS}
         return render(request, "services/form.html", _form_context(values, service))
     data = _posted(request, [f for f in FIELDS if f != "name"])  # the name is fixed: releases refer to it
-    try:
-        service = catalog.update_service(request.user, service, data, request=request)
-    except InvalidInput as exc:
-        return form_page(request, "services/form.html", _form_context(dict(data, name=service.name), service),
-                         exc.messages)
-    messages.success(request, f"Service {service.name} saved.")
-    return redirect("service_detail", name=service.name)
+    return form_action(request, lambda: catalog.update_service(request.user, service, data, request=request),
+                       template="services/form.html", context=_form_context(dict(data, name=service.name), service),
+                       done=f"Service {service.name} saved.", then=reverse("service_detail", args=[service.name]))
 
 
 @login_required

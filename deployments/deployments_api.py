@@ -1,39 +1,24 @@
 """API for deployments (API.md): request, list, fetch, approve, reject, cancel, roll back."""
-from ninja import Router, Schema, Status
-from pydantic import ConfigDict
+from ninja import Router, Status
 
 from portal.api_auth import require_role
-from portal.schema_types import ObjectId, OptionalFlag
 from portal.errors import NotFound
 
 from . import actions
 from .models import Deployment
 from .queries import DEPLOYMENT_RELATED, visible_deployments
-from .schemas import DeploymentApproval, DeploymentRejection, Reason
+from .schemas import DeploymentApproval, DeploymentRejection, DeploymentRequest, Reason
 from .serializers import DeploymentOut, DeploymentSummaryOut, deployment_out
 
 router = Router(tags=["releases and deployments"])
 
 
-class BreakGlassIn(Schema):
-    reason: str
-
-
-class DeploymentIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    release: ObjectId
-    environment: str
-    start_now: OptionalFlag = False
-    break_glass: BreakGlassIn | None = None
-
-
 def _visible_deployment(request, deployment_id):
+    """The id of a deployment the caller may see, else 404: one small EXISTS (``_out`` reads the deployment)."""
     require_role(request)
-    deployment = visible_deployments(request.user).filter(pk=deployment_id).first()
-    if deployment is None:
+    if not visible_deployments(request.user).filter(pk=deployment_id).exists():
         raise NotFound(f"no deployment #{deployment_id}")
-    return deployment
+    return deployment_id
 
 
 def _out(deployment_id):
@@ -43,7 +28,7 @@ def _out(deployment_id):
 
 
 @router.post("/deployments", response={201: DeploymentOut})
-def create_deployment(request, payload: DeploymentIn):
+def create_deployment(request, payload: DeploymentRequest):
     data = payload.dict(exclude_unset=True)
     deployment = actions.request_deployment(request.user, data, request=request)
     return Status(201, _out(deployment.pk))
@@ -65,7 +50,7 @@ def list_deployments(request, environment: str | None = None, service: str | Non
 
 @router.get("/deployments/{deployment_id}", response=DeploymentOut)
 def get_deployment(request, deployment_id: int):
-    return _out(_visible_deployment(request, deployment_id).pk)
+    return _out(_visible_deployment(request, deployment_id))
 
 
 @router.post("/deployments/{deployment_id}/approve", response=DeploymentOut)

@@ -5,7 +5,7 @@ reads replicas and readiness once per cycle; ``refresh=true`` probes the environ
 """
 from ninja import Router
 
-from environments.environments_api import visible_environment
+from environments.queries import visible_environment
 from portal.schema_types import Out, Timestamp
 
 from .monitoring.models import CellHealth
@@ -27,7 +27,7 @@ class ServiceHealthOut(Out):
 @router.get("/environments/{slug}/health", response=list[ServiceHealthOut])
 def environment_health(request, slug: str, refresh: bool = False):
     """What runs in the environment and whether it is healthy (probed every 15 s; `refresh=true` probes now)."""
-    environment = visible_environment(request, slug)
+    environment = visible_environment(request.user, slug)
     if refresh:
         probe_environments([environment.pk])
     rows = CellHealth.objects.filter(environment=environment).select_related("service").order_by("service__name")

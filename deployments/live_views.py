@@ -2,13 +2,11 @@
 from django.contrib.auth.decorators import login_required
 from django.db.models import F, Prefetch, Window
 from django.db.models.functions import RowNumber
-from django.http import Http404
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 
-from environments.models import Environment
+from environments.queries import visible_environment
 from portal import live
-from portal.accounts import policies as roles
 from portal.pages import needs_role, paginate
 
 from . import policies
@@ -23,20 +21,13 @@ from .monitoring.models import CellHealth
 HISTORY_FRAGMENT = "history-table"
 
 
-def _visible_environment(request, slug):
-    env = Environment.objects.filter(slug=slug).first()
-    if env is None or not roles.can_view_environment(request.user, env):
-        raise Http404(f"no environment '{slug}'")
-    return env
-
-
 @login_required
 @needs_role
 def environment_history(request, slug):
     """Which release ran when in one environment, who asked, who approved, and how it ended. The table
     is a live fragment (portal/live.py): its version is the rows' count, latest change and latest
     approval (one aggregate), so outcomes show as they happen. The service filter is applied as given."""
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     service = request.GET.get("service", "").strip()
     approvers = Prefetch("approvals", queryset=Approval.objects.filter(decision=APPROVE).select_related("user"),
                          to_attr="approvers")
@@ -108,7 +99,7 @@ def live_view_parts(request, env):
 @needs_role
 def environment_live(request, slug):
     """What runs in the environment and whether it is healthy: a live fragment (polled, 304 when unchanged)."""
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     poll = live.Poll(request)
 
     def render_live(tag=None):
@@ -134,7 +125,7 @@ def environment_live(request, slug):
 def environment_pending(request, slug):
     """The environment page's "waiting here" fragment: deployments not finished yet (waiting for approval,
     approved, queued or running), so the page says what is about to change. A live fragment."""
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     open_states = [*S.OPEN, S.RUNNING]
     waiting = Deployment.objects.filter(environment=env, state__in=open_states)
 

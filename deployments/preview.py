@@ -108,10 +108,13 @@ def show_dry_run(user, deployment, request=None):
 
     from portal.audit.services import record
 
-    from .facts import dry_run_summary
+    from .facts import dry_run_shown, dry_run_summary
 
     result = preview(deployment)
+    summary = dry_run_summary(deployment, result)
+    if dry_run_shown(deployment, user).get("sha256") == summary["sha256"]:
+        return result  # the same dry run this person was already shown (a reload): recorded once
     with transaction.atomic():
         record("deployment.dry_run", actor=user, request=request, target=deployment, environment=deployment.environment,
-               outcome="success" if result["ok"] else "failure", detail=dry_run_summary(deployment, result))
+               outcome="success" if result["ok"] else "failure", detail=summary)
     return result

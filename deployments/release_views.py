@@ -7,12 +7,14 @@ from django.urls import reverse
 
 from portal.accounts import policies as roles
 from portal.errors import Conflict, InvalidInput
+from portal.live import Poll, state_of
 from portal.pages import form_page, needs_role, paginate
 
 from .models import Release, Service
 from .queries import deployable_environments
 from .releases import register_release
 
+TABLE_FRAGMENT = "release-table"
 
 def _may_register_releases(user):
     return roles.can_register_releases(user)
@@ -21,21 +23,29 @@ def _may_register_releases(user):
 @login_required
 @needs_role
 def release_list(request):
-    services = list(Service.objects.only("name").order_by("name"))
-    service = request.GET.get("service", "")
+    """Releases, newest first; the table is a live fragment (portal/live.py), so one CI registers
+    shows while the page is open (version: count and newest, one aggregate). The service filter is
+    applied as given."""
+    service = request.GET.get("service", "").strip()
     qs = Release.objects.select_related("service", "created_by").defer("service__manifest", "notes")
-    if service in {s.name for s in services}:
+    if service:
         qs = qs.filter(service__name=service)
-    else:
-        service = ""
-    return render(request, "deployments/releases.html", {
-        "section": "deployments",
-        "page": paginate(request, qs.order_by("-created_at", "-id")),
-        "services": services,
-        "service": service,
-        "can_register": _may_register_releases(request.user),
-        "can_request": bool(deployable_environments(request.user)),
-    })
+    parts = state_of(qs, "created_at")
+    poll = Poll(request)
+
+    def render_list(tag):
+        context = {"section": "deployments", "service": service, "releases_version": tag,
+                   "page": paginate(request, qs.order_by("-created_at", "-id"), count=parts[0]),
+                   "can_register": _may_register_releases(request.user),
+                   "can_request": bool(deployable_environments(request.user))}
+        if poll.is_poll:
+            return render(request, "deployments/_releases_table.html", context)
+        context["services"] = list(Service.objects.only("name").order_by("name"))
+        return render(request, "deployments/releases.html", context)
+
+    if poll.wants(TABLE_FRAGMENT):
+        return poll.respond(parts, render_list)
+    return render_list(poll.version_for(parts, TABLE_FRAGMENT))
 
 
 RELEASE_FIELDS = ("service", "version", "image", "git_sha", "notes")

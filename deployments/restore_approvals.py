@@ -16,10 +16,12 @@ from environments.backups.choices import RestoreState
 from environments.backups.models import Restore
 from portal.accounts import policies as roles
 from portal.audit.services import record
-from portal.errors import InvalidInput, deny
+from portal.errors import deny
+from portal.schema_types import Approval
 
 from . import policies
 from .choices import APPROVE, REJECT
+from .schemas import RestoreRejection
 
 
 def restore_decision_refusal(user, restore, decision):
@@ -41,8 +43,7 @@ def decide_restore(user, restore, decision, comment="", request=None):
     reason = restore_decision_refusal(user, restore, decision)
     if reason:
         deny(f"backup.restore.{decision}", user=user, request=request, target=restore, environment=env, reason=reason)
-    if decision == REJECT and not (comment or "").strip():
-        raise InvalidInput("comment: say why the restore is rejected")
+    comment = (Approval if decision == APPROVE else RestoreRejection).validated({"comment": comment})["comment"]
     with transaction.atomic():
         restore = Restore.objects.select_for_update().select_related("backup__target__environment").get(pk=restore.pk)
         late = restore_decision_refusal(user, restore, decision)  # again, under the lock

@@ -3,8 +3,11 @@ the service) and the API (as its body). Rules that need the database stay in the
 from typing import Annotated
 
 
+from pydantic import ConfigDict, Field
+
 from portal.schema_types import (
-    Approval, Comment, InputSchema, RejectionComment, ShortTexts, checked, refuse, rule,
+    Approval, Comment, InputSchema, ObjectId, OptionalFlag, Rejection, RejectionComment, ShortTexts, checked,
+    comment_rule, refuse, rule,
 )
 from portal import validation
 from portal.validation import check_dns_label, check_text
@@ -92,3 +95,36 @@ class Reason(InputSchema):
     """Cancel a deployment or roll one back: why (optional)."""
 
     reason: Comment = ""
+
+
+def _break_glass_reason(value, field):
+    if not isinstance(value, str) or not value.strip():
+        refuse("break_glass.reason: required (say why the rules must be overridden)")
+    if len(value) > 500:
+        refuse("break_glass.reason: at most 500 characters")
+    return value.strip()
+
+
+class BreakGlass(InputSchema):
+    """Override the environment's rules for one deployment (admins only): why. Checked after the
+    admin check, so that anyone else gets the audited refusal whatever the reason says."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    reason: Annotated[str | None, rule(_break_glass_reason)] = Field(default=None, validate_default=True)
+
+
+class DeploymentRequest(InputSchema):
+    """Ask to run a release in an environment: now if its window is open (`start_now`), or when it opens;
+    `break_glass` overrides the rules. Which release and environment exist is the service's to say."""
+
+    release: ObjectId
+    environment: str
+    start_now: OptionalFlag = False
+    break_glass: BreakGlass | None = None
+
+
+class RestoreRejection(Rejection):
+    """Reject a production restore: the comment says why."""
+
+    comment: Annotated[str | None, comment_rule(required=True, missing="comment: say why the restore is rejected")] = ""

@@ -1,5 +1,4 @@
 """Pages for clusters (admins only): list, register, check, remove. They parse the form, call environments.clusters, render."""
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
@@ -9,9 +8,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.accounts import policies
-from portal.errors import InvalidInput
 from portal.live import Poll, state_of
-from portal.pages import delete_page, form_page, needs_role
+from portal.pages import delete_page, form_action, needs_role
 
 from . import clusters
 from .choices import CLUSTER_MODE_CHOICES
@@ -70,16 +68,14 @@ def cluster_create(request):
         _require_cluster_admin(request)
         return render(request, "clusters/form.html", dict(context, values={"mode": "server"}))
     data = _cluster_data(request.POST)
-    try:
-        cluster = clusters.create_cluster(request.user, data, request=request)
-    except InvalidInput as exc:
-        # Secrets are not sent back into the page: the user types them again.
-        values = {key: request.POST.get(key, "") for key in ("name", "mode", "server", "ca_data", "kubeconfig_path", "context")}
-        values["insecure"] = bool(request.POST.get("insecure"))
-        values["mode"] = values["mode"] or "server"
-        return form_page(request, "clusters/form.html", dict(context, values=values), exc.messages)
-    messages.success(request, f"Cluster {cluster.name} registered; checking the connection now.")
-    return redirect("cluster_list")
+    # Secrets are not sent back into the page: the user types them again.
+    values = {key: request.POST.get(key, "") for key in ("name", "mode", "server", "ca_data", "kubeconfig_path", "context")}
+    values["insecure"] = bool(request.POST.get("insecure"))
+    values["mode"] = values["mode"] or "server"
+    return form_action(request, lambda: clusters.create_cluster(request.user, data, request=request),
+                       template="clusters/form.html", context=dict(context, values=values),
+                       done=lambda cluster: f"Cluster {cluster.name} registered; checking the connection now.",
+                       then="cluster_list")
 
 
 def _cluster(name):

@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Value, When
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -17,7 +16,7 @@ from portal.audit.models import AuditEvent
 from portal.errors import Conflict, InvalidInput
 from portal.jobs.views import hide_system_jobs, jobs_parts
 from portal.live import Poll, state_of
-from portal.pages import button_action, form_page, needs_role, paginate
+from portal.pages import button_action, form_action, form_page, needs_role, paginate
 
 from . import lifecycle
 from . import policies as rules
@@ -25,19 +24,12 @@ from .choices import TIER_ORDER, TIERS_IN_ORDER, WEEKDAYS, EnvironmentStatus
 from .expiry import may_extend
 from .guardrails import deletion_refusal
 from .models import Cluster, Environment
+from .queries import visible_environment
 from .serializers import masked_url
 
 GONE_OR_GOING = (EnvironmentStatus.DELETING, *EnvironmentStatus.GONE)
 
 RECENT = 10
-
-
-def _visible_environment(request, slug):
-    """The environment, if this user may see it; a 404 otherwise (its existence is not revealed)."""
-    env = Environment.objects.select_related("cluster", "owner", "promotion_from").filter(slug=slug).first()
-    if env is None or not policies.can_view_environment(request.user, env):
-        raise Http404(f"no environment '{slug}'")
-    return env
 
 
 @login_required
@@ -74,7 +66,7 @@ def tier_order():
 @login_required
 @needs_role
 def environment_detail(request, slug):
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     poll = Poll(request)
     jobs = hide_system_jobs(env.jobs.all())
     activity = (env.status, env.updated_at.isoformat(), jobs_parts(jobs))
@@ -120,15 +112,11 @@ def environment_create(request):
             raise PermissionDenied("creating environments needs the admin role, or deployer for development and preview")
         return render(request, "environments/form_create.html", _create_context(request, {}))
     data = {field: request.POST.get(field, "").strip() for field in CREATE_FIELDS}
-    try:
-        env = lifecycle.create_environment(request.user, data, request=request)
-    except InvalidInput as exc:
-        return form_page(request, "environments/form_create.html", _create_context(request, data), exc.messages)
-    except Conflict as exc:
-        return form_page(request, "environments/form_create.html", _create_context(request, data), exc.messages, 409)
-    messages.success(request, f"Environment {env.name} created"
-                     + (f"; provisioning namespace {env.namespace} on {env.cluster}." if env.cluster_id else "."))
-    return redirect("environment_detail", slug=env.slug)
+    return form_action(request, lambda: lifecycle.create_environment(request.user, data, request=request),
+                       template="environments/form_create.html", context=_create_context(request, data),
+                       done=lambda env: f"Environment {env.name} created" + (
+                           f"; provisioning namespace {env.namespace} on {env.cluster}." if env.cluster_id else "."),
+                       then=lambda env: reverse("environment_detail", args=[env.slug]))
 
 
 # The edit form's fields, by how they are read from the form.
@@ -210,7 +198,7 @@ def _freeze_from_post(post, errors):
 @login_required
 @needs_role
 def environment_edit(request, slug):
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     if request.method != "POST":
         if not policies.can_edit_environment(request.user, env):
             raise PermissionDenied("only an admin can change an environment and its protection rules")
@@ -257,7 +245,7 @@ def environment_edit(request, slug):
 @login_required
 @needs_role
 def environment_delete(request, slug):
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     if request.method != "POST":
         refusal = deletion_refusal(request.user, env)
         if refusal:
@@ -300,7 +288,7 @@ def _delete_context(env):
 @needs_role
 @require_POST
 def environment_reprovision(request, slug):
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     return button_action(request, lambda: lifecycle.reprovision_environment(request.user, env, request=request),
                          done=f"Re-provisioning {env.name}.", back=reverse("environment_detail", args=[env.slug]),
                          then=lambda job: reverse("job_detail", args=[job.pk]))

@@ -6,11 +6,12 @@ from ninja import Router, Status
 from deployments.monitoring.config import VerificationSettingsOut
 
 from portal.accounts import policies
-from portal.errors import Forbidden, NotFound
+from portal.errors import Forbidden
 
 from . import lifecycle
 from .choices import EnvironmentStatus
 from .models import Environment
+from .queries import visible_environment
 from .schemas import EnvironmentChange, EnvironmentCreate
 from .serializers import EnvironmentDecisionOut, EnvironmentOut, environment_out
 
@@ -19,13 +20,6 @@ router = Router(tags=["clusters and environments"])
 
 class EnvironmentPatch(EnvironmentChange):
     verification: dict[str, Any] | None = None  # deployments.monitoring's rules, changed with the rest
-
-
-def visible_environment(request, slug):
-    env = Environment.objects.select_related("cluster", "owner", "promotion_from").filter(slug=slug).first()
-    if env is None or not policies.can_view_environment(request.user, env):
-        raise NotFound(f"no environment '{slug}'")
-    return env
 
 
 @router.get("/environments", response=list[EnvironmentOut])
@@ -60,14 +54,14 @@ def _with_verification(env):
 
 @router.get("/environments/{slug}", response=EnvironmentDetailOut)
 def get_environment(request, slug: str):
-    return _with_verification(visible_environment(request, slug))
+    return _with_verification(visible_environment(request.user, slug))
 
 
 @router.patch("/environments/{slug}", response=EnvironmentDetailOut)
 def update_environment(request, slug: str, payload: EnvironmentPatch):
     from deployments.monitoring.config import clean_verification, update_verification
 
-    env = visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     verification = payload.verification
     if verification is not None and policies.can_edit_environment(request.user, env):
         clean_verification(env, verification)  # refuse bad rules before changing anything else
@@ -85,6 +79,6 @@ def delete_environment(request, slug: str):
     (`pending_approval: "delete"`)."""
     from .self_service_api import _out
 
-    env = visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     job = lifecycle.delete_environment(request.user, env, request=request)
     return Status(202, _out(env) | ({"job": str(job.pk)} if job is not None else {}))

@@ -18,6 +18,7 @@ from portal.errors import Conflict, InvalidInput, deny
 from . import guardrails
 from .choices import EnvironmentStatus
 from .models import Environment
+from .schemas import Extension
 
 # (notice, how long before expiry it goes out), latest first so one run sends only the most urgent.
 NOTICES = (("1h", timedelta(hours=1)), ("24h", timedelta(hours=24)))
@@ -33,6 +34,7 @@ def extend_environment(user, env, hours, request=None, now=None):
     if not may_extend(user, env):
         deny("environment.extend", user=user, request=request, target=env,
              reason="only the environment's owner or an admin can extend it")
+    hours = Extension.validated({"hours": hours})["hours"]
     with transaction.atomic():
         env = Environment.objects.select_for_update().get(pk=env.pk)
         refusal = guardrails.extension_refusal(env, hours, now)

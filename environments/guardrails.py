@@ -36,9 +36,10 @@ def _fmt(key, amount):
 
 # ---------------------------------------------------------------- names
 
-def name_problems(slug, *, cluster=None, namespace=None, exclude_pk=None):
+def name_problems(slug, *, cluster=None, namespace=None, exclude_pk=None, field="name"):
     """Why `slug` cannot name a new environment (a DNS label, not reserved, free), [] when it can.
-    A name that is taken says "already" (the API answers 409 for those, 400 for the rest).
+    A name that is taken says "already" (the API answers 409 for those, 400 for the rest). `field`:
+    the input the slug came from (self-service derives it from the name; the admin form has a slug).
 
     Deleted and rejected environments keep their name: they stay in history and audit under it,
     so a new environment needs a new name (CI: add the run number to the pull request's)."""
@@ -46,21 +47,21 @@ def name_problems(slug, *, cluster=None, namespace=None, exclude_pk=None):
 
     problems = []
     if not isinstance(slug, str) or not slug:
-        return ["name: required"]
+        return [f"{field}: required"]
     if len(slug) > 63 or not DNS_LABEL.match(slug):
-        return [f"name: '{slug}' is not a valid DNS label; use lowercase letters, digits and '-', starting and "
+        return [f"{field}: '{slug}' is not a valid DNS label; use lowercase letters, digits and '-', starting and "
                 "ending with a letter or digit, at most 63 characters (e.g. 'pr-1234')"]
     if slug in RESERVED_NAMES:
-        return [f"name: '{slug}' is reserved; choose another name"]
+        return [f"{field}: '{slug}' is reserved; choose another {field}"]
     others = Environment.objects.all()
     if exclude_pk:
         others = others.exclude(pk=exclude_pk)
     holder = others.filter(slug=slug).only("status").first()
     if holder is not None and holder.status in GONE:
-        problems.append(f"name: '{slug}' already belonged to an environment that was {holder.status}; names stay "
-                        "with their history, choose another name")
+        problems.append(f"{field}: '{slug}' already belonged to an environment that was {holder.status}; names stay "
+                        f"with their history, choose another {field}")
     elif holder is not None:
-        problems.append(f"name: an environment '{slug}' already exists; choose another name")
+        problems.append(f"{field}: an environment '{slug}' already exists; choose another {field}")
     namespace = namespace or slug
     if namespace == "default" or namespace.startswith("kube-"):
         problems.append(f"namespace: '{namespace}' belongs to the cluster itself; choose another")
@@ -209,8 +210,6 @@ def extension_refusal(env, hours, now=None):
         return f"environment '{env.slug}' has no time to live; there is nothing to extend"
     if env.status not in (EnvironmentStatus.READY, EnvironmentStatus.PROVISIONING, EnvironmentStatus.FAILED):
         return f"environment '{env.slug}' is {env.status}; only a live environment can be extended"
-    if isinstance(hours, bool) or not isinstance(hours, int) or hours < 1:
-        return "hours: a whole number of hours, at least 1"
     maximum = (env.guardrails or {}).get("max_ttl_hours") or MAX_TTL_HOURS
     new_expiry = max(env.expires_at, now) + timedelta(hours=hours)
     latest = now + timedelta(hours=maximum)

@@ -12,6 +12,7 @@ from portal.audit.writes import change_audited
 from portal.errors import Conflict, InvalidInput, deny
 from portal.jobs.services import enqueue_job
 
+from . import guardrails
 from . import policies as rules
 from .choices import ENVIRONMENT_TRANSITIONS, TIERS, EnvironmentStatus
 from .clusters import default_cluster
@@ -90,15 +91,12 @@ def create_environment(user, data, request=None):
     clean = _clean_references(clean)
     for field, value in rules.tier_defaults(clean["tier"]).items():
         clean.setdefault(field, value)
-    duplicates = []
-    if Environment.objects.filter(slug=clean["slug"]).exists():
-        duplicates.append(f"slug: an environment '{clean['slug']}' already exists; choose another slug")
+    problems = guardrails.name_problems(clean["slug"], cluster=clean.get("cluster"), namespace=clean["namespace"],
+                                        field="slug")
     if Environment.objects.filter(name=clean["name"]).exists():
-        duplicates.append(f"name: an environment named '{clean['name']}' already exists")
-    if clean.get("cluster") and Environment.objects.filter(cluster=clean["cluster"], namespace=clean["namespace"]).exists():
-        duplicates.append(f"namespace: '{clean['namespace']}' is already used on cluster '{clean['cluster']}'")
-    if duplicates:
-        raise InvalidInput(duplicates)
+        problems.append(f"name: an environment named '{clean['name']}' already exists")
+    if problems:
+        raise InvalidInput(problems)
     env = Environment(owner=user if user.is_authenticated else None, **clean)
     if env.ttl_hours:
         env.expires_at = timezone.now() + timedelta(hours=env.ttl_hours)

@@ -103,7 +103,8 @@ class EnvironmentCreate(InputSchema):
 
     @model_validator(mode="after")
     def _placement(self, info: ValidationInfo):
-        """Without a template: the slug comes from the name, the namespace from the slug."""
+        """Without a template: the slug comes from the name, the namespace from the slug (whether they
+        are free, or reserved, is guardrails.name_problems's to say)."""
         if self.template or not checking_rules(info):
             return self
         if self.tier is None:
@@ -113,8 +114,6 @@ class EnvironmentCreate(InputSchema):
             self.slug = check_dns_label(slugify_name(self.name or ""), "slug", errors)
         if self.namespace is None and self.slug:
             self.namespace = self.slug
-        if self.namespace == "default" or (self.namespace or "").startswith("kube-"):
-            errors.append(f"namespace: '{self.namespace}' belongs to the cluster itself; choose another")
         if errors:
             refuse(*errors)
         return self
@@ -273,3 +272,21 @@ class TemplateCreate(TemplateChange):
 
     name: Annotated[str, rule(_template_name)]
     tier: Annotated[str, rule(_one_of_tiers)]
+
+
+# ---------------------------------------------------------------- extending an environment's time to live
+
+def _extension_hours(value, info):
+    if not checking_rules(info):
+        return value
+    if coercing(info) and isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        refuse("hours: a whole number of hours, at least 1")
+    return value
+
+
+class Extension(InputSchema):
+    """Push an environment's expiry later (its template's maximum is the service's to check)."""
+
+    hours: Annotated[int, BeforeValidator(_extension_hours)]

@@ -1,7 +1,6 @@
 """API of self-service environments: templates, and approve / reject / extend of environments."""
 
-from ninja import Router, Schema, Status
-from pydantic import ConfigDict
+from ninja import Router, Status
 
 from portal.accounts import policies
 from portal.errors import Forbidden, NotFound
@@ -9,7 +8,8 @@ from portal.schema_types import Approval, Rejection
 
 from . import approvals, expiry, self_service
 from .models import Environment, EnvironmentTemplate
-from .schemas import TemplateChange, TemplateCreate
+from .queries import visible_environment
+from .schemas import Extension, TemplateChange, TemplateCreate
 from .serializers import EnvironmentDecisionOut, TemplateOut, environment_out, template_out
 
 router = Router(tags=["self-service environments"])
@@ -58,18 +58,6 @@ def delete_template(request, name: str):
     return Status(204, None)
 
 
-class ExtendIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    hours: int
-
-
-def _environment(request, slug):
-    from .environments_api import visible_environment
-
-    return visible_environment(request, slug)
-
-
 def _out(env):
     env = Environment.objects.select_related("cluster", "owner", "promotion_from").get(pk=env.pk)
     return environment_out(env) | approval_summary(env)
@@ -88,19 +76,19 @@ def approval_summary(env):
 
 @router.post("/environments/{slug}/approve", response=EnvironmentDecisionOut, exclude_unset=True)
 def approve_environment(request, slug: str, payload: Approval = None):
-    env, job = approvals.decide(request.user, _environment(request, slug), approvals.APPROVE,
+    env, job = approvals.decide(request.user, visible_environment(request.user, slug), approvals.APPROVE,
                                 comment=(payload.comment if payload else "") or "", request=request)
     return _out(env) | ({"job": str(job.pk)} if job is not None else {})
 
 
 @router.post("/environments/{slug}/reject", response=EnvironmentDecisionOut, exclude_unset=True)
 def reject_environment(request, slug: str, payload: Rejection):
-    env, _ = approvals.decide(request.user, _environment(request, slug), approvals.REJECT,
+    env, _ = approvals.decide(request.user, visible_environment(request.user, slug), approvals.REJECT,
                               comment=payload.comment or "", request=request)
     return _out(env)
 
 
 @router.post("/environments/{slug}/extend", response=EnvironmentDecisionOut, exclude_unset=True)
-def extend_environment(request, slug: str, payload: ExtendIn):
-    env = expiry.extend_environment(request.user, _environment(request, slug), payload.hours, request=request)
+def extend_environment(request, slug: str, payload: Extension):
+    env = expiry.extend_environment(request.user, visible_environment(request.user, slug), payload.hours, request=request)
     return _out(env)

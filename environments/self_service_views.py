@@ -1,16 +1,16 @@
 """Pages of self-service environments: the create form (checked as you type), the provisioning
 page, approving or rejecting a request, extending, and the template admin pages. Views parse
 input, call environments.self_service / approvals / expiry, and render; they hold no rule."""
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.errors import Conflict, InvalidInput
-from portal.pages import button_action, delete_page, needs_role
+from portal.pages import button_action, delete_page, form_action, needs_role
 
 from . import approvals, expiry
-from .environment_views import _visible_environment
+from .queries import visible_environment
 
 
 def _back(request, env):
@@ -24,7 +24,7 @@ def _back(request, env):
 @needs_role
 @require_POST
 def environment_decide(request, slug, decision):
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     word = "approved" if decision == approvals.APPROVE else "rejected"
     return button_action(
         request, lambda: approvals.decide(request.user, env, decision, comment=request.POST.get("comment", ""),
@@ -37,12 +37,8 @@ def environment_decide(request, slug, decision):
 @needs_role
 @require_POST
 def environment_extend(request, slug):
-    env = _visible_environment(request, slug)
-    try:
-        hours = int(request.POST.get("hours", ""))
-    except ValueError:
-        messages.error(request, "hours: a whole number of hours")
-        return _back(request, env)
+    env = visible_environment(request.user, slug)
+    hours = request.POST.get("hours", "")  # environments.schemas.Extension reads the text
     return button_action(request, lambda: expiry.extend_environment(request.user, env, hours, request=request),
                          done=lambda extended: f"{extended.name} now expires {extended.expires_at:%Y-%m-%d %H:%M %Z}.",
                          back=_back(request, env), refusals=(InvalidInput, Conflict))
@@ -106,7 +102,6 @@ def environment_request(request):
     from django.core.exceptions import PermissionDenied
     from django.shortcuts import render
 
-    from portal.pages import form_page
 
     from .self_service import may_request_from, request_environment
 
@@ -116,15 +111,11 @@ def environment_request(request):
         values = {"template": request.GET.get("template", "")}
         return render(request, "environments/request.html", _form_context(request, values))
     data = _request_data(request.POST)
-    try:
-        env = request_environment(request.user, data, request=request)
-    except InvalidInput as exc:
-        return form_page(request, "environments/request.html", _form_context(request, data), exc.messages)
-    except Conflict as exc:
-        return form_page(request, "environments/request.html", _form_context(request, data), exc.messages, 409)
-    if env.status == "requested":
-        messages.success(request, f"{env.name} was requested; it is created once an approver agrees.")
-    return redirect("environment_provisioning", slug=env.slug)
+    return form_action(request, lambda: request_environment(request.user, data, request=request),
+                       template="environments/request.html", context=_form_context(request, data),
+                       done=lambda env: f"{env.name} was requested; it is created once an approver agrees."
+                       if env.status == "requested" else "",
+                       then=lambda env: reverse("environment_provisioning", args=[env.slug]))
 
 
 @login_required
@@ -187,7 +178,7 @@ def environment_provisioning(request, slug):
 
     from portal import live
 
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     poll = live.Poll(request)
     parts = _provisioning_parts(env)
     finished = env.status in ("ready", "failed", "deleted", "rejected") and all(
@@ -234,7 +225,7 @@ def environment_quota(request, slug):
 
     from portal import kube
 
-    env = _visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     rows, error = None, ""
     if env.cluster_id and env.status == "ready":
         try:
@@ -324,24 +315,19 @@ def template_edit(request, name=None):
             errors.append(f"{field}: not valid JSON ({exc})")
     if errors:
         return form_page(request, "environments/template_form.html", context | {"values": values}, errors)
-    try:
+    def save():
         if template is None:
-            template = self_service.create_template(request.user, data, request=request)
-        else:
-            template = self_service.update_template(request.user, template, data, request=request)
-    except InvalidInput as exc:
-        return form_page(request, "environments/template_form.html", context | {"values": values}, exc.messages)
-    except Conflict as exc:
-        return form_page(request, "environments/template_form.html", context | {"values": values}, exc.messages, 409)
-    messages.success(request, f"Template {template.name} saved.")
-    return redirect("template_list")
+            return self_service.create_template(request.user, data, request=request)
+        return self_service.update_template(request.user, template, data, request=request)
+
+    return form_action(request, save, template="environments/template_form.html", context=context | {"values": values},
+                       done=lambda saved: f"Template {saved.name} saved.", then="template_list")
 
 
 @login_required
 @needs_role
 def template_delete(request, name):
     from django.shortcuts import get_object_or_404
-    from django.urls import reverse
 
     from . import self_service
     from .models import EnvironmentTemplate

@@ -82,9 +82,30 @@ def form_page(request, template, context, errors, status=400):
     return render(request, template, context, status=status)
 
 
-def button_action(request, action, *, done, back, then=None, refusals=(Conflict,)):
+def form_action(request, action, *, template, context, done, then, conflict_status=409):
+    """A form's POST: run `action()` (the service, which checks and audits). A refusal shows the form
+    again (`template` with `context`, the messages by field; 400, or `conflict_status` for a Conflict);
+    success flashes `done` (or `done(result)`, nothing when it is empty) and redirects to `then` (or
+    `then(result)`): a URL or a URL name."""
+    from django.contrib import messages
+    from django.shortcuts import redirect
+
+    try:
+        result = action()
+    except InvalidInput as exc:
+        return form_page(request, template, context, exc.messages)
+    except Conflict as exc:
+        return form_page(request, template, context, exc.messages, conflict_status)
+    message = done(result) if callable(done) else done
+    if message:
+        messages.success(request, message)
+    return redirect(then(result) if callable(then) else then)
+
+
+def button_action(request, action, *, done, back, then=None, refusals=(Conflict,), refused="{}"):
     """A button's POST (nothing to show again): run `action()` (the service, which checks and audits).
-    A refusal of `refusals` comes back as a message on `back`; success as the message `done` (or
+    A refusal of `refusals` comes back as a message on `back` (its messages joined by "; ", put into
+    the `refused` format, e.g. "Cannot retry: {}."); success as the message `done` (or
     `done(result)`) on `then` (or `then(result)`, else `back`). `back`/`then`: a response, or what
     `redirect` takes (a URL or a URL name)."""
     from django.contrib import messages
@@ -97,7 +118,7 @@ def button_action(request, action, *, done, back, then=None, refusals=(Conflict,
     try:
         result = action()
     except refusals as exc:
-        messages.error(request, "; ".join(exc.messages))
+        messages.error(request, refused.format("; ".join(exc.messages)))
         return go(back)
     messages.success(request, done(result) if callable(done) else done)
     return go(then(result) if callable(then) else (then or back))

@@ -185,22 +185,24 @@ OptionalTimestamp = Timestamp | None
 MAX_COMMENT = 2000
 
 
-def _comment(required):
+def comment_rule(required, missing="comment: required to reject (say what must change)"):
+    """A decision's comment: text, stripped, at most MAX_COMMENT characters; `required`: not empty
+    (`missing` says why it is needed)."""
     def validate(value, field):
         comment = "" if value is None else value
         if not isinstance(comment, str):
             refuse("comment: must be text")
         comment = comment.strip()
         if required and not comment:
-            refuse("comment: required to reject (say what must change)")
+            refuse(missing)
         if len(comment) > MAX_COMMENT:
             refuse(f"comment: at most {MAX_COMMENT} characters (got {len(comment)})")
         return comment
     return rule(validate)
 
 
-Comment = Annotated[str | None, _comment(required=False)]
-RejectionComment = Annotated[str | None, _comment(required=True)]
+Comment = Annotated[str | None, comment_rule(required=False)]
+RejectionComment = Annotated[str | None, comment_rule(required=True)]
 
 
 class Approval(InputSchema):

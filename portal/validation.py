@@ -1,6 +1,9 @@
 """Small validators shared by services: each returns the clean value or appends a message."""
 import re
 import zoneinfo
+from datetime import UTC, datetime, time, timedelta
+
+from django.utils.dateparse import parse_date, parse_datetime
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")  # \Z: "$" would let "web\n" through
 RESERVED_NAMES = {"new", "edit", "delete", "export", "request"}  # words the pages use in their URLs
@@ -156,3 +159,29 @@ def shown(value, limit=80):
     text = value if isinstance(value, str) else repr(value)
     text = _UNSAFE_LINE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def parse_moment(name, text, *, error, default=None, end_of_day=False, naive_is_utc=False):
+    """A moment a user gave (a filter, a report's period): an ISO 8601 time, or a date (its start, or
+    with `end_of_day` the next day's start, UTC); `default` when blank. A time without a zone is
+    refused, or read as UTC with `naive_is_utc`. Raises `error` (the caller's exception class) naming
+    the field `name`."""
+    text = (text or "").strip()
+    if not text:
+        return default
+    try:
+        day = parse_date(text) if len(text) == 10 else None
+        moment = parse_datetime(text) if day is None else None
+    except ValueError:
+        raise error(f"{name}: '{text}' is not a real date") from None
+    if moment is None:
+        if day is None:
+            raise error(f"{name}: '{text}' is not a date (2026-11-21) or an ISO 8601 time (2026-11-21T03:00:00+09:00)")
+        moment = datetime.combine(day, time.min, tzinfo=UTC)
+        if end_of_day:
+            moment = moment + timedelta(days=1)
+    if moment.tzinfo is None:
+        if not naive_is_utc:
+            raise error(f"{name}: give a time zone offset (e.g. +09:00 or Z)")
+        moment = moment.replace(tzinfo=UTC)
+    return moment

@@ -14,7 +14,8 @@ def dashboard(request):
     from deployments.monitoring.board import shown_environments
     from deployments.monitoring.views import board_context, render_board
 
-    environments = shown_environments(request.user, Environment.objects.select_related("cluster", "owner"))
+    environments = shown_environments(request.user, Environment.objects.select_related("cluster", "owner").only(
+        "id", "slug", "name", "tier", "team", "status", "namespace", "cluster__name", "owner__username"))
     groups = [(tier, [env for env in environments if env.tier == tier]) for tier in TIERS_IN_ORDER]
     services = list(Service.objects.only("name", "team", "strategy").order_by("name"))
 

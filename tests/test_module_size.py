@@ -9,7 +9,6 @@ MAX_LINES = 450
 # Modules over the limit that are being split now, each capped at its size today so it cannot grow.
 BEING_SPLIT = {
     "deployments/deployment_views.py": 470,
-    "deployments/compliance/evidence.py": 480,
 }
 
 

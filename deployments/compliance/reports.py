@@ -4,19 +4,18 @@ Separation of duties looks at production deployments (or one environment's) in a
 access review rebuilds who held which role where at a past moment from the role grant and revoke
 events of the audit log, so it answers for dates before today's role table.
 """
-from datetime import UTC, datetime, time, timedelta
 
 from django.db.models import Exists, F, OuterRef, Q, Value, Window
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
 from deployments.choices import DEPLOY
 from deployments.choices import DeploymentState as S
 from deployments.models import Approval, Deployment
 from environments.models import Environment
 from portal.audit.models import AuditEvent
+from portal import validation
 from portal.errors import InvalidInput
 
 STARTED = [S.RUNNING, S.SUCCEEDED, S.FAILED, S.ROLLED_BACK]
@@ -25,23 +24,7 @@ DEPLOYMENT = "deployments.deployment"
 
 def parse_moment(name, text, default=None, end_of_day=False):
     """An ISO 8601 time with a zone, or a date (its start, or with end_of_day the next day's start, UTC)."""
-    text = (text or "").strip()
-    if not text:
-        return default
-    try:
-        day = parse_date(text) if len(text) == 10 else None
-        moment = parse_datetime(text) if day is None else None
-    except ValueError:
-        raise InvalidInput(f"{name}: '{text}' is not a real date") from None
-    if moment is None:
-        if day is None:
-            raise InvalidInput(f"{name}: '{text}' is not a date (2026-11-21) or an ISO 8601 time with a zone")
-        moment = datetime.combine(day, time.min, tzinfo=UTC)
-        if end_of_day:
-            moment = moment + timedelta(days=1)
-    if moment.tzinfo is None:
-        raise InvalidInput(f"{name}: give a time zone offset (e.g. +09:00 or Z)")
-    return moment
+    return validation.parse_moment(name, text, error=InvalidInput, default=default, end_of_day=end_of_day)
 
 
 def _period(params):

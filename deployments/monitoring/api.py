@@ -1,9 +1,8 @@
 """API of live health (API.md, second table): the cells, one cell's history."""
 from ninja import Router
 
-from deployments.models import Service
 from portal.accounts import policies as roles
-from portal.errors import Forbidden, InvalidInput, NotFound
+from portal.errors import Forbidden, InvalidInput
 
 from . import queries
 from .models import STATUSES
@@ -27,15 +26,8 @@ def list_health(request, environment: str | None = None, service: str | None = N
 
 @router.get("/environments/{slug}/services/{service}/health/history", response=queries.HealthHistoryOut, by_alias=True)
 def health_history(request, slug: str, service: str, hours: int = 24):
-    from environments.models import Environment
-
     _require_role(request)
     if not 1 <= hours <= 24 * 30:
         raise InvalidInput("hours: a whole number from 1 to 720 (30 days)")
-    env = Environment.objects.filter(slug=slug).first()
-    if env is None or not roles.can_view_environment(request.user, env):
-        raise NotFound(f"no environment '{slug}'")
-    svc = Service.objects.filter(name=service).first()
-    if svc is None:
-        raise NotFound(f"no service '{service}'")
+    env, svc = queries.visible_environment_and_service(request.user, slug, service)
     return queries.history(env.pk, svc.pk, hours)

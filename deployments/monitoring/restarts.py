@@ -47,13 +47,18 @@ def count(previous_total, previous_log, total, now):
     return Restarts(total, log, sum(entry[1] for entry in log))
 
 
+def too_many(restarts):
+    """Whether the restarts within the window reach ``GANTRY_RESTARTS_DEGRADE`` (a verification counts that probe as failed)."""
+    return restarts is not None and restarts.recent >= degrade_at()
+
+
 def apply(status, reason, restarts):
     """The cell's status and reason once recent restarts are taken into account.
 
     At ``GANTRY_RESTARTS_DEGRADE`` restarts within the window a healthy service is degraded; a
     worse status keeps its own reason with the restarts added to it.
     """
-    if restarts.recent < degrade_at():
+    if not too_many(restarts):
         return status, reason
     if status == "healthy":
         return "degraded", restarts.sentence()

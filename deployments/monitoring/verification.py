@@ -21,6 +21,7 @@ from portal import prometheus
 from portal.audit.services import record
 
 from . import probing
+from . import restarts as restart_window
 from .config import render_query, settings_for
 from .models import Verification
 
@@ -99,7 +100,7 @@ def evaluate(verification_id, now=None):
         outcome = probing.probe_cell(deployment.environment, deployment, verification.consecutive_failures, threshold)
         verification.probes += 1
         verification.state = "running"
-        failed_probe = not outcome.ok or outcome.status == "down"
+        failed_probe = not outcome.ok or outcome.status == "down" or restart_window.too_many(outcome.restarts)
         if outcome.status == "unknown":
             verification.last_probe = f"could not probe: {outcome.reason}"[:300]
         else:

@@ -10,8 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from deployments.models import Deployment, Service
-from environments.models import Environment
+from deployments.models import Deployment
 from portal import live
 from portal.accounts import policies as roles
 from portal.errors import NotFound
@@ -41,7 +40,7 @@ def board_context(request, environments=None, services=None):
     """The board's part of the dashboard's context (reusing the dashboard's environments and services)."""
     filters = board.Filters.from_request(request)
     environments = board.environments_for(request.user, filters, environments)
-    parts, since = board.version(environments, filters)
+    parts, since = board.version(request.user, filters)
     bodies = {}
 
     def made(columns, filters, catalog):
@@ -60,7 +59,7 @@ def board_context(request, environments=None, services=None):
 # columns, the aggregates of cells and deployments), the columns' slugs, the catalog's rows, the time zone.
 # An unchanged board (the usual case: most reloads change nothing) is not read or written again.
 _BOARDS = {}
-_BOARDS_LIMIT = 16
+_BOARDS_LIMIT = 4  # a 100 x 50 board is 2.4 MB of HTML: a few, not many, per process
 
 
 def _grid_and_body(environments, filters, catalog, parts):
@@ -102,10 +101,10 @@ def board_updates(request):
     since = board.parse_since(request.GET.get("since"))
     poll = live.Poll(request)
 
-    environments = board.environments_for(request.user, filters)
-    parts, latest = board.version(environments, filters)
+    parts, latest = board.version(request.user, filters)
 
     def render_changes(tag):
+        environments = board.environments_for(request.user, filters)
         grid = board.grid(environments, filters)
         writer = CellWriter(grid)
         context = {"board_version": tag, "board_updates_url": _updates_url(filters, latest, grid.shape)}
@@ -119,21 +118,11 @@ def board_updates(request):
     return poll.respond(parts, render_changes, fragment_id=BOARD_FRAGMENT)
 
 
-def _visible(request, slug, name):
-    env = Environment.objects.filter(slug=slug).first()
-    if env is None or not roles.can_view_environment(request.user, env):
-        raise NotFound(f"no environment '{slug}'")
-    service = Service.objects.filter(name=name).first()
-    if service is None:
-        raise NotFound(f"no service '{name}'")
-    return env, service
-
-
 @login_required
 @needs_role
 def service_health(request, slug, name):
     """One service in one environment: status and reason, the last 24 h as a chart, availability, changes."""
-    env, service = _visible(request, slug, name)
+    env, service = queries.visible_environment_and_service(request.user, slug, name)
     now = timezone.now()
     cell = CellHealth.objects.select_related("deployment__release").filter(environment=env, service=service).first()
     poll = live.Poll(request)

@@ -1,16 +1,13 @@
 """API v1 for backups (API.md: backup targets, backups, drills, restore)."""
 from typing import Any
 
-from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
-from environments.environments_api import visible_environment
-from portal.accounts import policies as roles
-from portal.errors import NotFound
+from environments.queries import visible_environment
 
 from . import queries, services
-from .models import Backup, BackupTarget, Drill, Restore
+from .models import Backup, BackupTarget
 from .serializers import BackupOut, DrillOut, RestoreOut, TargetOut, backup_out, drill_out, restore_out, target_out
 
 router = Router(tags=["backups"])
@@ -66,52 +63,41 @@ def _target_out(target):
     return target_out(target, target.last_good, target.last_drill)
 
 
-def _visible_backup(request, backup_id):
-    backup = Backup.objects.select_related("target__environment", "requested_by").filter(pk=backup_id).first()
-    if backup is None or not roles.can_view_environment(request.user, backup.target.environment) \
-            or not roles.has_any_role(request.user):
-        raise NotFound(f"no backup #{backup_id}")
-    return backup
-
-
 @router.get("/environments/{slug}/backup-targets", response=list[TargetOut])
 def list_targets(request, slug: str):
-    env = visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     targets = queries.attach_status(queries.targets_with_status(BackupTarget.objects.filter(environment=env)))
     return [target_out(t, t.last_good, t.last_drill) for t in targets]
 
 
 @router.post("/environments/{slug}/backup-targets", response={201: TargetOut})
 def create_target(request, slug: str, payload: TargetIn):
-    env = visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     target = services.create_target(request.user, env, _data(payload), request=request)
     return Status(201, _target_out(target))
 
 
 @router.get("/environments/{slug}/backup-targets/{name}", response=TargetOut)
 def get_target(request, slug: str, name: str):
-    env = visible_environment(request, slug)
-    return _target_out(get_object_or_404(BackupTarget, environment=env, name=name))
+    return _target_out(queries.visible_target(request.user, slug, name))
 
 
 @router.patch("/environments/{slug}/backup-targets/{name}", response=TargetOut)
 def update_target(request, slug: str, name: str, payload: TargetPatch):
-    env = visible_environment(request, slug)
-    target = get_object_or_404(BackupTarget.objects.select_related("environment"), environment=env, name=name)
+    target = queries.visible_target(request.user, slug, name)
     return _target_out(services.update_target(request.user, target, _data(payload), request=request))
 
 
 @router.delete("/environments/{slug}/backup-targets/{name}", response={204: None})
 def delete_target(request, slug: str, name: str):
-    env = visible_environment(request, slug)
-    target = get_object_or_404(BackupTarget.objects.select_related("environment"), environment=env, name=name)
+    target = queries.visible_target(request.user, slug, name)
     services.delete_target(request.user, target, request=request)
     return Status(204, None)
 
 
 @router.get("/environments/{slug}/backups", response=list[BackupOut])
 def list_backups(request, slug: str, target: str | None = None, state: str | None = None, limit: int = 50):
-    env = visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     qs = Backup.objects.filter(target__environment=env).select_related("target__environment", "requested_by")
     if target:
         qs = qs.filter(target__name=target)
@@ -124,7 +110,7 @@ def list_backups(request, slug: str, target: str | None = None, state: str | Non
 
 @router.post("/environments/{slug}/backups", response={202: BackupOut})
 def start_backup(request, slug: str, payload: BackupStart = None):
-    env = visible_environment(request, slug)
+    env = visible_environment(request.user, slug)
     target = services.pick_target(env, payload.target if payload else None)
     backup = services.start_backup(target, user=request.user, request=request)
     return Status(202, backup_out(backup))
@@ -132,28 +118,24 @@ def start_backup(request, slug: str, payload: BackupStart = None):
 
 @router.get("/backups/{backup_id}", response=BackupOut)
 def get_backup(request, backup_id: int):
-    backup = _visible_backup(request, backup_id)
+    backup = queries.visible_backup(request.user, backup_id)
     return backup_out(backup, queries.last_drills([backup.pk]).get(backup.pk))
 
 
 @router.post("/backups/{backup_id}/verify", response={202: DrillOut})
 def verify_backup(request, backup_id: int):
-    drill = services.start_drill(_visible_backup(request, backup_id), user=request.user, request=request)
+    drill = services.start_drill(queries.visible_backup(request.user, backup_id), user=request.user, request=request)
     return Status(202, drill_out(drill))
 
 
 @router.get("/drills/{drill_id}", response=DrillOut)
 def get_drill(request, drill_id: int):
-    drill = Drill.objects.select_related("backup__target__environment").filter(pk=drill_id).first()
-    if drill is None:
-        raise NotFound(f"no drill #{drill_id}")
-    _visible_backup(request, drill.backup_id)
-    return drill_out(drill)
+    return drill_out(queries.visible_drill(request.user, drill_id))
 
 
 @router.post("/backups/{backup_id}/restore", response={202: RestoreOut})
 def restore_backup(request, backup_id: int, payload: RestoreIn):
-    backup = _visible_backup(request, backup_id)
+    backup = queries.visible_backup(request.user, backup_id)
     restore = services.request_restore(backup, user=request.user, data=payload.dict(exclude_unset=True),
                                        request=request)
     return Status(202, restore_out(restore))
@@ -161,9 +143,4 @@ def restore_backup(request, backup_id: int, payload: RestoreIn):
 
 @router.get("/restores/{restore_id}", response=RestoreOut)
 def get_restore(request, restore_id: int):
-    restore = Restore.objects.select_related("backup__target__environment", "requested_by").filter(
-        pk=restore_id).first()
-    if restore is None:
-        raise NotFound(f"no restore #{restore_id}")
-    _visible_backup(request, restore.backup_id)
-    return restore_out(restore)
+    return restore_out(queries.visible_restore(request.user, restore_id))

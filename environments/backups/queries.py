@@ -1,8 +1,45 @@
 """Reading backups for pages and the API in a bounded number of queries."""
 from django.db.models import OuterRef, Subquery
 
+from environments.queries import visible_environment
+from portal.errors import NotFound
+
+from . import policies
 from .choices import BackupState, DrillState
-from .models import Backup, BackupTarget, Drill
+from .models import Backup, BackupTarget, Drill, Restore
+
+
+def _visible(user, model, pk, path):
+    """Row `pk` of `model` if `user` may see the environment at `path`; NotFound otherwise (pages show
+    the 404 page through `portal.pages.needs_role`, the API answers 404), so its existence is not revealed."""
+    found = model.objects.select_related(path, "requested_by").filter(pk=pk).first()
+    environment = found
+    for step in path.split("__"):
+        environment = getattr(environment, step, None)
+    if found is None or not policies.may_view(user, environment):
+        raise NotFound(f"no {model._meta.model_name} #{pk}")
+    return found
+
+
+def visible_target(user, slug, name):
+    """The backup target `name` of the environment `slug`, if `user` may see that environment; NotFound otherwise."""
+    env = visible_environment(user, slug)
+    target = BackupTarget.objects.select_related("environment").filter(environment=env, name=name).first()
+    if target is None:
+        raise NotFound(f"{env.slug} has no backup target named {name}")
+    return target
+
+
+def visible_backup(user, backup_id):
+    return _visible(user, Backup, backup_id, "target__environment")
+
+
+def visible_drill(user, drill_id):
+    return _visible(user, Drill, drill_id, "backup__target__environment")
+
+
+def visible_restore(user, restore_id):
+    return _visible(user, Restore, restore_id, "backup__target__environment")
 
 
 def last_drills(backup_ids):

@@ -3,34 +3,20 @@ import contextlib
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from environments.models import Environment
+from environments.queries import visible_environment
 from portal import live
-from portal.accounts import policies as roles
 from portal.errors import Conflict, InvalidInput
-from portal.pages import form_page, needs_role, paginate
+from portal.pages import button_action, form_page, needs_role, paginate
 
 from . import policies, queries, services
 from .choices import BackupState
 from .models import Backup, BackupTarget, Drill, Restore
-
-
-def _environment(request, slug):
-    env = Environment.objects.filter(slug=slug).first()
-    if env is None or not roles.can_view_environment(request.user, env):
-        raise Http404(f"no environment '{slug}'")
-    return env
-
-
-def _backup(request, backup_id):
-    backup = Backup.objects.select_related("target__environment", "requested_by").filter(pk=backup_id).first()
-    if backup is None or not roles.can_view_environment(request.user, backup.target.environment):
-        raise Http404(f"no backup #{backup_id}")
-    return backup
 
 
 def target_rows(targets, now=None):
@@ -82,7 +68,7 @@ def _list_context(request, env):
 @login_required
 @needs_role
 def backup_list(request, slug):
-    env = _environment(request, slug)
+    env = visible_environment(request.user, slug)
     poll = live.Poll(request)
     if poll.wants("backups-live"):
         return poll.respond(_list_parts(env), lambda tag: render(
@@ -121,29 +107,38 @@ def _target_data(post):
     return data
 
 
-@login_required
-@needs_role
-def target_create(request, slug):
-    env = _environment(request, slug)
-    context = {"section": "environments", "env": env, "default_path": services.default_local_path(),
-               "default_timezone": getattr(env, "timezone", "") or "UTC"}
+def _target_form(request, context, initial, save, what, done):
+    """The target form, to add or change one. GET: the form with `initial`, to who may manage the
+    environment's backups (`what` names the refusal). POST: `save(data)` (the service, which checks
+    and audits); a refusal shows the form again (without the secrets), success goes to the backup
+    list saying `done` and the target's warning, if any."""
+    env = context["env"]
     if request.method != "POST":
-        refusal = policies.manage_refusal(request.user, env, "add backup targets")
+        refusal = policies.manage_refusal(request.user, env, what)
         if refusal:
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied(refusal)
-        return render(request, "backups/target_form.html", dict(context, values={"destination_kind": "local"}))
+        return render(request, "backups/target_form.html", dict(context, values=initial))
     try:
-        target = services.create_target(request.user, env, _target_data(request.POST), request=request)
+        target = save(_target_data(request.POST))
     except InvalidInput as exc:
         values = {k: v for k, v in request.POST.items() if k.removeprefix("destination_") not in SECRET_FIELDS}
         return form_page(request, "backups/target_form.html", dict(context, values=values), exc.messages)
     warning = services.warning_for(target)
-    messages.success(request, f"Backup target {target.name} added.")
+    messages.success(request, f"Backup target {target.name} {done}.")
     if warning:
         messages.warning(request, f"Warning: {warning}.")
     return redirect("backup_list", slug=env.slug)
+
+
+@login_required
+@needs_role
+def target_create(request, slug):
+    env = visible_environment(request.user, slug)
+    context = {"section": "environments", "env": env, "default_path": services.default_local_path(),
+               "default_timezone": getattr(env, "timezone", "") or "UTC"}
+    return _target_form(request, context, {"destination_kind": "local"},
+                        lambda data: services.create_target(request.user, env, data, request=request),
+                        "add backup targets", "added")
 
 
 def _target_values(target):
@@ -163,68 +158,46 @@ def _target_values(target):
 def target_edit(request, slug, name):
     """Change a target: the same rules as adding one (services.clean_target); a blank DSN or S3 key keeps
     the stored one."""
-    env = _environment(request, slug)
-    target = BackupTarget.objects.select_related("environment").filter(environment=env, name=name).first()
-    if target is None:
-        raise Http404(f"{env.slug} has no backup target named {name}")
+    target = queries.visible_target(request.user, slug, name)
+    env = target.environment
     context = {"section": "environments", "env": env, "target": target, "default_path": services.default_local_path(),
                "default_timezone": target.timezone}
-    if request.method != "POST":
-        refusal = policies.manage_refusal(request.user, env, "change backup targets")
-        if refusal:
-            from django.core.exceptions import PermissionDenied
-
-            raise PermissionDenied(refusal)
-        return render(request, "backups/target_form.html", dict(context, values=_target_values(target)))
-    data = _target_data(request.POST)
-    data["enabled"] = request.POST.get("enabled") == "1"
-    try:
-        target = services.update_target(request.user, target, data, request=request)
-    except InvalidInput as exc:
-        values = {k: v for k, v in request.POST.items() if k.removeprefix("destination_") not in SECRET_FIELDS}
-        return form_page(request, "backups/target_form.html", dict(context, values=values), exc.messages)
-    warning = services.warning_for(target)
-    messages.success(request, f"Backup target {target.name} saved.")
-    if warning:
-        messages.warning(request, f"Warning: {warning}.")
-    return redirect("backup_list", slug=env.slug)
+    return _target_form(request, context, _target_values(target),
+                        lambda data: services.update_target(request.user, target,
+                                                            dict(data, enabled=request.POST.get("enabled") == "1"),
+                                                            request=request),
+                        "change backup targets", "saved")
 
 
 @login_required
 @needs_role
 @require_POST
 def backup_start(request, slug):
-    env = _environment(request, slug)
-    try:
+    env = visible_environment(request.user, slug)
+
+    def start():
         target = services.pick_target(env, request.POST.get("target") or None)
-        backup = services.start_backup(target, user=request.user, request=request)
-    except (Conflict, InvalidInput) as exc:
-        messages.error(request, "; ".join(exc.messages))
-        return redirect("backup_list", slug=env.slug)
-    messages.success(request, f"Backup #{backup.pk} of {target.name} queued.")
-    return redirect("backup_list", slug=env.slug)
+        return services.start_backup(target, user=request.user, request=request)
+
+    return button_action(request, start, done=lambda backup: f"Backup #{backup.pk} of {backup.target.name} queued.",
+                         back=reverse("backup_list", args=[env.slug]), refusals=(Conflict, InvalidInput))
 
 
 @login_required
 @needs_role
 @require_POST
 def backup_verify(request, backup_id):
-    backup = _backup(request, backup_id)
-    try:
-        drill = services.start_drill(backup, user=request.user, request=request)
-    except Conflict as exc:
-        messages.error(request, "; ".join(exc.messages))
-        return redirect("backup_list", slug=backup.target.environment.slug)
-    messages.success(request, f"Restore drill #{drill.pk} of backup #{backup.pk} queued.")
-    return redirect("drill_detail", drill_id=drill.pk)
+    backup = queries.visible_backup(request.user, backup_id)
+    return button_action(request, lambda: services.start_drill(backup, user=request.user, request=request),
+                         done=lambda drill: f"Restore drill #{drill.pk} of backup #{backup.pk} queued.",
+                         back=reverse("backup_list", args=[backup.target.environment.slug]),
+                         then=lambda drill: reverse("drill_detail", args=[drill.pk]))
 
 
 @login_required
 @needs_role
 def drill_detail(request, drill_id):
-    drill = Drill.objects.select_related("backup__target__environment", "requested_by").filter(pk=drill_id).first()
-    if drill is None or not roles.can_view_environment(request.user, drill.backup.target.environment):
-        raise Http404(f"no drill #{drill_id}")
+    drill = queries.visible_drill(request.user, drill_id)
     poll = live.Poll(request)
     parts = (drill.state, drill.finished_at)
     context = {"drill": drill, "backup": drill.backup, "env": drill.backup.target.environment,
@@ -239,7 +212,7 @@ def drill_detail(request, drill_id):
 @login_required
 @needs_role
 def backup_restore(request, backup_id):
-    backup = _backup(request, backup_id)
+    backup = queries.visible_backup(request.user, backup_id)
     env = backup.target.environment
     context = {"section": "environments", "backup": backup, "env": env,
                "needs_approval": policies.restore_needs_approval(env)}

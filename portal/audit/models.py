@@ -39,7 +39,10 @@ class AuditEvent(models.Model):
                    models.Index(fields=["target_type", "target_id", "seq"], name="audit_target_seq"),
                    # keyset pages of the log filtered by action or outcome, newest first
                    models.Index(fields=["action", "-seq"], name="audit_action_seq"),
-                   models.Index(fields=["outcome", "-seq"], name="audit_outcome_seq")]
+                   models.Index(fields=["outcome", "-seq"], name="audit_outcome_seq"),
+                   # job events a person caused: what is left of job.* once Gantry's own are hidden
+                   models.Index(fields=["-seq"], name="audit_person_job_seq",
+                                condition=models.Q(action__startswith="job.", actor_id__isnull=False))]
 
     def __str__(self):
         return f"#{self.seq} {self.actor} {self.action} {self.outcome}"

@@ -2,13 +2,16 @@
 import csv
 import io
 import json
-from datetime import UTC, datetime, time
 
-from django.utils.dateparse import parse_date, parse_datetime
+from django.db.models import BigIntegerField, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from portal.validation import parse_moment
 
 from .chain import CANONICAL_FIELDS, format_at
 from .models import AuditEvent
 
+NO_SEQ_AFTER = 2**63 - 1  # `until` later than every event: no upper bound on seq
 FILTERS = ("actor", "action", "environment", "outcome", "since", "until", "hide_system", "seq", "target")
 
 
@@ -17,29 +20,19 @@ class FilterError(ValueError):
 
 
 def _parse_moment(name, text):
-    try:
-        moment = parse_datetime(text)
-        day = parse_date(text) if moment is None else None
-    except ValueError:
-        raise FilterError(f"{name}: '{text}' is not a real date") from None
-    if moment is None:
-        if day is None:
-            raise FilterError(f"{name}: '{text}' is not a date or an ISO 8601 time (e.g. 2026-11-21T03:00:00+09:00)")
-        moment = datetime.combine(day, time.min, tzinfo=UTC)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment
+    return parse_moment(name, text, error=FilterError, naive_is_utc=True)
 
 
 def _first_seq_from(moment):
-    """The seq of the first event at or after `moment` (None when there is none): one index lookup.
+    """The seq of the first event at or after `moment` (NULL when there is none), as a subquery: one
+    index lookup on `at`, run by PostgreSQL before the page's own scan, in the same round trip.
 
     Time only moves forward along the chain (services.record), so a time range is a seq range, and
     the keyset pages (newest seq first) walk that range on the seq index instead of filtering the
     whole table by time: "until a year ago" costs the same as the first page. The `at` conditions
     stay as well, so an event of an old chain written while a clock stepped back is never shown
     outside the range asked for."""
-    return AuditEvent.objects.filter(at__gte=moment).order_by("at", "seq").values_list("seq", flat=True).first()
+    return Subquery(AuditEvent.objects.filter(at__gte=moment).order_by("at", "seq").values("seq")[:1])
 
 
 def filter_events(params, queryset=None):
@@ -62,18 +55,20 @@ def filter_events(params, queryset=None):
     since = (params.get("since") or "").strip()
     if since:
         moment = _parse_moment("since", since)
-        first = _first_seq_from(moment)
-        qs = qs.filter(at__gte=moment, seq__gte=first) if first is not None else qs.none()
+        qs = qs.filter(at__gte=moment, seq__gte=_first_seq_from(moment))  # none after it: NULL, no rows
     until = (params.get("until") or "").strip()
     if until:
         moment = _parse_moment("until", until)
-        qs = qs.filter(at__lt=moment)
-        first = _first_seq_from(moment)
-        if first is not None:
-            qs = qs.filter(seq__lt=first)
+        qs = qs.filter(at__lt=moment, seq__lt=Coalesce(_first_seq_from(moment), Value(NO_SEQ_AFTER),
+                                                                  output_field=BigIntegerField()))
     if (params.get("hide_system") or "").strip() in ("1", "true", "on", "yes"):
         # the job runner's own bookkeeping (job queued/started/succeeded by Gantry itself)
-        qs = qs.exclude(action__startswith="job.", actor_id__isnull=True)
+        if action.startswith("job."):
+            # only job events a person caused are left: said so, the rare rows come from their own
+            # small index (models: audit_person_job_seq) instead of a walk through every job event
+            qs = qs.filter(action__startswith="job.", actor_id__isnull=False)
+        else:
+            qs = qs.exclude(action__startswith="job.", actor_id__isnull=True)
     seq = (params.get("seq") or "").strip()
     if seq:
         if not seq.isdigit():
@@ -188,8 +183,15 @@ def _copy(queryset, selects, options):
         sql, params = queryset.annotate(**columns).order_by("seq").values_list(*names).query.sql_with_params()
     except EmptyResultSet:
         return
+    from psycopg import ClientCursor
+
+    connection.ensure_connection()
+    raw = connection.connection
+    # bound here, client-side: COPY takes no server-side parameters
+    with ClientCursor(raw) as binder:
+        statement = binder.mogrify(f"COPY ({sql}) TO STDOUT ({options})", tuple(params))
     buffer = bytearray()
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY ({sql}) TO STDOUT ({options})", params) as copy:
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
         for block in copy:
             buffer += block
             if len(buffer) >= CHUNK_BYTES:
@@ -199,15 +201,20 @@ def _copy(queryset, selects, options):
         yield buffer.decode("utf-8")
 
 
-# Written without escaping: digits, JSON from jsonb, and hex digests Gantry computed itself. Every other
-# text goes through to_json (escaped). Concatenation is ~1.7x faster than json_build_object here.
-_JSON_RAW = {"id": "{}::text", "seq": "{}::text", "actor_id": "COALESCE({}::text, 'null')", "changes": "{}::text",
-             "detail": "{}::text", "prev_hash": "'\"' || {} || '\"'", "hash": "'\"' || {} || '\"'",
-             "key_id": "'\"' || {} || '\"'", "at": "'\"' || {} || '\"'"}
+# Each member of a JSON line as (placeholder, SQL) for PostgreSQL's format(): digits, JSON from jsonb
+# and hex digests Gantry computed itself go in as they are; every other text through to_json
+# (escaped). One format() call is ~1.5x faster than concatenating, ~2.5x faster than json_build_object.
+_JSON_RAW = {"id": ("%s", "{}"), "seq": ("%s", "{}"), "actor_id": ("%s", "COALESCE({}::text, 'null')"),
+             "changes": ("%s", "{}"), "detail": ("%s", "{}"), "prev_hash": ('"%s"', "{}"), "hash": ('"%s"', "{}"),
+             "key_id": ('"%s"', "{}"), "at": ('"%s"', "{}")}
 
 
-def _json_value_sql(name):
-    return _JSON_RAW.get(name, "to_json({})::text").format(_column_sql(name))
+def _json_line_sql(names):
+    members = [(name, *_JSON_RAW.get(name, ("%s", "to_json({})"))) for name in names]
+    template = "{" + ",".join(f'"{name}":{placeholder}' for name, placeholder, _ in members) + "}"
+    # %% because the statement goes through the driver's parameter binding (_copy: mogrify)
+    template = template.replace("%", "%%")
+    return f"format('{template}', " + ", ".join(sql.format(_column_sql(name)) for name, _, sql in members) + ")"
 
 
 def _chunks(lines):
@@ -225,10 +232,10 @@ def _chunks(lines):
 def export_jsonl(queryset):
     """JSON lines in chain order, in text chunks; `audit_verify --file` checks an unfiltered export offline."""
     if _copy_supported():
-        members = " || ',' || ".join(f"'\"{name}\":' || {_json_value_sql(name)}" for name in (*EXPORT_COLUMNS, "target"))
         # CSV whose quote and delimiter are control characters JSON always escapes: each line is the
         # JSON text untouched (COPY's text format would double its backslashes)
-        return _copy(queryset, [f"'{{' || {members} || '}}'"], "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'")
+        return _copy(queryset, [_json_line_sql((*EXPORT_COLUMNS, "target"))],
+                     "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'")
     encode = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
     return _chunks(encode(row) + "\n" for row in export_rows(queryset))
 

@@ -158,10 +158,8 @@ def test_pages_and_api_cost_the_same_queries_whatever_the_events_and_their_targe
         with CaptureQueriesContext(connection) as queries:
             assert client.get(url).status_code == 200
         counts[url] = len(queries)
-    # session, user, profile, roles, the page; +1 for each time bound (its seq, by index)
-    assert counts == {"/audit/": 5, "/audit/?environment=production&action=act.&hide_system=1": 5,
-                      "/audit/?since=2000-01-01&until=2999-01-01": 7, "/api/v1/audit?limit=50": 5,
-                      "/api/v1/audit?actor=u1&since=2000-01-01": 6}, counts
+    # session, user, profile, roles, the page (a time bound is a subquery of it)
+    assert set(counts.values()) == {5}, counts
 
 
 def test_every_value_in_a_row_is_escaped(client, viewer):
@@ -173,3 +171,26 @@ def test_every_value_in_a_row_is_escaped(client, viewer):
     escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
     assert body.count(escaped) >= 6  # actor, action, environment, field, old value, reason
     assert '<span class="old">' + escaped + '</span> → <span class="new">∅</span>' in body
+
+
+def test_hiding_gantrys_job_events_keeps_the_job_events_a_person_caused(client, viewer, deployer):
+    from portal.audit.queries import filter_events
+
+    add("job.started", actor_name="gantry-worker")
+    mine = add("job.cancelled", actor=deployer)
+    add("deployment.approve", actor=deployer)
+
+    def actions(**params):
+        return [e.action for e in filter_events(params).order_by("seq")]
+
+    assert actions(hide_system="1", action="job.") == ["job.cancelled"]
+    assert actions(hide_system="1", action="job.cancelled") == ["job.cancelled"]
+    assert actions(hide_system="1", action="job.started") == []
+    assert actions(hide_system="1") == ["job.cancelled", "deployment.approve"]
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        plan = filter_events({"hide_system": "1", "action": "job.started"}).order_by("-seq")[:51].explain()
+        cursor.execute("RESET enable_seqscan")
+    assert "audit_person_job_seq" in plan, plan
+    client.force_login(viewer)
+    assert f"?seq={mine.seq}" in client.get("/audit/?hide_system=1&action=job.").content.decode()

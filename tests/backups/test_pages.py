@@ -13,15 +13,6 @@ from .conftest import run_jobs_of
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def login(client):
-    def factory(user):
-        client.force_login(user)
-        return client
-
-    return factory
-
-
 def page(client, url, **headers):
     response = client.get(url, **headers)
     assert response.status_code == 200, response.status_code
@@ -181,6 +172,9 @@ def test_the_board_shows_backup_badges_in_the_column_headers_in_one_query(admin,
     prod_header = html[html.index('id="board-col-'):].split('id="board-col-')
     assert any("orders-db" in part and "rpo-red" in part and "no good backup" in part for part in prod_header)
 
+    # Both measured pages follow a change of the columns: the board reuses a grid it made for an
+    # unchanged version, which would make the first one cheaper than a real render.
+    make_target(make_env("env-first"), source_db, {"kind": "local", "path": str(tmp_path)})
     with django_assert_max_num_queries(100) as few:
         page(client, "/")
     for i in range(10):
@@ -188,4 +182,4 @@ def test_the_board_shows_backup_badges_in_the_column_headers_in_one_query(admin,
         make_target(env, source_db, {"kind": "local", "path": str(tmp_path)})
     with django_assert_max_num_queries(len(few.captured_queries)):
         html = page(client, "/")
-    assert html.count("board-backups") == 12
+    assert html.count("board-backups") == 13

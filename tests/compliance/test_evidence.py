@@ -1,6 +1,7 @@
 """Evidence packs: built from the audit events of a deployment, checked offline."""
 import copy
 import datetime
+import hashlib
 import io
 import json
 import zipfile
@@ -271,7 +272,11 @@ def test_each_decision_records_the_dry_run_its_approver_was_shown(people, prod, 
     client.force_login(people["abe"])
     page = client.get(f"/deployments/{deployment.pk}/preview/")
     assert page.status_code == 200 and "server-side dry run passed" in page.content.decode()
-    shown = AuditEvent.objects.get(action="deployment.dry_run", actor="abe")
+    assert client.get(f"/deployments/{deployment.pk}/preview/").status_code == 200  # a reload
+    # (the sandbox gives the new Service another clusterIP each time: a different dry run, recorded too)
+    seen = list(AuditEvent.objects.filter(action="deployment.dry_run", actor="abe").order_by("seq"))
+    assert len(seen) == len({e.detail["sha256"] for e in seen})
+    shown = seen[-1]
     assert shown.outcome == "success" and shown.detail["manifest_hash"] == deployment.manifest_hash
     assert {(o["kind"], o["name"], o["action"]) for o in shown.detail["objects"]} >= {("Deployment", "web", "create")}
     assert all(o["diff_lines"] > 0 and len(o["diff_sha256"]) == 64 for o in shown.detail["objects"] if o["action"] != "unchanged")
@@ -287,8 +292,9 @@ def test_each_decision_records_the_dry_run_its_approver_was_shown(people, prod, 
     assert approval["facts"]["dry_run"]["sha256"] == shown.detail["sha256"]
     assert f"the dry run on their screen ({shown.detail['sha256'][:12]}) passed: " in approval["text"]
     assert "Deployment web create (" in approval["text"]
-    [dry_run] = [s for s in pack["statements"] if s["key"] == "dry_run"]
-    assert dry_run["text"].startswith("Dry run shown to abe at ") and dry_run["events"][0]["seq"] == shown.seq
+    dry_runs = [s for s in pack["statements"] if s["key"] == "dry_run"]
+    assert [d["events"][0]["seq"] for d in dry_runs] == [e.seq for e in seen]
+    assert all(d["text"].startswith("Dry run shown to abe at ") for d in dry_runs)
 
 
 def test_a_decision_without_the_approval_page_says_no_dry_run_was_shown(people, prod, web):
@@ -297,3 +303,60 @@ def test_a_decision_without_the_approval_page_says_no_dry_run_was_shown(people, 
     [approval] = [s for s in pack["statements"] if s["key"] == "approval"]
     assert approval["facts"]["dry_run"] == {"shown": False}
     assert "no dry run was on their screen (decided without the approval page)" in approval["text"]
+
+
+def test_an_automatic_rollback_after_a_metric_rule_names_that_rule(people, prod, web, monkeypatch):
+    """The rule that failed is a Prometheus rule here (its value given by the test): the pack names it
+    with its query, threshold and the value that broke it."""
+    from deployments.monitoring.models import VerificationSettings
+    from portal import prometheus
+
+    Environment.objects.filter(pk=prod.pk).update(required_approvals=0, checklist=[])
+    rule = {"name": "error rate", "query": 'sum(rate(http_errors{namespace="${namespace}"}[1m]))', "op": ">",
+            "threshold": 0.05, "for_seconds": 0}
+    VerificationSettings.objects.create(environment=prod, prometheus_url="http://prometheus.example:9090", rules=[rule])
+    value = {"now": 0.0}
+    monkeypatch.setattr(prometheus, "query", lambda url, query: value["now"])
+    first = run(actions.request_deployment(people["dee"], {"release": release(people["dee"], "1.0.0").pk,
+                                                             "environment": "prod"}))
+    v = Verification.objects.get(deployment_id=first.pk)
+    verifying.evaluate(v.pk, now=v.ends_at)
+    assert Verification.objects.get(pk=v.pk).state == "passed"
+    second = run(actions.request_deployment(people["dee"], {"release": release(people["dee"], "1.1.0").pk,
+                                                              "environment": "prod"}))
+    value["now"] = 0.2
+    assert _verify_step(second, 0).state == "failed"
+    run(Deployment.objects.get(rollback_of=second))
+
+    pack = build_pack(actions.get_deployment(second.pk))
+    assert pack["verified"], pack["integrity"]
+    [story] = [s for s in pack["statements"] if s["key"] == "rollback"]
+    recorded = story["facts"]["rule"]
+    assert (recorded["kind"], recorded["name"], recorded["op"], recorded["threshold"], recorded["value"]) == (
+        "metric", "error rate", ">", 0.05, 0.2)
+    assert 'namespace="prod"' in recorded["query"]  # the query as it ran, placeholders filled in
+    assert "error rate was 0.2 (> 0.05)" in story["facts"]["reason"]
+    assert "triggered by the rule 'error rate' (sum(rate(http_errors{namespace=\"prod\"}[1m])) > 0.05 for 0 s; value 0.2)" \
+        in story["text"]
+
+
+def test_the_same_dry_run_shown_again_is_recorded_once(people, prod, web, monkeypatch):
+    from deployments import preview
+
+    rel = release(people["dee"], "1.0.0")
+    deployment = actions.request_deployment(people["dee"], {"release": rel.pk, "environment": "prod"})
+    result = {"ok": False, "problems": ["Deployment web: quota exceeded"],
+              "objects": [{"kind": "Deployment", "name": "web", "action": "update", "diff": ["-a", "+b"]}]}
+    monkeypatch.setattr(preview, "preview", lambda d: result)
+    for _ in range(3):
+        preview.show_dry_run(people["abe"], deployment)
+    preview.show_dry_run(people["ann"], deployment)
+    events = AuditEvent.objects.filter(action="deployment.dry_run").order_by("seq")
+    assert [(e.actor, e.outcome) for e in events] == [("abe", "failure"), ("ann", "failure")]
+    assert events[0].detail["problems"] == ["Deployment web: quota exceeded"]
+    assert events[0].detail["objects"] == [{"kind": "Deployment", "name": "web", "action": "update", "diff_lines": 2,
+                                            "diff_sha256": hashlib.sha256(b"-a\n+b").hexdigest()}]
+    actions.approve_deployment(people["abe"], deployment.pk, checklist=CHECKLIST)
+    pack = build_pack(actions.get_deployment(deployment.pk))
+    [approval] = [s for s in pack["statements"] if s["key"] == "approval"]
+    assert "FOUND PROBLEMS: Deployment web: quota exceeded: Deployment web update (2 diff lines)" in approval["text"]

@@ -82,3 +82,31 @@ def test_replaced_pods_start_a_new_baseline():
     assert (seen.total, seen.recent) == (1, 1)
     assert restarts.count(None, [], 9, now).recent == 0  # no baseline yet
     assert restarts.count(4, [[int(now.timestamp()), 4]], None, now).total == 4  # not read: the baseline stays
+
+
+def test_restarts_fail_the_verification_of_a_new_release(deployer, staging, web, sandbox):
+    from deployments.monitoring import verification as verifying
+    from deployments.monitoring.models import Verification
+
+    first = deploy(deployer, staging, "1.0.0")
+    v = Verification.objects.get(deployment=first)
+    sandbox.restart_pods("web", 4)  # the health path still answers 200 and every replica is ready
+    for seconds in (15, 30):
+        verifying.evaluate(v.pk, now=v.started_at + timedelta(seconds=seconds))
+    v.refresh_from_db()
+    assert (v.state, v.consecutive_failures, v.last_probe) == ("running", 2, "4 restarts in 10 min")
+    verifying.evaluate(v.pk, now=v.started_at + timedelta(seconds=45))
+    v.refresh_from_db()
+    assert v.state == "failed" and v.reason.endswith("4 restarts in 10 min")
+
+
+def test_a_newly_live_deployment_starts_its_own_restart_baseline(deployer, staging, web, sandbox, settings):
+    settings.GANTRY_RESTARTS_DEGRADE = 1
+    first = deploy(deployer, staging, "1.0.0")
+    second = deploy(deployer, staging, "1.1.0")
+    sandbox.restart_pods("web", 2)  # the new release's pods restarted (say, while it rolled out)
+    # The cell as the last probe before the switch left it: the old release, whose pods never restarted.
+    CellHealth.objects.filter(environment=staging).update(deployment=first, restarts=0, restart_log=[])
+    probing.probe_environments([staging.pk])
+    found = cell(staging)
+    assert (found.deployment_id, found.status, found.restarts, found.restart_log) == (second.pk, "healthy", 2, [])
