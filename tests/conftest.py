@@ -123,6 +123,29 @@ def make_service(db):
 
 
 @pytest.fixture
+def login(client):
+    """login(user) -> the test client, signed in as user."""
+
+    def factory(user):
+        client.force_login(user)
+        return client
+
+    return factory
+
+
+@pytest.fixture
+def web(make_service):
+    """The plain catalog service "web" (modules that need another strategy or manifest define their own)."""
+    return make_service("web")
+
+
+@pytest.fixture
+def prod(make_env):
+    """Production, two approvals, no self-approval (modules that need a cluster or other rules define their own)."""
+    return make_env("prod", tier="production", required_approvals=2, prevent_self_approval=True)
+
+
+@pytest.fixture
 def web_manifest():
     return WEB_MANIFEST
 

@@ -56,3 +56,16 @@ spec:
     - port: 80
       targetPort: 8000
 """
+
+# The container's requests and limits, as WEB_MANIFEST has them; without them a manifest runs only where
+# a LimitRange gives defaults (self-service templates) and fails the policy of tiers that require them.
+WEB_RESOURCES = """\
+          resources:
+            requests:
+              cpu: 250m
+              memory: 256Mi
+            limits:
+              cpu: "1"
+              memory: 512Mi
+"""
+WEB_MANIFEST_WITHOUT_RESOURCES = WEB_MANIFEST.replace(WEB_RESOURCES, "")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import BigIntegerField, Count, Func, Max, Sum
+from django.db.models import BigIntegerField, Func
 from django.utils import timezone
 
 from deployments.choices import DeploymentState as S
@@ -62,11 +62,16 @@ class Filters:
         return bool(self.team or self.tier or self.status or self.problems)
 
 
+def _shown(user, queryset):
+    """The one rule for the environments the dashboard and the board show to ``user``."""
+    return roles.restrict_environments(user, queryset).exclude(status__in=HIDDEN_ENVIRONMENTS)
+
+
 def shown_environments(user, queryset=None):
-    """The environments the dashboard and the board show to ``user``, by name (the one rule for both)."""
+    """The environments the dashboard and the board show to ``user``, by name."""
     if queryset is None:
         queryset = Environment.objects.only("id", "slug", "name", "tier", "team", "status")
-    return list(roles.restrict_environments(user, queryset).exclude(status__in=HIDDEN_ENVIRONMENTS).order_by("name"))
+    return list(_shown(user, queryset).order_by("name"))
 
 
 def environments_for(user, filters, visible=None):
@@ -194,19 +199,30 @@ def changed_keys(board, since):
     return sorted(key for key in keys if key[1] in rows)
 
 
-def version(environments, filters):
-    """(version parts, latest change) of what the board shows, from two aggregates and the column ids: a cell
-    redrawn (its version bumped, even when committed late), an open deployment moving, a column added or
-    removed change it; later polls send only what changed after the latest change."""
-    ids = [e.pk for e in environments]
-    row = (CellHealth.objects.filter(environment_id__in=ids).order_by()
-           .aggregate(n=Count("pk"), changed=Max("changed_at"), versions=Sum("version")))
-    cells = (row["n"], row["changed"].isoformat() if row["changed"] else None, row["versions"])
-    # the marks: open deployments only (a few rows by the state index, however long the history); one
-    # leaving the open states lowers the count, one entering or moving on raises the latest update
-    deployments = live.state_of(Deployment.objects.filter(environment_id__in=ids, state__in=OPEN_STATES), "updated_at")
-    stamps = [v for v in (row["changed"], datetime.fromisoformat(deployments[1]) if deployments[1] else None) if v]
-    return (filters.query(), tuple(ids), cells, deployments), (max(stamps) if stamps else timezone.now())
+def version(user, filters):
+    """(version parts, latest change) of what the board shows ``user``, in one query: the columns' ids and two
+    aggregates over them. A cell redrawn (its version bumped, even when committed late), an open deployment
+    moving (the marks: open deployments only, a few rows by the state index however long the history; one
+    leaving the open states lowers the count), a column added or removed change it; later polls send only
+    what changed after the latest change. Nothing is rendered or loaded row by row: this is a 304's cost."""
+    columns = _shown(user, Environment.objects.all())
+    if filters.tier:
+        columns = columns.filter(tier=filters.tier)
+    columns_sql, params = columns.order_by().values("pk").query.sql_with_params()
+    # nosec B608: what is formatted in is the ORM's own SQL (values stay %s parameters) and two table names
+    sql = (f"WITH columns(id) AS ({columns_sql}) "  # nosec B608
+           "SELECT (SELECT array_agg(id ORDER BY id) FROM columns), c.n, c.changed, c.versions, d.n, d.updated FROM "
+           f"(SELECT count(*) AS n, max(changed_at) AS changed, sum(version) AS versions FROM {CellHealth._meta.db_table} "
+           "WHERE environment_id IN (SELECT id FROM columns)) AS c, "
+           f"(SELECT count(*) AS n, max(updated_at) AS updated FROM {Deployment._meta.db_table} "
+           "WHERE environment_id IN (SELECT id FROM columns) AND state = ANY(%s)) AS d")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, [str(state) for state in OPEN_STATES]])
+        ids, cells, changed, versions, open_count, updated = cursor.fetchone()
+    parts = (filters.query(), tuple(ids or ()), (cells, changed and changed.isoformat(), int(versions or 0)),
+             (open_count, updated and updated.isoformat()))
+    stamps = [v for v in (changed, updated) if v]
+    return parts, (max(stamps) if stamps else timezone.now())
 
 
 def parse_since(text):

@@ -29,6 +29,7 @@ from . import restarts as restart_window
 from .models import CellHealth, HealthChange, HealthCheck
 
 ORDER = health.ORDER
+PROBE_LOCK = 0x6770  # "gp": first key of the per-environment advisory lock of the probe's writes
 
 
 @dataclass
@@ -209,44 +210,50 @@ def probe_environments(environment_ids, now=None):
     live_keys = {(env.pk, dep.service_id) for env, dep, _ in work}
     names = {(env.pk, dep.service_id): (env, dep.service) for env, dep, _ in work}
     workloads = {dep.pk: {**workload.as_dict(), "deployment": dep.pk, "strategy": dep.service.strategy} for _, dep, workload in work}
-    record_outcomes(outcomes, cells, now=now, names=names, workloads=workloads)
+    record_outcomes(outcomes, now=now, names=names, workloads=workloads)
     stale = [c.pk for key, c in cells.items() if key not in live_keys]
     if stale:  # nothing runs there any more: the cell leaves the board
         CellHealth.objects.filter(pk__in=stale).delete()
     return outcomes
 
 
-def record_outcomes(outcomes, cells=None, now=None, names=None, workloads=None):
+def record_outcomes(outcomes, now=None, names=None, workloads=None):
     """Write the probes in bulk: raw checks, minute aggregates, the cells, and one change row per status change.
 
+    Writers of the same environment (a shard job, the deploy job's probe, ``refresh=true``) take
+    turns (a transaction-level advisory lock per environment) and each compares with the cells as
+    the previous one left them, so a change is written once and a new cell created once.
     ``names``: {(environment_id, service_id): (Environment, Service)} for the audit events (read when missing);
     ``workloads``: {deployment_id: Workload JSON} kept on the cells.
     """
     if not outcomes:
         return
     now = now or timezone.now()
-    if cells is None:
-        keys = {(o.environment_id, o.service_id) for o in outcomes}
-        cells = {(c.environment_id, c.service_id): c for c in CellHealth.objects.filter(
-            environment_id__in={k[0] for k in keys}, service_id__in={k[1] for k in keys})}
-    created, updated, changes = [], [], []
-    for outcome in outcomes:
-        cell = cells.get((outcome.environment_id, outcome.service_id))
-        workload = (workloads or {}).get(outcome.deployment_id)
-        if cell is None:
-            cell = _new_cell(outcome, now)
-            cell.workload = workload or {}
-            created.append(cell)
-            changes.append((cell, "unknown", outcome))
-            continue
-        old_status = cell.status
-        _apply(cell, outcome, now)
-        if workload is not None:
-            cell.workload = workload
-        updated.append(cell)
-        if outcome.status != old_status:
-            changes.append((cell, old_status, outcome))
+    keys = {(o.environment_id, o.service_id) for o in outcomes}
+    environment_ids = sorted({k[0] for k in keys})
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                for environment_id in environment_ids:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [PROBE_LOCK, environment_id])
+        cells = {(c.environment_id, c.service_id): c for c in CellHealth.objects.filter(environment_id__in=environment_ids)}
+        created, updated, changes = [], [], []
+        for outcome in outcomes:
+            cell = cells.get((outcome.environment_id, outcome.service_id))
+            workload = (workloads or {}).get(outcome.deployment_id)
+            if cell is None:
+                cell = _new_cell(outcome, now)
+                cell.workload = workload or {}
+                created.append(cell)
+                changes.append((cell, "unknown", outcome))
+                continue
+            old_status = cell.status
+            _apply(cell, outcome, now)
+            if workload is not None:
+                cell.workload = workload
+            updated.append(cell)
+            if outcome.status != old_status:
+                changes.append((cell, old_status, outcome))
         HealthCheck.objects.bulk_create([
             HealthCheck(environment_id=o.environment_id, service_id=o.service_id, at=now, status=o.status, ok=o.ok,
                         latency_ms=o.latency_ms, detail=o.reason[:300]) for o in outcomes], batch_size=1000)

@@ -40,7 +40,7 @@ def board_context(request, environments=None, services=None):
     """The board's part of the dashboard's context (reusing the dashboard's environments and services)."""
     filters = board.Filters.from_request(request)
     environments = board.environments_for(request.user, filters, environments)
-    parts, since = board.version(environments, filters)
+    parts, since = board.version(request.user, filters)
     bodies = {}
 
     def made(columns, filters, catalog):
@@ -59,7 +59,7 @@ def board_context(request, environments=None, services=None):
 # columns, the aggregates of cells and deployments), the columns' slugs, the catalog's rows, the time zone.
 # An unchanged board (the usual case: most reloads change nothing) is not read or written again.
 _BOARDS = {}
-_BOARDS_LIMIT = 16
+_BOARDS_LIMIT = 4  # a 100 x 50 board is 2.4 MB of HTML: a few, not many, per process
 
 
 def _grid_and_body(environments, filters, catalog, parts):
@@ -101,10 +101,10 @@ def board_updates(request):
     since = board.parse_since(request.GET.get("since"))
     poll = live.Poll(request)
 
-    environments = board.environments_for(request.user, filters)
-    parts, latest = board.version(environments, filters)
+    parts, latest = board.version(request.user, filters)
 
     def render_changes(tag):
+        environments = board.environments_for(request.user, filters)
         grid = board.grid(environments, filters)
         writer = CellWriter(grid)
         context = {"board_version": tag, "board_updates_url": _updates_url(filters, latest, grid.shape)}

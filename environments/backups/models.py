@@ -74,13 +74,26 @@ class BackupTarget(models.Model):
         return f"{prefix}/{self.environment.slug}/{self.name}/" if prefix else f"{self.environment.slug}/{self.name}/"
 
 
-class Backup(models.Model):
-    target = models.ForeignKey(BackupTarget, on_delete=models.CASCADE, related_name="backups")
-    state = models.CharField(max_length=16, choices=BackupState.CHOICES, default=BackupState.QUEUED, db_index=True)
-    trigger = models.CharField(max_length=16, choices=TRIGGER_CHOICES, default="manual")
+class JobRun(models.Model):
+    """What a backup, a drill and a restore share: who asked, the job that runs it, when it ran, its error."""
+
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
     job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-id"]
+
+
+class Backup(JobRun):
+    target = models.ForeignKey(BackupTarget, on_delete=models.CASCADE, related_name="backups")
+    state = models.CharField(max_length=16, choices=BackupState.CHOICES, default=BackupState.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=16, choices=TRIGGER_CHOICES, default="manual")
     key = models.CharField(max_length=500, blank=True, default="")
     location = models.CharField(max_length=700, blank=True, default="")
     upload_ref = models.CharField(max_length=700, blank=True, default="",
@@ -91,14 +104,9 @@ class Backup(models.Model):
     server_version = models.CharField(max_length=32, blank=True, default="")
     row_counts = models.JSONField(default=dict, blank=True,
                                   help_text='{"schema.table": rows} counted in the dump\'s own snapshot')
-    error = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     pruned_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(JobRun.Meta):
         indexes = [models.Index(fields=["target", "state", "finished_at"])]
 
     def __str__(self):
@@ -118,31 +126,21 @@ class Backup(models.Model):
                                                                                                 self.trigger)
 
 
-class Drill(models.Model):
+class Drill(JobRun):
     """A restore drill: the backup restored into a scratch database, checked, timed, dropped."""
 
     backup = models.ForeignKey(Backup, on_delete=models.CASCADE, related_name="drills")
     state = models.CharField(max_length=16, choices=DrillState.CHOICES, default=DrillState.QUEUED, db_index=True)
     trigger = models.CharField(max_length=16, choices=TRIGGER_CHOICES, default="manual")
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="+")
-    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     scratch_database = models.CharField(max_length=63, blank=True, default="")
     restore_seconds = models.FloatField(null=True, blank=True)
     checks = models.JSONField(default=list, blank=True)
-    error = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
 
     def __str__(self):
         return f"drill #{self.pk} of backup #{self.backup_id}"
 
 
-class Restore(models.Model):
+class Restore(JobRun):
     """A backup restored into a new named database on the target's server, or into a given DSN."""
 
     backup = models.ForeignKey(Backup, on_delete=models.PROTECT, related_name="restores")
@@ -151,18 +149,8 @@ class Restore(models.Model):
     dsn_encrypted = models.TextField(blank=True, default="")
     destination_display = models.CharField(max_length=300, blank=True, default="")
     allow_existing = models.BooleanField(default=False)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="+")
-    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     approvals = models.JSONField(default=list, blank=True, help_text="[{user, decision, comment, at}]")
     restore_seconds = models.FloatField(null=True, blank=True)
-    error = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
 
     def __str__(self):
         return f"restore #{self.pk} of backup #{self.backup_id} into {self.destination_display}"

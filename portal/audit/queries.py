@@ -3,12 +3,15 @@ import csv
 import io
 import json
 
+from django.db.models import BigIntegerField, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from portal.validation import parse_moment
 
 from .chain import CANONICAL_FIELDS, format_at
 from .models import AuditEvent
 
+NO_SEQ_AFTER = 2**63 - 1  # `until` later than every event: no upper bound on seq
 FILTERS = ("actor", "action", "environment", "outcome", "since", "until", "hide_system", "seq", "target")
 
 
@@ -21,14 +24,15 @@ def _parse_moment(name, text):
 
 
 def _first_seq_from(moment):
-    """The seq of the first event at or after `moment` (None when there is none): one index lookup.
+    """The seq of the first event at or after `moment` (NULL when there is none), as a subquery: one
+    index lookup on `at`, run by PostgreSQL before the page's own scan, in the same round trip.
 
     Time only moves forward along the chain (services.record), so a time range is a seq range, and
     the keyset pages (newest seq first) walk that range on the seq index instead of filtering the
     whole table by time: "until a year ago" costs the same as the first page. The `at` conditions
     stay as well, so an event of an old chain written while a clock stepped back is never shown
     outside the range asked for."""
-    return AuditEvent.objects.filter(at__gte=moment).order_by("at", "seq").values_list("seq", flat=True).first()
+    return Subquery(AuditEvent.objects.filter(at__gte=moment).order_by("at", "seq").values("seq")[:1])
 
 
 def filter_events(params, queryset=None):
@@ -51,15 +55,12 @@ def filter_events(params, queryset=None):
     since = (params.get("since") or "").strip()
     if since:
         moment = _parse_moment("since", since)
-        first = _first_seq_from(moment)
-        qs = qs.filter(at__gte=moment, seq__gte=first) if first is not None else qs.none()
+        qs = qs.filter(at__gte=moment, seq__gte=_first_seq_from(moment))  # none after it: NULL, no rows
     until = (params.get("until") or "").strip()
     if until:
         moment = _parse_moment("until", until)
-        qs = qs.filter(at__lt=moment)
-        first = _first_seq_from(moment)
-        if first is not None:
-            qs = qs.filter(seq__lt=first)
+        qs = qs.filter(at__lt=moment, seq__lt=Coalesce(_first_seq_from(moment), Value(NO_SEQ_AFTER),
+                                                                  output_field=BigIntegerField()))
     if (params.get("hide_system") or "").strip() in ("1", "true", "on", "yes"):
         # the job runner's own bookkeeping (job queued/started/succeeded by Gantry itself)
         if action.startswith("job."):

@@ -21,16 +21,6 @@ DIGEST = "sha256:" + "a" * 64
 
 
 @pytest.fixture
-def prod(make_env):
-    return make_env("prod", tier="production", required_approvals=2, prevent_self_approval=True)
-
-
-@pytest.fixture
-def web(make_service):
-    return make_service("web")
-
-
-@pytest.fixture
 def release(web, deployer):
     return register_release(deployer, {"service": "web", "version": "1.4.2",
                                                   "image": f"registry.example.com/shop/web:1.4.2@{DIGEST}",

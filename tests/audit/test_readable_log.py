@@ -158,10 +158,8 @@ def test_pages_and_api_cost_the_same_queries_whatever_the_events_and_their_targe
         with CaptureQueriesContext(connection) as queries:
             assert client.get(url).status_code == 200
         counts[url] = len(queries)
-    # session, user, profile, roles, the page; +1 for each time bound (its seq, by index)
-    assert counts == {"/audit/": 5, "/audit/?environment=production&action=act.&hide_system=1": 5,
-                      "/audit/?since=2000-01-01&until=2999-01-01": 7, "/api/v1/audit?limit=50": 5,
-                      "/api/v1/audit?actor=u1&since=2000-01-01": 6}, counts
+    # session, user, profile, roles, the page (a time bound is a subquery of it)
+    assert set(counts.values()) == {5}, counts
 
 
 def test_every_value_in_a_row_is_escaped(client, viewer):

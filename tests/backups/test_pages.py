@@ -13,15 +13,6 @@ from .conftest import run_jobs_of
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def login(client):
-    def factory(user):
-        client.force_login(user)
-        return client
-
-    return factory
-
-
 def page(client, url, **headers):
     response = client.get(url, **headers)
     assert response.status_code == 200, response.status_code

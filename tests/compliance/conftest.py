@@ -63,11 +63,6 @@ def prod(make_env, cluster):
 
 
 @pytest.fixture
-def web(make_service):
-    return make_service("web")
-
-
-@pytest.fixture
 def auditor(make_user):
     return make_user("audrey", "viewer")
 

@@ -7,19 +7,10 @@ from deployments.models import Service
 from environments.models import Environment
 from portal.demo_data import SERVICES
 from portal.errors import InvalidInput
-from tests.fixtures_data import WEB_MANIFEST
+from tests.fixtures_data import WEB_MANIFEST, WEB_MANIFEST_WITHOUT_RESOURCES
 
 pytestmark = pytest.mark.django_db
 
-RESOURCES = """\
-          resources:
-            requests:
-              cpu: 250m
-              memory: 256Mi
-            limits:
-              cpu: "1"
-              memory: 512Mi
-"""
 
 
 def line_of(text, needle):
@@ -80,7 +71,7 @@ def env_problems(manifest, **env_fields):
 
 
 def test_a_container_without_resources_is_refused_where_no_limit_range_defaults_them(admin):
-    manifest = WEB_MANIFEST.replace(RESOURCES, "")
+    manifest = WEB_MANIFEST_WITHOUT_RESOURCES
     create_service(admin, {"name": "web", "manifest": manifest})  # saved: environments decide
     [message] = env_problems(manifest)
     assert message == ("document 1 (Deployment svc), spec.template.spec.containers[0].resources: container 'svc' must "
@@ -93,7 +84,7 @@ def test_a_container_without_resources_is_refused_where_no_limit_range_defaults_
 def test_a_container_without_resources_is_accepted_where_the_template_limit_range_defaults_them():
     from environments.template_defaults import CONTAINER_LIMITS
 
-    manifest = WEB_MANIFEST.replace(RESOURCES, "")
+    manifest = WEB_MANIFEST_WITHOUT_RESOURCES
     assert env_problems(manifest, guardrails={"limit_range": CONTAINER_LIMITS}) == []
     only_limits = {"default": {"cpu": "500m", "memory": "512Mi"}}
     [message] = env_problems(manifest, guardrails={"limit_range": only_limits})

@@ -4,7 +4,15 @@ import pytest
 from django.core.management import call_command
 
 from portal.settings import redis_url_with_timeouts
-from portal.throwaway import ThrowawayRedis
+from portal.throwaway import ThrowawayPostgres, ThrowawayRedis
+
+
+@pytest.fixture
+def throwaway_pg():
+    """A PostgreSQL cluster of this test only (started with initdb/pg_ctl), which the test may stop and restart."""
+    server = ThrowawayPostgres().start()
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")

@@ -9,19 +9,12 @@ import requests
 from django.test import Client
 
 from portal.accounts.services import create_api_token
-from portal.throwaway import ThrowawayPostgres, free_port, port_open
+from portal.throwaway import free_port, port_open
 from tests.faults.test_database_restart import copy_test_database
 from tests.workers import ROOT, wait_for
 from tests.workers import worker_env as base_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def throwaway_pg():
-    server = ThrowawayPostgres().start()
-    yield server
-    server.close()
 
 
 def test_pages_and_api_answer_503_while_postgres_is_down_and_work_again_when_it_is_back(admin, throwaway_pg):

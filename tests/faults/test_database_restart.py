@@ -13,19 +13,11 @@ import pytest
 from django.db import connection
 
 from portal import kube
-from portal.throwaway import ThrowawayPostgres
 from tests.deploy.conftest import queue_deployment
 from tests.workers import ROOT, start_worker, wait_for
 from tests.workers import worker_env as base_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def throwaway_pg():
-    server = ThrowawayPostgres().start()
-    yield server
-    server.close()
 
 
 def copy_test_database(server):

@@ -249,3 +249,22 @@ def test_a_deployment_leaving_the_open_states_clears_its_mark_on_the_next_poll(v
     answer = viewer_client.get(url, **headers)
     text = answer.content.decode()
     assert answer.status_code == 200 and f'id="cell-{env.pk}-{services[0].pk}"' in text and "pending-mark" not in text
+
+
+def test_a_scoped_viewer_sees_only_their_columns_and_is_not_woken_by_others(make_user, viewer, make_env, make_service):
+    from django.utils import timezone
+
+    mine, other = make_env("env-mine"), make_env("env-other")
+    services = [make_service("svc-a"), make_service("svc-b")]
+    seed_cells([mine, other], services, viewer)
+    client = Client()
+    client.force_login(make_user("sam", ("viewer", mine)))
+    body, url, headers = board_poll(client)
+    assert f'id="cell-{mine.pk}-{services[0].pk}"' in body and f'id="cell-{other.pk}-' not in body
+    hidden = CellHealth.objects.get(environment=other, service=services[0])
+    CellHealth.objects.filter(pk=hidden.pk).update(status="down", changed_at=timezone.now(), version=hidden.version + 1)
+    assert client.get(url, **headers).status_code == 304  # a change they cannot see does not wake their board
+    seen = CellHealth.objects.get(environment=mine, service=services[1])
+    CellHealth.objects.filter(pk=seen.pk).update(status="degraded", changed_at=timezone.now(), version=seen.version + 1)
+    text = client.get(url, **headers).content.decode()
+    assert f'id="cell-{mine.pk}-{services[1].pk}" class="cell cell-degraded"' in text and f"cell-{other.pk}-" not in text

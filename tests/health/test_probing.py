@@ -95,3 +95,53 @@ def test_pruning_keeps_48_hours_of_checks_and_30_days_of_minutes(deployer, stagi
     assert prune_health(now) == (1, 0)
     HealthMinute.objects.update(minute=now - timedelta(days=31))
     assert prune_health(now) == (0, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_writers_of_one_environment_create_each_cell_and_change_once(deployer, staging, web, sandbox):
+    """A shard job and the deploy job's probe (or refresh=true) may probe one environment at once."""
+    import threading
+
+    from django.db import connection
+
+    deploy(deployer, staging, "1.0.0")
+    CellHealth.objects.all().delete()
+    HealthChange.objects.all().delete()
+    start, errors = threading.Barrier(2), []
+
+    def probe():
+        try:
+            start.wait()
+            probing.probe_environments([staging.pk])
+        except Exception as error:  # noqa: BLE001 - the test reports it
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=probe) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert CellHealth.objects.filter(environment=staging).count() == 1
+    assert list(HealthChange.objects.filter(environment=staging).values_list("from_status", "to_status")) == [("unknown", "healthy")]
+    assert HealthCheck.objects.filter(environment=staging).count() == 3  # the deploy job's probe, then both
+
+
+def test_a_steady_probe_costs_the_same_queries_whatever_the_number_of_services(deployer, staging, web, make_service,
+                                                                                web_manifest, sandbox):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    deploy(deployer, staging, "1.0.0")
+    probing.probe_environments([staging.pk])  # steady: the cell exists and keeps its workload
+    with CaptureQueriesContext(connection) as one_service:
+        probing.probe_environments([staging.pk])
+    make_service("api", manifest=web_manifest)
+    deploy(deployer, staging, "1.0.0", service="api")
+    probing.probe_environments([staging.pk])
+    with CaptureQueriesContext(connection) as two_services:
+        probing.probe_environments([staging.pk])
+    assert CellHealth.objects.filter(environment=staging, status="healthy").count() == 2
+    assert len(two_services) == len(one_service), [q["sql"][:80] for q in two_services]

@@ -1,17 +1,13 @@
+import re
+
 import pytest
 
 from portal.audit.models import AuditEvent
 
 
 @pytest.fixture
-def login(client):
-    """login(user) -> the test client, signed in as user."""
-
-    def factory(user):
-        client.force_login(user)
-        return client
-
-    return factory
+def omar(make_user):
+    return make_user("omar", "approver")
 
 
 @pytest.fixture
@@ -31,3 +27,16 @@ def events(action, outcome=None, **filters):
 
 def text(response):
     return response.content.decode()
+
+
+def version_of(body, fragment):
+    """The live version a page gives its fragment `fragment` (portal/live.py)."""
+    return re.search(rf'id="{fragment}"[^>]*data-live-version="([0-9a-f]+)"', body).group(1)
+
+
+def poll(client, url, fragment, tag=None):
+    """What htmx sends to refresh `fragment` of the page at `url`, with the version it has (if any)."""
+    headers = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": fragment}
+    if tag:
+        headers["HTTP_IF_NONE_MATCH"] = f'"{tag}"'
+    return client.get(url, **headers)

@@ -18,11 +18,6 @@ def prod(make_env):
     return make_env("prod", tier="production")
 
 
-@pytest.fixture
-def web(make_service):
-    return make_service("web")
-
-
 POLL = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "env-live"}
 
 

@@ -10,24 +10,8 @@ from django.utils import timezone
 from deployments.actions import approve_deployment
 from deployments.models import Deployment
 from portal.jobs.models import Job, JobLogLine
-from tests.pages.conftest import text
+from tests.pages.conftest import poll, text, version_of
 from tests.pages.deployments.helpers import ask, deployed
-
-
-@pytest.fixture
-def web(make_service):
-    return make_service("web")
-
-
-def version_of(body, fragment):
-    return re.search(rf'id="{fragment}"[^>]*data-live-version="([0-9a-f]+)"', body).group(1)
-
-
-def poll(client, url, fragment, tag=None):
-    headers = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": fragment}
-    if tag:
-        headers["HTTP_IF_NONE_MATCH"] = f'"{tag}"'
-    return client.get(url, **headers)
 
 
 def assert_not_modified(response):
@@ -172,16 +156,6 @@ def test_an_unregistered_kind_is_shown_as_it_is(db):
 
 
 # ---------------------------------------------------------------- the approvals inbox
-
-@pytest.fixture
-def omar(make_user):
-    return make_user("omar", "approver")
-
-
-@pytest.fixture
-def prod(make_env):
-    return make_env("prod", tier="production", required_approvals=2, prevent_self_approval=True)
-
 
 @pytest.mark.parametrize("count", [2, 20])
 def test_an_unchanged_inbox_is_answered_304_without_rendering_in_constant_queries(

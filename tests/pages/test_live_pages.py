@@ -2,38 +2,16 @@
 import re
 from datetime import timedelta
 
-import pytest
 from django.utils import timezone
 
 from deployments import policies
 from deployments.models import Deployment
 from environments.models import Environment
 from portal.jobs.models import Job
-from tests.pages.conftest import text
+from tests.pages.conftest import poll, text, version_of
 from tests.pages.deployments.helpers import ask, deployed
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture
-def prod(make_env):
-    return make_env("prod", tier="production", required_approvals=2, prevent_self_approval=True)
-
-
-@pytest.fixture
-def web(make_service):
-    return make_service("web")
-
-
-def version_of(body, fragment):
-    return re.search(rf'id="{fragment}"[^>]*data-live-version="([0-9a-f]+)"', body).group(1)
-
-
-def poll(client, url, fragment, tag=None):
-    headers = dict(HTMX, HTTP_HX_TARGET=fragment)
-    if tag:
-        headers["HTTP_IF_NONE_MATCH"] = f'"{tag}"'
-    return client.get(url, **headers)
 
 
 def test_the_environment_page_mentions_the_release_waiting_for_approval(login, viewer, deployer, prod, web):

@@ -18,17 +18,6 @@ def provision(django_capture_on_commit_callbacks):
     return run
 
 
-@pytest.fixture
-def login(client):
-    """login(user) -> the test client, signed in as user."""
-
-    def factory(user):
-        client.force_login(user)
-        return client
-
-    return factory
-
-
 @pytest.fixture(autouse=True)
 def seeded_templates(request):
     """The four templates the data migration seeds (a transactional test elsewhere may have flushed them)."""

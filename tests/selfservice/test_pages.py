@@ -3,12 +3,9 @@ import pytest
 
 from environments.models import Environment, EnvironmentTemplate
 from portal.audit.models import AuditEvent
+from tests.pages.conftest import text
 
 pytestmark = pytest.mark.django_db
-
-
-def text(response):
-    return response.content.decode()
 
 
 def test_the_form_shows_each_template_and_the_bounds_of_the_chosen_one(login, deployer, cluster):

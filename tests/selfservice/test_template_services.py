@@ -5,27 +5,17 @@ import pytest
 from deployments.models import Deployment, Release
 from environments.models import EnvironmentTemplate
 from portal.jobs.services import run_job
-from tests.fixtures_data import WEB_MANIFEST
+from tests.fixtures_data import WEB_MANIFEST, WEB_MANIFEST_WITHOUT_RESOURCES
 
 pytestmark = pytest.mark.django_db
 
-RESOURCES = """\
-          resources:
-            requests:
-              cpu: 250m
-              memory: 256Mi
-            limits:
-              cpu: "1"
-              memory: 512Mi
-"""
-BARE = WEB_MANIFEST.replace(RESOURCES, "")
 IMAGE = "registry.example.com/shop/web:1.0.0@sha256:" + "c" * 64
 
 
 def test_a_preview_gets_the_release_that_last_succeeded_in_dev_and_its_pods_get_the_defaults(
         api, deployer, login, cluster, sandbox, make_env, make_service, provision, django_capture_on_commit_callbacks):
-    assert BARE != WEB_MANIFEST
-    web = make_service("web", manifest=BARE)
+    assert WEB_MANIFEST_WITHOUT_RESOURCES != WEB_MANIFEST
+    web = make_service("web", manifest=WEB_MANIFEST_WITHOUT_RESOURCES)
     dev = make_env("dev", cluster=cluster)
     release = Release.objects.create(service=web, version="1.0.0", image=IMAGE)
     Deployment.objects.create(release=release, environment=dev, service=web, state="succeeded", image=IMAGE,
@@ -56,7 +46,7 @@ def test_the_same_bare_manifest_is_refused_where_nothing_defaults_its_resources(
     from deployments.actions import request_deployment
     from portal.errors import InvalidInput
 
-    web = make_service("web", manifest=BARE)
+    web = make_service("web", manifest=WEB_MANIFEST_WITHOUT_RESOURCES)
     make_env("plain", cluster=cluster)
     release = Release.objects.create(service=web, version="1.0.0", image=IMAGE)
     with pytest.raises(InvalidInput) as refused:
