@@ -1,7 +1,6 @@
 """API v1 for backups (API.md: backup targets, backups, drills, restore)."""
 from typing import Any
 
-from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
@@ -80,21 +79,18 @@ def create_target(request, slug: str, payload: TargetIn):
 
 @router.get("/environments/{slug}/backup-targets/{name}", response=TargetOut)
 def get_target(request, slug: str, name: str):
-    env = visible_environment(request.user, slug)
-    return _target_out(get_object_or_404(BackupTarget, environment=env, name=name))
+    return _target_out(queries.visible_target(request.user, slug, name))
 
 
 @router.patch("/environments/{slug}/backup-targets/{name}", response=TargetOut)
 def update_target(request, slug: str, name: str, payload: TargetPatch):
-    env = visible_environment(request.user, slug)
-    target = get_object_or_404(BackupTarget.objects.select_related("environment"), environment=env, name=name)
+    target = queries.visible_target(request.user, slug, name)
     return _target_out(services.update_target(request.user, target, _data(payload), request=request))
 
 
 @router.delete("/environments/{slug}/backup-targets/{name}", response={204: None})
 def delete_target(request, slug: str, name: str):
-    env = visible_environment(request.user, slug)
-    target = get_object_or_404(BackupTarget.objects.select_related("environment"), environment=env, name=name)
+    target = queries.visible_target(request.user, slug, name)
     services.delete_target(request.user, target, request=request)
     return Status(204, None)
 

@@ -1,6 +1,7 @@
 """Reading backups for pages and the API in a bounded number of queries."""
 from django.db.models import OuterRef, Subquery
 
+from environments.queries import visible_environment
 from portal.errors import NotFound
 
 from . import policies
@@ -18,6 +19,15 @@ def _visible(user, model, pk, path):
     if found is None or not policies.may_view(user, environment):
         raise NotFound(f"no {model._meta.model_name} #{pk}")
     return found
+
+
+def visible_target(user, slug, name):
+    """The backup target `name` of the environment `slug`, if `user` may see that environment; NotFound otherwise."""
+    env = visible_environment(user, slug)
+    target = BackupTarget.objects.select_related("environment").filter(environment=env, name=name).first()
+    if target is None:
+        raise NotFound(f"{env.slug} has no backup target named {name}")
+    return target
 
 
 def visible_backup(user, backup_id):

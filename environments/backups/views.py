@@ -4,7 +4,6 @@ import contextlib
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -159,10 +158,8 @@ def _target_values(target):
 def target_edit(request, slug, name):
     """Change a target: the same rules as adding one (services.clean_target); a blank DSN or S3 key keeps
     the stored one."""
-    env = visible_environment(request.user, slug)
-    target = BackupTarget.objects.select_related("environment").filter(environment=env, name=name).first()
-    if target is None:
-        raise Http404(f"{env.slug} has no backup target named {name}")
+    target = queries.visible_target(request.user, slug, name)
+    env = target.environment
     context = {"section": "environments", "env": env, "target": target, "default_path": services.default_local_path(),
                "default_timezone": target.timezone}
     return _target_form(request, context, _target_values(target),

@@ -1,12 +1,9 @@
-import uuid
 
-from django.shortcuts import get_object_or_404
 from ninja import Router
 
-from portal.errors import NotFound
 from portal.schema_types import OptionalTimestamp, Out, Timestamp
 
-from .queries import visible_jobs
+from .queries import visible_job, visible_jobs
 
 router = Router(tags=["jobs"])
 
@@ -68,9 +65,4 @@ def list_jobs(request, state: str | None = None, kind: str | None = None):
 
 @router.get("/jobs/{job_id}", response=JobOut)
 def get_job(request, job_id: str):
-    qs = visible_jobs(request.user)
-    try:
-        uuid.UUID(job_id)
-    except ValueError:
-        raise NotFound(f"no job '{job_id}'") from None
-    return job_out(get_object_or_404(qs, pk=job_id))
+    return job_out(visible_job(request.user, job_id))

@@ -2,7 +2,6 @@
 import contextlib
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -13,7 +12,7 @@ from portal.live import Poll, state_of
 from portal.pages import button_action, needs_role, paginate, refusals_as_pages
 
 from . import services
-from .queries import visible_jobs
+from .queries import visible_job, visible_jobs
 from .models import JobLogLine, JobState
 from .services import JobTransitionError
 
@@ -78,13 +77,6 @@ def job_list(request):
     return render_table(poll.version_for(parts, "job-table"))
 
 
-def _visible_job(request, job_id):
-    job = visible_jobs(request.user).filter(pk=job_id).first()
-    if job is None:
-        raise Http404(f"no job '{job_id}'")
-    return job
-
-
 LOG_FRAGMENT = "job-log-tail"
 
 
@@ -115,7 +107,7 @@ def log_context(request, job, after=0, tag=None):
 def job_detail(request, job_id):
     """The whole page; to a poll of the log's tail (`?after=<line id>`) a 304 while the job and its log
     are unchanged, else the lines after that one and the summary (out of band)."""
-    job = _visible_job(request, job_id)  # read the state before the lines: a finished job has all its lines
+    job = visible_job(request.user, job_id)  # read the state before the lines: a finished job has all its lines
     poll = Poll(request)
     if poll.wants(LOG_FRAGMENT):
         after = 0
@@ -133,7 +125,7 @@ def job_detail(request, job_id):
 @require_POST
 @refusals_as_pages
 def job_retry(request, job_id):
-    job = _visible_job(request, job_id)
+    job = visible_job(request.user, job_id)
     return button_action(request, lambda: services.retry_job(job, user=request.user, request=request),
                          done="Job queued again.", back=reverse("job_detail", args=[job.pk]),
                          refusals=(JobTransitionError,), refused="Cannot retry: {}.")
@@ -144,7 +136,7 @@ def job_retry(request, job_id):
 @require_POST
 @refusals_as_pages
 def job_cancel(request, job_id):
-    job = _visible_job(request, job_id)
+    job = visible_job(request.user, job_id)
     return button_action(request, lambda: services.cancel_job(job, user=request.user, request=request),
                          done="Job cancelled.", back=reverse("job_detail", args=[job.pk]),
                          refusals=(JobTransitionError,), refused="Cannot cancel: {}.")

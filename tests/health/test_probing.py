@@ -127,3 +127,21 @@ def test_two_writers_of_one_environment_create_each_cell_and_change_once(deploye
     assert CellHealth.objects.filter(environment=staging).count() == 1
     assert list(HealthChange.objects.filter(environment=staging).values_list("from_status", "to_status")) == [("unknown", "healthy")]
     assert HealthCheck.objects.filter(environment=staging).count() == 3  # the deploy job's probe, then both
+
+
+def test_a_steady_probe_costs_the_same_queries_whatever_the_number_of_services(deployer, staging, web, make_service,
+                                                                                web_manifest, sandbox):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    deploy(deployer, staging, "1.0.0")
+    probing.probe_environments([staging.pk])  # steady: the cell exists and keeps its workload
+    with CaptureQueriesContext(connection) as one_service:
+        probing.probe_environments([staging.pk])
+    make_service("api", manifest=web_manifest)
+    deploy(deployer, staging, "1.0.0", service="api")
+    probing.probe_environments([staging.pk])
+    with CaptureQueriesContext(connection) as two_services:
+        probing.probe_environments([staging.pk])
+    assert CellHealth.objects.filter(environment=staging, status="healthy").count() == 2
+    assert len(two_services) == len(one_service), [q["sql"][:80] for q in two_services]
