@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import OuterRef, Q, Subquery, Sum
+from django.db.models import OuterRef, Subquery, Sum
 from django.utils import timezone
 
 from deployments.choices import DeploymentState as S
@@ -15,7 +15,7 @@ from portal.accounts import policies as roles
 from portal.errors import NotFound
 from portal.schema_types import OptionalTimestamp, Out, Timestamp
 
-from .models import STATUSES, AutoRollback, CellHealth, HealthChange, HealthCheck, HealthMinute, Verification
+from .models import STATUSES, CellHealth, HealthChange, HealthCheck, HealthMinute
 
 
 def iso(value):
