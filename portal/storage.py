@@ -220,8 +220,10 @@ class S3Store:
             raise self._explain(exc, "start an upload") from exc
         if on_started:
             on_started(upload_id)
-        parts, size, pending, filled = [], 0, [], 0
-        sending, numbers = None, iter(range(1, 10001))  # S3 allows 10,000 parts
+        parts, size, sending, numbers = [], 0, None, iter(range(1, 10001))  # S3 allows 10,000 parts
+        # Two part buffers, allocated once and used in turn: one is sent while the other fills. Memory
+        # stays at two parts whatever the size (no 8 MiB allocation per part to fragment the heap).
+        buffers, current, filled = [bytearray(PART_SIZE), bytearray(PART_SIZE)], 0, 0
 
         def send(number, data):
             answer = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
@@ -233,18 +235,21 @@ class S3Store:
             def hand_over(data):
                 nonlocal sending
                 if sending is not None:
-                    parts.append(sending.result())  # the previous part is sent (or its error raised) first
+                    parts.append(sending.result())  # the other buffer is free again (or its error raised)
                 sending = sender.submit(send, next(numbers), data)
 
             for chunk in chunks:
-                pending.append(chunk)
-                filled += len(chunk)
                 size += len(chunk)
-                if filled >= PART_SIZE:
-                    hand_over(b"".join(pending))
-                    pending, filled = [], 0
-            if pending or (not parts and sending is None):
-                hand_over(b"".join(pending))
+                view, start = memoryview(chunk), 0
+                while start < len(view):
+                    take = min(PART_SIZE - filled, len(view) - start)
+                    buffers[current][filled:filled + take] = view[start:start + take]
+                    filled, start = filled + take, start + take
+                    if filled == PART_SIZE:
+                        hand_over(buffers[current])
+                        current, filled = 1 - current, 0
+            if filled or (not parts and sending is None):
+                hand_over(bytes(buffers[current][:filled]))  # the last part, shorter
             parts.append(sending.result())
             self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
                                                   MultipartUpload={"Parts": parts})

@@ -50,11 +50,11 @@ class Outcome:
 
 
 def parallelism():
-    return max(1, int(getattr(settings, "GANTRY_PROBE_PARALLELISM", 32)))
+    return max(1, settings.GANTRY_PROBE_PARALLELISM)
 
 
 def probe_timeout():
-    return float(getattr(settings, "GANTRY_PROBE_TIMEOUT_SECONDS", 3))
+    return settings.GANTRY_PROBE_TIMEOUT_SECONDS
 
 
 def service_endpoint(deployment):
@@ -378,7 +378,7 @@ def _changes(changes, now, names):
 
 
 def shard_size():
-    return max(1, int(getattr(settings, "GANTRY_PROBE_SHARD_SIZE", 10)))
+    return max(1, settings.GANTRY_PROBE_SHARD_SIZE)
 
 
 def shards():
