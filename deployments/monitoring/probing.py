@@ -394,7 +394,7 @@ def shard_job_id(environment_ids):
     """The RQ id of a shard's probe job: the same shard gets the same id from one cycle to the next."""
     import hashlib
 
-    digest = hashlib.sha1(",".join(map(str, environment_ids)).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(",".join(map(str, environment_ids)).encode()).hexdigest()[:16]
     return f"probe-shard-{digest}"
 
 
