@@ -268,15 +268,7 @@ def main():
     common.print_table(comparison, [("what", "what"), ("small", f"queries @{small_pending} pending"),
                                     ("full", f"queries @{args.pending} pending"), ("verdict", "")],
                        "Queries per request: small vs full size")
-    if suspects:
-        print("\nQuery shapes run 3+ times in one request (full size):")
-        for label, url, repeats in suspects:
-            if repeats:
-                common.print_repeats(f"{label} {url}", repeats)
-            else:
-                print(f"  {label} {url}: count differs but no single query repeats")
-    else:
-        print("\nNo page repeats a query per row.")
+    common.print_suspects(suspects)
 
 
 if __name__ == "__main__":

@@ -227,15 +227,7 @@ def main():
     common.print_table(comparison, [("who", "as"), ("url", "url"), ("small", "queries @5 envs"),
                                     ("full", f"queries @{len(envs)} envs"), ("verdict", "")],
                        "Queries per request: small vs full size")
-    if suspects:
-        print("\nQuery shapes run 3+ times in one request (full size):")
-        for name, url, repeats in suspects:
-            if repeats:
-                common.print_repeats(f"{name} {url}", repeats)
-            else:
-                print(f"  {name} {url}: count differs but no single query repeats")
-    else:
-        print("\nNo page repeats a query per row.")
+    common.print_suspects(suspects)
 
 
 if __name__ == "__main__":

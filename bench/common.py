@@ -523,6 +523,19 @@ def print_repeats(label, repeats, limit=3, width=160):
             print(f"          from {origin}")
 
 
+def print_suspects(suspects):
+    """The pages whose queries grow with the data or repeat per row: [(who, url, repeats)], or that none does."""
+    if not suspects:
+        print("\nNo page repeats a query per row.")
+        return
+    print("\nQuery shapes run 3+ times in one request (full size):")
+    for who, url, repeats in suspects:
+        if repeats:
+            print_repeats(f"{who} {url}", repeats)
+        else:
+            print(f"  {who} {url}: count differs but no single query repeats")
+
+
 def machine():
     import platform
 

@@ -43,6 +43,17 @@ def comparable(obj):
     return obj
 
 
+def _without_allocations(desired, manifest, live):
+    """A new Service's address is picked by the API server on each dry run: unless the manifest asks
+    for one, leave it out of the diff, so the same change reads (and is recorded) the same each time."""
+    if live is not None or manifest.get("kind") != "Service" or "clusterIP" in (manifest.get("spec") or {}):
+        return desired
+    desired = copy.deepcopy(desired)
+    for field in ("clusterIP", "clusterIPs"):
+        (desired.get("spec") or {}).pop(field, None)
+    return desired
+
+
 def _dump(obj):
     return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False).splitlines() if obj else []
 
@@ -93,7 +104,7 @@ def preview(deployment):
         except kube.KubeError as exc:
             problems.append(f"{kind} {name}: {kube_sentence(exc, env.namespace)}")
             continue
-        before, after = _dump(comparable(live)) if live else [], _dump(comparable(desired))
+        before, after = _dump(comparable(live)) if live else [], _dump(comparable(_without_allocations(desired, obj, live)))
         action = "create" if live is None else "unchanged" if before == after else "update"
         diff = list(difflib.unified_diff(before, after, fromfile=f"live {kind}/{name}" if live else "/dev/null",
                                          tofile=f"desired {kind}/{name}", lineterm="")) if action != "unchanged" else []

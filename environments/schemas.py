@@ -21,7 +21,6 @@ from .choices import TIERS
 Name = Annotated[str | None, checked(check_text, max_length=100)]
 Team = Annotated[str | None, checked(check_text, required=False, max_length=100)]
 Description = Annotated[str | None, checked(check_text, required=False, max_length=2000)]
-Label = Annotated[str | None, rule(lambda value, field: check_dns_or_blank(value, field))]
 
 
 def check_dns_or_blank(value, field):
@@ -33,6 +32,9 @@ def check_dns_or_blank(value, field):
     if errors:
         refuse(*errors)
     return clean
+
+
+Label = Annotated[str | None, rule(check_dns_or_blank)]
 
 
 def _one_of_tiers(value, field):

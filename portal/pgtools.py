@@ -22,7 +22,6 @@ from contextlib import suppress
 from django.conf import settings
 
 CHUNK = 1024 * 1024
-BATCH_PAUSE = float(os.environ.get("GANTRY_DUMP_BATCH_PAUSE", "0.01"))
 CONNECT_TIMEOUT = 10
 
 
@@ -156,9 +155,9 @@ def dump(dsn, row_counts=None):
             snapshot.close()
         raise
     # pg_dump writes a few KiB at a time: reading each write as it comes costs a wake-up per write (about
-    # 100 per MiB). With a wide pipe, a short read lets the pipe fill for BATCH_PAUSE first (it would take
-    # pg_dump over 100 MB/s to fill 1 MiB in that time), so chunks are hundreds of KiB.
-    pause = BATCH_PAUSE if _widen_pipe(proc.stdout) else 0
+    # 100 per MiB). With a wide pipe, a short read lets the pipe fill for GANTRY_DUMP_BATCH_PAUSE (10 ms)
+    # first (it would take pg_dump over 100 MB/s to fill 1 MiB in that time), so chunks are hundreds of KiB.
+    pause = settings.GANTRY_DUMP_BATCH_PAUSE if _widen_pipe(proc.stdout) else 0
     errors = []
     reader = threading.Thread(target=_drain, args=(proc.stderr, errors), daemon=True)
     reader.start()

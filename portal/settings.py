@@ -243,6 +243,8 @@ GANTRY_TRUST_X_FORWARDED_FOR = env_bool("GANTRY_TRUST_X_FORWARDED_FOR", False)
 GANTRY_EVIDENCE_DIR = os.environ.get("GANTRY_EVIDENCE_DIR", "")  # period evidence ZIPs (default BASE_DIR/.evidence)
 GANTRY_BACKUP_DIR = os.environ.get("GANTRY_BACKUP_DIR", str(BASE_DIR / "backups-local"))  # the default local store
 GANTRY_PG_BINDIR = os.environ.get("GANTRY_PG_BINDIR", "")  # pg_dump/pg_restore matching the servers; default: PATH
+# A backup reading pg_dump waits this long after a short read so the (1 MiB) pipe fills: fewer, larger chunks.
+GANTRY_DUMP_BATCH_PAUSE = float(os.environ.get("GANTRY_DUMP_BATCH_PAUSE", "0.01"))
 # Audit retention: events older than this many days are archived as JSONL segments (unset: keep all).
 GANTRY_AUDIT_RETENTION_DAYS = int(os.environ["GANTRY_AUDIT_RETENTION_DAYS"]) if os.environ.get(
     "GANTRY_AUDIT_RETENTION_DAYS") else None

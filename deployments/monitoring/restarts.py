@@ -14,11 +14,11 @@ from django.conf import settings
 
 
 def window_seconds():
-    return max(60, int(getattr(settings, "GANTRY_RESTART_WINDOW_SECONDS", 600)))
+    return max(60, settings.GANTRY_RESTART_WINDOW_SECONDS)
 
 
 def degrade_at():
-    return max(1, int(getattr(settings, "GANTRY_RESTARTS_DEGRADE", 3)))
+    return max(1, settings.GANTRY_RESTARTS_DEGRADE)
 
 
 @dataclass

@@ -272,10 +272,9 @@ def test_each_decision_records_the_dry_run_its_approver_was_shown(people, prod, 
     client.force_login(people["abe"])
     page = client.get(f"/deployments/{deployment.pk}/preview/")
     assert page.status_code == 200 and "server-side dry run passed" in page.content.decode()
-    assert client.get(f"/deployments/{deployment.pk}/preview/").status_code == 200  # a reload
-    # (the sandbox gives the new Service another clusterIP each time: a different dry run, recorded too)
+    assert client.get(f"/deployments/{deployment.pk}/preview/").status_code == 200  # a reload shows the same
     seen = list(AuditEvent.objects.filter(action="deployment.dry_run", actor="abe").order_by("seq"))
-    assert len(seen) == len({e.detail["sha256"] for e in seen})
+    assert len(seen) == 1  # (the new Service's address, picked anew by each dry run, is left out of the diff)
     shown = seen[-1]
     assert shown.outcome == "success" and shown.detail["manifest_hash"] == deployment.manifest_hash
     assert {(o["kind"], o["name"], o["action"]) for o in shown.detail["objects"]} >= {("Deployment", "web", "create")}
