@@ -1,19 +1,14 @@
 """The README's first command: `manage.py demo` sets everything up on SQLite and seeds a usable demo."""
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+from portal.throwaway import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_the_demo_seeds_environments_services_and_a_deployment_history(tmp_path):

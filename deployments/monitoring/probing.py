@@ -406,16 +406,39 @@ def shards():
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
-def probe_all():
-    """Periodic (queue ``health``): enqueue one probe job per shard of environments; returns the shard count."""
-    import django_rq
+def shard_job_id(environment_ids):
+    """The RQ id of a shard's probe job: the same shard gets the same id from one cycle to the next."""
+    import hashlib
 
+    digest = hashlib.sha256(",".join(map(str, environment_ids)).encode()).hexdigest()[:16]
+    return f"probe-shard-{digest}"
+
+
+def probe_all():
+    """Periodic (queue ``health``): enqueue one probe job per shard of environments; returns the shard
+    count sent. A shard whose job from an earlier cycle is still waiting or running is not sent again
+    (a cycle that overruns its interval must not pile jobs up on the queue); that is logged."""
+    import logging
+
+    import django_rq
+    from rq.job import JobStatus
+
+    pending = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
     queue = django_rq.get_queue("health")
-    parts = shards()
-    for part in parts:
-        queue.enqueue("deployments.monitoring.probing.probe_shard", part, job_timeout=max(60, int(probe_timeout() * 6)),
-                      result_ttl=60, failure_ttl=3600)
-    return len(parts)
+    sent = skipped = 0
+    for part in shards():
+        job_id = shard_job_id(part)
+        earlier = queue.fetch_job(job_id)
+        if earlier is not None and earlier.get_status(refresh=False) in pending:
+            skipped += 1
+            continue
+        queue.enqueue("deployments.monitoring.probing.probe_shard", part, job_id=job_id,
+                      job_timeout=max(60, int(probe_timeout() * 6)), result_ttl=60, failure_ttl=3600)
+        sent += 1
+    if skipped:
+        logging.getLogger("gantry.health").warning(
+            "probe cycle: %d shard(s) still waiting or running from an earlier cycle; not sent again", skipped)
+    return sent
 
 
 def probe_shard(environment_ids):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Q, Sum
+from django.db.models import OuterRef, Subquery, Sum
 from django.utils import timezone
 
 from deployments.choices import DeploymentState as S
@@ -15,7 +15,7 @@ from portal.accounts import policies as roles
 from portal.errors import NotFound
 from portal.schema_types import OptionalTimestamp, Out, Timestamp
 
-from .models import STATUSES, AutoRollback, CellHealth, HealthChange, HealthCheck, HealthMinute, Verification
+from .models import STATUSES, CellHealth, HealthChange, HealthCheck, HealthMinute
 
 
 def iso(value):
@@ -194,12 +194,20 @@ def verification_out(verification):
 
 def deployment_fields(deployment):
     """The health fields of a deployment in the API: verification, rolled_back_by, auto (and why)."""
-    verification = Verification.objects.filter(deployment_id=deployment.pk).first()
-    rolled_back_by = (deployment.rollbacks.exclude(state__in=[S.FAILED, S.CANCELLED, S.REJECTED])
-                      .order_by("-pk").values_list("pk", flat=True).first())
-    rows = list(AutoRollback.objects.filter(Q(rollback_id=deployment.pk) | Q(deployment_id=deployment.pk)))
-    started = any(row.rollback_id == deployment.pk for row in rows)  # Gantry started this rollback
-    of_this = next((row for row in rows if row.deployment_id == deployment.pk), None)  # this one was rolled back
+    from deployments.models import Deployment
+
+    # one query: the deployment's verification, its automatic rollback and the one that started it (reverse
+    # one-to-ones, joined) and its newest live rollback
+    newest_rollback = (Deployment.objects.filter(rollback_of_id=OuterRef("pk"))
+                       .exclude(state__in=[S.FAILED, S.CANCELLED, S.REJECTED]).order_by("-pk").values("pk")[:1])
+    anchor = (Deployment.objects.filter(pk=deployment.pk)
+              .select_related("verification", "auto_rollback", "auto_rollback_of")
+              .only("id", "verification", "auto_rollback", "auto_rollback_of")
+              .annotate(newest_rollback=Subquery(newest_rollback)).first())
+    verification = getattr(anchor, "verification", None)
+    rolled_back_by = anchor.newest_rollback if anchor else None
+    started = getattr(anchor, "auto_rollback_of", None) is not None  # Gantry started this rollback
+    of_this = getattr(anchor, "auto_rollback", None)  # this one was rolled back by Gantry (or it tried)
     auto = started or (of_this is not None and of_this.outcome == "started" and of_this.rollback_id == rolled_back_by)
     return {"verification": verification_out(verification), "rolled_back_by": rolled_back_by, "auto": auto,
             "auto_rollback": ({"outcome": of_this.outcome, "reason": of_this.reason, "rollback": of_this.rollback_id,
