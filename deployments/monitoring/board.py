@@ -124,10 +124,6 @@ def _auto(cells):
     return set(AutoRollback.objects.filter(rollback_id__in=rollbacks).values_list("rollback_id", flat=True))
 
 
-def cell_status(health, mark):
-    return health[2] if health else ("" if mark is None else "pending")
-
-
 def _row_service_ids(env_ids, cells, marks, filters):
     """The services that get a row: deployed (a cell) or being deployed (an open mark) in a column, and
     matching the status / "only problems" filters in at least one column."""
