@@ -135,15 +135,14 @@ def backup_in_child(database, destination):
 
 def moto_server():
     import logging
-    import socket
+
+    from portal.throwaway import free_port
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log is not a figure
 
     from moto.server import ThreadedMotoServer
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     return server, f"http://127.0.0.1:{port}"

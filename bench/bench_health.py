@@ -31,19 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (sets Django up)
 from common import step  # noqa: E402
 
+from portal.throwaway import free_port, port_open  # noqa: E402
+
 ROOT = common.ROOT
 SANDBOXES = 4
 CYCLE_ENVS, SERVICES = 40, 50
 BOARD_ENVS = 100
 SLOW_MS, DEAD_MS = 1500, 60000
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Sandbox:
@@ -54,7 +48,7 @@ class Sandbox:
         self.process = subprocess.Popen([sys.executable, "-m", "portal.sandbox", "--port", str(self.port), "--rollout-delay", "0"],
                                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
-        while not common._port_open(self.port):
+        while not port_open(self.port):
             if time.monotonic() > deadline:
                 raise SystemExit("bench: a sandbox cluster did not start")
             time.sleep(0.05)

@@ -18,7 +18,6 @@ Figures are printed, never asserted (DESIGN.md, "Tests and measurements").
 import hashlib
 import os
 import re
-import socket
 import statistics
 import sys
 import time
@@ -32,16 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from portal.throwaway import port_open  # noqa: E402  (the repository on the path first; imports no Django)
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/gantry_bench"
 BENCH_LOCK_ID = 0x67626E63  # "gbnc": one bench process at a time per database
-
-
-def _port_open(port, host="127.0.0.1"):
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _admin_url(url):
@@ -100,7 +93,7 @@ def setup():
     os.environ["ALLOWED_HOSTS"] = "testserver,localhost,127.0.0.1"
     if os.environ.get("BENCH_REDIS_URL"):
         os.environ["REDIS_URL"] = os.environ["BENCH_REDIS_URL"]
-    elif _port_open(6379):
+    elif port_open(6379):
         os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/14"
     os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
 

@@ -14,6 +14,7 @@ from environments.approvals import pending_for, requester_id
 from environments.backups.serializers import RestoreRequestOut, restore_out
 from environments.serializers import EnvironmentRequestOut, environment_out, iso
 from portal.api_auth import require_role
+from portal.validation import list_limit
 
 from .queries import approval_inbox, decidable_rows
 from .restore_approvals import pending_restores_for
@@ -71,7 +72,7 @@ def approvals_inbox(request, limit: int = 100):
     """What waits for a decision the caller may give, oldest first (at most `limit`, up to 500):
     deployments (`kind` `deploy`/`rollback`), environment requests (`environment`), restores (`restore`)."""
     require_role(request)
-    limit = max(1, min(limit, 500))
+    limit = list_limit(limit)
     page = approval_inbox(request.user)[:limit]  # paginated in SQL
     waiting = [(d.requested_at, deployment_out(d, with_log=False)) for d in decidable_rows(request.user, page)]
     waiting += [(_since(env), environment_request_out(env)) for env in pending_for(request.user)]

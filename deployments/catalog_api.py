@@ -2,8 +2,7 @@
 from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
-from portal.accounts import policies
-from portal.errors import Forbidden
+from portal.api_auth import require_role
 from portal.schema_types import Out, Timestamp
 
 from . import catalog
@@ -46,14 +45,9 @@ def service_out(service, with_manifest=True):
     return data
 
 
-def _require_catalog(request):
-    if not policies.can_view_catalog(request.user):
-        raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")
-
-
 @router.get("/services", response=list[ServiceSummaryOut])
 def list_services(request, team: str | None = None):
-    _require_catalog(request)
+    require_role(request)
     qs = Service.objects.all()
     if team:
         qs = qs.filter(team=team)
@@ -67,7 +61,7 @@ def create_service(request, payload: ServiceCreate):
 
 @router.get("/services/{name}", response=ServiceOut)
 def get_service(request, name: str):
-    _require_catalog(request)
+    require_role(request)
     return service_out(get_object_or_404(Service, name=name))
 
 

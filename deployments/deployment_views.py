@@ -15,7 +15,6 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from environments import policies as env_rules
@@ -24,7 +23,7 @@ from portal.accounts import policies as roles
 from portal.errors import Conflict, Forbidden, InvalidInput
 from portal.live import Poll, state_of
 from portal.jobs.views import log_context
-from portal.pages import form_page, needs_role, paginate
+from portal.pages import form_page, needs_role, paginate, safe_next
 
 from . import actions, policies, rendering
 from .choices import APPROVE, REJECT
@@ -44,13 +43,6 @@ def _visible_deployment(request, deployment_id):
     if deployment is None:
         raise Http404(f"no deployment #{deployment_id}")
     return deployment
-
-
-def _safe_next(request, fallback):
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        return target
-    return fallback
 
 
 def diff_rows(lines):
@@ -356,7 +348,7 @@ def deployment_cancel(request, deployment_id):
 @require_POST
 def deployment_rollback(request, deployment_id):
     deployment = _visible_deployment(request, deployment_id)
-    back = _safe_next(request, reverse("deployment_detail", args=[deployment.pk]))
+    back = safe_next(request, reverse("deployment_detail", args=[deployment.pk]))
     try:
         rollback = actions.request_rollback(request.user, deployment.pk, reason=request.POST.get("reason", ""),
                                                request=request)

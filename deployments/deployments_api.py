@@ -3,6 +3,7 @@ from ninja import Router, Status
 
 from portal.api_auth import require_role
 from portal.errors import NotFound
+from portal.validation import list_limit
 
 from . import actions
 from .models import Deployment
@@ -45,7 +46,7 @@ def list_deployments(request, environment: str | None = None, service: str | Non
         qs = qs.filter(service__name=service)
     if state:
         qs = qs.filter(state=state)
-    return [deployment_out(d, with_log=False) for d in qs[: max(1, min(limit, 500))]]
+    return [deployment_out(d, with_log=False) for d in qs[:list_limit(limit)]]
 
 
 @router.get("/deployments/{deployment_id}", response=DeploymentOut)

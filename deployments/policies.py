@@ -12,6 +12,12 @@ from .live import live_deployment, rollback_target
 from .models import Deployment
 
 
+def release_refusal(user):
+    """Why `user` may not register releases (None when they may): the deployer role, anywhere. The
+    service denies with it; the page asks it before showing the form."""
+    return None if roles.can_register_releases(user) else "registering releases needs the deployer role"
+
+
 def approvals_required(deployment):
     """The environment's required approvals, plus one for a break-glass override; none for a rollback
     unless the environment asks for it."""

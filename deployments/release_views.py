@@ -1,24 +1,19 @@
 """Pages of releases: the list and registering a new release."""
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
 
 from portal.accounts import policies as roles
-from portal.errors import Conflict, InvalidInput
 from portal.live import Poll, state_of
-from portal.pages import form_page, needs_role, paginate
+from portal.pages import form_action, needs_role, paginate
 
+from . import policies
 from .models import Release, Service
 from .queries import deployable_environments
 from .releases import register_release
 
 TABLE_FRAGMENT = "release-table"
-
-def _may_register_releases(user):
-    return roles.can_register_releases(user)
-
 
 @login_required
 @needs_role
@@ -36,7 +31,7 @@ def release_list(request):
     def render_list(tag):
         context = {"section": "deployments", "service": service, "releases_version": tag,
                    "page": paginate(request, qs.order_by("-created_at", "-id"), count=parts[0]),
-                   "can_register": _may_register_releases(request.user),
+                   "can_register": roles.can_register_releases(request.user),
                    "can_request": bool(deployable_environments(request.user))}
         if poll.is_poll:
             return render(request, "deployments/_releases_table.html", context)
@@ -56,17 +51,14 @@ RELEASE_FIELDS = ("service", "version", "image", "git_sha", "notes")
 def release_create(request):
     context = {"section": "deployments", "services": Service.objects.only("name").order_by("name")}
     if request.method != "POST":
-        if not _may_register_releases(request.user):
-            raise PermissionDenied("registering releases needs the deployer role")
+        refusal = policies.release_refusal(request.user)
+        if refusal:
+            raise PermissionDenied(refusal)
         return render(request, "deployments/release_form.html",
                       dict(context, values={"service": request.GET.get("service", "")}))
     data = {field: request.POST.get(field, "").strip() for field in RELEASE_FIELDS}
     data["notes"] = request.POST.get("notes", "").replace("\r\n", "\n").strip()
-    try:
-        release = register_release(request.user, data, request=request)
-    except InvalidInput as exc:
-        return form_page(request, "deployments/release_form.html", dict(context, values=data), exc.messages)
-    except Conflict as exc:
-        return form_page(request, "deployments/release_form.html", dict(context, values=data), exc.messages, 409)
-    messages.success(request, f"Release {release.service.name} {release.version} registered.")
-    return redirect(f"{reverse('release_list')}?service={release.service.name}")
+    return form_action(request, lambda: register_release(request.user, data, request=request),
+                       template="deployments/release_form.html", context=dict(context, values=data),
+                       done=lambda release: f"Release {release.service.name} {release.version} registered.",
+                       then=lambda release: f"{reverse('release_list')}?service={release.service.name}")

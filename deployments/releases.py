@@ -1,18 +1,19 @@
 """Releases: registering a version of a service, bound to one image."""
 from django.db import IntegrityError, transaction
 
-from portal.accounts import policies as roles
 from portal.audit.services import record
 from portal.errors import Conflict, InvalidInput, deny
 
+from . import policies
 from .models import Release, Service
 from .schemas import ReleaseCreate
 
 
 def register_release(user, data, request=None):
     """`data`: a dict (a page's form, a command) or the API's ReleaseCreate; either way validated by it."""
-    if not roles.can_register_releases(user):
-        deny("release.create", user=user, request=request, reason="registering releases needs the deployer role")
+    refusal = policies.release_refusal(user)
+    if refusal:
+        deny("release.create", user=user, request=request, reason=refusal)
     clean = ReleaseCreate.validated(data)
     version, image, git_sha = clean["version"], clean["image"], clean.get("git_sha") or ""
     notes = clean.get("notes") or ""

@@ -3,6 +3,7 @@ from ninja import Router, Status
 
 from portal.api_auth import require_role
 from portal.errors import NotFound
+from portal.validation import list_limit
 
 from .models import Release
 from .releases import register_release
@@ -24,7 +25,7 @@ def list_releases(request, service: str | None = None, limit: int = 100):
     qs = Release.objects.select_related("service", "created_by")
     if service:
         qs = qs.filter(service__name=service)
-    return [release_out(r) for r in qs[: max(1, min(limit, 500))]]
+    return [release_out(r) for r in qs[:list_limit(limit)]]
 
 
 @router.get("/releases/{release_id}", response=ReleaseOut)

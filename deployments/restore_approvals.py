@@ -74,6 +74,14 @@ def _record_decision(user, restore, decision, comment, request):
     return restore
 
 
+class JsonArrayLength(Func):
+    function = "jsonb_array_length"
+    output_field = IntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra):  # the demo's database
+        return self.as_sql(compiler, connection, function="json_array_length", **extra)
+
+
 def approvals_given(restore):
     return sum(1 for a in restore.approvals if a["decision"] == APPROVE)
 
@@ -88,7 +96,7 @@ def pending_restores_state(user):
     newest, and how many decisions they hold (a restore keeps its approvals on its own row)."""
     row = _pending_restores(user).order_by().aggregate(
         n=Count("pk"), newest=Max("created_at"),
-        decisions=Sum(Func(F("approvals"), function="jsonb_array_length", output_field=IntegerField())))
+        decisions=Sum(JsonArrayLength(F("approvals"))))
     return row["n"], row["newest"], row["decisions"]
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from portal.accounts.policies import approver_refusal
 from portal.audit.services import record
-from portal.errors import Conflict, Forbidden, NotFound, deny
+from portal.errors import Conflict, Forbidden, deny
 from portal.live import state_of
 from portal.schema_types import Approval, Rejection
 
@@ -165,10 +165,3 @@ def pending_for(user, queryset=None):
             env.approvals_valid = sum(1 for a in env.approvals.all() if a.purpose == purpose and a.decision == APPROVE)
             items.append(env)
     return items
-
-
-def get_pending(slug):
-    env = Environment.objects.filter(slug=slug).first()
-    if env is None:
-        raise NotFound(f"no environment '{slug}'")
-    return env

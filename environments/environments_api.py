@@ -6,7 +6,7 @@ from ninja import Router, Status
 from deployments.monitoring.config import VerificationSettingsOut
 
 from portal.accounts import policies
-from portal.errors import Forbidden
+from portal.api_auth import require_role
 
 from . import lifecycle
 from .choices import EnvironmentStatus
@@ -25,8 +25,7 @@ class EnvironmentPatch(EnvironmentChange):
 @router.get("/environments", response=list[EnvironmentOut])
 def list_environments(request, tier: str | None = None, status: str | None = None):
     """Live environments; `status=deleted` (or `rejected`) lists those kept for history."""
-    if not policies.has_any_role(request.user):
-        raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")
+    require_role(request)
     qs = policies.restrict_environments(request.user, Environment.objects.select_related("cluster", "owner", "promotion_from"))
     if tier:
         qs = qs.filter(tier=tier)

@@ -230,13 +230,7 @@ def _template_approvals(value, info):
 
 def _with_errors(check):
     """A guardrails check (value, errors) -> clean value, as a field rule."""
-    def validate(value, field):
-        errors = []
-        clean = check(value, errors)
-        if errors:
-            refuse(*errors)
-        return clean
-    return rule(validate)
+    return checked(lambda value, field, errors: check(value, errors))
 
 
 def _ingress_namespace(value, field):

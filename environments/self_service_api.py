@@ -2,8 +2,8 @@
 
 from ninja import Router, Status
 
-from portal.accounts import policies
-from portal.errors import Forbidden, NotFound
+from portal.api_auth import require_role
+from portal.errors import NotFound
 from portal.schema_types import Approval, Rejection
 
 from . import approvals, expiry, self_service
@@ -22,14 +22,9 @@ def _template(name):
     return template
 
 
-def _require_role(request):
-    if not policies.has_any_role(request.user):
-        raise Forbidden("you have no role in Gantry yet; ask an admin to grant you one")
-
-
 @router.get("/environment-templates", response=list[TemplateOut])
 def list_templates(request):
-    _require_role(request)
+    require_role(request)
     return [template_out(t) for t in EnvironmentTemplate.objects.select_related("cluster").order_by("name")]
 
 
@@ -41,7 +36,7 @@ def create_template(request, payload: TemplateCreate):
 
 @router.get("/environment-templates/{name}", response=TemplateOut)
 def get_template(request, name: str):
-    _require_role(request)
+    require_role(request)
     return template_out(_template(name))
 
 

@@ -7,17 +7,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.errors import Conflict, InvalidInput
-from portal.pages import button_action, delete_page, form_action, needs_role
+from portal.pages import button_action, delete_page, form_action, needs_role, safe_next
 
 from . import approvals, expiry
 from .queries import visible_environment
 
 
 def _back(request, env):
-    target = request.POST.get("next", "")
-    if target.startswith("/") and not target.startswith("//"):
-        return redirect(target)
-    return redirect("environment_detail", slug=env.slug)
+    return redirect(safe_next(request, reverse("environment_detail", args=[env.slug])))
 
 
 @login_required

@@ -62,6 +62,17 @@ def paginate(request, queryset, per_page=None, count=None):
     return paginator.get_page(request.GET.get("page"))
 
 
+def safe_next(request, fallback):
+    """Where a button's form asks to go back to (its `next` field) when that is a page of this site;
+    `fallback` otherwise, so that a crafted link cannot send the user elsewhere."""
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return fallback
+
+
 def field_errors(messages):
     """Split service messages ("field: text") into {field: [text, ...]} to show them by their inputs.
 

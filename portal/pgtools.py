@@ -373,13 +373,6 @@ def count_rows(dsn, dbname=None):
         return _count_rows(conn)
 
 
-def row_count(dsn, schema, table, dbname=None):
-    from psycopg import sql
-
-    with connect(dsn, dbname) as conn:
-        return conn.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(_quote(schema), _quote(table))).fetchone()[0]
-
-
 def sanity_check(dsn, query, dbname=None):
     """Run a read-only query; (True, detail) when its first column of the first row is true."""
     import psycopg

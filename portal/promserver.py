@@ -11,6 +11,8 @@ import tempfile
 import time
 from urllib.parse import urlsplit
 
+from portal.throwaway import free_port
+
 from . import prometheus
 
 INSTALL_HINT = ("the prometheus binary is missing: `make system` (or `apt-get install -y --no-install-recommends "
@@ -21,20 +23,12 @@ def binary():
     return shutil.which("prometheus")
 
 
-def _free_port():
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class PrometheusServer:
     """``with PrometheusServer([sandbox.url]) as server: server.url`` -- scrapes ``/sandbox/metrics``."""
 
     def __init__(self, targets, *, port=0, scrape_interval="1s", metrics_path="/sandbox/metrics", data_dir=None):
         self.targets = [urlsplit(t).netloc or t for t in targets]
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.scrape_interval = scrape_interval
         self.metrics_path = metrics_path
         self.data_dir = data_dir

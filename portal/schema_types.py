@@ -16,7 +16,6 @@ from pydantic_core import PydanticCustomError
 
 from portal.errors import InvalidInput
 
-Flag = StrictBool
 OptionalFlag = StrictBool | None
 
 MAX_ID = 2**63 - 1  # PostgreSQL bigint

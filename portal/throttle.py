@@ -43,13 +43,6 @@ def hit(bucket, seconds, now=None):
     return Window(count, start + timedelta(seconds=seconds), now)
 
 
-def peek(bucket, seconds, now=None):
-    now = now or timezone.now()
-    start = _window_start(now, seconds)
-    row = ThrottleCounter.objects.filter(bucket=bucket[:200], window_start=start).values_list("count", flat=True).first()
-    return Window(row or 0, start + timedelta(seconds=seconds), now)
-
-
 def forgive(bucket, seconds, now=None):
     """Take one attempt back (a sign-in that turned out right does not count against the address)."""
     from django.db.models import F

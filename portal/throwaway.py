@@ -94,7 +94,7 @@ class ThrowawayRedis:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _pg_bindir():
+def pg_bindir():
     try:
         return subprocess.check_output(["pg_config", "--bindir"], text=True).strip()
     except (OSError, subprocess.CalledProcessError):
@@ -107,7 +107,7 @@ class ThrowawayPostgres:
     """A PostgreSQL cluster of our own (initdb refuses root: run as `postgres` then)."""
 
     def __init__(self):
-        self.bindir = _pg_bindir()
+        self.bindir = pg_bindir()
         if not os.path.exists(os.path.join(self.bindir, "initdb")):
             raise RuntimeError("initdb not found: apt-get install postgresql")
         self.port = free_port()

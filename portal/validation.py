@@ -185,3 +185,11 @@ def parse_moment(name, text, *, error, default=None, end_of_day=False, naive_is_
             raise error(f"{name}: give a time zone offset (e.g. +09:00 or Z)")
         moment = moment.replace(tzinfo=UTC)
     return moment
+
+
+MOST_ROWS = 500
+
+
+def list_limit(limit):
+    """How many rows an API list gives for `?limit=`: at least 1, at most MOST_ROWS."""
+    return max(1, min(limit, MOST_ROWS))

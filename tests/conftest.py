@@ -91,6 +91,20 @@ def sandbox():
     cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """moto's S3 API in server mode over real HTTP on a free port."""
+    from moto.server import ThreadedMotoServer
+
+    from portal.throwaway import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
 @pytest.fixture
 def cluster(db, sandbox):
     from environments.models import Cluster

@@ -1,5 +1,17 @@
 """Realistic manifests for tests and the demo (shapes taken from our users' plans in shared/reference)."""
 
+# The container's requests and limits, as WEB_MANIFEST has them; without them a manifest runs only where
+# a LimitRange gives defaults (self-service templates) and fails the policy of tiers that require them.
+WEB_RESOURCES = """\
+          resources:
+            requests:
+              cpu: 250m
+              memory: 256Mi
+            limits:
+              cpu: "1"
+              memory: 512Mi
+"""
+
 WEB_MANIFEST = """\
 apiVersion: apps/v1
 kind: Deployment
@@ -37,13 +49,7 @@ spec:
               port: 8000
             initialDelaySeconds: 15
             periodSeconds: 20
-          resources:
-            requests:
-              cpu: 250m
-              memory: 256Mi
-            limits:
-              cpu: "1"
-              memory: 512Mi
+""" + WEB_RESOURCES + """\
 ---
 apiVersion: v1
 kind: Service
@@ -57,15 +63,4 @@ spec:
       targetPort: 8000
 """
 
-# The container's requests and limits, as WEB_MANIFEST has them; without them a manifest runs only where
-# a LimitRange gives defaults (self-service templates) and fails the policy of tiers that require them.
-WEB_RESOURCES = """\
-          resources:
-            requests:
-              cpu: 250m
-              memory: 256Mi
-            limits:
-              cpu: "1"
-              memory: 512Mi
-"""
 WEB_MANIFEST_WITHOUT_RESOURCES = WEB_MANIFEST.replace(WEB_RESOURCES, "")

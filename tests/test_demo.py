@@ -1,19 +1,14 @@
 """The README's first command: `manage.py demo` sets everything up on SQLite and seeds a usable demo."""
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+from portal.throwaway import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_the_demo_seeds_environments_services_and_a_deployment_history(tmp_path):
@@ -42,3 +37,28 @@ def test_the_demo_seeds_environments_services_and_a_deployment_history(tmp_path)
     assert "Backups: production/shop-db backed up to file://" in result.stdout, result.stdout
     assert db.execute("SELECT state, trigger FROM backups_backup").fetchall() == [("succeeded", "manual")]
     assert db.execute("SELECT state FROM backups_drill").fetchall() == [("passed",)]
+
+    # The demo's story on its own database (SQLite, not the suite's PostgreSQL): a health probe is recorded
+    # (the sandbox has stopped, so every service is found down), and rita's dashboard, board updates and
+    # approvals inbox answer.
+    pages = subprocess.run([sys.executable, "-c", DEMO_PAGES], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert pages.returncode == 0, pages.stdout + pages.stderr[-3000:]
+    assert pages.stdout.split() == ["200", "200", "200", "200"], pages.stdout + pages.stderr[-3000:]
+    assert db.execute("SELECT count(*) FROM monitoring_healthminute WHERE checks > 0").fetchone()[0] > 0
+
+
+DEMO_PAGES = """
+import django
+django.setup()
+from django.contrib.auth import get_user_model
+from django.test import Client
+from deployments.monitoring.probing import probe_environments
+from environments.models import Environment
+
+probe_environments(list(Environment.objects.values_list("pk", flat=True)))
+client = Client()
+client.force_login(get_user_model().objects.get(username="rita"))
+for url in ("/", "/board/updates/", "/approvals/", "/api/v1/approvals"):
+    print(client.get(url, HTTP_HOST="127.0.0.1").status_code)
+"""

@@ -25,10 +25,6 @@ from .statements import DEPLOYMENT, derive_statements
 FORMAT = "gantry-evidence/1"
 
 
-class EvidenceError(ValueError):
-    pass
-
-
 # ---------------------------------------------------------------- hashing
 
 def canonical_json(value):

@@ -11,10 +11,15 @@ from .evidence import build_pack, pack_text
 AUDITOR_ONLY = "evidence packs need the global viewer (auditor) or admin role"
 
 
-def evidence_for(user, deployment_id):
-    """Build the pack of a deployment for `user` (an auditor: global viewer or admin)."""
+def require_auditor(user):
+    """Evidence packs (one deployment's or a period's) are for auditors: global viewers and admins."""
     if not roles.can_view_audit(user):
         raise Forbidden(AUDITOR_ONLY)
+
+
+def evidence_for(user, deployment_id):
+    """Build the pack of a deployment for `user` (an auditor: global viewer or admin)."""
+    require_auditor(user)
     deployment = (Deployment.objects.select_related("release__service", "service", "environment")
                   .filter(pk=deployment_id).first())
     if deployment is None:

@@ -11,12 +11,11 @@ from django.conf import settings
 from django.db import transaction
 
 from deployments.models import Deployment
-from portal.accounts import policies as roles
-from portal.errors import Forbidden, InvalidInput, NotFound
+from portal.errors import InvalidInput, NotFound
 from portal.jobs.models import Job
 
 from .evidence import build_pack
-from .packs import add_pack
+from .packs import add_pack, require_auditor
 from .reports import parse_moment
 
 KIND = "compliance.period_evidence"
@@ -36,8 +35,7 @@ def zip_path(job_id):
 
 def start_period_evidence(user, data, request=None):
     """An auditor asks for the packs of a period; returns the queued job."""
-    if not roles.can_view_audit(user):
-        raise Forbidden("evidence packs need the global viewer (auditor) or admin role")
+    require_auditor(user)
     since = parse_moment("since", data.get("since"))
     until = parse_moment("until", data.get("until"), end_of_day=True)
     if since is None or until is None:
@@ -92,8 +90,7 @@ def build_period_zip(job, log):
 
 
 def period_job(user, job_id):
-    if not roles.can_view_audit(user):
-        raise Forbidden("evidence packs need the global viewer (auditor) or admin role")
+    require_auditor(user)
     job = Job.objects.filter(pk=job_id, kind=KIND).first()
     if job is None:
         raise NotFound(f"no period evidence job {job_id}")

@@ -7,7 +7,7 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 
 from portal.accounts import policies as roles
-from portal.errors import Forbidden, InvalidInput, NotFound
+from portal.errors import InvalidInput
 from portal.live import Poll, state_of
 from portal.pages import needs_role
 
@@ -15,19 +15,10 @@ from . import reports
 from .packs import evidence_for, pack_zip
 
 
-def _pack(request, deployment_id):
-    try:
-        return evidence_for(request.user, deployment_id)
-    except Forbidden as exc:
-        raise PermissionDenied(str(exc)) from None
-    except NotFound as exc:
-        raise Http404(str(exc)) from None
-
-
 @login_required
 @needs_role
 def evidence_page(request, deployment_id):
-    deployment, pack = _pack(request, deployment_id)
+    deployment, pack = evidence_for(request.user, deployment_id)
     response = render(request, "compliance/evidence.html", {
         "section": "deployments", "deployment": deployment, "pack": pack,
         "statements": pack["statements"], "events": pack["events"],
@@ -39,7 +30,7 @@ def evidence_page(request, deployment_id):
 @login_required
 @needs_role
 def evidence_zip(request, deployment_id):
-    deployment, pack = _pack(request, deployment_id)
+    deployment, pack = evidence_for(request.user, deployment_id)
     response = HttpResponse(pack_zip(pack), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="gantry-evidence-deployment-{deployment.pk}.zip"'
     response["X-Evidence-SHA256"] = pack["sha256"]
@@ -153,12 +144,7 @@ def period_evidence_zip(request, job_id):
 
     from .period import period_job, zip_path
 
-    try:
-        job = period_job(request.user, job_id)
-    except Forbidden as exc:
-        raise PermissionDenied(str(exc)) from None
-    except NotFound as exc:
-        raise Http404(str(exc)) from None
+    job = period_job(request.user, job_id)  # a refusal is the 403 or 404 page (needs_role)
     path = zip_path(job.pk)
     if job.state != "succeeded" or not path.exists():
         raise Http404("this evidence ZIP is not ready (or was removed); build it again")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import BigIntegerField, Func
+from django.db.models import BigIntegerField, Count, Func, Max, Sum
 from django.utils import timezone
 
 from deployments.choices import DeploymentState as S
@@ -93,6 +93,9 @@ class Epoch(Func):
     template = "EXTRACT(EPOCH FROM %(expressions)s)::bigint"
     output_field = BigIntegerField()
 
+    def as_sqlite(self, compiler, connection, **extra):  # the demo's database
+        return self.as_sql(compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) AS INTEGER)", **extra)
+
 
 def _cells(env_ids):
     """{(environment id, service id): cell tuple (CELL_FIELDS)} of the columns."""
@@ -119,10 +122,6 @@ def _auto(cells):
     if not rollbacks:
         return set()
     return set(AutoRollback.objects.filter(rollback_id__in=rollbacks).values_list("rollback_id", flat=True))
-
-
-def cell_status(health, mark):
-    return health[2] if health else ("" if mark is None else "pending")
 
 
 def _row_service_ids(env_ids, cells, marks, filters):
@@ -208,6 +207,8 @@ def version(user, filters):
     columns = _shown(user, Environment.objects.all())
     if filters.tier:
         columns = columns.filter(tier=filters.tier)
+    if connection.vendor != "postgresql":
+        return _version_elsewhere(columns, filters)
     columns_sql, params = columns.order_by().values("pk").query.sql_with_params()
     # nosec B608: what is formatted in is the ORM's own SQL (values stay %s parameters) and two table names
     sql = (f"WITH columns(id) AS ({columns_sql}) "  # nosec B608
@@ -219,10 +220,24 @@ def version(user, filters):
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, [str(state) for state in OPEN_STATES]])
         ids, cells, changed, versions, open_count, updated = cursor.fetchone()
+    return _version_parts(filters, ids, cells, changed, versions, open_count, updated)
+
+
+def _version_parts(filters, ids, cells, changed, versions, open_count, updated):
     parts = (filters.query(), tuple(ids or ()), (cells, changed and changed.isoformat(), int(versions or 0)),
              (open_count, updated and updated.isoformat()))
     stamps = [v for v in (changed, updated) if v]
     return parts, (max(stamps) if stamps else timezone.now())
+
+
+def _version_elsewhere(columns, filters):
+    """`version` on a database without arrays (the demo's SQLite): the same parts, in three queries."""
+    ids = sorted(columns.values_list("pk", flat=True))
+    cells = CellHealth.objects.filter(environment_id__in=ids).aggregate(n=Count("pk"), changed=Max("changed_at"),
+                                                                        versions=Sum("version"))
+    open_ = Deployment.objects.filter(environment_id__in=ids, state__in=OPEN_STATES).aggregate(
+        n=Count("pk"), updated=Max("updated_at"))
+    return _version_parts(filters, ids, cells["n"], cells["changed"], cells["versions"], open_["n"], open_["updated"])
 
 
 def parse_since(text):

@@ -272,11 +272,20 @@ INSERT INTO monitoring_healthminute
 SELECT environment_id, service_id, %s, 1, failures, latency_ms, latency_ms, worst
 FROM unnest(%s::bigint[], %s::bigint[], %s::integer[], %s::integer[], %s::varchar[])
     AS probe (environment_id, service_id, failures, latency_ms, worst)
+"""
+# Without arrays (the demo's SQLite): the same upsert, one row of values at a time.
+_ADD_ONE_TO_MINUTES = """
+INSERT INTO monitoring_healthminute
+    (environment_id, service_id, minute, checks, failures, latency_ms_sum, latency_ms_max, worst)
+VALUES (%s, %s, %s, 1, %s, %s, %s, %s)
+"""
+_ADDED_TO_A_MINUTE = """
 ON CONFLICT (environment_id, service_id, minute) DO UPDATE SET
     checks = monitoring_healthminute.checks + excluded.checks,
     failures = monitoring_healthminute.failures + excluded.failures,
     latency_ms_sum = monitoring_healthminute.latency_ms_sum + excluded.latency_ms_sum,
-    latency_ms_max = GREATEST(monitoring_healthminute.latency_ms_max, excluded.latency_ms_max),
+    latency_ms_max = CASE WHEN excluded.latency_ms_max > monitoring_healthminute.latency_ms_max
+        THEN excluded.latency_ms_max ELSE monitoring_healthminute.latency_ms_max END,
     worst = CASE
         WHEN monitoring_healthminute.worst = 'down' OR excluded.worst = 'down' THEN 'down'
         WHEN monitoring_healthminute.worst = 'degraded' OR excluded.worst = 'degraded' THEN 'degraded'
@@ -289,8 +298,15 @@ ON CONFLICT (environment_id, service_id, minute) DO UPDATE SET
 def _aggregate(outcomes, now):
     """Add the probes to their per-minute aggregates: one upsert statement per shard."""
     minute = now.replace(second=0, microsecond=0)
+    if connection.vendor != "postgresql":
+        stored = connection.ops.adapt_datetimefield_value(minute)  # as the ORM stores it, so the minute matches
+        with connection.cursor() as cursor:
+            cursor.executemany(_ADD_ONE_TO_MINUTES + _ADDED_TO_A_MINUTE, [
+                (o.environment_id, o.service_id, stored, 0 if o.ok else 1, o.latency_ms or 0, o.latency_ms or 0, o.status)
+                for o in outcomes])
+        return
     with connection.cursor() as cursor:
-        cursor.execute(_ADD_TO_MINUTES, [
+        cursor.execute(_ADD_TO_MINUTES + _ADDED_TO_A_MINUTE, [
             minute, [o.environment_id for o in outcomes], [o.service_id for o in outcomes], [0 if o.ok else 1 for o in outcomes],
             [o.latency_ms or 0 for o in outcomes], [o.status for o in outcomes]])
 
@@ -390,16 +406,39 @@ def shards():
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
-def probe_all():
-    """Periodic (queue ``health``): enqueue one probe job per shard of environments; returns the shard count."""
-    import django_rq
+def shard_job_id(environment_ids):
+    """The RQ id of a shard's probe job: the same shard gets the same id from one cycle to the next."""
+    import hashlib
 
+    digest = hashlib.sha256(",".join(map(str, environment_ids)).encode()).hexdigest()[:16]
+    return f"probe-shard-{digest}"
+
+
+def probe_all():
+    """Periodic (queue ``health``): enqueue one probe job per shard of environments; returns the shard
+    count sent. A shard whose job from an earlier cycle is still waiting or running is not sent again
+    (a cycle that overruns its interval must not pile jobs up on the queue); that is logged."""
+    import logging
+
+    import django_rq
+    from rq.job import JobStatus
+
+    pending = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
     queue = django_rq.get_queue("health")
-    parts = shards()
-    for part in parts:
-        queue.enqueue("deployments.monitoring.probing.probe_shard", part, job_timeout=max(60, int(probe_timeout() * 6)),
-                      result_ttl=60, failure_ttl=3600)
-    return len(parts)
+    sent = skipped = 0
+    for part in shards():
+        job_id = shard_job_id(part)
+        earlier = queue.fetch_job(job_id)
+        if earlier is not None and earlier.get_status(refresh=False) in pending:
+            skipped += 1
+            continue
+        queue.enqueue("deployments.monitoring.probing.probe_shard", part, job_id=job_id,
+                      job_timeout=max(60, int(probe_timeout() * 6)), result_ttl=60, failure_ttl=3600)
+        sent += 1
+    if skipped:
+        logging.getLogger("gantry.health").warning(
+            "probe cycle: %d shard(s) still waiting or running from an earlier cycle; not sent again", skipped)
+    return sent
 
 
 def probe_shard(environment_ids):

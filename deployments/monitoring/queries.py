@@ -15,7 +15,7 @@ from portal.accounts import policies as roles
 from portal.errors import NotFound
 from portal.schema_types import OptionalTimestamp, Out, Timestamp
 
-from .models import STATUSES, CellHealth, HealthChange, HealthCheck, HealthMinute
+from .models import CellHealth, HealthChange, HealthCheck, HealthMinute
 
 
 def iso(value):
@@ -212,6 +212,3 @@ def deployment_fields(deployment):
     return {"verification": verification_out(verification), "rolled_back_by": rolled_back_by, "auto": auto,
             "auto_rollback": ({"outcome": of_this.outcome, "reason": of_this.reason, "rollback": of_this.rollback_id,
                                "at": iso(of_this.at)} if of_this else None)}
-
-
-STATUS_ORDER = {s: i for i, s in enumerate(STATUSES)}

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationInfo, model_validator
 
-from portal.schema_types import InputSchema, checking_rules, refuse
+from portal.schema_types import InputSchema, checked, checking_rules, refuse
 from portal.schema_types import rule as field_rule
 
 FIELDS = ("window_seconds", "probe_interval_seconds", "failure_threshold", "auto_rollback", "prometheus_url", "rules",
@@ -45,14 +45,6 @@ def _prometheus_url(value, field):
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 300:
             refuse("verification.prometheus_url: an http(s) URL such as http://prometheus:9090, or null")
     return url
-
-
-def _rules(value, field):
-    errors = []
-    clean = _clean_rules(value, errors)
-    if errors:
-        refuse(*errors)
-    return clean
 
 
 def _clean_rules(rules, errors):
@@ -104,7 +96,7 @@ class Verification(InputSchema):
     failure_threshold: Annotated[Any, _whole_number(1, 100)] = None
     auto_rollback: Annotated[Any, field_rule(_true_or_false)] = None
     prometheus_url: Annotated[Any, field_rule(_prometheus_url)] = None
-    rules: Annotated[Any, field_rule(_rules)] = None
+    rules: Annotated[Any, checked(lambda value, field, errors: _clean_rules(value, errors))] = None
     unknown_rule: Annotated[Any, field_rule(_unknown_rule)] = None
     require_verified_promotion: Annotated[Any, field_rule(_true_or_false)] = None
 

@@ -5,6 +5,7 @@ from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
 from environments.queries import visible_environment
+from portal.validation import list_limit
 
 from . import queries, services
 from .models import Backup, BackupTarget
@@ -103,7 +104,7 @@ def list_backups(request, slug: str, target: str | None = None, state: str | Non
         qs = qs.filter(target__name=target)
     if state:
         qs = qs.filter(state=state)
-    backups = list(qs[:max(1, min(limit, 500))])
+    backups = list(qs[:list_limit(limit)])
     drills = queries.last_drills(b.pk for b in backups)
     return [backup_out(b, drills.get(b.pk)) for b in backups]
 

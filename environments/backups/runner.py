@@ -12,7 +12,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal import pgtools
-from portal.audit.services import record
 from portal.jobs.models import JobState
 from portal.jobs.services import JobFailed
 from portal.storage import StorageError, open_store
@@ -319,8 +318,3 @@ def fail_interrupted(now=None):
                                  f"{restore.destination_display} may hold a partial restore: drop it and ask again")
         cleaned += 1
     return cleaned
-
-
-def audit_note(action, target, detail):
-    with transaction.atomic():
-        record(action, actor_name="gantry-scheduler", target=target, environment=target.environment, detail=detail)

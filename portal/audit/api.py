@@ -6,6 +6,7 @@ from ninja import Router
 from portal.accounts import policies
 from portal.errors import Forbidden, InvalidInput
 from portal.schema_types import Out, Timestamp
+from portal.validation import list_limit
 
 from .models import AuditEvent
 from .downloads import stream_export
@@ -76,7 +77,7 @@ def list_audit(request, actor: str | None = None, action: str | None = None, env
         except (ValueError, UnicodeDecodeError):
             raise InvalidInput("cursor: not a cursor this API returned; start again without it") from None
         qs = qs.filter(seq__lt=before)
-    limit = max(1, min(limit, 500))
+    limit = list_limit(limit)
     events = list(qs[: limit + 1])
     more = len(events) > limit
     events = events[:limit]

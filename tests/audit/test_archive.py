@@ -133,22 +133,6 @@ def test_the_archiving_job_and_command(archive_dir):
     assert Path(ArchiveSegment.objects.get().location.removeprefix("file://")).exists()
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    """moto's S3 API in server mode over real HTTP on a free port."""
-    import socket
-
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 def test_segments_can_go_to_s3(settings, moto_endpoint):
     import os
 

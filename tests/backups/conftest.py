@@ -2,11 +2,12 @@
 HTTP, and a local directory. Every scratch database has a unique name and is dropped afterwards."""
 import itertools
 import os
-import socket
 
 import psycopg
 import pytest
 from django.db import connection
+
+from portal.throwaway import free_port
 
 _counter = itertools.count()
 
@@ -93,24 +94,6 @@ def scratch_databases():
         drop_database(name)
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint():
-    """moto's S3 API in server mode over real HTTP on a free port."""
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 S3_KEYS = {"access_key_id": "testing-key", "secret_access_key": "testing-secret"}
 
 
@@ -165,14 +148,14 @@ def password_server():
     import subprocess
     import tempfile
 
-    from portal.testing import _pg_bindir
+    from portal.throwaway import pg_bindir
 
-    bindir = _pg_bindir()
+    bindir = pg_bindir()
     datadir = tempfile.mkdtemp(prefix="gantry-pgpw-")
     pwfile = os.path.join(datadir, "..", f"pw-{os.getpid()}")
     with open(pwfile, "w") as handle:
         handle.write("right-password\n")
-    port = _free_port()
+    port = free_port()
     as_postgres = []
     if os.geteuid() == 0:
         shutil.chown(datadir, "postgres", "postgres")

@@ -20,7 +20,7 @@ def scratch_databases_left(drill_id):
 
 
 def test_a_drill_restores_checks_times_and_drops_its_scratch_database(admin, staging, source_db, make_target,
-                                                                       s3_bucket):
+                                                                       s3_bucket, api):
     target = make_target(staging, source_db, s3_bucket[0],
                          verify_sql="SELECT count(*) = 2000 FROM public.customers")
     backup = run_jobs_of(start_backup(target, user=admin))
@@ -35,6 +35,7 @@ def test_a_drill_restores_checks_times_and_drops_its_scratch_database(admin, sta
     assert checks["rows in sales.orders"]["detail"] == "5000 row(s)"
     assert checks["rows in public.customers"]["detail"] == "2000 row(s)"
     assert backup.row_counts == {f"{s}.{t}": n for (s, t), n in TABLES.items()}
+    assert api(admin).get(f"/api/v1/backups/{backup.pk}").json()["row_counts"] == backup.row_counts
     assert checks["row counts"] == {"name": "row counts", "ok": True, "detail": "all 4 table(s) hold the rows the "
                                     "source held at backup time (8200 row(s))"}
     assert checks["sanity SQL"] == {"name": "sanity SQL", "ok": True, "detail": "returned True"}

@@ -10,7 +10,9 @@ from django.test import override_settings
 from environments.backups.services import start_backup
 from portal.storage import LocalStore
 
-from .conftest import _free_port, run_jobs_of
+from portal.throwaway import free_port
+
+from .conftest import run_jobs_of
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +54,7 @@ def test_the_right_password_works_and_never_shows(admin, staging, password_serve
 
 
 def test_an_unreachable_host_says_to_check_host_and_port(admin, staging, make_target, tmp_path):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     target = make_target(staging, f"postgres://postgres@127.0.0.1:{port}/app", {"kind": "local", "path": str(tmp_path)})
 
     backup = fail(admin, target)

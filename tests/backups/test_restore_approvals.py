@@ -132,3 +132,25 @@ def test_the_inbox_costs_the_same_queries_for_one_and_many_waiting_restores(clie
     with django_assert_max_num_queries(len(one.captured_queries)):
         html = inbox(client)
     assert html.count('class="restore-approval"') == 16
+
+
+def test_a_decision_refused_only_under_the_lock_is_audited_and_changes_nothing(rita, pending_restore, monkeypatch):
+    """Someone decided between the first check and the lock: the second check refuses, audited."""
+    from deployments import restore_approvals
+    from portal.errors import Forbidden
+
+    real, calls = restore_approvals.restore_decision_refusal, []
+
+    def first_passes_then_refuses(user, restore, decision):
+        calls.append(restore.pk)
+        return None if len(calls) == 1 else f"you already decided on restore #{restore.pk}"
+
+    monkeypatch.setattr(restore_approvals, "restore_decision_refusal", first_passes_then_refuses)
+    with pytest.raises(Forbidden, match=f"you already decided on restore #{pending_restore.pk}"):
+        restore_approvals.decide_restore(rita, pending_restore, "approve")
+    monkeypatch.setattr(restore_approvals, "restore_decision_refusal", real)
+    restore = Restore.objects.get(pk=pending_restore.pk)
+    assert restore.state == "pending_approval" and restore.approvals == []
+    denied = AuditEvent.objects.get(action="backup.restore.approve", outcome="denied")
+    assert denied.actor == "rita" and denied.detail["reason"] == f"you already decided on restore #{restore.pk}"
+    assert not AuditEvent.objects.filter(action="backup.restore.approve", outcome="success").exists()

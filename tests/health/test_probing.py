@@ -145,3 +145,30 @@ def test_a_steady_probe_costs_the_same_queries_whatever_the_number_of_services(d
         probing.probe_environments([staging.pk])
     assert CellHealth.objects.filter(environment=staging, status="healthy").count() == 2
     assert len(two_services) == len(one_service), [q["sql"][:80] for q in two_services]
+
+
+def test_a_shard_still_waiting_from_an_earlier_cycle_is_not_sent_again(staging, caplog,
+                                                                        django_capture_on_commit_callbacks):
+    import django_rq
+
+    def cycle():
+        with django_capture_on_commit_callbacks(execute=True):  # django-rq sends on commit
+            return probing.probe_all()
+
+    queue = django_rq.get_queue("health")
+    queue.empty()
+    try:
+        assert cycle() == 1
+        assert queue.count == 1
+        with caplog.at_level("WARNING", logger="gantry.health"):
+            assert cycle() == 0  # the first cycle's job has not run: no pile-up
+        assert queue.count == 1
+        assert "1 shard(s) still waiting or running from an earlier cycle" in caplog.text
+
+        job = queue.fetch_job(probing.shard_job_id([staging.pk]))
+        queue.remove(job)
+        job.set_status("finished")  # it ran: the next cycle sends the shard again
+        assert cycle() == 1
+        assert queue.count == 1
+    finally:
+        queue.empty()

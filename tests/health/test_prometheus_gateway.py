@@ -1,9 +1,9 @@
 """portal.prometheus against a real Prometheus scraping the sandbox."""
-import socket
 
 import pytest
 
 from portal import prometheus
+from portal.throwaway import free_port
 
 from .conftest import wait_until
 
@@ -31,9 +31,7 @@ def test_a_refused_expression_comes_back_with_prometheus_own_message(prometheus_
 
 
 def test_an_unreachable_prometheus_says_so():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nothing listens there
     with pytest.raises(prometheus.PrometheusError) as caught:
         prometheus.query(f"http://127.0.0.1:{port}", "vector(1)", timeout=1)
     assert caught.value.unreachable

@@ -3,7 +3,6 @@
 Gantry's clock is passed in (``now``): a window of minutes is walked through in a few calls, while
 the metrics come from a real Prometheus scraping the sandbox every second.
 """
-import socket
 from datetime import timedelta
 
 import pytest
@@ -207,12 +206,6 @@ def test_a_short_spike_does_not_fail_the_rule(deployer, staging, web, sandbox, w
     v = step(first, 10)
     assert v.rules[0]["state"] == "ok" and v.rules[0]["since"] is None
     passed(first)
-
-
-def _closed_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize("setting, outcome", [("fail", "failed"), ("ignore", "passed")])

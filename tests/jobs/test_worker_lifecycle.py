@@ -10,6 +10,7 @@ from environments.lifecycle import create_environment
 from portal.audit.models import AuditEvent
 from portal.jobs.models import Job
 from portal.jobs.services import reap_stale_jobs, retry_job
+from portal.throwaway import free_port
 from tests.workers import kill_worker_and_work_horse, start_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,9 +48,7 @@ def test_a_worker_provisions_an_environment_on_the_sandbox(admin, cluster, sandb
 
 
 def test_a_cluster_error_fails_the_job_with_a_readable_reason(admin):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead_port = sock.getsockname()[1]
+    dead_port = free_port()  # nothing listens there
     Cluster.objects.create(name="gone", mode="server", server=f"http://127.0.0.1:{dead_port}")
     env = create_environment(admin, {"name": "Orphan", "tier": "development", "cluster": "gone"})
     worker = run_worker("--burst")

@@ -2,19 +2,18 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
+from portal.throwaway import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_command_serves_the_kubernetes_api_until_terminated():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = dict(os.environ, DEBUG="1", DJANGO_SETTINGS_MODULE="portal.settings")
     proc = subprocess.Popen([sys.executable, "manage.py", "sandbox_cluster", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
