@@ -358,6 +358,8 @@ class Gantry(HttpUser):
         with self.client.get(POLL_URL, headers=POLL_HEADERS, name="board poll (304)", catch_response=True) as response:
             if response.status_code == 304:
                 response.success()
+            else:  # a 200 here would be a render (or a signed-out reload), not what an idle open board costs
+                response.failure(f"answered {{response.status_code}}, not 304")
 
     @tag("health", "mix")
     @task(1)
