@@ -12,8 +12,9 @@ from pydantic import Field
 
 from environments.approvals import pending_for, requester_id
 from environments.backups.serializers import RestoreRequestOut, restore_out
-from environments.serializers import EnvironmentRequestOut, environment_out, iso
+from environments.serializers import EnvironmentRequestOut, environment_out
 from portal.api_auth import require_role
+from portal.schema_types import iso
 from portal.validation import list_limit
 
 from .queries import approval_inbox, decidable_rows

@@ -1,13 +1,9 @@
 """Plain-dict views of releases and deployments for the API, and their response schemas."""
 from portal.jobs.api import LogLineOut
-from portal.schema_types import OptionalTimestamp, Out, Timestamp
+from portal.schema_types import OptionalTimestamp, Out, Timestamp, iso
 
 from . import policies
 from .monitoring.queries import AutoRollbackOut, VerificationOut
-
-
-def iso(value):
-    return value.isoformat() if value else None
 
 
 class ReleaseOut(Out):

@@ -2,7 +2,7 @@
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from portal.schema_types import OptionalTimestamp, Out, Timestamp
+from portal.schema_types import OptionalTimestamp, Out, Timestamp, iso
 
 from . import policies as rules
 
@@ -14,10 +14,6 @@ def masked_url(url):
 
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname or ''}/***"
-
-
-def iso(value):
-    return value.isoformat() if value else None
 
 
 def cluster_out(cluster):

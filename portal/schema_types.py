@@ -179,6 +179,11 @@ Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-tim
 OptionalTimestamp = Timestamp | None
 
 
+def iso(value):
+    """A Timestamp as the serializers give it: the time's `isoformat()`, or None for no time."""
+    return value.isoformat() if value else None
+
+
 # ---------------------------------------------------------------- decisions (approve, reject)
 
 MAX_COMMENT = 2000

@@ -13,13 +13,9 @@ from pydantic import Field
 
 from portal.accounts import policies as roles
 from portal.errors import NotFound
-from portal.schema_types import OptionalTimestamp, Out, Timestamp
+from portal.schema_types import OptionalTimestamp, Out, Timestamp, iso
 
 from .models import CellHealth, HealthChange, HealthCheck, HealthMinute
-
-
-def iso(value):
-    return value.isoformat() if value else None
 
 
 # One cell as the API gives it, read as a tuple (5,000 cells as model instances with three related

@@ -3,13 +3,9 @@ from typing import Any, Literal
 
 from django.utils import timezone
 
-from portal.schema_types import OptionalTimestamp, Out, Timestamp
+from portal.schema_types import OptionalTimestamp, Out, Timestamp, iso
 
 from . import policies, services
-
-
-def iso(value):
-    return value.isoformat() if value else None
 
 
 def destination_out(target):
