@@ -1,4 +1,4 @@
-"""The board keeps itself true: a cell changes colour without a reload, and shows an automatic rollback."""
+"""The board keeps itself true: a cell changes colour without a reload, shows an automatic rollback, and grows new columns and rows."""
 from datetime import timedelta
 
 import pytest
@@ -8,7 +8,7 @@ from deployments.models import Deployment
 from deployments.monitoring import probing
 from deployments.monitoring import verification as verifying
 from deployments.monitoring.models import Verification
-from tests.health.conftest import deploy, run_rollback_job
+from tests.health.conftest import deploy, run_rollback_job, seed_cells
 
 from .conftest import login
 
@@ -63,3 +63,22 @@ def test_a_cell_changes_colour_without_reload_and_shows_the_rollback(page, live_
     assert page.evaluate("window.pageMarker") == 1  # no reload
     # at 390 px the board scrolls inside its own box; the page itself does not grow sideways
     assert page.locator(".board-wrap").evaluate("e => e.getBoundingClientRect().right") <= 390
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_environment_and_a_new_service_appear_on_the_board_without_reload(page, live_server, viewer, make_env,
+                                                                               make_service):
+    first_env, first_service = make_env("env-a"), make_service("svc-a")
+    seed_cells([first_env], [first_service], viewer)
+    login(page, live_server, "vic")
+    page.goto(f"{live_server.url}/")
+    expect(page.locator(f"#cell-{first_env.pk}-{first_service.pk}")).to_have_class("cell cell-down")
+    page.evaluate("window.pageMarker = 1")
+
+    new_env = make_env("env-new", tier="production")  # a column, nothing deployed in it yet
+    expect(page.locator(".board-table thead a", has_text="Env New")).to_be_visible(timeout=5000)
+    new_service = make_service("svc-new")
+    seed_cells([new_env], [new_service], viewer)  # deployed for the first time: a row
+    expect(page.locator(".board-table tbody th a", has_text="svc-new")).to_be_visible(timeout=5000)
+    expect(page.locator(f"#cell-{new_env.pk}-{new_service.pk}")).to_contain_text("1.0.0")
+    assert page.evaluate("window.pageMarker") == 1  # no reload

@@ -58,3 +58,32 @@ def run_rollback_job(rollback):
     assert rollback.job_id, rollback.state
     run_job(str(rollback.job_id))
     return Deployment.objects.get(pk=rollback.pk)
+
+
+def seed_cells(envs, services, admin):
+    """A cell per (environment, service), its live deployment, every kind of cell: healthy, down with a reason,
+    an automatic rollback, and an open deployment waiting in the first service's row."""
+    from django.utils import timezone
+
+    from deployments.models import Deployment, Release
+    from deployments.monitoring.models import AutoRollback, CellHealth
+
+    now = timezone.now()
+    releases = {s.pk: Release.objects.get_or_create(service=s, version="1.0.0", defaults={"image": f"r/{s.name}:1.0.0"})[0]
+                for s in services}
+    for k, env in enumerate(envs):
+        for j, svc in enumerate(services):
+            if CellHealth.objects.filter(environment=env, service=svc).exists():
+                continue
+            live = Deployment.objects.create(release=releases[svc.pk], environment=env, service=svc, state="succeeded",
+                                             requested_by=admin, image="x", manifest_hash="0" * 64,
+                                             kind="rollback" if j == 1 else "deploy")
+            if j == 1:
+                bad = Deployment.objects.create(release=releases[svc.pk], environment=env, service=svc, state="rolled_back",
+                                                requested_by=admin, image="x", manifest_hash="0" * 64)
+                AutoRollback.objects.create(deployment=bad, rollback=live, reason="3 failed probes", outcome="started")
+            CellHealth.objects.create(environment=env, service=svc, deployment=live, status="down" if (k + j) % 3 == 0 else "healthy",
+                                      reason="/health answered HTTP 503 3 times" if (k + j) % 3 == 0 else "", since=now,
+                                      checked_at=now, changed_at=now, version=1, color="blue" if j == 2 else "")
+        Deployment.objects.create(release=releases[services[0].pk], environment=env, service=services[0], state="queued",
+                                  requested_by=admin, image="x", manifest_hash="0" * 64)
