@@ -1,4 +1,4 @@
-"""Pages stay true while open (portal/live.py): changes show within 2 s, nothing else moves."""
+"""Pages stay true while open (portal/live.py): changes show at the next poll, nothing else moves."""
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
@@ -11,7 +11,9 @@ from environments.models import Environment
 from .conftest import login
 
 DIGEST = "sha256:" + "e" * 64
-BUDGET_MS = 2000  # the issue's budget: a change shows within 2 s without a reload
+# How long to wait for a live fragment (polled every 1 s) to show a change: a bound on the wait, not a speed
+# requirement (no timing asserts in tests): a change shows at the next poll; bench/bench_polling.py measures a poll.
+WAIT_MS = 15000
 
 
 def deployment(user, env, version, state, service="web"):
@@ -25,7 +27,7 @@ def deployment(user, env, version, state, service="web"):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_unchanged_fragment_is_left_alone_and_a_change_shows_within_2s(page, live_server, viewer, deployer,
+def test_an_unchanged_fragment_is_left_alone_and_a_change_shows_without_a_reload(page, live_server, viewer, deployer,
                                                                         make_env, make_service):
     prod = make_env("prod", tier="production")
     make_service("web")
@@ -42,12 +44,12 @@ def test_an_unchanged_fragment_is_left_alone_and_a_change_shows_within_2s(page, 
     assert page.evaluate("document.getElementById('env-live').dataset.marker") == "first"  # not swapped
 
     deployment(deployer, prod, "1.1.0", "succeeded")
-    expect(page.locator("#env-live")).to_contain_text("1.1.0", timeout=BUDGET_MS)
+    expect(page.locator("#env-live")).to_contain_text("1.1.0", timeout=WAIT_MS)
     assert page.evaluate("window.pageMarker") == 1  # swapped in place, the page was not reloaded
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_deployment_flip_shows_on_its_page_within_2s(page, live_server, viewer, deployer, make_env, make_service):
+def test_a_deployment_flip_shows_on_its_page_without_a_reload(page, live_server, viewer, deployer, make_env, make_service):
     stage = make_env("stage", tier="staging")
     make_service("web")
     deployment(deployer, stage, "1.0.0", "succeeded")
@@ -60,24 +62,24 @@ def test_a_deployment_flip_shows_on_its_page_within_2s(page, live_server, viewer
 
     now = timezone.now()
     Deployment.objects.filter(pk=running.pk).update(state="succeeded", finished_at=now, updated_at=now, color="green")
-    expect(page.locator("#deployment-state")).to_have_text("succeeded", timeout=BUDGET_MS)
-    expect(page.locator("#running-now")).to_contain_text("This deployment is what runs now", timeout=BUDGET_MS)
-    expect(page.locator("#release-card")).to_contain_text("green", timeout=BUDGET_MS)
+    expect(page.locator("#deployment-state")).to_have_text("succeeded", timeout=WAIT_MS)
+    expect(page.locator("#running-now")).to_contain_text("This deployment is what runs now", timeout=WAIT_MS)
+    expect(page.locator("#release-card")).to_contain_text("green", timeout=WAIT_MS)
     assert page.evaluate("window.pageMarker") == 1
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_new_environment_becoming_ready_shows_within_2s(page, live_server, viewer, make_env):
+def test_a_new_environment_becoming_ready_shows_without_a_reload(page, live_server, viewer, make_env):
     env = make_env("dev-new", status="provisioning")
     login(page, live_server, "vic")
     page.goto(f"{live_server.url}/environments/dev-new/")
     expect(page.locator("#env-status")).to_have_text("provisioning")
     Environment.objects.filter(pk=env.pk).update(status="ready", updated_at=timezone.now())
-    expect(page.locator("#env-status")).to_have_text("ready", timeout=BUDGET_MS)
+    expect(page.locator("#env-status")).to_have_text("ready", timeout=WAIT_MS)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_inbox_the_deployments_list_and_a_job_log_follow_within_2s(page, live_server, approver, deployer,
+def test_the_inbox_the_deployments_list_and_a_job_log_follow_without_a_reload(page, live_server, approver, deployer,
                                                                        make_env, make_service):
     from deployments.actions import request_deployment
     from portal.jobs.models import Job, JobLogLine
@@ -95,7 +97,7 @@ def test_the_inbox_the_deployments_list_and_a_job_log_follow_within_2s(page, liv
     release = register_release(deployer, {"service": "web", "version": "1.1.0",
                                           "image": f"registry.example.com/shop/web:1.1.0@{DIGEST}"})
     asked = request_deployment(deployer, {"release": release.pk, "environment": "prod"})
-    expect(page.locator("#approvals-inbox")).to_contain_text(f"#{asked.pk}", timeout=BUDGET_MS)
+    expect(page.locator("#approvals-inbox")).to_contain_text(f"#{asked.pk}", timeout=WAIT_MS)
     expect(comment).to_have_value("quota checked with finance")
 
     # The deployments list: a state that changes shows in its row.
@@ -103,7 +105,7 @@ def test_the_inbox_the_deployments_list_and_a_job_log_follow_within_2s(page, liv
     row = page.locator("#deployment-table tr", has=page.get_by_role("link", name=f"#{done.pk}", exact=True))
     expect(row).to_contain_text("succeeded")
     Deployment.objects.filter(pk=done.pk).update(state="failed", updated_at=timezone.now())
-    expect(row).to_contain_text("failed", timeout=BUDGET_MS)
+    expect(row).to_contain_text("failed", timeout=WAIT_MS)
     expect(page.get_by_label("Environment")).to_have_value("prod")  # the filter stays
 
     # A running job's log: a new line, then the end.
@@ -113,7 +115,7 @@ def test_the_inbox_the_deployments_list_and_a_job_log_follow_within_2s(page, liv
     page.goto(f"{live_server.url}/jobs/{job.pk}/")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Provision environment")
     JobLogLine.objects.create(job=job, message="applying ResourceQuota")
-    expect(page.locator("#job-log")).to_contain_text("applying ResourceQuota", timeout=BUDGET_MS)
+    expect(page.locator("#job-log")).to_contain_text("applying ResourceQuota", timeout=WAIT_MS)
     Job.objects.filter(pk=job.pk).update(state="succeeded", finished_at=timezone.now())
-    expect(page.locator("#job-log .log-end")).to_contain_text("succeeded", timeout=BUDGET_MS)
+    expect(page.locator("#job-log .log-end")).to_contain_text("succeeded", timeout=WAIT_MS)
     expect(page.locator("#job-summary")).to_contain_text("succeeded")
