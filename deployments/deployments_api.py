@@ -51,7 +51,12 @@ def list_deployments(request, environment: str | None = None, service: str | Non
 
 @router.get("/deployments/{deployment_id}", response=DeploymentOut)
 def get_deployment(request, deployment_id: int):
-    return _out(_visible_deployment(request, deployment_id))
+    """What CI polls: the deployment read once, through the visibility rule."""
+    require_role(request)
+    deployment = visible_deployments(request.user).prefetch_related("job__log_lines").filter(pk=deployment_id).first()
+    if deployment is None:
+        raise NotFound(f"no deployment #{deployment_id}")
+    return deployment_out(deployment)
 
 
 @router.post("/deployments/{deployment_id}/approve", response=DeploymentOut)
