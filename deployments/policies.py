@@ -59,22 +59,23 @@ def stale_approvals(deployment, current_hash=None, approvals=None):
     return stale
 
 
-def decision_refusal(user, deployment, decision, approvals=None):
-    """Why `user` may not approve (or reject) `deployment` now, or None when they may (portal.accounts.policies.approver_refusal)."""
+def decision_refusal(user, deployment, decision, approvals=None, noun="deployment"):
+    """Why `user` may not approve (or reject) `deployment` now, or None when they may (portal.accounts.policies.approver_refusal).
+    `noun`: what the messages call it (a production restore is decided by this rule too)."""
     env = deployment.environment
     closed = None
     if deployment.state != S.PENDING_APPROVAL:
         word = {S.REJECTED: "was rejected", S.CANCELLED: "was cancelled", S.APPROVED: "is already approved",
                 S.QUEUED: "has already been queued", S.RUNNING: "has already started"}.get(deployment.state,
                                                                                     f"is {deployment.state}")
-        closed = f"deployment #{deployment.pk} {word}; decisions are closed"
+        closed = f"{noun} #{deployment.pk} {word}; decisions are closed"
     self_approval = None
     if env.prevent_self_approval:
         self_approval = f"{env.slug} prevents self-approval: someone other than the requester must approve"
     elif deployment.break_glass:
         self_approval = "a break-glass override must be approved by someone other than the admin who asked for it"
     approvals = deployment.approvals.all() if approvals is None else approvals
-    return roles.approver_refusal(user, env, decision, what="deployments", subject=f"deployment #{deployment.pk}",
+    return roles.approver_refusal(user, env, decision, what=f"{noun}s", subject=f"{noun} #{deployment.pk}",
                             closed=closed, requested_by_id=deployment.requested_by_id, self_approval=self_approval,
                             decided=any(a.user_id == user.pk for a in approvals))
 

@@ -30,11 +30,7 @@ def restore_decision_refusal(user, restore, decision):
     subject = SimpleNamespace(environment=env, state=restore.state, requested_by_id=restore.requested_by_id,
                               break_glass=False, pk=restore.pk)
     approvals = [SimpleNamespace(user_id=a["user_id"], decision=a["decision"]) for a in restore.approvals]
-    reason = policies.decision_refusal(user, subject, decision, approvals=approvals)
-    if reason:
-        reason = reason.replace(f"deployment #{restore.pk}", f"restore #{restore.pk}").replace(
-            "deployments there", "restores there")
-    return reason
+    return policies.decision_refusal(user, subject, decision, approvals=approvals, noun="restore")
 
 
 def decide_restore(user, restore, decision, comment="", request=None):

@@ -108,8 +108,9 @@ def _create_context(request, values):
 @needs_role
 def environment_create(request):
     if request.method != "POST":
-        if not rules.creatable_tiers(request.user):
-            raise PermissionDenied("creating environments needs the admin role, or deployer for development and preview")
+        refusal = rules.create_refusal(request.user)
+        if refusal:
+            raise PermissionDenied(refusal)
         return render(request, "environments/form_create.html", _create_context(request, {}))
     data = {field: request.POST.get(field, "").strip() for field in CREATE_FIELDS}
     return form_action(request, lambda: lifecycle.create_environment(request.user, data, request=request),
@@ -200,8 +201,9 @@ def _freeze_from_post(post, errors):
 def environment_edit(request, slug):
     env = visible_environment(request.user, slug)
     if request.method != "POST":
-        if not policies.can_edit_environment(request.user, env):
-            raise PermissionDenied("only an admin can change an environment and its protection rules")
+        refusal = rules.edit_refusal(request.user, env)
+        if refusal:
+            raise PermissionDenied(refusal)
         values = {field: getattr(env, field) for field in TEXT_FIELDS + FLAG_FIELDS}
         values.update(approver_groups=", ".join(env.approver_groups), checklist="\n".join(env.checklist),
                       promotion_from=env.promotion_from.slug if env.promotion_from_id else "")
@@ -214,8 +216,9 @@ def environment_edit(request, slug):
     values.update({field: bool(post.get(field)) for field in FLAG_FIELDS + ("clear_freeze", "clear_webhook")})
     windows = _windows_from_post(post)
     if post.get("add_window"):  # another blank row, nothing saved yet
-        if not policies.can_edit_environment(request.user, env):
-            raise PermissionDenied("only an admin can change an environment and its protection rules")
+        refusal = rules.edit_refusal(request.user, env)
+        if refusal:
+            raise PermissionDenied(refusal)
         return render(request, "environments/form_edit.html", _edit_context(request, env, values, windows + [_blank_window()]))
 
     errors = []

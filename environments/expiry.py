@@ -38,14 +38,16 @@ def extend_environment(user, env, hours, request=None, now=None):
     with transaction.atomic():
         env = Environment.objects.select_for_update().get(pk=env.pk)
         refusal = guardrails.extension_refusal(env, hours, now)
-        if refusal:
-            raise (InvalidInput if refusal.startswith("hours:") else Conflict)(refusal)
-        before = env.expires_at
-        env.expires_at = guardrails.new_expiry(env, hours, now)
-        env.expiry_notices = []  # a new expiry gets its own notices
-        env.save(update_fields=["expires_at", "expiry_notices", "updated_at"])
-        record("environment.extend", actor=user, request=request, target=env,
-               changes={"expires_at": [before.isoformat(), env.expires_at.isoformat()]}, detail={"hours": hours})
+        if refusal is None:
+            before = env.expires_at
+            env.expires_at = guardrails.new_expiry(env, hours, now)
+            env.expiry_notices = []  # a new expiry gets its own notices
+            env.save(update_fields=["expires_at", "expiry_notices", "updated_at"])
+            record("environment.extend", actor=user, request=request, target=env,
+                   changes={"expires_at": [before.isoformat(), env.expires_at.isoformat()]}, detail={"hours": hours})
+    if refusal:  # audited outside the transaction, which changed nothing
+        deny("environment.extend", user=user, request=request, target=env, reason=refusal,
+             error=InvalidInput if refusal.startswith("hours:") else Conflict)
     return env
 
 

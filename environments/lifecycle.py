@@ -14,7 +14,7 @@ from portal.jobs.services import enqueue_job
 
 from . import guardrails
 from . import policies as rules
-from .choices import ENVIRONMENT_TRANSITIONS, TIERS, EnvironmentStatus
+from .choices import ENVIRONMENT_TRANSITIONS, EnvironmentStatus
 from .clusters import default_cluster
 from .models import Cluster, Environment
 from .schemas import EnvironmentChange, EnvironmentCreate
@@ -77,11 +77,8 @@ def create_environment(user, data, request=None):
         from .self_service import request_environment
 
         return request_environment(user, given, request=request)
-    tier = given.get("tier")
-    if not rules.creatable_tiers(user) or (tier in TIERS and not rules.can_create_environment(user, tier)):
-        allowed = rules.creatable_tiers(user)
-        reason = (f"you may create {' and '.join(allowed)} environments only" if allowed
-                  else "creating environments needs the admin role, or deployer for development and preview")
+    reason = rules.create_refusal(user, given.get("tier"))
+    if reason:
         deny("environment.create", user=user, request=request, reason=reason, environment=given.get("slug") or "")
     clean = EnvironmentCreate.validated(data)
     clean.pop("template", None), clean.pop("parameters", None)
@@ -113,9 +110,9 @@ def create_environment(user, data, request=None):
 
 
 def update_environment(user, env, data, request=None):
-    if not policies.can_edit_environment(user, env):
-        deny("environment.update", user=user, request=request, target=env,
-             reason="only an admin can change an environment and its protection rules")
+    reason = rules.edit_refusal(user, env)
+    if reason:
+        deny("environment.update", user=user, request=request, target=env, reason=reason)
     clean = _clean_references(EnvironmentChange.validated(data), instance=env)
     if "name" in clean and Environment.objects.filter(name=clean["name"]).exclude(pk=env.pk).exists():
         raise InvalidInput(f"name: an environment named '{clean['name']}' already exists")

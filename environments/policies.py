@@ -163,3 +163,21 @@ def creatable_tiers(user):
 
 def can_create_environment(user, tier):
     return tier in creatable_tiers(user)
+
+
+def create_refusal(user, tier=None):
+    """Why `user` may not create an environment (of `tier`, when given): None when they may. The
+    service denies with it; the create page asks it before showing the form."""
+    allowed = creatable_tiers(user)
+    if not allowed:
+        return "creating environments needs the admin role, or deployer for development and preview"
+    if tier in TIERS and tier not in allowed:
+        return f"you may create {' and '.join(allowed)} environments only"
+    return None
+
+
+def edit_refusal(user, env):
+    """Why `user` may not change `env` and its protection rules: None when they may (its admin)."""
+    if roles.can_edit_environment(user, env):
+        return None
+    return "only an admin can change an environment and its protection rules"

@@ -78,6 +78,12 @@ def may_request_from(user, template):
     return roles.is_admin(user) or roles.has_role(user, roles.DEPLOYER)
 
 
+def request_refusal(user, template=None):
+    """Why `user` may not ask for an environment (from `template`): None when they may. The service
+    denies with it; the request page asks it first."""
+    return None if may_request_from(user, template) else "creating environments needs the deployer or admin role"
+
+
 def check_request(user, data):
     """Validate a request from a template without writing anything: the form calls this as the user
     types, the API and request_environment before they write. Returns (clean, errors, taken) where
@@ -142,9 +148,9 @@ def request_environment(user, data, request=None):
     the tier or an above-default quota needs it, else `provisioning` with its job queued."""
     template_name = data.get("template")
     template = EnvironmentTemplate.objects.filter(name=template_name).first() if template_name else None
-    if not may_request_from(user, template):
-        deny("environment.create", user=user, request=request, environment=data.get("slug") or "",
-             reason="creating environments needs the deployer or admin role")
+    reason = request_refusal(user, template)
+    if reason:
+        deny("environment.create", user=user, request=request, environment=data.get("slug") or "", reason=reason)
     clean, errors, taken = check_request(user, data)
     if errors:
         raise InvalidInput(errors)

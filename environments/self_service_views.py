@@ -100,10 +100,11 @@ def environment_request(request):
     from django.shortcuts import render
 
 
-    from .self_service import may_request_from, request_environment
+    from .self_service import request_environment, request_refusal
 
-    if not may_request_from(request.user, None):
-        raise PermissionDenied("creating environments needs the deployer or admin role")
+    refusal = request_refusal(request.user)
+    if refusal:
+        raise PermissionDenied(refusal)
     if request.method != "POST":
         values = {"template": request.GET.get("template", "")}
         return render(request, "environments/request.html", _form_context(request, values))

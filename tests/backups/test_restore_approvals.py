@@ -154,3 +154,15 @@ def test_a_decision_refused_only_under_the_lock_is_audited_and_changes_nothing(r
     denied = AuditEvent.objects.get(action="backup.restore.approve", outcome="denied")
     assert denied.actor == "rita" and denied.detail["reason"] == f"you already decided on restore #{restore.pk}"
     assert not AuditEvent.objects.filter(action="backup.restore.approve", outcome="success").exists()
+
+
+def test_a_decided_restore_is_closed_to_decisions_and_the_refusal_names_the_restore(client, rita, make_user, prod,
+                                                                                    pending_restore):
+    client.force_login(rita)
+    client.post(f"/restores/{pending_restore.pk}/reject/", {"comment": "wrong backup"})
+    assert Restore.objects.get(pk=pending_restore.pk).state == "rejected"
+    client.force_login(make_user("omar", ("approver", prod)))
+    response = client.post(f"/restores/{pending_restore.pk}/approve/", follow=True)
+    assert f"restore #{pending_restore.pk} was rejected; decisions are closed" in response.content.decode()
+    denied = AuditEvent.objects.get(action="backup.restore.approve", outcome="denied")
+    assert denied.actor == "omar" and "deployment" not in denied.detail["reason"]

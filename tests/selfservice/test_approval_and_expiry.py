@@ -105,6 +105,9 @@ def test_the_owner_extends_within_the_template_maximum(api, requester, preview):
     too_far = api(requester).post("/api/v1/environments/pr-5/extend", {"hours": 150})
     assert too_far.status_code == 400
     assert "past the maximum of 168 h" in too_far.json()["detail"]
+    refused = AuditEvent.objects.get(action="environment.extend", outcome="denied")
+    assert refused.actor == "rita" and "past the maximum of 168 h" in refused.detail["reason"]
+    assert Environment.objects.get(slug="pr-5").expires_at == before + timedelta(hours=48)  # unchanged
 
 
 def test_someone_else_cannot_extend(api, make_user, preview):
@@ -116,6 +119,7 @@ def test_an_environment_without_ttl_cannot_be_extended(api, admin, cluster, prov
     api(admin).post("/api/v1/environments", {"name": "team-a", "template": "team-dev"})
     response = api(admin).post("/api/v1/environments/team-a/extend", {"hours": 5})
     assert response.status_code == 409 and "no time to live" in response.json()["detail"]
+    assert "no time to live" in AuditEvent.objects.get(action="environment.extend", outcome="denied").detail["reason"]
 
 
 def test_owners_are_told_24_hours_and_1_hour_before_expiry_once_each(preview, requester, django_capture_on_commit_callbacks):

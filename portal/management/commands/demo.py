@@ -12,6 +12,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.throwaway import port_open
+
 
 def port_free(port):
     with socket.socket() as sock:
@@ -25,11 +27,9 @@ def port_free(port):
 def wait_port(port, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.3):
-                return True
-        except OSError:
-            time.sleep(0.1)
+        if port_open(port):
+            return True
+        time.sleep(0.1)
     return False
 
 
