@@ -4,7 +4,9 @@ from django.urls import path
 
 from portal.accounts.forms import ThrottledAuthenticationForm
 
-from deployments import approval_views, catalog_views, deployment_views, live_views, nav_views, release_views
+from deployments import (
+    approval_views, catalog_views, deployment_action_views, deployment_views, live_views, nav_views, release_views,
+)
 from deployments.compliance import views as compliance_views
 from environments import cluster_views, environment_views, self_service_views
 from environments.backups import views as backup_views
@@ -72,10 +74,10 @@ urlpatterns = [
     path("deployments/new/", deployment_views.deployment_request, name="deployment_request"),
     path("deployments/<int:deployment_id>/", deployment_views.deployment_detail, name="deployment_detail"),
     path("deployments/<int:deployment_id>/preview/", deployment_views.deployment_preview, name="deployment_preview"),
-    path("deployments/<int:deployment_id>/approve", deployment_views.deployment_approve, name="deployment_approve"),
-    path("deployments/<int:deployment_id>/reject", deployment_views.deployment_reject, name="deployment_reject"),
-    path("deployments/<int:deployment_id>/cancel", deployment_views.deployment_cancel, name="deployment_cancel"),
-    path("deployments/<int:deployment_id>/rollback", deployment_views.deployment_rollback, name="deployment_rollback"),
+    path("deployments/<int:deployment_id>/approve", deployment_action_views.deployment_approve, name="deployment_approve"),
+    path("deployments/<int:deployment_id>/reject", deployment_action_views.deployment_reject, name="deployment_reject"),
+    path("deployments/<int:deployment_id>/cancel", deployment_action_views.deployment_cancel, name="deployment_cancel"),
+    path("deployments/<int:deployment_id>/rollback", deployment_action_views.deployment_rollback, name="deployment_rollback"),
     path("environments/<slug:slug>/history/", live_views.environment_history, name="environment_history"),
     path("environments/<slug:slug>/live/", live_views.environment_live, name="environment_live"),
     path("environments/<slug:slug>/pending/", live_views.environment_pending, name="environment_pending"),

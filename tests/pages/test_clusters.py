@@ -98,6 +98,7 @@ def test_it_shows_a_kubeconfig_that_does_not_parse(login, admin):
     body = text(response)
     assert response.status_code == 400
     assert "kubeconfig: the kubeconfig is not valid YAML" in body
+    assert 'aria-describedby="id_kubeconfig-errors" aria-invalid="true"' in body  # the field points at it
     assert "leaked-secret" not in body  # the pasted text is not sent back
     assert 'value="prod"' in body
     assert not Cluster.objects.exists()

@@ -2,7 +2,6 @@
 the input points at its help text and its error list, and says it is invalid."""
 from django.template import Context, Template
 
-from tests.pages.conftest import text
 
 FIELD = ('{% load form_fields %}<input id="id_name"{% field_aria "name" help=True %}>{% field_errors "name" %}'
          '<select id="id_release"{% field_aria "release" "image" %}>{% field_errors "release" "image" %}')
@@ -26,12 +25,3 @@ def test_a_refused_field_points_at_its_errors_and_is_invalid():
     # the release select carries the image's refusal under its own id
     assert '<select id="id_release" aria-describedby="id_release-errors" aria-invalid="true">' in html
     assert '<ul class="field-errors" id="id_release-errors"><li>image: not allowed</li></ul>' in html
-
-
-def test_the_cluster_form_links_a_refused_kubeconfig_to_its_message(login, admin):
-    response = login(admin).post("/clusters/new/", {"name": "prod", "mode": "kubeconfig",
-                                                    "kubeconfig": "clusters: [\n  token: leaked-secret\n"})
-    body = text(response)
-    assert response.status_code == 400
-    assert 'aria-describedby="id_kubeconfig-errors" aria-invalid="true"' in body
-    assert 'id="id_kubeconfig-errors"' in body
