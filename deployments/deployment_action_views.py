@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.errors import Conflict, Forbidden, InvalidInput
-from portal.pages import needs_role, safe_next
+from portal.pages import button_action, needs_role, safe_next
 
 from . import actions
 from .choices import APPROVE, REJECT
@@ -57,9 +57,9 @@ def deployment_approve(request, deployment_id):
 
     def approve():
         actions.approve_deployment(request.user, deployment.pk, comment=request.POST.get("comment", ""),
-                                      checklist=request.POST.getlist("checklist"),
-                                      seen_manifest_hash=request.POST.get("seen_manifest_hash") or None,
-                                      request=request)
+                                   checklist=request.POST.getlist("checklist"),
+                                   seen_manifest_hash=request.POST.get("seen_manifest_hash") or None,
+                                   request=request)
 
     return _decide(request, deployment, APPROVE, approve, "You approved deployment #{d.pk}; it is now {state}.")
 
@@ -72,7 +72,7 @@ def deployment_reject(request, deployment_id):
 
     def reject():
         actions.reject_deployment(request.user, deployment.pk, comment=request.POST.get("comment", ""),
-                                     request=request)
+                                  request=request)
 
     return _decide(request, deployment, REJECT, reject, "You rejected deployment #{d.pk}.")
 
@@ -82,14 +82,11 @@ def deployment_reject(request, deployment_id):
 @require_POST
 def deployment_cancel(request, deployment_id):
     deployment = visible_deployment(request, deployment_id)
-    try:
-        actions.cancel_deployment(request.user, deployment.pk, reason=request.POST.get("reason", ""),
-                                     request=request)
-    except (Conflict, InvalidInput) as exc:
-        messages.error(request, "; ".join(exc.messages))
-    else:
-        messages.success(request, f"Deployment #{deployment.pk} cancelled.")
-    return redirect("deployment_detail", deployment_id=deployment.pk)
+    return button_action(
+        request, lambda: actions.cancel_deployment(request.user, deployment.pk, reason=request.POST.get("reason", ""),
+                                                   request=request),
+        done=f"Deployment #{deployment.pk} cancelled.", back=reverse("deployment_detail", args=[deployment.pk]),
+        refusals=(Conflict, InvalidInput))
 
 
 @login_required
@@ -97,14 +94,11 @@ def deployment_cancel(request, deployment_id):
 @require_POST
 def deployment_rollback(request, deployment_id):
     deployment = visible_deployment(request, deployment_id)
-    back = safe_next(request, reverse("deployment_detail", args=[deployment.pk]))
-    try:
-        rollback = actions.request_rollback(request.user, deployment.pk, reason=request.POST.get("reason", ""),
-                                               request=request)
-    except (Conflict, InvalidInput) as exc:
-        messages.error(request, "; ".join(exc.messages))
-        return redirect(back)
-    messages.success(request, f"Rollback of {deployment.service.name} in {deployment.environment.slug} to "
+    return button_action(
+        request, lambda: actions.request_rollback(request.user, deployment.pk, reason=request.POST.get("reason", ""),
+                                                  request=request),
+        done=lambda rollback: f"Rollback of {deployment.service.name} in {deployment.environment.slug} to "
                               f"{rollback.release.version} requested (deployment #{rollback.pk}); it is now "
-                              f"{rollback.get_state_display()}.")
-    return redirect("deployment_detail", deployment_id=rollback.pk)
+                              f"{rollback.get_state_display()}.",
+        back=safe_next(request, reverse("deployment_detail", args=[deployment.pk])),
+        then=lambda rollback: reverse("deployment_detail", args=[rollback.pk]), refusals=(Conflict, InvalidInput))
