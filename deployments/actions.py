@@ -62,10 +62,12 @@ def _check_request_rules(user, release, environment, start_now, break_glass, req
     """The environment's rules for a new request: tier policy, ready, promotion order, freeze and window."""
     action = "deployment.request"
     policy_problems = _environment_policy_problems(release, environment)
-    if policy_problems:
-        raise InvalidInput(policy_problems)
+    if policy_problems:  # what the tier forbids (e.g. `:latest` in production): a refused request, audited
+        deny(action, user=user, request=request, target=release, environment=environment, error=InvalidInput,
+             reason=policy_problems)
     if environment.status != "ready":
-        raise Conflict(f"environment {environment.slug} is {environment.status}; deployments need a ready environment")
+        deny(action, user=user, request=request, target=release, environment=environment, error=Conflict,
+             reason=f"environment {environment.slug} is {environment.status}; deployments need a ready environment")
     if environment.promotion_from_id and not break_glass:
         source = environment.promotion_from
         if not Deployment.objects.filter(release=release, environment=source,

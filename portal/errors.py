@@ -33,8 +33,10 @@ class Conflict(GantryError):
 
 
 def deny(action, *, user, request=None, reason, target=None, environment=None, error=Forbidden):
-    """Audit a refused attempt (outcome `denied`) and raise `error` (Forbidden by default) with the reason."""
-    record_denied(action, request=request, actor=user, target=target, environment=environment, reason=reason)
+    """Audit a refused attempt (outcome `denied`) and raise `error` (Forbidden by default) with the reason
+    (a sentence, or a list of them: one message each)."""
+    record_denied(action, request=request, actor=user, target=target, environment=environment,
+                  reason=reason if isinstance(reason, str) else "; ".join(reason))
     refusal = error(reason)
     refusal.audited = True
     raise refusal

@@ -203,6 +203,9 @@ def test_latest_images_are_refused_in_production(api, deployer, prod, web):
     response = request_prod(api, deployer, latest)
     assert response.status_code == 400
     assert "latest" in response.json()["detail"]
+    refused = AuditEvent.objects.get(action="deployment.request", outcome="denied")  # a refused request, audited
+    assert refused.actor == deployer.username and "latest" in refused.detail["reason"]
+    assert not Deployment.objects.filter(release=latest).exists()
 
 
 # ------------------------------------------------------------------ windows, freezes, break-glass
