@@ -14,12 +14,12 @@ from portal.accounts import policies as roles
 from portal.audit.services import diff, record
 from portal.audit.writes import change_audited, create_audited
 from portal.errors import Conflict, InvalidInput, deny
-from portal.validation import check_text, slugify_name
+from portal.validation import slugify_name
 
 from . import guardrails
 from .choices import TIERS, EnvironmentStatus
 from .models import Cluster, Environment, EnvironmentTemplate
-from .schemas import TemplateChange, TemplateCreate
+from .schemas import EnvironmentCreate, TemplateChange, TemplateCreate
 
 TEMPLATE_FIELDS = ("name", "description", "tier", "cluster", "quota", "limit_range", "network_policy",
                    "ingress_namespace", "ttl_hours", "max_ttl_hours", "requires_approval", "required_approvals",
@@ -98,7 +98,12 @@ def check_request(user, data):
         known = ", ".join(EnvironmentTemplate.objects.values_list("name", flat=True)) or "none yet"
         return {}, [f"template: no environment template named '{name}' (templates: {known})"], []
     clean = {"template": template}
-    display = check_text(data.get("name"), "name", errors, max_length=100)
+    try:  # the fields a request shares with every environment's creation: one declared rule each
+        about = EnvironmentCreate.validated({"template": name, **{f: data.get(f) for f in ("name", "team", "description")}})
+    except InvalidInput as exc:
+        errors += exc.messages
+        about = {}
+    display = about.get("name")
     clean["name"] = display
     slug = data.get("slug") or slugify_name(display or "")
     tier = data.get("tier") or template.tier
@@ -138,8 +143,7 @@ def check_request(user, data):
         ttl = parameters.pop("ttl_hours")
     clean["ttl_hours"] = guardrails.clean_ttl(template, ttl, errors)
     clean["parameters"] = guardrails.clean_parameters(template, parameters, errors)
-    for field, max_length in (("team", 100), ("description", 2000)):
-        clean[field] = check_text(data.get(field), field, errors, required=False, max_length=max_length) or ""
+    clean["team"], clean["description"] = about.get("team") or "", about.get("description") or ""
     return clean, errors, taken
 
 

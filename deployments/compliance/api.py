@@ -5,6 +5,7 @@ from pydantic import ConfigDict
 
 from .evidence import pack_text
 from .packs import evidence_for
+from .reports import require_auditor
 from .schemas import AccessReviewOut, EvidencePackOut, PeriodJobOut, SeparationOfDutiesOut
 
 router = Router(tags=["compliance"])
@@ -27,21 +28,13 @@ def deployment_evidence(request, deployment_id: int):
     return response
 
 
-def _require_auditor(request):
-    from portal.accounts import policies as roles
-    from portal.errors import Forbidden
-
-    if not roles.can_view_audit(request.user):
-        raise Forbidden("reports need the global viewer (auditor) or admin role")
-
-
 @router.get("/reports/separation-of-duties", response={200: SeparationOfDutiesOut})
 def separation_of_duties_report(request, since: str = "", until: str = "", environment: str = ""):
     """Production deployments without independent approval, self-approvals, break-glass overrides and
     starts outside windows or during freezes, each with links to the deployment and its evidence."""
     from .reports import separation_of_duties
 
-    _require_auditor(request)
+    require_auditor(request.user)
     return separation_of_duties({"since": since, "until": until, "environment": environment})
 
 
@@ -51,7 +44,7 @@ def access_report(request, at: str = "", since: str = "", until: str = ""):
     with `since`/`until`, also each grant and revoke in that period."""
     from .reports import access_review
 
-    _require_auditor(request)
+    require_auditor(request.user)
     return access_review({"at": at, "since": since, "until": until})
 
 

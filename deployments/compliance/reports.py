@@ -16,10 +16,17 @@ from deployments.models import Approval, Deployment
 from environments.models import Environment
 from portal.audit.models import AuditEvent
 from portal import validation
-from portal.errors import InvalidInput
+from portal.accounts import policies as roles
+from portal.errors import Forbidden, InvalidInput
 
 STARTED = [S.RUNNING, S.SUCCEEDED, S.FAILED, S.ROLLED_BACK]
 DEPLOYMENT = "deployments.deployment"
+
+
+def require_auditor(user):
+    """The reports (and the page that builds a period's evidence) are for auditors: global viewers and admins."""
+    if not roles.can_view_audit(user):
+        raise Forbidden("reports need the global viewer (auditor) or admin role")
 
 
 def parse_moment(name, text, default=None, end_of_day=False):

@@ -2,11 +2,9 @@
 import csv
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 
-from portal.accounts import policies as roles
 from portal.errors import InvalidInput
 from portal.live import Poll, state_of
 from portal.pages import needs_role
@@ -37,11 +35,6 @@ def evidence_zip(request, deployment_id):
     return response
 
 
-def _require_auditor(request):
-    if not roles.can_view_audit(request.user):
-        raise PermissionDenied("reports need the global viewer (auditor) or admin role")
-
-
 class _Echo:
     def write(self, value):
         return value
@@ -63,7 +56,7 @@ def _cell(value):
 
 
 def _report_page(request, build, csv_rows, template, filename, names):
-    _require_auditor(request)
+    reports.require_auditor(request.user)
     filters = {name: request.GET.get(name, "") for name in names}
     try:
         report = build(filters)
@@ -106,7 +99,7 @@ def period_evidence(request):
 
     from .period import KIND, progress, start_period_evidence
 
-    _require_auditor(request)
+    reports.require_auditor(request.user)
     values, error, status = {"since": "", "until": ""}, "", 200
     if request.method == "POST":
         values = {"since": request.POST.get("since", ""), "until": request.POST.get("until", "")}
