@@ -3,14 +3,13 @@ from typing import Any
 
 from ninja import Router
 
-from portal.accounts import policies
-from portal.errors import Forbidden, InvalidInput
+from portal.errors import InvalidInput
 from portal.schema_types import Out, Timestamp
 from portal.validation import list_limit
 
 from .models import AuditEvent
 from .downloads import stream_export
-from .queries import FilterError, event_as_dict, filter_events
+from .queries import FilterError, event_as_dict, filter_events, require_auditor
 from .readable import target_url, target_words
 
 router = Router(tags=["audit"])
@@ -18,8 +17,7 @@ PAGE = 100
 
 
 def _filtered(request):
-    if not policies.can_view_audit(request.user):
-        raise Forbidden("the audit log needs the global viewer (auditor) or admin role")
+    require_auditor(request.user)
     try:
         return filter_events(request.GET)
     except FilterError as exc:

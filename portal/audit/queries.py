@@ -6,6 +6,8 @@ import json
 from django.db.models import BigIntegerField, Subquery, Value
 from django.db.models.functions import Coalesce
 
+from portal.accounts import policies
+from portal.errors import Forbidden
 from portal.validation import parse_moment
 
 from .chain import CANONICAL_FIELDS, format_at
@@ -13,6 +15,12 @@ from .models import AuditEvent
 
 NO_SEQ_AFTER = 2**63 - 1  # `until` later than every event: no upper bound on seq
 FILTERS = ("actor", "action", "environment", "outcome", "since", "until", "hide_system", "seq", "target")
+
+
+def require_auditor(user):
+    """The audit log (page, API, export) is for auditors: global viewers and admins."""
+    if not policies.can_view_audit(user):
+        raise Forbidden("the audit log needs the global viewer (auditor) or admin role")
 
 
 class FilterError(ValueError):

@@ -1,31 +1,24 @@
 """The audit log page and its downloads (same filters as GET /api/v1/audit)."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from portal.accounts import policies
 from portal.errors import InvalidInput
 from portal.pages import needs_role
 
 from .downloads import stream_export
 from .models import AuditEvent
-from .queries import FILTERS, FilterError, cursor_value, filter_events, keyset_page
+from .queries import FILTERS, FilterError, cursor_value, filter_events, keyset_page, require_auditor
 from .readable import annotate
 
 PER_PAGE = 50
 
 
-def _require_auditor(request):
-    if not policies.can_view_audit(request.user):
-        raise PermissionDenied("the audit log needs the global viewer (auditor) or admin role")
-
-
 @login_required
 @needs_role
 def audit_list(request):
-    _require_auditor(request)
+    require_auditor(request.user)
     filters = {name: request.GET.get(name, "") for name in FILTERS}
     error, status = "", 200
     try:
@@ -54,7 +47,7 @@ def audit_list(request):
 @login_required
 @needs_role
 def audit_export(request):
-    _require_auditor(request)
+    require_auditor(request.user)
     query = request.GET.copy()
     query.pop("format", None)
     back = reverse("audit_list") + (f"?{query.urlencode()}" if query else "")

@@ -6,8 +6,9 @@ pages name a job by its kind's `title` (`Job.title`), never by the raw kind stri
 from importlib import import_module
 
 from django.apps import apps
+from django.conf import settings
 
-QUEUES = ("deploy", "backups", "health", "default")
+QUEUES = tuple(settings.RQ_QUEUES)  # deploy, backups, health, default: the queues and their timeouts are the settings'
 _KINDS = {}
 
 

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.jobs.kinds import QUEUES
 from portal.throwaway import port_open
 
 
@@ -69,7 +70,7 @@ class Command(BaseCommand):
             if not wait_port(sandbox_port):
                 raise CommandError(f"the sandbox cluster did not start; see {state / 'sandbox.log'}")
             self.step("Starting the worker and the scheduler")
-            self.spawn("worker", manage + ["rqworker", "deploy", "backups", "health", "default"], env, state)
+            self.spawn("worker", manage + ["rqworker", *QUEUES], env, state)
             self.spawn("scheduler", manage + ["scheduler"], env, state)
             seed = manage + ["seed_demo", "--sandbox-url", f"http://127.0.0.1:{sandbox_port}"]
             backup_dsn = self.start_shop_database()
