@@ -6,8 +6,8 @@ from typing import Annotated
 from pydantic import ConfigDict, Field
 
 from portal.schema_types import (
-    Approval, Comment, InputSchema, ObjectId, OptionalFlag, Rejection, RejectionComment, ShortTexts, checked,
-    comment_rule, refuse, rule,
+    Approval, Comment, Description, InputSchema, ObjectId, OptionalFlag, Rejection, RejectionComment, ShortTexts,
+    Team, checked, comment_rule, refuse, rule,
 )
 from portal import validation
 from portal.validation import check_dns_label, check_text
@@ -17,8 +17,6 @@ from .manifests import ManifestError, format_problem, validate_manifest
 
 STRATEGIES = [value for value, _ in STRATEGY_CHOICES]
 
-Team = Annotated[str | None, checked(check_text, required=False, max_length=100)]
-Description = Annotated[str | None, checked(check_text, required=False, max_length=2000)]
 
 
 def _strategy(value, field):

@@ -9,8 +9,8 @@ from pydantic import BeforeValidator, ValidationInfo, model_validator
 
 from portal import outbound
 from portal.schema_types import (
-    InputSchema, OptionalFlag, ShortTexts, StrictInt, TrueOrFalse, Windows, checked, checking_rules, coercing, refuse,
-    rule, text_list, whole_number,
+    Description, InputSchema, OptionalFlag, ShortTexts, StrictInt, Team, TrueOrFalse, Windows, checked, checking_rules,
+    coercing, refuse, rule, text_list, whole_number,
 )
 from portal.validation import DNS_LABEL, check_dns_label, check_text, slugify_name
 
@@ -19,8 +19,6 @@ from . import policies as rules
 from .choices import TIERS
 
 Name = Annotated[str | None, checked(check_text, max_length=100)]
-Team = Annotated[str | None, checked(check_text, required=False, max_length=100)]
-Description = Annotated[str | None, checked(check_text, required=False, max_length=2000)]
 
 
 def check_dns_or_blank(value, field):

@@ -15,6 +15,7 @@ from pydantic import (  # noqa: F401  (StrictInt re-exported)
 from pydantic_core import PydanticCustomError
 
 from portal.errors import InvalidInput
+from portal.validation import check_text
 
 OptionalFlag = StrictBool | None
 
@@ -146,6 +147,10 @@ def _true_or_false(value, field):
 
 
 TrueOrFalse = Annotated[StrictBool | None, rule(_true_or_false)]
+
+# A team and a description, of a service as of an environment (the board filters both by team).
+Team = Annotated[str | None, checked(check_text, required=False, max_length=100)]
+Description = Annotated[str | None, checked(check_text, required=False, max_length=2000)]
 
 
 def text_list(max_items, max_length=200):
