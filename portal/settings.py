@@ -79,6 +79,10 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
+# The first signs people in (and loads the profile with the user); ModelBackend stays listed so that
+# sessions signed in before it existed stay signed in.
+AUTHENTICATION_BACKENDS = ["portal.accounts.backends.ModelWithProfileBackend", "django.contrib.auth.backends.ModelBackend"]
+
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
 
