@@ -28,11 +28,13 @@ def other_color(color):
     return {"blue": "green", "green": "blue"}.get(color, "blue")
 
 
+PAIR_NEEDED = "a blue-green service needs exactly one Deployment and one Service in its manifest; fix the service's manifest"
+
+
 def require_pair(documents):
     pair = manifests.blue_green_pair(documents)
     if pair is None:
-        raise DeployFailed("a blue-green service needs exactly one Deployment and one Service in its manifest; "
-                           "fix the service's manifest")
+        raise DeployFailed(PAIR_NEEDED)
     return pair
 
 

@@ -10,6 +10,7 @@ from . import manifests
 from .apply import DeployFailed, Run, apply_order, documents_of, kube_sentence, manifest_text, sentence
 from .bluegreen import (
     COLORS,
+    PAIR_NEEDED,
     colored_deployment,
     colored_service,
     live_color,
@@ -65,7 +66,7 @@ def _desired_objects(deployment):
         return apply_order(documents_of(run))
     names = manifest_names(manifest_text(deployment, "blue"))
     if names is None:
-        raise DeployFailed("a blue-green service needs exactly one Deployment and one Service in its manifest")
+        raise DeployFailed(PAIR_NEEDED)
     if deployment.kind == ROLLBACK and deployment.color in COLORS:
         color = deployment.color
     else:

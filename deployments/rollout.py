@@ -33,6 +33,7 @@ from . import manifests, worker_callbacks
 from .apply import DeployFailed, Run, apply_object, apply_order, documents_of, kube_sentence, manifest_text, sentence
 from .bluegreen import (
     COLORS,
+    PAIR_NEEDED,
     SCALED_FROM_ANNOTATION,
     colored_deployment,
     colored_name,
@@ -165,8 +166,7 @@ def _deploy_blue_green(run):
     names = manifest_names(manifest_text(deployment, "blue"))
     if names is None:
         documents_of(run, "blue")  # the precise error, when the manifests are not valid at all
-        raise DeployFailed("a blue-green service needs exactly one Deployment and one Service in its manifest; "
-                           "fix the service's manifest")
+        raise DeployFailed(PAIR_NEEDED)
     service_name = names[1]
     if deployment.kind == DEPLOY and deployment.color in COLORS:
         color, previous = deployment.color, deployment.previous_color  # chosen by an interrupted attempt
