@@ -158,8 +158,8 @@ def test_pages_and_api_cost_the_same_queries_whatever_the_events_and_their_targe
         with CaptureQueriesContext(connection) as queries:
             assert client.get(url).status_code == 200
         counts[url] = len(queries)
-    # session, user, profile, roles, the page (a time bound is a subquery of it)
-    assert set(counts.values()) == {5}, counts
+    # session, user with its profile, roles, the page (a time bound is a subquery of it)
+    assert set(counts.values()) == {4}, counts
 
 
 def test_every_value_in_a_row_is_escaped(client, viewer):

@@ -30,7 +30,7 @@ def test_an_unchanged_deployments_list_is_answered_304_without_rendering_in_cons
     page = text(client.get("/deployments/"))
     tag = version_of(page, "deployment-table")
     assert 'hx-get="/deployments/" hx-trigger="every 1s"' in page
-    with django_assert_max_num_queries(5):  # session, user, profile (time zone), roles, the version's aggregate
+    with django_assert_max_num_queries(4):  # session, user with its profile (time zone), roles, the version's aggregate
         response = poll(client, "/deployments/", "deployment-table", tag)
     assert_not_modified(response)
     assert response["ETag"] == f'"{tag}"'
@@ -91,7 +91,7 @@ def test_an_unchanged_job_log_is_answered_304_without_rendering_in_constant_quer
     tag = version_of(page, "job-log-tail")
     url = f"/jobs/{running_job.pk}/?after={last.pk}"
     assert f'hx-get="{url}" hx-trigger="every 1s"' in page
-    with django_assert_max_num_queries(6):  # session, user, profile, roles, the job, the log's aggregate
+    with django_assert_max_num_queries(5):  # session, user with its profile, roles, the job, the log's aggregate
         response = poll(client, url, "job-log-tail", tag)
     assert_not_modified(response)
 
@@ -264,7 +264,7 @@ def test_the_history_follows_outcomes_and_approvals_and_keeps_its_filter(login, 
     page = text(client.get(url))
     assert 'hx-get="/environments/prod/history/?service=web" hx-trigger="every 1s"' in page
     tag = version_of(page, "history-table")
-    with django_assert_max_num_queries(6):  # session, user, profile, roles, the environment, the aggregate
+    with django_assert_max_num_queries(5):  # session, user with its profile, roles, the environment, the aggregate
         assert_not_modified(poll(client, url, "history-table", tag))
     approve(omar, waiting.pk)
     body = text(poll(client, url, "history-table", tag))
@@ -283,7 +283,7 @@ def test_a_release_registered_while_the_list_is_open_shows_in_it(login, viewer, 
     url = "/releases/?service=web"
     tag = version_of(text(client.get(url)), "release-table")
     release_of(deployer, "1.0.0", service="api")  # another service: not in this list
-    with django_assert_max_num_queries(5):  # session, user, profile, roles, the aggregate
+    with django_assert_max_num_queries(4):  # session, user with its profile, roles, the aggregate
         assert_not_modified(poll(client, url, "release-table", tag))
     release_of(deployer, "1.1.0")
     body = text(poll(client, url, "release-table", tag))
