@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from portal.errors import Conflict, Forbidden, InvalidInput
+from portal.errors import Conflict, audit_conflict, Forbidden, InvalidInput
 from portal.pages import button_action, needs_role, safe_next
 
 from . import actions
@@ -29,6 +29,7 @@ def _decide(request, deployment, decision, action, done_message):
     except InvalidInput as exc:
         errors, status = exc.messages, 400
     except Conflict as exc:
+        audit_conflict(request, exc)
         errors, status = exc.messages, 409
     except Forbidden as exc:
         if not request.htmx:

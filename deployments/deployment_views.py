@@ -9,7 +9,7 @@ from django.utils.cache import patch_vary_headers
 
 from environments.models import Environment
 from portal.accounts import policies as roles
-from portal.errors import Conflict, InvalidInput
+from portal.errors import Conflict, audit_conflict, InvalidInput
 from portal.live import Poll, state_of
 from portal.pages import form_page, needs_role, paginate
 
@@ -103,6 +103,7 @@ def deployment_request(request):
     except InvalidInput as exc:
         return form_page(request, "deployments/request.html", _request_context(request, service, values), exc.messages)
     except Conflict as exc:  # a refusal (freeze, closed window, promotion order), not a mistake in the form
+        audit_conflict(request, exc)
         return form_page(request, "deployments/request.html",
                          dict(_request_context(request, service, values), refused=True), exc.messages, 409)
     messages.success(request, f"Deployment #{deployment.pk} of {deployment.release} to {deployment.environment.slug} "

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from portal.accounts import policies
 from portal.audit.models import AuditEvent
-from portal.errors import Conflict, InvalidInput
+from portal.errors import Conflict, audit_conflict, InvalidInput
 from portal.jobs.views import hide_system_jobs, jobs_parts
 from portal.live import Poll, state_of
 from portal.pages import button_action, form_action, form_page, needs_role, paginate
@@ -260,6 +260,7 @@ def environment_delete(request, slug):
     try:
         job = lifecycle.delete_environment(request.user, env, request=request)
     except Conflict as exc:
+        audit_conflict(request, exc)
         messages.error(request, "; ".join(exc.messages))
         return redirect("environment_detail", slug=env.slug)
     if job is None and Environment.objects.filter(pk=env.pk, deletion_requested_at__isnull=False).exists():

@@ -6,7 +6,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from portal.api_auth import API_AUTH
 from portal.error_pages import database_unavailable, log_database_down
-from portal.errors import GantryError, audit_refusal
+from portal.errors import Conflict, GantryError, audit_conflict, audit_refusal
 from portal.schema_types import error_messages
 
 class GantryAPI(NinjaAPI):
@@ -32,6 +32,8 @@ api = GantryAPI(
 def gantry_error(request, exc):
     if exc.status == 403:
         audit_refusal(request, exc, "; ".join(exc.messages))
+    elif isinstance(exc, Conflict):
+        audit_conflict(request, exc)
     response = api.create_response(request, {"detail": exc.detail}, status=exc.status)
     if getattr(exc, "retry_after", None):
         response["Retry-After"] = str(exc.retry_after)

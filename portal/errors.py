@@ -52,10 +52,12 @@ def _audited(exception):
     return False
 
 
-def audit_refusal(request, exception, reason):
-    """The one audit of a 403 that no service audited: an API call or a page (a read, mostly) that the
-    caller's role does not open. One event, `access.denied`, with the refusal's own words; a refusal
-    already audited by `deny` (the exception or what it was raised from) is not audited again."""
+def audit_refusal(request, exception, reason, action="access.denied"):
+    """The one audit of a refusal that no service audited: a 403 (an API call or a page, a read mostly,
+    that the caller's role does not open: `access.denied`) or a 409 (`request.conflict`, see
+    `audit_conflict`). One event with the refusal's own words, written at the edge after the
+    service's transaction has rolled back; a refusal already audited by `deny` (the exception or
+    what it was raised from) is not audited again."""
     if _audited(exception):
         return
     from django.db import transaction
@@ -64,9 +66,16 @@ def audit_refusal(request, exception, reason):
 
     path = "".join(c for c in request.path[:300] if c.isprintable())
     with transaction.atomic():
-        record("access.denied", request=request, outcome="denied",
+        record(action, request=request, outcome="denied",
                detail={"reason": reason, "method": request.method, "path": path})
     exception.audited = True
+
+
+def audit_conflict(request, exception):
+    """Audit a Conflict (409) a service refused with: the state of things did not allow the attempt
+    (a backup already running, a name taken, a deployment not in a state to approve...). Called
+    where the API and the pages turn a Conflict into an answer."""
+    audit_refusal(request, exception, "; ".join(exception.messages), action="request.conflict")
 
 
 def refuse_unsafe(values):

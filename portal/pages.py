@@ -13,7 +13,7 @@ from django.http import Http404
 from django.shortcuts import render
 
 from portal.accounts import policies
-from portal.errors import Conflict, Forbidden, InvalidInput, NotFound, refuse_unsafe
+from portal.errors import Conflict, Forbidden, InvalidInput, NotFound, audit_conflict, refuse_unsafe
 
 
 def needs_role(view):
@@ -106,6 +106,7 @@ def form_action(request, action, *, template, context, done, then, conflict_stat
     except InvalidInput as exc:
         return form_page(request, template, context, exc.messages)
     except Conflict as exc:
+        audit_conflict(request, exc)
         return form_page(request, template, context, exc.messages, conflict_status)
     message = done(result) if callable(done) else done
     if message:
@@ -129,6 +130,8 @@ def button_action(request, action, *, done, back, then=None, refusals=(Conflict,
     try:
         result = action()
     except refusals as exc:
+        if isinstance(exc, Conflict):
+            audit_conflict(request, exc)
         messages.error(request, refused.format("; ".join(exc.messages)))
         return go(back)
     messages.success(request, done(result) if callable(done) else done)

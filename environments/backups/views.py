@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from environments.queries import visible_environment
 from portal import live
-from portal.errors import Conflict, InvalidInput
+from portal.errors import Conflict, audit_conflict, InvalidInput
 from portal.pages import button_action, form_page, needs_role, paginate
 
 from . import policies, queries, services
@@ -230,6 +230,7 @@ def backup_restore(request, backup_id):
     except InvalidInput as exc:
         return form_page(request, "backups/restore_form.html", dict(context, values=request.POST), exc.messages)
     except Conflict as exc:
+        audit_conflict(request, exc)
         return form_page(request, "backups/restore_form.html", dict(context, values=request.POST), exc.messages,
                          status=409)
     if restore.state == "pending_approval":

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from portal.errors import Conflict, InvalidInput, NotFound
+from portal.errors import Conflict, audit_conflict, InvalidInput, NotFound
 from portal.pages import button_action, form_page, needs_role, refusals_as_pages
 
 from . import policies, services
@@ -46,6 +46,8 @@ def role_grant(request):
         services.grant_role(request.user, values["username"], values["role"], values["environment"] or None,
                             request=request, password=request.POST.get("password") or None)
     except (InvalidInput, Conflict) as exc:
+        if isinstance(exc, Conflict):
+            audit_conflict(request, exc)
         return form_page(request, "accounts/users.html", _users_context(values), exc.messages)
     scope = f"on {values['environment']}" if values["environment"] else "globally"
     messages.success(request, f"{values['username']} has the {values['role']} role {scope}.")
