@@ -3,18 +3,16 @@ import io
 import zipfile
 
 from deployments.models import Deployment
-from portal.accounts import policies as roles
-from portal.errors import Forbidden, NotFound
+from portal.audit import queries as audit_rule
+from portal.errors import NotFound
 
 from .evidence import build_pack, pack_text
 
-AUDITOR_ONLY = "evidence packs need the global viewer (auditor) or admin role"
 
 
 def require_auditor(user):
-    """Evidence packs (one deployment's or a period's) are for auditors: global viewers and admins."""
-    if not roles.can_view_audit(user):
-        raise Forbidden(AUDITOR_ONLY)
+    """Evidence packs (one deployment's or a period's) are for auditors (portal.audit.queries' rule)."""
+    audit_rule.require_auditor(user, needs="evidence packs need")
 
 
 def evidence_for(user, deployment_id):

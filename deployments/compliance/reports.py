@@ -14,19 +14,18 @@ from deployments.choices import DEPLOY
 from deployments.choices import DeploymentState as S
 from deployments.models import Approval, Deployment
 from environments.models import Environment
+from portal.audit import queries as audit_rule
 from portal.audit.models import AuditEvent
 from portal import validation
-from portal.accounts import policies as roles
-from portal.errors import Forbidden, InvalidInput
+from portal.errors import InvalidInput
 
 STARTED = [S.RUNNING, S.SUCCEEDED, S.FAILED, S.ROLLED_BACK]
 DEPLOYMENT = "deployments.deployment"
 
 
 def require_auditor(user):
-    """The reports (and the page that builds a period's evidence) are for auditors: global viewers and admins."""
-    if not roles.can_view_audit(user):
-        raise Forbidden("reports need the global viewer (auditor) or admin role")
+    """The reports (and the page that builds a period's evidence) are for auditors (portal.audit.queries' rule)."""
+    audit_rule.require_auditor(user, needs="reports need")
 
 
 def parse_moment(name, text, default=None, end_of_day=False):

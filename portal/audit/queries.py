@@ -17,10 +17,11 @@ NO_SEQ_AFTER = 2**63 - 1  # `until` later than every event: no upper bound on se
 FILTERS = ("actor", "action", "environment", "outcome", "since", "until", "hide_system", "seq", "target")
 
 
-def require_auditor(user):
-    """The audit log (page, API, export) is for auditors: global viewers and admins."""
+def require_auditor(user, needs="the audit log needs"):
+    """The one rule for what is for auditors (global viewers and admins): the audit log (page, API,
+    export), the compliance reports and the evidence packs. `needs` starts the refusal's sentence."""
     if not policies.can_view_audit(user):
-        raise Forbidden("the audit log needs the global viewer (auditor) or admin role")
+        raise Forbidden(f"{needs} the global viewer (auditor) or admin role")
 
 
 class FilterError(ValueError):
