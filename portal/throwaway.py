@@ -103,6 +103,15 @@ def pg_bindir():
         return f"{base}/{versions[0]}/bin" if versions else ""
 
 
+def as_postgres_user():
+    """The command prefix that runs a PostgreSQL tool as `postgres` (initdb refuses root): `runuser`,
+    found in /usr/sbin or /sbin when PATH does not list them (a CI shell often does not)."""
+    if os.geteuid() != 0:
+        return []
+    runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin") or "runuser"
+    return [runuser, "-u", "postgres", "--"]
+
+
 class ThrowawayPostgres:
     """A PostgreSQL cluster of our own (initdb refuses root: run as `postgres` then)."""
 
@@ -112,10 +121,9 @@ class ThrowawayPostgres:
             raise RuntimeError("initdb not found: apt-get install postgresql")
         self.port = free_port()
         self.datadir = tempfile.mkdtemp(prefix="gantry-pg-")
-        self.as_postgres = []
-        if os.geteuid() == 0:
+        self.as_postgres = as_postgres_user()
+        if self.as_postgres:
             shutil.chown(self.datadir, "postgres", "postgres")
-            self.as_postgres = ["runuser", "-u", "postgres", "--"]
         self._initialised = False
 
     def url(self, database="postgres"):

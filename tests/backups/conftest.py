@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from portal.throwaway import free_port
+from portal.throwaway import as_postgres_user, free_port
 
 _counter = itertools.count()
 
@@ -156,11 +156,10 @@ def password_server():
     with open(pwfile, "w") as handle:
         handle.write("right-password\n")
     port = free_port()
-    as_postgres = []
-    if os.geteuid() == 0:
+    as_postgres = as_postgres_user()
+    if as_postgres:
         shutil.chown(datadir, "postgres", "postgres")
         shutil.chown(pwfile, "postgres", "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
     subprocess.run(as_postgres + [f"{bindir}/initdb", "-D", datadir, "-U", "postgres", "--auth=scram-sha-256",
                                   f"--pwfile={pwfile}", "--no-sync"], check=True, stdout=subprocess.DEVNULL)
     os.unlink(pwfile)
