@@ -33,6 +33,9 @@ def _cluster_url(cluster, api=None):
     return getattr(cluster, "server", "") or getattr(cluster, "name", "the cluster")
 
 
+NOT_A_STATUS = "the server's answer is not a Kubernetes Status (its body is not shown)"
+
+
 def _status_of(error):
     """(message, reason, body) of an API error. Only a Kubernetes `Status` object's message is kept:
     any other body (an internal web server's page, when `server` points somewhere else) is never
@@ -42,7 +45,7 @@ def _status_of(error):
     except (TypeError, ValueError):
         body = {}
     if not isinstance(body, dict) or body.get("kind") != "Status":
-        return "the server's answer is not a Kubernetes Status (its body is not shown)", error.reason, {}
+        return NOT_A_STATUS, error.reason, {}
     message = body.get("message") if isinstance(body.get("message"), str) else ""
     return message or str(error.reason or ""), body.get("reason") or error.reason, body
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from .clients import _call
-from .errors import KubeError, _short
+from .errors import NOT_A_STATUS, KubeError, _short
 from .timeouts import CONNECT_TIMEOUT
 
 
@@ -32,5 +32,7 @@ def probe_service(cluster, namespace, service, port, path="/", timeout=None):
     except KubeError as error:
         if error.status is None or error.status in (401, 403):
             raise
+        if error.api_message == NOT_A_STATUS:  # the service's own answer, passed on by the proxy: its code says it
+            return False, f"HTTP {error.status}"
         return False, f"HTTP {error.status}: {_short(error.api_message)}"
     return 200 <= status < 400, f"HTTP {status}: {_short(text)}"

@@ -29,6 +29,7 @@ def test_a_failing_health_path_degrades_then_goes_down_and_recovers(deployer, st
     probing.probe_environments([staging.pk])
     assert (cell(staging).status, cell(staging).consecutive_failures) == ("degraded", 1)
     assert "/health answered HTTP 503" in cell(staging).reason
+    assert "Kubernetes Status" not in cell(staging).reason  # the service's own answer, not a cluster error
     probing.probe_environments([staging.pk])
     assert cell(staging).status == "degraded"
     probing.probe_environments([staging.pk])
