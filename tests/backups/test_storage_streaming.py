@@ -98,12 +98,21 @@ def test_the_part_size_doubles_every_step_up_to_the_largest_part(tiny_parts_stor
         return real_complete(**kwargs)
 
     monkeypatch.setattr(store.client, "complete_multipart_upload", complete_after_listing)
+    allocated = []
+
+    def counted_bytearray(*args):  # the part buffers the upload allocates (portal.storage's `bytearray`)
+        allocated.append(args[0] if args and isinstance(args[0], int) else None)
+        return bytearray(*args)
+
+    monkeypatch.setattr("portal.storage.bytearray", counted_bytearray, raising=False)
     data, chunks = chunks_of(3 * 64 * KiB + 3 * 128 * KiB + 2 * 256 * KiB + 1000, size=50 * KiB + 3)
 
     assert store.upload("db/grown.dump", iter(chunks)) == len(data)
 
     assert recorded == [(1, 64 * KiB), (2, 64 * KiB), (3, 64 * KiB), (4, 128 * KiB), (5, 128 * KiB),
                         (6, 128 * KiB), (7, 256 * KiB), (8, 256 * KiB), (9, 1000)]
+    # two buffers, replaced only when the size steps up (not one per part): peak two parts of the current size
+    assert allocated == [64 * KiB, 0, 64 * KiB, 128 * KiB, 128 * KiB, 256 * KiB, 256 * KiB]
     head = store.client.head_object(Bucket=store.bucket, Key="db/grown.dump")
     assert head["ETag"].strip('"').endswith("-9") and head["ContentLength"] == len(data)
     assert b"".join(store.download("db/grown.dump")) == data
