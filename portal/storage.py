@@ -3,9 +3,11 @@
 The only module that imports boto3. Backups stream through `Store.upload(key, chunks)`, which
 never holds more than two parts in memory:
 
-- S3: a multipart upload (parts of at least `PART_SIZE`, one sent while the next fills); any failure
-  aborts the upload, so no partial
-  object is left behind and no parts are billed. `on_started(upload_ref)` is called as soon as
+- S3: a multipart upload (one part sent while the next fills) whose part size grows with the upload
+  (`part_size_of`: `PART_SIZE` for the first `PARTS_PER_STEP` parts, then doubling every
+  `PARTS_PER_STEP` parts, at most `MAX_PART_SIZE`), so a dump of unknown size can reach S3's object
+  limit within its 10,000 parts; any failure aborts the upload, so no partial object is left behind
+  and no parts are billed. `on_started(upload_ref)` is called as soon as
   the upload exists, so its id can be written down and a dead worker's upload aborted later
   (`Store.abandon`).
 - local directory: the bytes go to a temporary name next to the final one (written back to disk as
@@ -19,7 +21,12 @@ import os
 import uuid
 from contextlib import suppress
 
-PART_SIZE = 8 * 1024 * 1024  # S3 wants >= 5 MiB per part except the last
+MiB, GiB, TiB = 1024 ** 2, 1024 ** 3, 1024 ** 4
+PART_SIZE = 8 * MiB  # the first parts; S3 wants >= 5 MiB per part except the last
+PARTS_PER_STEP = 1000  # the part size doubles after every this many parts
+MAX_PART_SIZE = 5 * GiB  # S3's largest part
+MAX_PARTS = 10_000  # S3's most parts in one upload
+MAX_OBJECT_SIZE = 5 * TiB  # S3's largest object
 READ_CHUNK = 1024 * 1024
 TEMP_MARK = ".partial-"
 
@@ -162,10 +169,31 @@ class LocalStore:
         return sorted(found)
 
 
+def part_size_of(number, first=PART_SIZE, per_step=PARTS_PER_STEP, largest=MAX_PART_SIZE):
+    """The size of multipart part `number` (1-based): `first` for the first `per_step` parts, then
+    doubling every `per_step` parts, never above `largest`. With the defaults: 8 MiB up to part 1,000
+    (7.8 GiB so far), 16 MiB up to part 2,000 (23 GiB), ... 4 GiB from part 9,001 (3.9 TiB so far), so
+    S3's 5 TiB object fits in its 10,000 parts (about 9,282 of them)."""
+    return min(first << ((number - 1) // per_step), largest)
+
+
+def _size_text(size):
+    for unit, name in ((TiB, "TiB"), (GiB, "GiB"), (MiB, "MiB"), (1024, "KiB")):
+        if size >= unit:
+            return f"{size / unit:.3g} {name}"
+    return f"{size} bytes"
+
+
 class S3Store:
     kind = "s3"
 
-    def __init__(self, bucket, endpoint_url=None, region=None, credentials=None):
+    def __init__(self, bucket, endpoint_url=None, region=None, credentials=None, *, part_size=PART_SIZE,
+                 parts_per_step=PARTS_PER_STEP, max_part_size=MAX_PART_SIZE, max_parts=MAX_PARTS,
+                 max_object_size=MAX_OBJECT_SIZE):
+        """The keyword arguments are S3's limits and the part-size schedule (`part_size_of`); tests make them
+        tiny."""
+        self.part_size, self.parts_per_step, self.max_part_size = part_size, parts_per_step, max_part_size
+        self.max_parts, self.max_object_size = max_parts, max_object_size
         import boto3
         from botocore.config import Config
 
@@ -205,11 +233,38 @@ class S3Store:
             return StorageError(f"S3 could not {action} in {where}: {code or exc}")
         return StorageError(f"S3 could not {action} in {where}: {exc}")
 
+    def _part_size(self, number):
+        return part_size_of(number, self.part_size, self.parts_per_step, self.max_part_size)
+
+    def _too_large(self, size):
+        """The refusal of a dump that S3 cannot hold in one object (its size so far is `size`)."""
+        return StorageError(
+            f"the dump passed {_size_text(size)}, more than one S3 object can hold here (at most "
+            f"{self.max_parts:,} parts growing from {_size_text(self.part_size)} to {_size_text(self.max_part_size)}, "
+            f"at most {_size_text(self.max_object_size)} in all): the upload was aborted; back this database up "
+            "to a local directory destination instead, or split it into several targets (e.g. one per schema)")
+
+    def _fit_buffer(self, buffers, index, number, target):
+        """Make `buffers[index]` hold exactly part `number`'s `target` bytes: replaced only when the part
+        size stepped up (the old buffer dropped before its successor is allocated)."""
+        if len(buffers[index]) != target and number <= self.max_parts:
+            buffers[index] = None
+            buffers[index] = bytearray(target)
+
     def upload(self, key, chunks, on_started=None):
         """Multipart upload of `chunks` to `key`; aborted on any failure. Returns bytes written.
 
         One part is sent (by a helper thread) while the next one fills, so the dump never waits for
-        the network unless the network is the slower of the two; at most two parts are in memory."""
+        the network unless the network is the slower of the two. Part sizes follow `part_size_of`
+        (8 MiB, doubling every 1,000 parts), so an upload of unknown size can reach S3's 5 TiB object
+        within its 10,000 parts; a dump larger than that (or than `max_object_size`, or needing more
+        than `max_parts`) fails with a `StorageError` that says so, and the upload is aborted.
+
+        Memory: two part buffers, a buffer replaced by a bigger one only when the part size steps up
+        (not one allocation per part). Peak: two parts of the current size (at a step, the part in
+        flight at the old size plus one new buffer, which is less), i.e. 16 MiB for dumps up to
+        7.8 GiB, 32 MiB up to 23 GiB, 64 MiB up to 55 GiB, then about 2 MiB per GiB of dump (0.2 %):
+        256 MiB at 117 GiB, 2 GiB at 1 TiB, 8 GiB only past 3.9 TiB (the price of S3's 10,000 parts)."""
         from concurrent.futures import ThreadPoolExecutor
 
         from botocore.exceptions import BotoCoreError, ClientError
@@ -220,10 +275,12 @@ class S3Store:
             raise self._explain(exc, "start an upload") from exc
         if on_started:
             on_started(upload_id)
-        parts, size, sending, numbers = [], 0, None, iter(range(1, 10001))  # S3 allows 10,000 parts
-        # Two part buffers, allocated once and used in turn: one is sent while the other fills. Memory
-        # stays at two parts whatever the size (no 8 MiB allocation per part to fragment the heap).
-        buffers, current, filled = [bytearray(PART_SIZE), bytearray(PART_SIZE)], 0, 0
+        parts, size, sending, number = [], 0, None, 1  # `number`: the part now filling
+        # Two part buffers used in turn: one is sent while the other fills. A buffer is replaced by a
+        # bigger one only when the part it is about to hold is bigger (the part size steps up), so there
+        # is no allocation per part to fragment the heap.
+        target = self._part_size(1)
+        buffers, current, filled = [bytearray(target), bytearray(0)], 0, 0
 
         def send(number, data):
             answer = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
@@ -236,18 +293,24 @@ class S3Store:
                 nonlocal sending
                 if sending is not None:
                     parts.append(sending.result())  # the other buffer is free again (or its error raised)
-                sending = sender.submit(send, next(numbers), data)
+                sending = sender.submit(send, number, data)
 
             for chunk in chunks:
                 size += len(chunk)
+                if size > self.max_object_size:
+                    raise self._too_large(size)
                 view, start = memoryview(chunk), 0
                 while start < len(view):
-                    take = min(PART_SIZE - filled, len(view) - start)
+                    if number > self.max_parts:
+                        raise self._too_large(size)
+                    take = min(target - filled, len(view) - start)
                     buffers[current][filled:filled + take] = view[start:start + take]
                     filled, start = filled + take, start + take
-                    if filled == PART_SIZE:
-                        hand_over(buffers[current])
-                        current, filled = 1 - current, 0
+                    if filled == target:
+                        hand_over(buffers[current])  # waits for the other buffer's part: it is free now
+                        current, filled, number = 1 - current, 0, number + 1
+                        target = self._part_size(number)
+                        self._fit_buffer(buffers, current, number, target)
             if filled or (not parts and sending is None):
                 hand_over(bytes(buffers[current][:filled]))  # the last part, shorter
             parts.append(sending.result())
