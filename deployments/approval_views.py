@@ -7,14 +7,14 @@ from django.views.decorators.http import require_POST
 
 from environments.approvals import pending_for, pending_state
 from environments.backups.queries import visible_restore
-from portal.accounts import policies as roles
 from portal.errors import GantryError
 from portal.live import Poll
 from portal.pages import button_action, needs_role, paginate
 
-from . import policies, queries
+from . import queries
 from .choices import APPROVE
-from .queries import decidable_rows, visible_deployments
+from .nav_views import waiting_for
+from .queries import decidable_rows
 from .restore_approvals import approvals_given, decide_restore, pending_restores_for, pending_restores_state
 
 
@@ -73,13 +73,13 @@ def _restore_decided(restore, decision):
 
 @login_required
 def approval_badge(request):
-    """The navigation badge: how many deployments wait for this user's decision, as a small SVG image.
+    """The navigation badge: how many items of the inbox wait for this user's decision (nav_views.waiting_for),
+    as a small SVG image.
 
     An image rather than an htmx fragment: it needs no script and no trigger on every page (the
     job page, for one, promises not to poll once its job has finished).
     """
-    count = policies.count_decidable(user=request.user, queryset=visible_deployments(request.user)) \
-        if roles.has_any_role(request.user) else 0
+    count = waiting_for(request.user)
     width = 10 + 7 * len(str(count))
     response = render(request, "deployments/approval_badge.svg",
                       {"count": count, "width": width, "center": width / 2}, content_type="image/svg+xml")

@@ -45,6 +45,7 @@ def test_an_approver_sees_what_will_be_restored_where_and_approves_it_from_the_i
     assert backup.finished_at.strftime("%Y-%m-%d %H:%M:%S") in row  # taken at
     assert "KB" in row or "MB" in row  # its size
     assert f"Restore backup #{backup.pk} of prod/main-db into {pending_restore.destination_display}?" in row
+    assert 'aria-label="1 waiting"' in client.get("/approvals/badge.svg").content.decode()  # the badge counts it
 
     response = client.post(f"/restores/{pending_restore.pk}/approve/", {"comment": "incident 42"}, follow=True)
     text = response.content.decode()

@@ -86,6 +86,15 @@ def test_the_approvals_inbox_lists_environment_requests_next_to_deployments(logi
     assert "staging-eu" not in mine
 
 
+def test_the_nav_badge_counts_environment_requests_as_the_inbox_lists_them(login, requester, approver, cluster, api):
+    request_staging(api, requester)
+    poll = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "nav-approvals"}
+    badge = login(approver).get("/approvals/count/", **poll).content.decode()
+    assert '<span class="nav-count">1<span class="visually-hidden"> waiting for your decision</span>' in badge
+    assert 'aria-label="1 waiting"' in login(approver).get("/approvals/badge.svg").content.decode()
+    assert "nav-count" not in login(requester).get("/approvals/count/", **poll).content.decode()  # not theirs to decide
+
+
 # ---------------------------------------------------------------- extend and expire
 
 @pytest.fixture
