@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # portal.throwaway, for the moto server
 SERVER = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 ROW_BYTES = 330  # roughly, per generated row (id + 320 characters of hex text)
 
