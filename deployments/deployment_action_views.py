@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from portal.errors import Conflict, audit_conflict, Forbidden, InvalidInput
+from portal.errors import Conflict, Forbidden, InvalidInput, audit_conflict
 from portal.pages import button_action, needs_role, safe_next
 
 from . import actions

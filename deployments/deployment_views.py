@@ -9,7 +9,7 @@ from django.utils.cache import patch_vary_headers
 
 from environments.models import Environment
 from portal.accounts import policies as roles
-from portal.errors import Conflict, audit_conflict, InvalidInput
+from portal.errors import Conflict, InvalidInput, audit_conflict
 from portal.live import Poll, state_of
 from portal.pages import form_page, needs_role, paginate
 

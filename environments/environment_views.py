@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from portal.accounts import policies
 from portal.audit.models import AuditEvent
-from portal.errors import Conflict, audit_conflict, InvalidInput
+from portal.errors import Conflict, InvalidInput, audit_conflict
 from portal.jobs.views import hide_system_jobs, jobs_parts
 from portal.live import Poll, state_of
 from portal.pages import button_action, form_action, form_page, needs_role, paginate

@@ -121,7 +121,8 @@ class ErrorPagesMiddleware:
         try:
             # The first query of most requests (session, then user), made here so that a database
             # that does not answer gets the 503 rather than failing in a middleware further in.
-            getattr(request, "user", None) is not None and request.user.is_authenticated  # noqa: B018
+            if hasattr(request, "user"):
+                request.user.is_authenticated  # noqa: B018 (evaluated for its queries)
         except DATABASE_DOWN as exc:
             return self._database_down(request, exc)
         return self.get_response(request)

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from environments.queries import visible_environment
 from portal import live
-from portal.errors import Conflict, audit_conflict, InvalidInput
+from portal.errors import Conflict, InvalidInput, audit_conflict
 from portal.pages import button_action, form_page, needs_role, paginate
 
 from . import policies, queries, services

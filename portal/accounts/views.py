@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from portal.errors import Conflict, audit_conflict, InvalidInput, NotFound
+from portal.errors import Conflict, InvalidInput, NotFound, audit_conflict
 from portal.pages import button_action, form_page, needs_role, refusals_as_pages
 
 from . import policies, services
