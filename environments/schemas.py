@@ -10,7 +10,7 @@ from pydantic import BeforeValidator, ValidationInfo, model_validator
 from portal import outbound
 from portal.schema_types import (
     Description, InputSchema, OptionalFlag, ShortTexts, StrictInt, Team, TrueOrFalse, Windows, checked, checking_rules,
-    coercing, refuse, rule, text_list, whole_number,
+    refuse, rule, text_list, whole_number,
 )
 from portal.validation import DNS_LABEL, check_dns_label, check_text, slugify_name
 
@@ -205,27 +205,6 @@ def _one_of(choices, message):
     return rule(validate)
 
 
-def _optional_hours(value, info):
-    """Hours from 1 to the longest time to live, or none (null, or a blank form field)."""
-    if not checking_rules(info) or value in (None, ""):
-        return None if value == "" else value
-    if coercing(info) and isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= guardrails.MAX_TTL_HOURS:
-        refuse(f"{info.field_name}: a whole number of hours from 1 to {guardrails.MAX_TTL_HOURS}, or empty for none")
-    return value
-
-
-def _template_approvals(value, info):
-    if not checking_rules(info):
-        return value
-    if coercing(info) and isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
-        refuse("required_approvals: a whole number from 1 to 10")
-    return value
-
-
 def _with_errors(check):
     """A guardrails check (value, errors) -> clean value, as a field rule."""
     return checked(lambda value, field, errors: check(value, errors))
@@ -238,7 +217,15 @@ def _ingress_namespace(value, field):
     return value
 
 
-Hours = Annotated[int | None, BeforeValidator(_optional_hours)]
+def _blank_is_none(value):
+    return None if value == "" else value
+
+
+# Hours from 1 to the longest time to live, or none (null, or a blank form field). Pydantic runs the
+# before-validators last to first: the rule, then a blank (as the API's body may give it) as none.
+Hours = Annotated[int | None, BeforeValidator(_blank_is_none), whole_number(
+    1, guardrails.MAX_TTL_HOURS, optional=True,
+    message="{field}: a whole number of hours from {low} to {high}, or empty for none")]
 
 
 class TemplateChange(InputSchema):
@@ -256,7 +243,7 @@ class TemplateChange(InputSchema):
     ttl_hours: Hours = None
     max_ttl_hours: Hours = None
     requires_approval: TrueOrFalse = None
-    required_approvals: Annotated[int | None, BeforeValidator(_template_approvals)] = None
+    required_approvals: Annotated[int | None, whole_number(1, 10, message="{field}: a whole number from 1 to 10")] = None
     parameters: Annotated[dict[str, Any] | None, _with_errors(guardrails.clean_parameter_ranges)] = None
     services: Annotated[list[dict[str, Any]] | None, _with_errors(guardrails.template_services)] = None
 
@@ -270,17 +257,7 @@ class TemplateCreate(TemplateChange):
 
 # ---------------------------------------------------------------- extending an environment's time to live
 
-def _extension_hours(value, info):
-    if not checking_rules(info):
-        return value
-    if coercing(info) and isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        refuse("hours: a whole number of hours, at least 1")
-    return value
-
-
 class Extension(InputSchema):
     """Push an environment's expiry later (its template's maximum is the service's to check)."""
 
-    hours: Annotated[int, BeforeValidator(_extension_hours)]
+    hours: Annotated[int, whole_number(1, 2**31 - 1, message="{field}: a whole number of hours, at least 1")]

@@ -118,9 +118,10 @@ def checked(check, **options):
     return rule(validate)
 
 
-def whole_number(low, high, unit="", optional=False):
+def whole_number(low, high, unit="", optional=False, message=""):
     """A whole number from `low` to `high`: a JSON integer, or (form input) its digits; `optional`:
-    or nothing (null, or a blank form field)."""
+    or nothing (null, or a blank form field). `message` (formatted with field, value, low and high)
+    replaces the usual refusal where an operation has always said it otherwise."""
     def validate(value, info):
         if not checking_rules(info):
             return value
@@ -134,6 +135,8 @@ def whole_number(low, high, unit="", optional=False):
                 raise ValueError
             return number
         except (TypeError, ValueError):
+            if message:
+                refuse(message.format(field=info.field_name, value=value, low=low, high=high))
             if unit:
                 refuse(f"{info.field_name}: '{value}' must be a whole number of {unit} between {low} and {high}")
             refuse(f"{info.field_name}: '{value}' must be a whole number from {low} to {high}")

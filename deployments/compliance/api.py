@@ -1,21 +1,13 @@
 """Evidence and reports in the v1 API (API.md: evidence, reports)."""
 from django.http import HttpResponse
-from ninja import Router, Schema, Status
-from pydantic import ConfigDict
+from ninja import Router, Status
 
 from .evidence import pack_text
 from .packs import evidence_for
 from .reports import require_auditor
-from .schemas import AccessReviewOut, EvidencePackOut, PeriodJobOut, SeparationOfDutiesOut
+from .schemas import AccessReviewOut, EvidencePackOut, PeriodJobOut, PeriodRequest, SeparationOfDutiesOut
 
 router = Router(tags=["compliance"])
-
-
-class PeriodIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    since: str
-    until: str
 
 
 @router.get("/deployments/{deployment_id}/evidence", response={200: EvidencePackOut})
@@ -49,13 +41,13 @@ def access_report(request, at: str = "", since: str = "", until: str = ""):
 
 
 @router.post("/reports/evidence-period", response={202: PeriodJobOut})
-def start_evidence_period(request, payload: PeriodIn):
+def start_evidence_period(request, payload: PeriodRequest):
     """Start building one ZIP with the evidence packs of every production deployment requested between
     `since` and `until` (dates or ISO times; `until` as a date includes that day). Follow the job at
     /api/v1/jobs/{id}; download with GET /api/v1/reports/evidence-period/{id}.zip once it succeeded."""
     from .period import start_period_evidence
 
-    job = start_period_evidence(request.user, payload.dict(), request=request)
+    job = start_period_evidence(request.user, payload, request=request)
     return Status(202, {"id": str(job.pk), "state": job.state, "job": f"/api/v1/jobs/{job.pk}",
                  "download": f"/api/v1/reports/evidence-period/{job.pk}.zip"})
 

@@ -11,12 +11,13 @@ from django.conf import settings
 from django.db import transaction
 
 from deployments.models import Deployment
-from portal.errors import InvalidInput, NotFound
+from portal.errors import NotFound
 from portal.jobs.models import Job
 
 from .evidence import build_pack
 from .packs import add_pack, require_auditor
 from .reports import parse_moment
+from .schemas import PeriodRequest
 
 KIND = "compliance.period_evidence"
 INDEX_COLUMNS = ["deployment", "kind", "service", "version", "environment", "state", "requested_by", "requested_at",
@@ -36,12 +37,8 @@ def zip_path(job_id):
 def start_period_evidence(user, data, request=None):
     """An auditor asks for the packs of a period; returns the queued job."""
     require_auditor(user)
-    since = parse_moment("since", data.get("since"))
-    until = parse_moment("until", data.get("until"), end_of_day=True)
-    if since is None or until is None:
-        raise InvalidInput("since and until: both required (dates such as 2026-10-01 and 2026-12-31)")
-    if since >= until:
-        raise InvalidInput("until: must be after since")
+    period = PeriodRequest.validated(data)
+    since, until = period["since"], period["until"]
     from portal.jobs.services import enqueue_job
 
     with transaction.atomic():

@@ -19,6 +19,8 @@ from portal.audit.models import AuditEvent
 from portal import validation
 from portal.errors import InvalidInput
 
+from .schemas import Period
+
 STARTED = [S.RUNNING, S.SUCCEEDED, S.FAILED, S.ROLLED_BACK]
 DEPLOYMENT = "deployments.deployment"
 
@@ -34,11 +36,8 @@ def parse_moment(name, text, default=None, end_of_day=False):
 
 
 def _period(params):
-    since = parse_moment("since", params.get("since"))
-    until = parse_moment("until", params.get("until"), end_of_day=True)
-    if since and until and since >= until:
-        raise InvalidInput("until: must be after since")
-    return since, until
+    period = Period.validated({"since": params.get("since") or None, "until": params.get("until") or None})
+    return period.get("since"), period.get("until")
 
 
 def _environments(params):

@@ -1,8 +1,58 @@
-"""Response schemas of the compliance API (the OpenAPI document): each mirrors the dict that
-`reports`, `evidence` and `period` build, key for key (portal.schema_types.Out forbids others)."""
-from typing import Any
+"""The compliance API's schemas: what a report's period takes (declared, as every operation's input),
+and the responses, each mirroring the dict that `reports`, `evidence` and `period` build, key for key
+(portal.schema_types.Out forbids others)."""
+from datetime import datetime
+from typing import Annotated, Any
 
-from portal.schema_types import OptionalTimestamp, Out, Timestamp
+from pydantic import ValidationInfo, WithJsonSchema, model_validator
+
+from portal.errors import InvalidInput
+from portal.schema_types import InputSchema, OptionalTimestamp, Out, Timestamp, checking_rules, refuse, rule
+from portal.validation import parse_moment
+
+# ---------------------------------------------------------------- a period (input)
+
+
+def _moment(end_of_day):
+    """A date (its start; with `end_of_day` the next day's start, so that the day is in) or an ISO 8601
+    time with its zone; blank: none."""
+    def validate(value, field):
+        try:
+            return parse_moment(field, value if isinstance(value, str) else "", error=InvalidInput,
+                                end_of_day=end_of_day)
+        except InvalidInput as exc:
+            refuse(*exc.messages)
+    return rule(validate)
+
+
+MomentText = WithJsonSchema({"type": "string", "description": "a date (2026-10-01) or an ISO 8601 time with a zone"})
+
+
+class Period(InputSchema):
+    """A report's period: from `since` up to `until` (a date includes that day), either open."""
+
+    since: Annotated[str | datetime | None, _moment(end_of_day=False), MomentText] = None
+    until: Annotated[str | datetime | None, _moment(end_of_day=True), MomentText] = None
+
+    @model_validator(mode="after")
+    def _in_order(self, info: ValidationInfo):
+        if checking_rules(info) and self.since and self.until and self.since >= self.until:
+            refuse("until: must be after since")
+        return self
+
+
+class PeriodRequest(Period):
+    """The period of an evidence ZIP: both ends required."""
+
+    since: Annotated[str | datetime | None, _moment(end_of_day=False), MomentText]
+    until: Annotated[str | datetime | None, _moment(end_of_day=True), MomentText]
+
+    @model_validator(mode="after")
+    def _both(self, info: ValidationInfo):
+        if checking_rules(info) and (self.since is None or self.until is None):
+            refuse("since and until: both required (dates such as 2026-10-01 and 2026-12-31)")
+        return self
+
 
 # ---------------------------------------------------------------- separation of duties
 

@@ -1,62 +1,15 @@
 """API v1 for backups (API.md: backup targets, backups, drills, restore)."""
-from typing import Any
-
-from ninja import Router, Schema, Status
-from pydantic import ConfigDict
+from ninja import Router, Status
 
 from environments.queries import visible_environment
 from portal.validation import list_limit
 
 from . import queries, services
 from .models import Backup, BackupTarget
+from .schemas import BackupStart, RestoreRequest, TargetChange, TargetCreate
 from .serializers import BackupOut, DrillOut, RestoreOut, TargetOut, backup_out, drill_out, restore_out, target_out
 
 router = Router(tags=["backups"])
-
-
-class TargetPatch(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = None
-    dsn: str | None = None
-    schedule: str | None = None
-    timezone: str | None = None
-    retention_days: int | None = None
-    keep_last: int | None = None
-    destination: dict[str, Any] | None = None
-    rpo_minutes: int | None = None
-    rto_minutes: int | None = None
-    verify_schedule: str | None = None
-    verify_sql: str | None = None
-    deploy_guard: str | None = None
-    deploy_guard_minutes: int | None = None
-    enabled: bool | None = None
-
-
-class TargetIn(TargetPatch):
-    """A new target: what a change takes, with a name and a DSN required, and its kind."""
-
-    name: str
-    kind: str | None = "postgresql"
-    dsn: str
-
-
-class BackupStart(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    target: str | None = None
-
-
-class RestoreIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    database: str | None = None
-    dsn: str | None = None
-    allow_existing: bool | None = False
-
-
-def _data(payload):
-    return {k: v for k, v in payload.dict(exclude_unset=True).items() if v is not None}
 
 
 def _target_out(target):
@@ -72,9 +25,9 @@ def list_targets(request, slug: str):
 
 
 @router.post("/environments/{slug}/backup-targets", response={201: TargetOut})
-def create_target(request, slug: str, payload: TargetIn):
+def create_target(request, slug: str, payload: TargetCreate):
     env = visible_environment(request.user, slug)
-    target = services.create_target(request.user, env, _data(payload), request=request)
+    target = services.create_target(request.user, env, payload, request=request)
     return Status(201, _target_out(target))
 
 
@@ -84,9 +37,9 @@ def get_target(request, slug: str, name: str):
 
 
 @router.patch("/environments/{slug}/backup-targets/{name}", response=TargetOut)
-def update_target(request, slug: str, name: str, payload: TargetPatch):
+def update_target(request, slug: str, name: str, payload: TargetChange):
     target = queries.visible_target(request.user, slug, name)
-    return _target_out(services.update_target(request.user, target, _data(payload), request=request))
+    return _target_out(services.update_target(request.user, target, payload, request=request))
 
 
 @router.delete("/environments/{slug}/backup-targets/{name}", response={204: None})
@@ -135,9 +88,9 @@ def get_drill(request, drill_id: int):
 
 
 @router.post("/backups/{backup_id}/restore", response={202: RestoreOut})
-def restore_backup(request, backup_id: int, payload: RestoreIn):
+def restore_backup(request, backup_id: int, payload: RestoreRequest):
     backup = queries.visible_backup(request.user, backup_id)
-    restore = services.request_restore(backup, user=request.user, data=payload.dict(exclude_unset=True),
+    restore = services.request_restore(backup, user=request.user, data=payload,
                                        request=request)
     return Status(202, restore_out(restore))
 

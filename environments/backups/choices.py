@@ -48,3 +48,7 @@ RESTORE_TRANSITIONS = {
 
 TRIGGER_CHOICES = [("manual", "manual"), ("schedule", "schedule"), ("deployment", "before a deployment"),
                    ("demo", "demo")]
+
+# What a deployment to the environment does when its last good backup is older than the guard's minutes.
+DEPLOY_GUARD_CHOICES = [("off", "off"), ("take", "take one first"), ("refuse", "refuse the deployment")]
+DEPLOY_GUARDS = tuple(value for value, _ in DEPLOY_GUARD_CHOICES)

@@ -10,7 +10,7 @@ from django.db import models
 
 from portal import crypto
 
-from .choices import BackupState, DrillState, RestoreState, TRIGGER_CHOICES
+from .choices import DEPLOY_GUARD_CHOICES, TRIGGER_CHOICES, BackupState, DrillState, RestoreState
 
 
 class BackupTarget(models.Model):
@@ -33,8 +33,7 @@ class BackupTarget(models.Model):
     verify_sql = models.TextField(blank=True, default="")
     enabled = models.BooleanField(default=True)
     # Protection rule: a deployment to the environment needs a backup newer than this many minutes.
-    deploy_guard = models.CharField(max_length=8, choices=[("off", "off"), ("take", "take one first"),
-                                                           ("refuse", "refuse the deployment")], default="off")
+    deploy_guard = models.CharField(max_length=8, choices=DEPLOY_GUARD_CHOICES, default="off")
     deploy_guard_minutes = models.PositiveIntegerField(default=60)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")

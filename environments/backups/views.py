@@ -1,5 +1,4 @@
 """Backup pages: an environment's targets and backups (live), the target form, drills, restores."""
-import contextlib
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -80,21 +79,19 @@ def backup_list(request, slug):
 
 TARGET_FIELDS = ("name", "dsn", "schedule", "timezone", "retention_days", "keep_last", "rpo_minutes", "rto_minutes",
                  "verify_schedule", "verify_sql", "deploy_guard", "deploy_guard_minutes")
-NUMBER_FIELDS = {"retention_days", "keep_last", "rpo_minutes", "rto_minutes", "deploy_guard_minutes"}
 DEST_FIELDS = ("path", "bucket", "prefix", "endpoint_url", "region", "access_key_id", "secret_access_key")
 SECRET_FIELDS = {"dsn", "access_key_id", "secret_access_key"}
 
 
 def _target_data(post):
+    """The form's fields as the operation's (environments.backups.schemas), which checks them: a blank
+    field is not given (it keeps its value, or takes its default), but a blank drill schedule or query
+    clears it; numbers stay text (the schema reads a form's digits)."""
     data = {}
     for name in TARGET_FIELDS:
         value = post.get(name, "").strip()
-        if value == "" and name not in ("verify_schedule", "verify_sql"):
-            continue
-        if name in NUMBER_FIELDS:
-            with contextlib.suppress(ValueError):  # else the service names the field
-                value = int(value)
-        data[name] = value
+        if value or name in ("verify_schedule", "verify_sql"):
+            data[name] = value
     kind = post.get("destination_kind", "local")
     destination = {"kind": kind}
     for name in DEST_FIELDS:
@@ -156,7 +153,7 @@ def _target_values(target):
 @login_required
 @needs_role
 def target_edit(request, slug, name):
-    """Change a target: the same rules as adding one (services.clean_target); a blank DSN or S3 key keeps
+    """Change a target: the same rules as adding one (environments.backups.schemas); a blank DSN or S3 key keeps
     the stored one."""
     target = queries.visible_target(request.user, slug, name)
     env = target.environment

@@ -100,3 +100,31 @@ def test_answers_keep_their_names_and_formats(api, admin, make_env, make_service
     gone = api(admin).delete("/api/v1/environments/dev")
     assert gone.status_code == 202, gone.content
     assert "job" not in gone.json() and gone.json()["status"] == "deleted"
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def test_every_request_body_is_a_declared_input_schema():
+    """Issue #8: each write operation takes one declared schema (portal.schema_types.InputSchema), the
+    one its service validates with, page and API alike; no hand-rolled body."""
+    from portal.schema_types import InputSchema
+
+    declared = {cls.__name__ for cls in _subclasses(InputSchema)}
+    document = _document()
+    bodies, problems = 0, []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            body = (operation.get("requestBody") or {}).get("content", {}).get("application/json", {}).get("schema")
+            if body is None:
+                continue
+            refs = [body] + body.get("anyOf", [])
+            names = [r["$ref"].rsplit("/", 1)[1] for r in refs if "$ref" in r]
+            bodies += 1
+            if not names or any(name not in declared for name in names):
+                problems.append(f"{method.upper()} {path}: {names or body}")
+    assert bodies >= 20, bodies
+    assert not problems, "\n".join(problems)

@@ -190,3 +190,34 @@ def test_an_admin_changes_a_target_and_the_new_dsn_stays_secret(admin, staging, 
     event = AuditEvent.objects.get(action="backup.target.updated")
     assert event.changes["dsn"] == ["***", "*** (replaced)"] and event.changes["rpo_minutes"] == [1440, 60]
     assert "N3w-secret" not in str(event.changes)
+
+
+def test_a_change_checks_only_what_it_gives_and_null_keeps_the_value(admin, staging, api):
+    """The target's declared schemas (environments.backups.schemas): a PATCH validates the fields it
+    sends; a null keeps the stored value; a bad one changes nothing and is named."""
+    api(admin).post("/api/v1/environments/staging/backup-targets", target_body(verify_schedule="0 5 * * 0"))
+    url = "/api/v1/environments/staging/backup-targets/shop-db"
+    kept = api(admin).patch(url, {"keep_last": 3, "verify_schedule": None, "timezone": None})
+    assert kept.status_code == 200, kept.json()
+    assert (kept.json()["keep_last"], kept.json()["verify_schedule"], kept.json()["timezone"]) == (3, "0 5 * * 0", "UTC")
+    bad = api(admin).patch(url, {"keep_last": 0, "deploy_guard": "always", "enabled": "yes"})
+    assert bad.status_code == 400
+    assert api(admin).get(url).json()["keep_last"] == 3
+    strict = api(admin).patch(url, {"keep_last": 0, "deploy_guard": "always"})
+    assert strict.json()["detail"] == ["keep_last: a whole number from 1 to 1000",
+                                       "deploy_guard: 'always' is not one of: off, take, refuse"]
+    unknown = api(admin).patch(url, {"kind": "mysql"})  # fixed at creation: not a field of a change
+    assert unknown.status_code in (400, 422)
+
+
+def test_a_restore_request_names_each_problem(admin, staging, api, tmp_path, source_db):
+    api(admin).post("/api/v1/environments/staging/backup-targets",
+                    target_body(dsn=source_db, destination={"kind": "local", "path": str(tmp_path)}))
+    backup = run_jobs_of(Backup.objects.get(pk=api(admin).post("/api/v1/environments/staging/backups").json()["id"]))
+    bad_name = api(admin).post(f"/api/v1/backups/{backup.pk}/restore", {"database": "9lives"})
+    assert bad_name.json()["detail"] == "database: letters, digits and underscores, at most 63, not starting with a digit"
+    neither = api(admin).post(f"/api/v1/backups/{backup.pk}/restore", {"allow_existing": True})
+    assert neither.json()["detail"] == "give either `database` (a new database on the target's server) or `dsn`"
+    no_db = api(admin).post(f"/api/v1/backups/{backup.pk}/restore", {"dsn": "postgres://app@db:5432"})
+    assert no_db.status_code == 400 and no_db.json()["detail"].startswith("dsn:")
+    assert not Restore.objects.exists()

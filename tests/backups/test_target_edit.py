@@ -1,4 +1,4 @@
-"""The target edit page: the same rules as adding one (services.clean_target), audited, the DSN and the S3
+"""The target edit page: the same rules as adding one (environments.backups.schemas), audited, the DSN and the S3
 keys write-only (blank keeps the stored value, never shown back)."""
 import pytest
 

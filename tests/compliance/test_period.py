@@ -65,3 +65,19 @@ def test_the_period_page_starts_a_job_and_refuses_bad_dates(auditor, client):
     assert started.status_code == 302
     job = Job.objects.get(kind="compliance.period_evidence")
     assert job.params["until"].startswith("2027-01-01")  # the last day is included
+
+
+def test_the_period_schema_is_the_same_for_page_and_api(auditor, api, client):
+    """deployments.compliance.schemas.PeriodRequest: both ends, each a date or a zoned time, in order."""
+    url = "/api/v1/reports/evidence-period"
+    blank = api(auditor).post(url, {"since": "", "until": "2026-12-31"})
+    assert blank.status_code == 400
+    assert blank.json()["detail"] == "since and until: both required (dates such as 2026-10-01 and 2026-12-31)"
+    naive = api(auditor).post(url, {"since": "2026-10-01T08:00:00", "until": "2026-12-31"})
+    assert naive.json()["detail"] == "since: give a time zone offset (e.g. +09:00 or Z)"
+    client.force_login(auditor)
+    page = client.post("/compliance/period/", {"since": "", "until": "2026-12-31"})
+    assert page.status_code == 400 and "both required" in page.content.decode()
+    assert not Job.objects.filter(kind="compliance.period_evidence").exists()
+    report = api(auditor).get("/api/v1/reports/separation-of-duties?since=2026-12-31&until=2026-01-01")
+    assert report.status_code == 400 and report.json()["detail"] == "until: must be after since"
