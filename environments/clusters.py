@@ -7,6 +7,7 @@ from django.db import transaction
 from portal import kube
 from portal.accounts import policies
 from portal.audit.services import diff, record
+from portal.audit.writes import change_audited, create_audited
 from portal.errors import Conflict, InvalidInput, deny
 from portal.jobs.services import enqueue_job
 from portal.validation import shown
@@ -126,9 +127,8 @@ def create_cluster(user, data, request=None, *, is_sandbox=False):
     cluster = Cluster()
     _apply_cluster(cluster, clean)
     with transaction.atomic():
-        cluster.save()
-        record("cluster.create", actor=user, request=request, target=cluster,
-               changes=diff({}, _cluster_snapshot(cluster)))
+        create_audited(cluster, "cluster.create", snapshot=_cluster_snapshot, actor=user, request=request,
+                       taken=f"name: a cluster named '{clean['name']}' already exists")
         check_cluster(user, cluster, request=request)
     return cluster
 
@@ -139,16 +139,10 @@ def update_cluster(user, cluster, data, request=None):
     clean = _clean_cluster(data, instance=cluster)
     if Cluster.objects.filter(name=clean["name"]).exclude(pk=cluster.pk).exists():
         raise InvalidInput(f"name: a cluster named '{clean['name']}' already exists")
-    before = _cluster_snapshot(cluster)
     rotated = "token" in clean or "kubeconfig" in clean
-    _apply_cluster(cluster, clean)
-    with transaction.atomic():
-        cluster.save()
-        changes = diff(before, _cluster_snapshot(cluster))
-        if rotated:
-            changes["credentials"] = ["***", "*** (replaced)"]
-        record("cluster.update", actor=user, request=request, target=cluster, changes=changes)
-    return cluster
+    return change_audited(cluster, lambda row: _apply_cluster(row, clean), "cluster.update",
+                          snapshot=_cluster_snapshot, actor=user, request=request,
+                          replaced=("credentials",) if rotated else ())
 
 
 def delete_cluster(user, cluster, request=None):

@@ -7,7 +7,7 @@ from django.db import transaction
 
 from portal import prometheus
 from portal.accounts import policies as account_policies
-from portal.audit.services import diff, record
+from portal.audit.writes import change_audited
 from portal.errors import InvalidInput, deny
 from portal.schema_types import Out
 
@@ -102,18 +102,11 @@ def update_verification(user, environment, data, request=None):
         deny("environment.verification_update", user=user, request=request, target=environment,
              reason="only an admin can change an environment's verification")
     clean = clean_verification(environment, data)
-    with transaction.atomic():
-        settings = VerificationSettings.objects.select_for_update().filter(environment=environment).first()
-        if settings is None:
-            settings = VerificationSettings(environment=environment, **_defaults(environment))
-        before = verification_out(settings)
-        for key, value in clean.items():
-            setattr(settings, key, value)
-        settings.save()
-        changes = diff(before, verification_out(settings))
-        if changes:
-            record("environment.verification_update", actor=user, request=request, target=environment, changes=changes)
-    return settings
+    with transaction.atomic():  # the row is made on the first change, with the tier's defaults
+        settings, _ = VerificationSettings.objects.get_or_create(environment=environment,
+                                                                 defaults=_defaults(environment))
+        return change_audited(settings, clean, "environment.verification_update", snapshot=verification_out,
+                              actor=user, request=request, target=environment)
 
 
 __all__ = ["default_rules", "settings_for", "settings_for_many", "update_verification", "verification_out"]

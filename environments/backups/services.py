@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from portal import pgtools
 from portal.audit.services import record
+from portal.audit.writes import change_audited, create_audited
 from portal.errors import Conflict, InvalidInput, NotFound, deny
 from portal.jobs.services import enqueue_job
 
@@ -102,13 +103,11 @@ def create_target(user, environment, data, request=None):
              "destination": {"kind": "local", "path": default_local_path()}} | _validated(TargetCreate, data)
     if BackupTarget.objects.filter(environment=environment, name=clean["name"]).exists():
         raise InvalidInput(f"name: {environment.slug} already has a backup target named {clean['name']}")
-    with transaction.atomic():
-        target = BackupTarget(environment=environment, created_by=user if user.is_authenticated else None,
-                              **_target_values(clean))
-        target.save()
-        record("backup.target.created", actor=user, request=request, target=target, environment=environment,
-               changes={k: [None, v] for k, v in _snapshot(target).items() if v not in ("", None)})
-    return target
+    target = BackupTarget(environment=environment, created_by=user if user.is_authenticated else None,
+                          **_target_values(clean))
+    return create_audited(target, "backup.target.created", snapshot=_snapshot, actor=user, request=request,
+                          environment=environment,
+                          taken=f"name: {environment.slug} already has a backup target named {clean['name']}")
 
 
 def update_target(user, target, data, request=None):
@@ -120,20 +119,9 @@ def update_target(user, target, data, request=None):
     if BackupTarget.objects.filter(environment=environment, name=clean.get("name", target.name)).exclude(
             pk=target.pk).exists():
         raise InvalidInput(f"name: {environment.slug} already has a backup target named {clean['name']}")
-    from portal.audit.services import diff
-
-    with transaction.atomic():
-        target = BackupTarget.objects.select_for_update().get(pk=target.pk)
-        before = _snapshot(target)
-        for name, value in _target_values(clean, instance=target).items():
-            setattr(target, name, value)
-        target.save()
-        changes = diff(before, _snapshot(target))
-        if "dsn" in clean:
-            changes["dsn"] = ["***", "*** (replaced)"]
-        record("backup.target.updated", actor=user, request=request, target=target, environment=environment,
-               changes=changes)
-    return target
+    return change_audited(target, _target_values(clean, instance=target), "backup.target.updated",
+                          snapshot=_snapshot, actor=user, request=request,
+                          replaced=("dsn",) if "dsn" in clean else (), environment=environment)
 
 
 def delete_target(user, target, request=None):
