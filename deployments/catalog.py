@@ -1,11 +1,9 @@
 """The service catalog: adding, changing and removing services. Every change goes through these functions (pages, API, commands)."""
 import hashlib
 
-from django.db import transaction
 
 from portal.accounts import policies
-from portal.audit.services import diff, record
-from portal.audit.writes import change_audited, create_audited
+from portal.audit.writes import change_audited, create_audited, delete_audited
 from portal.errors import Conflict, InvalidInput, deny
 
 from .choices import BLUE_GREEN
@@ -56,6 +54,4 @@ def delete_service(user, service, request=None):
     if service.releases.exists():
         raise Conflict(f"service {service.name} has releases and deployments, which the audit trail needs; "
                        "it cannot be removed")
-    with transaction.atomic():
-        record("service.delete", actor=user, request=request, target=service, changes=diff(service_snapshot(service), {}))
-        service.delete()
+    delete_audited(service, "service.delete", snapshot=service_snapshot, actor=user, request=request)

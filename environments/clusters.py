@@ -6,8 +6,7 @@ from django.db import transaction
 
 from portal import kube
 from portal.accounts import policies
-from portal.audit.services import diff, record
-from portal.audit.writes import change_audited, create_audited
+from portal.audit.writes import change_audited, create_audited, delete_audited
 from portal.errors import Conflict, InvalidInput, deny
 from portal.jobs.services import enqueue_job
 from portal.validation import shown
@@ -151,9 +150,7 @@ def delete_cluster(user, cluster, request=None):
     if cluster.environments.exists():
         names = ", ".join(cluster.environments.values_list("slug", flat=True)[:5])
         raise Conflict(f"cluster '{cluster.name}' still hosts environments ({names}); move or delete them first")
-    with transaction.atomic():
-        record("cluster.delete", actor=user, request=request, target=cluster, changes=diff(_cluster_snapshot(cluster), {}))
-        cluster.delete()
+    delete_audited(cluster, "cluster.delete", snapshot=_cluster_snapshot, actor=user, request=request)
 
 
 def check_cluster(user, cluster, request=None):

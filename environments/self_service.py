@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from portal.accounts import policies as roles
 from portal.audit.services import diff, record
-from portal.audit.writes import change_audited, create_audited
+from portal.audit.writes import change_audited, create_audited, delete_audited
 from portal.errors import Conflict, InvalidInput, deny
 from portal.validation import slugify_name
 
@@ -65,10 +65,7 @@ def delete_template(user, template, request=None):
     if not roles.is_admin(user):
         deny("environment_template.delete", user=user, request=request, target=template,
              reason="only an admin can remove environment templates")
-    with transaction.atomic():
-        record("environment_template.delete", actor=user, request=request, target=template,
-               changes=diff(template_snapshot(template), {}))
-        template.delete()
+    delete_audited(template, "environment_template.delete", snapshot=template_snapshot, actor=user, request=request)
 
 
 # ---------------------------------------------------------------- requests

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from portal import pgtools
 from portal.audit.services import record
-from portal.audit.writes import change_audited, create_audited
+from portal.audit.writes import change_audited, create_audited, delete_audited
 from portal.errors import Conflict, InvalidInput, NotFound, deny
 from portal.jobs.services import enqueue_job
 
@@ -131,10 +131,8 @@ def delete_target(user, target, request=None):
         deny("backup.target.delete", user=user, request=request, target=target, environment=environment, reason=refusal)
     if Backup.objects.filter(target=target, state__in=BackupState.ACTIVE).exists():
         raise Conflict(f"a backup of {target} is running; wait for it to finish")
-    with transaction.atomic():
-        record("backup.target.deleted", actor=user, request=request, target=target, environment=environment,
-               detail={"note": "objects already stored stay in the destination"})
-        target.delete()
+    delete_audited(target, "backup.target.deleted", snapshot=_snapshot, actor=user, request=request,
+                   environment=environment, detail={"note": "objects already stored stay in the destination"})
 
 
 def warning_for(target):

@@ -45,3 +45,11 @@ def change_audited(obj, values, action, *, snapshot, actor, request=None, replac
             record(action(changes) if callable(action) else action, actor=actor, request=request,
                    changes=changes, **({"target": obj} | where))
     return obj
+
+
+def delete_audited(obj, action, *, snapshot, actor, request=None, **where):
+    """Record `action` with all of `obj`'s fields (`snapshot(obj)`) as what went, then delete the row, in
+    one transaction. `where`: more of the event's context (`environment=`, `detail=`)."""
+    with transaction.atomic():
+        record(action, actor=actor, request=request, target=obj, changes=diff(snapshot(obj), {}), **where)
+        obj.delete()
