@@ -4,7 +4,7 @@ import hashlib
 
 from portal.accounts import policies
 from portal.audit.writes import change_audited, create_audited, delete_audited
-from portal.errors import Conflict, InvalidInput, deny
+from portal.errors import Conflict, InvalidInput, deny_if
 
 from .choices import BLUE_GREEN
 from .manifests import blue_green_pair, validate_manifest
@@ -30,8 +30,7 @@ def _blue_green_problem(clean, instance=None):
 
 
 def create_service(user, data, request=None):
-    if not policies.can_manage_services(user):
-        deny("service.create", user=user, request=request, reason="only an admin can add services to the catalog")
+    deny_if(policies.admin_refusal(user, "add services to the catalog"), "service.create", user=user, request=request)
     clean = ServiceCreate.validated(data)
     _blue_green_problem(clean)
     if Service.objects.filter(name=clean["name"]).exists():
@@ -41,16 +40,16 @@ def create_service(user, data, request=None):
 
 
 def update_service(user, service, data, request=None):
-    if not policies.can_manage_services(user):
-        deny("service.update", user=user, request=request, target=service, reason="only an admin can change services")
+    deny_if(policies.admin_refusal(user, "change services"), "service.update", user=user, request=request,
+            target=service)
     clean = ServiceChange.validated(data)
     _blue_green_problem(clean, instance=service)
     return change_audited(service, clean, "service.update", snapshot=service_snapshot, actor=user, request=request)
 
 
 def delete_service(user, service, request=None):
-    if not policies.can_manage_services(user):
-        deny("service.delete", user=user, request=request, target=service, reason="only an admin can remove services")
+    deny_if(policies.admin_refusal(user, "remove services"), "service.delete", user=user, request=request,
+            target=service)
     if service.releases.exists():
         raise Conflict(f"service {service.name} has releases and deployments, which the audit trail needs; "
                        "it cannot be removed")

@@ -1,12 +1,11 @@
 """Pages for the service catalog. They parse the form, call deployments.catalog, render."""
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 
 from portal.accounts import policies
-from portal.pages import delete_page, form_action, needs_role, paginate
+from portal.pages import delete_page, form_action, needs_role, paginate, require
 
 from . import catalog
 from .choices import STRATEGY_CHOICES
@@ -23,8 +22,7 @@ def _service(name):
 
 
 def _require_manager(request):
-    if not policies.can_manage_services(request.user):
-        raise PermissionDenied("only an admin can change the service catalog")
+    require(policies.admin_refusal(request.user, "change the service catalog"))
 
 
 @login_required

@@ -1,12 +1,11 @@
 """Pages of releases: the list and registering a new release."""
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 from django.urls import reverse
 
 from portal.accounts import policies as roles
 from portal.live import Poll, state_of
-from portal.pages import form_action, needs_role, paginate
+from portal.pages import form_action, needs_role, paginate, require
 
 from . import policies
 from .models import Release, Service
@@ -51,9 +50,7 @@ RELEASE_FIELDS = ("service", "version", "image", "git_sha", "notes")
 def release_create(request):
     context = {"section": "deployments", "services": Service.objects.only("name").order_by("name")}
     if request.method != "POST":
-        refusal = policies.release_refusal(request.user)
-        if refusal:
-            raise PermissionDenied(refusal)
+        require(policies.release_refusal(request.user))
         return render(request, "deployments/release_form.html",
                       dict(context, values={"service": request.GET.get("service", "")}))
     data = {field: request.POST.get(field, "").strip() for field in RELEASE_FIELDS}

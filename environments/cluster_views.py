@@ -1,6 +1,5 @@
 """Pages for clusters (admins only): list, register, check, remove. They parse the form, call environments.clusters, render."""
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -9,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from portal.accounts import policies
 from portal.live import Poll, state_of
-from portal.pages import delete_page, form_action, needs_role
+from portal.pages import delete_page, form_action, needs_role, require
 
 from . import clusters
 from .choices import CLUSTER_MODE_CHOICES
@@ -19,8 +18,7 @@ TABLE_FRAGMENT = "cluster-table"
 
 
 def _require_cluster_admin(request):
-    if not policies.can_manage_clusters(request.user):
-        raise PermissionDenied("clusters are managed by admins")
+    require(policies.admin_refusal(request.user, "manage clusters"))
 
 
 @login_required

@@ -7,7 +7,7 @@ from django.db import transaction
 from portal import kube
 from portal.accounts import policies
 from portal.audit.writes import change_audited, create_audited, delete_audited
-from portal.errors import Conflict, InvalidInput, deny
+from portal.errors import Conflict, InvalidInput, deny_if
 from portal.jobs.services import enqueue_job
 from portal.validation import shown
 
@@ -118,8 +118,7 @@ def _apply_cluster(cluster, clean):
 
 def create_cluster(user, data, request=None, *, is_sandbox=False):
     """`is_sandbox`: the cluster `manage.py demo` runs (commands only; neither page nor API sets it)."""
-    if not policies.can_manage_clusters(user):
-        deny("cluster.create", user=user, request=request, reason="only an admin can register clusters")
+    deny_if(policies.admin_refusal(user, "register clusters"), "cluster.create", user=user, request=request)
     clean = _clean_cluster(data) | {"is_sandbox": is_sandbox}
     if Cluster.objects.filter(name=clean["name"]).exists():
         raise InvalidInput(f"name: a cluster named '{clean['name']}' already exists")
@@ -133,8 +132,8 @@ def create_cluster(user, data, request=None, *, is_sandbox=False):
 
 
 def update_cluster(user, cluster, data, request=None):
-    if not policies.can_manage_clusters(user):
-        deny("cluster.update", user=user, request=request, target=cluster, reason="only an admin can change clusters")
+    deny_if(policies.admin_refusal(user, "change clusters"), "cluster.update", user=user, request=request,
+            target=cluster)
     clean = _clean_cluster(data, instance=cluster)
     if Cluster.objects.filter(name=clean["name"]).exclude(pk=cluster.pk).exists():
         raise InvalidInput(f"name: a cluster named '{clean['name']}' already exists")
@@ -145,8 +144,8 @@ def update_cluster(user, cluster, data, request=None):
 
 
 def delete_cluster(user, cluster, request=None):
-    if not policies.can_manage_clusters(user):
-        deny("cluster.delete", user=user, request=request, target=cluster, reason="only an admin can remove clusters")
+    deny_if(policies.admin_refusal(user, "remove clusters"), "cluster.delete", user=user, request=request,
+            target=cluster)
     if cluster.environments.exists():
         names = ", ".join(cluster.environments.values_list("slug", flat=True)[:5])
         raise Conflict(f"cluster '{cluster.name}' still hosts environments ({names}); move or delete them first")
@@ -155,8 +154,8 @@ def delete_cluster(user, cluster, request=None):
 
 def check_cluster(user, cluster, request=None):
     """Queue a connectivity check of the cluster (version and namespaces)."""
-    if not policies.can_manage_clusters(user):
-        deny("cluster.check", user=user, request=request, target=cluster, reason="only an admin can check clusters")
+    deny_if(policies.admin_refusal(user, "check clusters"), "cluster.check", user=user, request=request,
+            target=cluster)
     with transaction.atomic():
         return enqueue_job("cluster.check", target=cluster, requested_by=user, request=request)
 

@@ -4,7 +4,6 @@ from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Value, When
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,7 +15,7 @@ from portal.audit.models import AuditEvent
 from portal.errors import Conflict, InvalidInput, audit_conflict
 from portal.jobs.views import hide_system_jobs, jobs_parts
 from portal.live import Poll, state_of
-from portal.pages import button_action, form_action, form_page, needs_role, paginate
+from portal.pages import button_action, form_action, form_page, needs_role, paginate, require
 
 from . import lifecycle
 from . import policies as rules
@@ -108,9 +107,7 @@ def _create_context(request, values):
 @needs_role
 def environment_create(request):
     if request.method != "POST":
-        refusal = rules.create_refusal(request.user)
-        if refusal:
-            raise PermissionDenied(refusal)
+        require(rules.create_refusal(request.user))
         return render(request, "environments/form_create.html", _create_context(request, {}))
     data = {field: request.POST.get(field, "").strip() for field in CREATE_FIELDS}
     return form_action(request, lambda: lifecycle.create_environment(request.user, data, request=request),
@@ -201,9 +198,7 @@ def _freeze_from_post(post, errors):
 def environment_edit(request, slug):
     env = visible_environment(request.user, slug)
     if request.method != "POST":
-        refusal = rules.edit_refusal(request.user, env)
-        if refusal:
-            raise PermissionDenied(refusal)
+        require(rules.edit_refusal(request.user, env))
         values = {field: getattr(env, field) for field in TEXT_FIELDS + FLAG_FIELDS}
         values.update(approver_groups=", ".join(env.approver_groups), checklist="\n".join(env.checklist),
                       promotion_from=env.promotion_from.slug if env.promotion_from_id else "")
@@ -216,9 +211,7 @@ def environment_edit(request, slug):
     values.update({field: bool(post.get(field)) for field in FLAG_FIELDS + ("clear_freeze", "clear_webhook")})
     windows = _windows_from_post(post)
     if post.get("add_window"):  # another blank row, nothing saved yet
-        refusal = rules.edit_refusal(request.user, env)
-        if refusal:
-            raise PermissionDenied(refusal)
+        require(rules.edit_refusal(request.user, env))
         return render(request, "environments/form_edit.html", _edit_context(request, env, values, windows + [_blank_window()]))
 
     errors = []
@@ -250,9 +243,7 @@ def environment_edit(request, slug):
 def environment_delete(request, slug):
     env = visible_environment(request.user, slug)
     if request.method != "POST":
-        refusal = deletion_refusal(request.user, env)
-        if refusal:
-            raise PermissionDenied(refusal)
+        require(deletion_refusal(request.user, env))
         return render(request, "confirm_delete.html", _delete_context(env))
     if request.POST.get("confirm_name", "").strip() != env.slug and deletion_refusal(request.user, env) is None:
         context = _delete_context(env) | {"errors": [f"type its name, {env.slug}, to delete this environment"]}

@@ -13,7 +13,7 @@ from django.utils import timezone
 from portal.accounts import policies as roles
 from portal.audit.services import diff, record
 from portal.audit.writes import change_audited, create_audited, delete_audited
-from portal.errors import Conflict, InvalidInput, deny
+from portal.errors import Conflict, InvalidInput, deny, deny_if
 from portal.validation import slugify_name
 
 from . import guardrails
@@ -37,9 +37,8 @@ def template_snapshot(template):
 
 
 def create_template(user, data, request=None):
-    if not roles.is_admin(user):
-        deny("environment_template.create", user=user, request=request,
-             reason="only an admin can define environment templates")
+    deny_if(roles.admin_refusal(user, "define environment templates"), "environment_template.create", user=user,
+            request=request)
     clean = TemplateCreate.validated(data)
     errors = guardrails.template_problems(clean)
     if errors:
@@ -50,9 +49,8 @@ def create_template(user, data, request=None):
 
 
 def update_template(user, template, data, request=None):
-    if not roles.is_admin(user):
-        deny("environment_template.update", user=user, request=request, target=template,
-             reason="only an admin can change environment templates")
+    deny_if(roles.admin_refusal(user, "change environment templates"), "environment_template.update", user=user,
+            request=request, target=template)
     clean = TemplateChange.validated(data)
     errors = guardrails.template_problems(clean, instance=template)
     if errors:
@@ -62,9 +60,8 @@ def update_template(user, template, data, request=None):
 
 
 def delete_template(user, template, request=None):
-    if not roles.is_admin(user):
-        deny("environment_template.delete", user=user, request=request, target=template,
-             reason="only an admin can remove environment templates")
+    deny_if(roles.admin_refusal(user, "remove environment templates"), "environment_template.delete", user=user,
+            request=request, target=template)
     delete_audited(template, "environment_template.delete", snapshot=template_snapshot, actor=user, request=request)
 
 

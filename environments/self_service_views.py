@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.errors import Conflict, InvalidInput
-from portal.pages import button_action, delete_page, form_action, needs_role, safe_next
+from portal.pages import button_action, delete_page, form_action, needs_role, safe_next, require
 
 from . import approvals, expiry
 from .queries import visible_environment
@@ -96,15 +96,12 @@ def _check_context(request, data):
 @needs_role
 def environment_request(request):
     """Create an environment from a template: the short form, checked as you type."""
-    from django.core.exceptions import PermissionDenied
     from django.shortcuts import render
 
 
     from .self_service import request_environment, request_refusal
 
-    refusal = request_refusal(request.user)
-    if refusal:
-        raise PermissionDenied(refusal)
+    require(request_refusal(request.user))
     if request.method != "POST":
         values = {"template": request.GET.get("template", "")}
         return render(request, "environments/request.html", _form_context(request, values))
@@ -270,7 +267,6 @@ def template_edit(request, name=None):
     """Create (no name) or edit a template; the guardrail fields are JSON, checked by the policy."""
     import json
 
-    from django.core.exceptions import PermissionDenied
     from django.shortcuts import get_object_or_404, render
 
     from portal.accounts import policies
@@ -284,8 +280,7 @@ def template_edit(request, name=None):
     context = {"section": "environments", "template": template, "tiers": TIERS,
                "clusters": Cluster.objects.only("name"), "network_policies": ("default-deny", "none")}
     if request.method != "POST":
-        if not policies.is_admin(request.user):
-            raise PermissionDenied("only an admin can define environment templates")
+        require(policies.admin_refusal(request.user, "define environment templates"))
         values = _template_values(template) if template else {"network_policy": "default-deny",
                                                               "ingress_namespace": "ingress-nginx",
                                                               "quota": "{}", "limit_range": "{}",

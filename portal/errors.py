@@ -42,6 +42,12 @@ def deny(action, *, user, request=None, reason, target=None, environment=None, e
     raise refusal
 
 
+def deny_if(refusal, action, *, user, **context):
+    """`deny` with `refusal` as the reason when there is one (a policy's sentence, or None: go on)."""
+    if refusal:
+        deny(action, user=user, reason=refusal, **context)
+
+
 def _audited(exception):
     seen = set()
     while exception is not None and id(exception) not in seen:

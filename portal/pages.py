@@ -16,6 +16,12 @@ from portal.accounts import policies
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound, audit_conflict, refuse_unsafe
 
 
+def require(refusal):
+    """The 403 page when a policy gives a `refusal` (its sentence); nothing when it gives None."""
+    if refusal:
+        raise PermissionDenied(refusal)
+
+
 def needs_role(view):
     """Show the "no role yet" page to users without any role (on reads), and turn refusals into pages.
 

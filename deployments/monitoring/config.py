@@ -8,7 +8,7 @@ from django.db import transaction
 from portal import prometheus
 from portal.accounts import policies as account_policies
 from portal.audit.writes import change_audited
-from portal.errors import InvalidInput, deny
+from portal.errors import InvalidInput, deny_if
 from portal.schema_types import Out
 
 from .models import VerificationSettings, default_rules
@@ -98,9 +98,8 @@ def _check_with_prometheus(url, rules, environment):
 
 def update_verification(user, environment, data, request=None):
     """Save an environment's verification settings (admin), audited with what changed."""
-    if not account_policies.can_edit_environment(user, environment):
-        deny("environment.verification_update", user=user, request=request, target=environment,
-             reason="only an admin can change an environment's verification")
+    deny_if(account_policies.admin_refusal(user, "change an environment's verification", environment),
+            "environment.verification_update", user=user, request=request, target=environment)
     clean = clean_verification(environment, data)
     with transaction.atomic():  # the row is made on the first change, with the tier's defaults
         settings, _ = VerificationSettings.objects.get_or_create(environment=environment,

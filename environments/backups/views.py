@@ -2,7 +2,6 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -11,7 +10,7 @@ from django.views.decorators.http import require_POST
 from environments.queries import visible_environment
 from portal import live
 from portal.errors import Conflict, InvalidInput, audit_conflict
-from portal.pages import button_action, form_page, needs_role, paginate
+from portal.pages import button_action, form_page, needs_role, paginate, require
 
 from . import policies, queries, services
 from .choices import BackupState
@@ -111,9 +110,7 @@ def _target_form(request, context, initial, save, what, done):
     list saying `done` and the target's warning, if any."""
     env = context["env"]
     if request.method != "POST":
-        refusal = policies.manage_refusal(request.user, env, what)
-        if refusal:
-            raise PermissionDenied(refusal)
+        require(policies.manage_refusal(request.user, env, what))
         return render(request, "backups/target_form.html", dict(context, values=initial))
     try:
         target = save(_target_data(request.POST))
@@ -214,11 +211,7 @@ def backup_restore(request, backup_id):
     context = {"section": "environments", "backup": backup, "env": env,
                "needs_approval": policies.restore_needs_approval(env)}
     if request.method != "POST":
-        refusal = policies.manage_refusal(request.user, env, "restore backups")
-        if refusal:
-            from django.core.exceptions import PermissionDenied
-
-            raise PermissionDenied(refusal)
+        require(policies.manage_refusal(request.user, env, "restore backups"))
         return render(request, "backups/restore_form.html", dict(context, values={}))
     data = {"database": request.POST.get("database", "").strip() or None,
             "allow_existing": request.POST.get("allow_existing") == "1"}

@@ -31,6 +31,13 @@ def is_admin(user):
     return (ADMIN, None) in _grants(user)
 
 
+def admin_refusal(user, what, environment=None):
+    """Why `user` may not `what` (a thing only an admin does: of `environment`, or anywhere), or None.
+    One wording for the page that hides a form and the service that refuses the change."""
+    allowed = has_role(user, ADMIN, environment) if environment is not None else is_admin(user)
+    return None if allowed else f"only an admin can {what}"
+
+
 def has_role(user, role, environment=None):
     """True when the user holds `role` globally, or for `environment` when one is given."""
     grants = _grants(user)
@@ -78,10 +85,6 @@ def can_view_environment(user, environment):
 def can_view_catalog(user):
     """The service catalog and the job list are visible to anyone holding some role."""
     return has_any_role(user)
-
-
-def can_manage_clusters(user):
-    return is_admin(user)
 
 
 def can_manage_services(user):

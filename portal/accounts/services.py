@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from portal.audit.services import record
-from portal.errors import Conflict, InvalidInput, NotFound, deny
+from portal.errors import Conflict, InvalidInput, NotFound, deny, deny_if
 from portal.validation import check_text
 
 from . import policies
@@ -44,9 +44,9 @@ def grant_role(actor, username, role, environment=None, request=None, create_use
     password, so they sign in some other way or get one set later). Returns the RoleAssignment.
     `operator` names who acts from the host's console (`manage.py grant`): no user, no role check.
     """
-    if operator is None and not policies.is_admin(actor):
-        deny("role.grant", user=actor, request=request, reason="only an admin can grant roles",
-             environment=environment or None)
+    if operator is None:
+        deny_if(policies.admin_refusal(actor, "grant roles"), "role.grant", user=actor, request=request,
+                environment=environment or None)
     errors = []
     username = check_text(username, "username", errors, max_length=150)
     if role not in ROLES:
@@ -96,9 +96,9 @@ def revoke_role(actor, assignment, request=None):
     """Take a role away. The last global admin cannot be revoked (nobody could grant roles again)."""
     if not isinstance(assignment, RoleAssignment):
         assignment = RoleAssignment.objects.select_related("user", "environment").filter(pk=assignment).first()
-    if not policies.is_admin(actor):
-        deny("role.revoke", user=actor, request=request, target=assignment.user if assignment else None,
-             environment=assignment.environment if assignment else None, reason="only an admin can revoke roles")
+    deny_if(policies.admin_refusal(actor, "revoke roles"), "role.revoke", user=actor, request=request,
+            target=assignment.user if assignment else None,
+            environment=assignment.environment if assignment else None)
     if assignment is None:
         raise NotFound("no such role assignment; it may have been revoked already")
     with transaction.atomic():

@@ -2,14 +2,13 @@
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from portal.errors import Conflict, InvalidInput, NotFound, audit_conflict
-from portal.pages import button_action, form_page, needs_role, refusals_as_pages
+from portal.pages import button_action, form_page, needs_role, refusals_as_pages, require
 
 from . import policies, services
 from .choices import ROLE_CHOICES
@@ -32,8 +31,7 @@ def _users_context(values=None):
 @login_required
 @needs_role
 def user_list(request):
-    if not policies.is_admin(request.user):
-        raise PermissionDenied("only an admin can manage users and roles")
+    require(policies.admin_refusal(request.user, "manage users and roles"))
     return render(request, "accounts/users.html", _users_context())
 
 
