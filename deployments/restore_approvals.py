@@ -8,7 +8,7 @@ the deployments app because environments never import deployments.
 from types import SimpleNamespace
 
 from django.db import transaction
-from django.db.models import Count, F, Func, IntegerField, Max, Sum
+from django.db.models import Count, F, Max, Sum
 from django.utils import timezone
 
 from environments.backups import services as backup_services
@@ -16,6 +16,7 @@ from environments.backups.choices import RestoreState
 from environments.backups.models import Restore
 from portal.accounts import policies as roles
 from portal.audit.services import record
+from portal.db_functions import JsonArrayLength
 from portal.errors import deny
 from portal.schema_types import Approval
 
@@ -68,14 +69,6 @@ def _record_decision(user, restore, decision, comment, request):
                                             detail={"approvals": approved})
         backup_services.enqueue_restore(restore, user, request)
     return restore
-
-
-class JsonArrayLength(Func):
-    function = "jsonb_array_length"
-    output_field = IntegerField()
-
-    def as_sqlite(self, compiler, connection, **extra):  # the demo's database
-        return self.as_sql(compiler, connection, function="json_array_length", **extra)
 
 
 def approvals_given(restore):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import BigIntegerField, Count, Func, Max, Sum
+from django.db.models import Count, Max, Sum
 from django.utils import timezone
 
 from deployments.choices import DeploymentState as S
@@ -26,6 +26,7 @@ from environments.choices import TIER_ORDER, TIERS
 from environments.models import Environment
 from portal import live
 from portal.accounts import policies as roles
+from portal.db_functions import Epoch
 
 from .models import STATUSES, AutoRollback, CellHealth
 
@@ -87,14 +88,6 @@ def environments_for(user, filters, visible=None):
 # the rest of the board (board_html formats them in the user's zone).
 CELL_FIELDS = ("environment_id", "service_id", "status", "reason", "since_epoch", "color", "deployment_id", "deployment__kind",
                "deployment__release__version")
-
-
-class Epoch(Func):
-    template = "EXTRACT(EPOCH FROM %(expressions)s)::bigint"
-    output_field = BigIntegerField()
-
-    def as_sqlite(self, compiler, connection, **extra):  # the demo's database
-        return self.as_sql(compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) AS INTEGER)", **extra)
 
 
 def _cells(env_ids):
