@@ -203,7 +203,7 @@ def version(user, filters):
     if connection.vendor != "postgresql":
         return _version_elsewhere(columns, filters)
     columns_sql, params = columns.order_by().values("pk").query.sql_with_params()
-    # nosec B608: what is formatted in is the ORM's own SQL (values stay %s parameters) and two table names
+    # B608: what is formatted in is the ORM's own SQL (values stay %s parameters) and two table names
     sql = (f"WITH columns(id) AS ({columns_sql}) "  # nosec B608
            "SELECT (SELECT array_agg(id ORDER BY id) FROM columns), c.n, c.changed, c.versions, d.n, d.updated FROM "
            f"(SELECT count(*) AS n, max(changed_at) AS changed, sum(version) AS versions FROM {CellHealth._meta.db_table} "

@@ -119,11 +119,11 @@ class CellWriter:
             out.append(f'<tr><th scope="row"><a href="{service_url[0]}{name}{service_url[1]}">{name}</a></th>')
             out.extend(f"<td>{cell(column, pk, name)}</td>" for column in columns)
             out.append("</tr>\n")
-        return mark_safe("".join(out))  # noqa: S308  # nosec B308 B703: every value written above went through escape()
+        return mark_safe("".join(out))  # noqa: S308  # nosec B308 B703  # every value written above went through escape()
 
     def cells(self, keys):
         """The cells with these (environment id, service id) keys, as out-of-band swaps for an update poll."""
         columns = {e.pk: self._column(e) for e in self.board.environments}
         names = {s.pk: escape(s.name) for s in self.board.services}
-        return mark_safe("".join(self.cell(columns[e], s, names[s], oob=True)  # noqa: S308  # nosec B308 B703: escaped in cell()
+        return mark_safe("".join(self.cell(columns[e], s, names[s], oob=True)  # noqa: S308  # nosec B308 B703  # escaped in cell()
                                  for e, s in keys if e in columns and s in names))

@@ -24,7 +24,7 @@ from .models import CellHealth, HealthChange, Verification
 BOARD_FRAGMENT = "board-updates"
 # Where the grid's rows go in a rendered page: the rows (megabytes at 5,000 cells) are put into the response
 # once, instead of being copied by every template level they would pass through (see render_board).
-BODY_MARK = mark_safe("<!-- gantry:board-rows -->")  # noqa: S308  # nosec B308 B703: a constant
+BODY_MARK = mark_safe("<!-- gantry:board-rows -->")  # noqa: S308  # nosec B308 B703  # a constant
 
 
 def render_board(request, template, context, board_context):

@@ -308,7 +308,7 @@ def chain_rows(chunk=5000):
         connection.ensure_connection()
         with connection.connection.cursor(name="gantry_audit_verify") as cursor:
             cursor.itersize = chunk
-            cursor.execute(f'SELECT {columns} FROM "audit_auditevent" ORDER BY "seq"')  # nosec B608: constants only
+            cursor.execute(f'SELECT {columns} FROM "audit_auditevent" ORDER BY "seq"')  # nosec B608  # constants only
             for values in cursor:
                 row = dict(zip(names, values, strict=True))
                 for name in ("changes", "detail"):  # Django has psycopg hand jsonb over as text
