@@ -92,19 +92,18 @@ def check_request(user, data):
         known = ", ".join(EnvironmentTemplate.objects.values_list("name", flat=True)) or "none yet"
         return {}, [f"template: no environment template named '{name}' (templates: {known})"], []
     clean = {"template": template}
+    shared = {"template": name, "tier": data.get("tier") or template.tier,
+              **{f: data.get(f) for f in ("name", "team", "description")}}
     try:  # the fields a request shares with every environment's creation: one declared rule each
-        about = EnvironmentCreate.validated({"template": name, **{f: data.get(f) for f in ("name", "team", "description")}})
+        about = EnvironmentCreate.validated(shared)
     except InvalidInput as exc:
         errors += exc.messages
         about = {}
     display = about.get("name")
     clean["name"] = display
     slug = data.get("slug") or slugify_name(display or "")
-    tier = data.get("tier") or template.tier
-    if tier not in TIERS:
-        errors.append(f"tier: '{tier}' is not one of {', '.join(TIERS)}")
-    elif tier != template.tier:
-        errors.append(f"tier: template '{template.name}' creates {template.tier} environments, not {tier}")
+    if shared["tier"] in TIERS and shared["tier"] != template.tier:  # an unknown tier: the schema said so
+        errors.append(f"tier: template '{template.name}' creates {template.tier} environments, not {shared['tier']}")
     clean["tier"] = template.tier
     cluster = template.cluster
     if data.get("cluster"):
