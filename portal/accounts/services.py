@@ -12,11 +12,11 @@ from django.utils import timezone
 
 from portal.audit.services import record
 from portal.errors import Conflict, InvalidInput, NotFound, deny, deny_if
-from portal.validation import check_text
 
 from . import policies
-from .choices import ADMIN, ROLES
+from .choices import ADMIN
 from .models import ApiToken, RoleAssignment, environment_model
+from .schemas import RoleGrant, TokenCreate
 
 
 def _scope(environment):
@@ -48,9 +48,10 @@ def grant_role(actor, username, role, environment=None, request=None, create_use
         deny_if(policies.admin_refusal(actor, "grant roles"), "role.grant", user=actor, request=request,
                 environment=environment or None)
     errors = []
-    username = check_text(username, "username", errors, max_length=150)
-    if role not in ROLES:
-        errors.append(f"role: '{role}' is not one of {', '.join(ROLES)}")
+    try:
+        username = RoleGrant.validated({"username": username, "role": role})["username"]
+    except InvalidInput as exc:
+        errors += exc.messages
     env = _resolve_environment(environment, errors)
     if errors:
         raise InvalidInput(errors)
@@ -124,10 +125,7 @@ def create_api_token(user, name="", request=None, operator=None):
     `operator` names who acts from the host's console (`manage.py create_api_token`)."""
     if user is None or not user.is_authenticated or not user.is_active:
         raise InvalidInput("an API token needs an active, signed-in user")
-    errors = []
-    name = check_text(name, "name", errors, required=False, max_length=100) or ""
-    if errors:
-        raise InvalidInput(errors)
+    name = TokenCreate.validated({"name": name}).get("name") or ""
     raw, prefix, digest = ApiToken.generate()
     with transaction.atomic():
         token = ApiToken.objects.create(user=user, name=name, prefix=prefix, digest=digest)
