@@ -2,7 +2,7 @@
 
 Seeds 1,000 preview environments made from the `preview` template (100 of them expired), then:
 
-1. runs the reaper (`lifecycle.expire_environments`) once and prints its time and queries, and
+1. runs the reaper (`teardown.expire_environments`) once and prints its time and queries, and
    the queries per expired environment (each teardown is a transaction with its audit events and
    a queued job; the rest must cost nothing per environment);
 2. GETs the environments page, the create form and its as-you-type check as a deployer, up to
@@ -46,8 +46,8 @@ def seed(count, expired):
 
 
 def bench_reaper(count, expired):
-    from environments.lifecycle import expire_environments
     from environments.models import Environment
+    from environments.teardown import expire_environments
 
     seed(count, expired)
     with common.QueryLog() as queries:

@@ -7,9 +7,9 @@ from django.db import transaction
 
 from environments import policies as env_rules
 from environments.models import Environment
+from portal import validation
 from portal.accounts import policies as roles
 from portal.audit.services import record
-from portal import validation
 from portal.errors import Conflict, InvalidInput, deny
 from portal.jobs.services import cancel_job
 
@@ -18,11 +18,11 @@ from .choices import APPROVE, DEPLOY, DEPLOYMENT_TRANSITIONS, REJECT, ROLLBACK
 from .choices import DeploymentState as S
 from .manifests import ManifestError, environment_policy_problems, parse_documents
 from .models import Approval, Deployment, Release
+from .monitoring.policies import promotion_refusal
 from .notifications import notify
 from .rendering import manifest_hash, render_text
 from .schemas import BreakGlass, DeploymentApproval, DeploymentRejection, Reason
 from .state import StateError, advance, get_deployment, lock_environment, locked_deployment, move, start_next_queued
-
 
 
 class ManifestsChanged(Conflict):
@@ -75,7 +75,6 @@ def _check_request_rules(user, release, environment, start_now, break_glass, req
             deny(action, user=user, request=request, target=release, environment=environment, error=Conflict,
                  reason=f"{environment.slug} only takes releases that succeeded in {source.slug} first; "
                         f"{release} has not")
-        from .monitoring.policies import promotion_refusal
 
         refusal = promotion_refusal(release, environment)  # go/no-go: verified upstream first
         if refusal:
@@ -244,8 +243,6 @@ def create_rollback(deployment, target, *, user=None, reason="", request=None, d
     if policies.approvals_required(rollback) == 0:
         move(rollback, S.APPROVED, actor_name="gantry", detail={"reason": "a rollback returns to an approved release"})
     else:
-        from .notifications import notify
-
         notify(rollback, "approval_needed")
     advance(rollback)  # a rollback re-applies exactly what ran before: no re-binding to today's manifests
     return rollback

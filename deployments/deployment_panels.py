@@ -7,13 +7,14 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 
 from environments import policies as env_rules
-from portal.live import Poll, state_of
 from portal.jobs.views import log_context
+from portal.live import Poll, state_of
 
 from . import policies, rendering
 from .choices import APPROVE, REJECT
 from .choices import DeploymentState as S
 from .live import live_deployment
+from .manifests import ManifestError, containers_of, effective_resources, limit_range_defaults, parse_documents
 from .models import Deployment
 from .queries import visible_deployments
 from .state import current_manifest_hash
@@ -135,7 +136,6 @@ def _job_context(request, deployment):
 def _effective_resources(manifest, env):
     """Each container's CPU and memory as it will run: set in the manifest or given by the
     environment's LimitRange defaults (so an approver sees what a manifest without them gets)."""
-    from .manifests import ManifestError, containers_of, effective_resources, limit_range_defaults, parse_documents
 
     try:
         documents = parse_documents(manifest)

@@ -11,6 +11,10 @@ import json
 from django.utils import timezone
 
 from environments import policies as env_rules
+from portal.audit.models import AuditEvent
+
+from .live import live_deployment
+from .rendering import manifest_diff
 
 
 def rules_in_force(environment):
@@ -46,8 +50,6 @@ def text_sha256(text):
 
 def reviewed_diff(deployment):
     """Which diff an approver had on the approval page: against the live deployment's manifests."""
-    from .live import live_deployment
-    from .rendering import manifest_diff
 
     live = live_deployment(deployment.service_id, deployment.environment_id)
     if live is None or live.pk == deployment.pk:
@@ -77,7 +79,6 @@ def dry_run_summary(deployment, result):
 def dry_run_shown(deployment, user):
     """The last dry run the approval page showed `user` for the manifests being decided on (from its
     audit event), or {"shown": False} when they decided without one on screen (the API, say)."""
-    from portal.audit.models import AuditEvent
 
     event = (AuditEvent.objects.filter(target_type="deployments.deployment", target_id=str(deployment.pk),
                                        action="deployment.dry_run", actor_id=user.pk,

@@ -2,6 +2,9 @@
 from portal.jobs.services import job_kind
 
 from . import notifications  # noqa: F401  (registers notification.send)
+from .models import Deployment
+from .monitoring.probing import probe_environments
+from .monitoring.verification import start_verification
 from .rollout import execute
 
 
@@ -14,13 +17,10 @@ def apply_deployment_job(job, log):
 
 def _start_verification(job, log):
     """The verification window opens as soon as the deployment succeeded (the periodic step catches up otherwise)."""
-    from .models import Deployment
-    from .monitoring.verification import start_verification
 
     deployment = Deployment.objects.select_related("environment", "service").get(pk=job.params["deployment"])
     verification = start_verification(deployment)
     try:  # the board shows the new release at once
-        from .monitoring.probing import probe_environments
 
         outcomes = probe_environments([deployment.environment_id])
     except Exception as exc:  # noqa: BLE001 - a failed probe here fails nothing; the periodic probe retries

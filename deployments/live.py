@@ -23,16 +23,24 @@ def live_deployments(environment_ids):
         .filter(rank=1).order_by("environment_id", "service_id"))
 
 
+def is_older_release(candidate, current):
+    """A rollback only goes back: to a release registered before the one running now."""
+    return (candidate.created_at, candidate.pk) < (current.created_at, current.pk)
+
+
+def older_releases(current):
+    """is_older_release as a filter on deployments: their release was registered before `current`."""
+    return Q(release__created_at__lt=current.created_at) | Q(release__created_at=current.created_at,
+                                                             release_id__lt=current.pk)
+
+
 def rollback_target(deployment):
     """The last successful deployment before `deployment` of an OLDER release (what a rollback returns
-    to): never forward to a newer release, e.g. the one just rolled back (policies.is_older_release)."""
-    current = deployment.release
-    older = Q(release__created_at__lt=current.created_at) | Q(release__created_at=current.created_at,
-                                                              release_id__lt=current.pk)
+    to): never forward to a newer release, e.g. the one just rolled back (is_older_release)."""
     return (Deployment.objects.select_related("release")
             .filter(service_id=deployment.service_id, environment_id=deployment.environment_id,
                     state__in=[S.SUCCEEDED, S.ROLLED_BACK], finished_at__lt=deployment.finished_at)
-            .filter(older).order_by("-finished_at", "-id").first())
+            .filter(older_releases(deployment.release)).order_by("-finished_at", "-id").first())
 
 
 def live_and_rollback_targets(environment_id, depth=20, with_manifests=False):
@@ -41,7 +49,6 @@ def live_and_rollback_targets(environment_id, depth=20, with_manifests=False):
     The same rules as live_deployment and rollback_target, over each service's `depth` most recent
     successful deployments (a rollback further back than that is not offered here).
     """
-    from . import policies  # policies import this module: a top-level import is circular when this one loads first
 
     deferred = ("release__notes", "service__manifest") + (() if with_manifests else ("rendered_manifest",))
     recent = (Deployment.objects.select_related("release", "service", "requested_by")
@@ -59,6 +66,6 @@ def live_and_rollback_targets(environment_id, depth=20, with_manifests=False):
         if live is None:
             continue
         target = next((d for d in rows if d.finished_at < live.finished_at
-                       and policies.is_older_release(d.release, live.release)), None)
+                       and is_older_release(d.release, live.release)), None)
         result[service_id] = (live, target)
     return result

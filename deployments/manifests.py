@@ -16,10 +16,14 @@ and its line when the path can be found in the YAML, so the author can go straig
 import re
 import string
 
+import kubernetes_validate
 import yaml
 
-from portal.kube import KINDS
 from portal import safe_yaml
+from portal.kube import KINDS
+
+from .manifest_render import RenderError, template_nodes
+from .manifest_render import render as render_safely
 
 PLACEHOLDERS = ("image", "version", "service", "environment", "namespace", "replicas", "color")
 KUBERNETES_VERSION = "1.30"
@@ -78,7 +82,6 @@ SAMPLE_VALUES = {"image": "registry.example.com/app@sha256:" + "0" * 64, "versio
 
 def render(text, values):
     """Fill placeholders into the parsed template (manifest_render): a value never changes its structure."""
-    from .manifest_render import RenderError, render as render_safely
 
     try:
         return render_safely(text, values)
@@ -177,7 +180,6 @@ _UNEXPECTED = re.compile(r"\('([^']+)'(?:, '[^']+')* (?:was|were) unexpected\)")
 
 def _schema_problem(document):
     """The first schema error of one document, as (path tuple, message), or None."""
-    import kubernetes_validate
 
     try:
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
@@ -323,7 +325,6 @@ def document_problems(documents, lines=None):
 
 def template_lines(text):
     """``{path tuple: line}`` per non-empty document of a template, in the template's own lines."""
-    from .manifest_render import RenderError, template_nodes
 
     try:
         nodes = template_nodes(text, PLACEHOLDERS)

@@ -11,8 +11,10 @@ from django.conf import settings
 from django.core.mail import send_mail
 
 from environments.serializers import masked_url
+from portal import outbound
 from portal.jobs.models import JobLogLine
 from portal.jobs.services import JobFailed, enqueue_job, job_kind
+from portal.outbound import DeliveryFailed
 
 from . import policies
 from .models import Deployment
@@ -68,7 +70,6 @@ def message(deployment, event):
 
 def post_webhook(url, payload, timeout=5):
     """POST through portal.outbound: public addresses only (checked again now), no redirects."""
-    from portal import outbound
 
     return outbound.post_json(url, payload, timeout=timeout)
 
@@ -102,7 +103,6 @@ def send_notification(job, log):
                                     "fields": [{"title": "environment", "value": env.slug, "short": True},
                                                {"title": "release", "value": str(deployment.release), "short": True},
                                                {"title": "state", "value": deployment.state, "short": True}]}]}
-        from portal.outbound import DeliveryFailed
 
         try:
             status = post_webhook(webhook_url, payload)

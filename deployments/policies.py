@@ -7,7 +7,8 @@ from environments.models import Environment
 from portal.accounts import policies as roles
 from portal.accounts.models import RoleAssignment
 
-from .choices import APPROVE, ROLLBACK, DeploymentState as S
+from .choices import APPROVE, ROLLBACK
+from .choices import DeploymentState as S
 from .live import live_deployment, rollback_target
 from .models import Deployment
 
@@ -35,11 +36,6 @@ def valid_approvals(deployment, current_hash=None, approvals=None):
     approvals = deployment.approvals.all() if approvals is None else approvals
     return [a for a in approvals if a.decision == APPROVE and a.image == deployment.image
             and a.manifest_hash == current_hash and roles.has_role(a.user, roles.APPROVER, deployment.environment)]
-
-
-def is_older_release(candidate, current):
-    """A rollback only goes back: to a release registered before the one running now."""
-    return (candidate.created_at, candidate.pk) < (current.created_at, current.pk)
 
 
 def stale_approvals(deployment, current_hash=None, approvals=None):
@@ -204,7 +200,6 @@ def rollback_rules(environment):
     Asked of the same functions that decide (approvals_required, start_blocker), so the sentence
     follows the environment's settings and an active freeze.
     """
-    from .models import Deployment
 
     probe = Deployment(kind=ROLLBACK, environment=environment)
     needed = approvals_required(probe)

@@ -3,8 +3,10 @@ import copy
 import difflib
 
 import yaml
+from django.db import transaction
 
 from portal import kube
+from portal.audit.services import record
 
 from . import manifests
 from .apply import DeployFailed, Run, apply_order, documents_of, kube_sentence, manifest_text, sentence
@@ -19,6 +21,7 @@ from .bluegreen import (
     require_pair,
 )
 from .choices import BLUE_GREEN, ROLLBACK
+from .facts import dry_run_shown, dry_run_summary
 
 _STRIPPED_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink")
 _CONTROLLER_ANNOTATIONS = ("deployment.kubernetes.io/revision",)
@@ -116,11 +119,8 @@ def preview(deployment):
 def show_dry_run(user, deployment, request=None):
     """The dry run for `user`'s approval page, recorded as `deployment.dry_run` (what it showed, see
     facts.dry_run_summary): each decision then records the dry run its approver had in front of them."""
-    from django.db import transaction
 
-    from portal.audit.services import record
 
-    from .facts import dry_run_shown, dry_run_summary
 
     result = preview(deployment)
     summary = dry_run_summary(deployment, result)

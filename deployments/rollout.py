@@ -26,6 +26,7 @@ import time
 from django.conf import settings
 from django.utils import timezone
 
+from environments.backups.guard import backup_before_deploy
 from portal import kube
 from portal.jobs.services import JobFailed
 
@@ -78,8 +79,6 @@ def execute(deployment_id, log):
             raise DeployFailed(f"environment {env.slug} has no cluster; attach one to the environment and request "
                                "the deployment again")
         if deployment.kind != ROLLBACK and before != S.RUNNING:
-            from environments.backups.guard import backup_before_deploy
-
             refusal = backup_before_deploy(env, log)
             if refusal:
                 raise DeployFailed(refusal)

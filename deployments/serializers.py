@@ -3,7 +3,7 @@ from portal.jobs.api import LogLineOut
 from portal.schema_types import OptionalTimestamp, Out, Timestamp, iso
 
 from . import policies
-from .monitoring.queries import AutoRollbackOut, VerificationOut
+from .monitoring.queries import AutoRollbackOut, VerificationOut, deployment_fields
 
 
 class ReleaseOut(Out):
@@ -113,7 +113,6 @@ def deployment_out(deployment, *, with_log=True):
         "job": None,
     }
     if with_log:  # the single-deployment answer: verification and rollback (deployments.monitoring)
-        from .monitoring.queries import deployment_fields
 
         data.update(deployment_fields(deployment))
     if job is not None:

@@ -10,14 +10,18 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.accounts import policies as roles
 from portal.accounts.policies import approver_refusal
 from portal.audit.services import record
 from portal.errors import Conflict, Forbidden, deny
+from portal.jobs.services import enqueue_job
 from portal.live import state_of
 from portal.schema_types import Approval, Rejection
 
 from .choices import EnvironmentStatus
 from .models import Environment, EnvironmentApproval
+from .status import set_environment_status
+from .teardown import tear_down
 
 APPROVE, REJECT = "approve", "reject"
 CREATE, DELETE = EnvironmentApproval.CREATE, EnvironmentApproval.DELETE
@@ -63,7 +67,6 @@ def refusal(user, env, decision, decisions=None):
 def decide(user, env, decision, comment="", request=None):
     """Approve or reject the pending request of `env`. The last approval needed starts the
     provisioning (creation) or the teardown (deletion); a rejection closes the request."""
-    from .lifecycle import set_environment_status
 
     purpose = pending_purpose(env)
     early = refusal(user, env, decision)
@@ -89,16 +92,12 @@ def decide(user, env, decision, comment="", request=None):
                 elif decision == REJECT:
                     _clear_deletion_request(env)
                 elif approvals >= required_approvals(env, purpose) and purpose == CREATE:
-                    from portal.jobs.services import enqueue_job
-
                     set_environment_status(env, EnvironmentStatus.PROVISIONING, actor=user, request=request,
                                            detail={"approvals": approvals})
                     enqueue_job("environment.provision", target=env, environment=env, requested_by=env.owner)
                 elif approvals >= required_approvals(env, purpose):
-                    from .lifecycle import _tear_down
-
                     requester = env.deletion_requested_by
-                    job = _tear_down(env, actor=user, request=request, action="environment.delete",
+                    job = tear_down(env, actor=user, request=request, action="environment.delete",
                                      reason=f"deletion requested by {requester.get_username() if requester else '?'} "
                                             f"and approved")
     except IntegrityError:
@@ -111,7 +110,6 @@ def decide(user, env, decision, comment="", request=None):
 
 def _error_for(user, env):
     """409 when nothing waits for a decision (the state forbids it), else 403 (a rule forbids it)."""
-    from portal.accounts import policies as roles
 
     if pending_purpose(env) is None and roles.has_role(user, roles.APPROVER, env):
         return Conflict
@@ -138,7 +136,6 @@ def request_deletion(user, env, request=None):
 
 def pending_requests(user, queryset=None):
     """Environments `user` may see whose creation or deletion waits for approval (a queryset)."""
-    from portal.accounts import policies as roles
 
     qs = queryset if queryset is not None else Environment.objects.all()
     qs = roles.restrict_environments(user, qs)

@@ -9,6 +9,7 @@ from portal.accounts import policies
 from portal.audit.writes import change_audited, create_audited, delete_audited
 from portal.errors import Conflict, InvalidInput, deny_if
 from portal.jobs.services import enqueue_job
+from portal.safe_yaml import MAX_BYTES
 from portal.validation import shown
 
 from .models import Cluster
@@ -50,8 +51,6 @@ def _clean_pasted_kubeconfig(data, clean, errors):
 
 
 def _clean_kubeconfig_path(data, clean, errors, instance):
-    from portal.safe_yaml import MAX_BYTES
-
     path = data.get("kubeconfig_path", instance.kubeconfig_path if instance else "")
     clean["kubeconfig_path"] = path
     text = None

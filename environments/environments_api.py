@@ -3,8 +3,13 @@ from typing import Any
 
 from ninja import Router, Status
 
-from deployments.monitoring.config import VerificationSettingsOut
-
+from deployments.monitoring.config import (
+    VerificationSettingsOut,
+    clean_verification,
+    settings_for,
+    update_verification,
+    verification_out,
+)
 from portal.accounts import policies
 from portal.api_auth import require_role
 
@@ -13,6 +18,7 @@ from .choices import EnvironmentStatus
 from .models import Environment
 from .queries import visible_environment
 from .schemas import EnvironmentChange, EnvironmentCreate
+from .self_service_api import _out
 from .serializers import EnvironmentDecisionOut, EnvironmentOut, environment_out
 
 router = Router(tags=["clusters and environments"])
@@ -46,8 +52,6 @@ class EnvironmentDetailOut(EnvironmentOut):
 
 
 def _with_verification(env):
-    from deployments.monitoring.config import settings_for, verification_out
-
     return environment_out(env) | {"verification": verification_out(settings_for(env))}
 
 
@@ -58,8 +62,6 @@ def get_environment(request, slug: str):
 
 @router.patch("/environments/{slug}", response=EnvironmentDetailOut)
 def update_environment(request, slug: str, payload: EnvironmentPatch):
-    from deployments.monitoring.config import clean_verification, update_verification
-
     env = visible_environment(request.user, slug)
     verification = payload.verification
     if verification is not None and policies.can_edit_environment(request.user, env):
@@ -76,7 +78,6 @@ def delete_environment(request, slug: str):
     """202: status `deleting` while a job removes the namespace, later `deleted` (kept for history);
     `deleted` at once without a cluster; for staging and production, the deletion waits for approval
     (`pending_approval: "delete"`)."""
-    from .self_service_api import _out
 
     env = visible_environment(request.user, slug)
     job = lifecycle.delete_environment(request.user, env, request=request)

@@ -1,6 +1,6 @@
 """Time to live: extending an environment, telling its owner before it expires.
 
-The reaper itself is ``lifecycle.expire_environments`` (it tears expired ones down through the
+The reaper itself is ``teardown.expire_environments`` (it tears expired ones down through the
 cluster and marks them `deleted`). The bounds are ``guardrails.extension_refusal``.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from django.utils import timezone
 from portal.accounts import policies as roles
 from portal.audit.services import record
 from portal.errors import Conflict, InvalidInput, deny
+from portal.jobs.services import enqueue_job
 
 from . import guardrails
 from .choices import EnvironmentStatus
@@ -63,7 +64,6 @@ def due_notice(env, now):
 
 def notify_expiring(now=None):
     """Periodic: queue a notice to the owner 24 h and 1 h before an environment expires (once each)."""
-    from portal.jobs.services import enqueue_job
 
     now = now or timezone.now()
     sent = 0

@@ -10,10 +10,13 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from deployments.models import Service
 from portal import quantity
+from portal.accounts import policies as roles
 from portal.validation import DNS_LABEL, RESERVED_NAMES
 
 from .choices import EnvironmentStatus
+from .models import Cluster, Environment, EnvironmentTemplate
 
 PROTECTED_TIERS = ("staging", "production")
 NETWORK_POLICIES = ("default-deny", "none")
@@ -43,7 +46,6 @@ def name_problems(slug, *, cluster=None, namespace=None, exclude_pk=None, field=
 
     Deleted and rejected environments keep their name: they stay in history and audit under it,
     so a new environment needs a new name (CI: add the run number to the pull request's)."""
-    from .models import Environment
 
     problems = []
     if not isinstance(slug, str) or not slug:
@@ -309,9 +311,7 @@ def template_problems(clean, instance=None):
     """What a template's declared fields (environments.schemas.TemplateCreate/TemplateChange) cannot say
     alone: the name is free, the cluster and services exist, the time to live is within its maximum,
     and each parameter's range holds the quota's value. Sets `clean["cluster"]` to the Cluster."""
-    from deployments.models import Service
 
-    from .models import Cluster, EnvironmentTemplate
 
     errors = []
     if "name" in clean and EnvironmentTemplate.objects.filter(name=clean["name"]).exclude(
@@ -346,7 +346,6 @@ def template_problems(clean, instance=None):
 def deletion_refusal(user, env):
     """Why `user` may not delete `env` (None when they may): the owner of a preview or development
     environment, otherwise an admin."""
-    from portal.accounts import policies as roles
 
     if roles.is_admin(user):  # a global admin: an admin of one environment does not remove it
         return None

@@ -1,4 +1,8 @@
 """Background work for clusters and environments (registered job kinds)."""
+import time
+
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -7,8 +11,11 @@ from portal.audit.services import record
 from portal.jobs.services import JobFailed, job_kind
 
 from .choices import EnvironmentStatus
+from .expiry import notice_text, recipients
 from .models import Cluster, Environment
-from .lifecycle import finish_teardown, set_environment_status
+from .provisioning import ProvisioningFailed, apply_namespace_resources, deploy_template_services
+from .status import set_environment_status
+from .teardown import finish_teardown
 
 
 @job_kind("cluster.check", queue="default", title="Check cluster connection")
@@ -47,7 +54,6 @@ def provision_environment_job(job, log):
         if env.status == EnvironmentStatus.READY:
             log(f"environment is already ready; re-applying namespace {env.namespace}")
         env = set_environment_status(env, EnvironmentStatus.PROVISIONING, reason="retry")
-    from .provisioning import ProvisioningFailed, apply_namespace_resources, deploy_template_services
 
     log(f"provisioning namespace {env.namespace} on cluster {env.cluster.name}")
     try:
@@ -63,9 +69,7 @@ def provision_environment_job(job, log):
 
 def wait_until_namespace_gone(env, log, timeout=None, interval=1.0):
     """A deleted namespace terminates (its finalizers run) before it disappears: wait for that."""
-    import time
 
-    from django.conf import settings
 
     timeout = timeout if timeout is not None else getattr(settings, "GANTRY_NAMESPACE_DELETE_TIMEOUT", 300)
     deadline = time.monotonic() + timeout
@@ -106,11 +110,6 @@ def teardown_environment_job(job, log):
 
 @job_kind("environment.expiry_notice", queue="default", title="Tell the owner an environment expires soon")
 def expiry_notice_job(job, log):
-    from django.conf import settings
-    from django.core.mail import send_mail
-
-    from .expiry import notice_text, recipients
-
     env = Environment.objects.select_related("owner").filter(pk=job.target_id).first()
     if env is None or env.expires_at is None:
         log("the environment is gone or no longer expires; nothing to send")

@@ -1,5 +1,6 @@
-"""The life of an environment: create, change its rules, provision, expire, tear down, and its status.
-Every change goes through these functions (pages, API, jobs, commands)."""
+"""The life of an environment: create it, change its rules, provision it again, delete it (through
+environments.teardown, or a request for approval). Every change goes through these functions (pages,
+API, jobs, commands); its status only through environments.status."""
 from datetime import timedelta
 
 from django.contrib.auth.models import Group
@@ -14,31 +15,16 @@ from portal.jobs.services import enqueue_job
 
 from . import guardrails
 from . import policies as rules
+from .approvals import request_deletion
 from .choices import ENVIRONMENT_TRANSITIONS, EnvironmentStatus
 from .clusters import default_cluster
+from .guardrails import deletion_needs_approval, deletion_refusal
 from .models import Cluster, Environment
 from .schemas import EnvironmentChange, EnvironmentCreate
-
-RULE_FIELDS = ("required_approvals", "prevent_self_approval", "deployment_windows", "freeze_until", "freeze_reason",
-               "approver_groups", "checklist", "promotion_from", "rollback_requires_approval")
-ENV_AUDIT_FIELDS = ("name", "slug", "tier", "cluster", "namespace", "owner", "team", "description", "status",
-                    "ttl_hours", "replicas", "blue_green_keep_minutes", "webhook_url", "notify_emails") + RULE_FIELDS
-
-
-class TransitionError(Conflict):
-    pass
-
-
-def env_snapshot(env):
-    data = {}
-    for field in ENV_AUDIT_FIELDS:
-        value = getattr(env, field)
-        if field in ("cluster", "owner", "promotion_from"):
-            value = str(value) if value is not None else None
-        elif field == "freeze_until" and value is not None:
-            value = value.isoformat()
-        data[field] = value
-    return data
+from .self_service import request_environment
+from .snapshot import RULE_FIELDS, env_snapshot
+from .status import TransitionError, set_environment_status
+from .teardown import tear_down
 
 
 def _clean_references(clean, instance=None):
@@ -74,8 +60,6 @@ def create_environment(user, data, request=None):
     """`data`: a dict (a page's form, a command) or the API's EnvironmentCreate; either way validated by it."""
     given = EnvironmentCreate.given(data)
     if given.get("template"):  # self-service: the template's guardrails and approval rules apply
-        from .self_service import request_environment
-
         return request_environment(user, given, request=request)
     reason = rules.create_refusal(user, given.get("tier"))
     if reason:
@@ -129,8 +113,6 @@ def delete_environment(user, env, request=None):
     their own preview or development environment, an admin any; a staging or production one is only
     requested here and waits for approval (environments.approvals). Returns the teardown job, or None
     when the deletion waits for approval."""
-    from .approvals import request_deletion
-    from .guardrails import deletion_refusal, deletion_needs_approval
 
     refusal = deletion_refusal(user, env)
     if refusal:
@@ -140,73 +122,7 @@ def delete_environment(user, env, request=None):
     if deletion_needs_approval(env):
         request_deletion(user, env, request=request)
         return None
-    return _tear_down(env, actor=user, request=request, action="environment.delete")
-
-
-def expire_environments(now=None):
-    """Periodic (the reaper): tear down environments whose time to live ran out. Never touches one
-    without a TTL; one with a deployment under way waits for the next round."""
-    now = now or timezone.now()
-    expired = 0
-    due = (Environment.objects.filter(expires_at__lte=now, ttl_hours__isnull=False)
-           .exclude(status__in=(EnvironmentStatus.DELETING, *EnvironmentStatus.GONE)).only("pk", "ttl_hours"))
-    for env in due:
-        try:
-            _tear_down(env, actor=None, action="environment.expired", reason=f"its time to live ({env.ttl_hours} h) ran out")
-            expired += 1
-        except Conflict:
-            continue  # a deployment is under way; the next round tries again
-    return expired
-
-
-def _tear_down(env, *, actor, action, request=None, reason=""):
-    with transaction.atomic():
-        env = Environment.objects.select_for_update().get(pk=env.pk)  # deployments start under this lock too
-        active = env.deployments.filter(state__in=["approved", "queued", "running"]).count()
-        if active:
-            raise Conflict(f"environment '{env.slug}' has {active} deployment(s) approved, queued or running; "
-                           "cancel them or let them finish first")
-        if env.status == EnvironmentStatus.DELETING or env.status in EnvironmentStatus.GONE:
-            raise TransitionError(f"environment '{env.slug}' is already {env.status}")
-        detail = {"reason": reason} if reason else None
-        record(action, actor=actor, actor_name=None if actor else "gantry-scheduler", request=request, target=env,
-               detail=detail)
-        set_environment_status(env, EnvironmentStatus.DELETING, actor=actor, actor_name="gantry-scheduler",
-                               request=request)
-        if env.cluster_id is None:
-            set_environment_status(env, EnvironmentStatus.DELETED, actor=actor, actor_name="gantry-scheduler",
-                                   request=request, reason="it has no cluster; nothing to remove")
-            return None
-        return enqueue_job("environment.teardown", target=env, environment=env, requested_by=actor, request=request)
-
-
-def finish_teardown(env):
-    """The teardown job saw the namespace gone: the environment is marked `deleted` (kept, audited)."""
-    env = Environment.objects.filter(pk=env.pk).first()
-    if env is None or env.status == EnvironmentStatus.DELETED:
-        return
-    set_environment_status(env, EnvironmentStatus.DELETED, reason="its namespace is gone")
-
-
-def set_environment_status(env, new_status, *, reason="", actor=None, actor_name="gantry-worker", request=None,
-                           detail=None):
-    """Move an environment along its state table; audited. The one writer of `status` after creation:
-    jobs call it, and so do approvals (actor: the approver) and teardowns."""
-    with transaction.atomic():
-        env = Environment.objects.select_for_update().get(pk=env.pk)
-        if new_status not in ENVIRONMENT_TRANSITIONS.get(env.status, set()):
-            raise TransitionError(f"environment '{env.slug}' cannot go from {env.status} to {new_status}")
-        old = env.status
-        env.status = new_status
-        fields = ["status", "updated_at"]
-        if new_status == EnvironmentStatus.DELETED:
-            env.deleted_at = timezone.now()
-            fields.append("deleted_at")
-        env.save(update_fields=fields)
-        detail = dict(detail or {}) | ({"reason": reason} if reason else {})
-        record(f"environment.{new_status}", actor=actor, actor_name=None if actor else actor_name, request=request,
-               target=env, changes={"status": [old, new_status]}, detail=detail or None)
-    return env
+    return tear_down(env, actor=user, request=request, action="environment.delete")
 
 
 def reprovision_environment(user, env, request=None):

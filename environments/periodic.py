@@ -1,5 +1,5 @@
 """Periodic work of the environments app (collected by portal.jobs.periodic)."""
 PERIODIC = [
-    ("environments.lifecycle.expire_environments", "default", {"interval": 300}),
+    ("environments.teardown.expire_environments", "default", {"interval": 300}),
     ("environments.expiry.notify_expiring", "default", {"interval": 300}),
 ]

@@ -13,8 +13,12 @@ import re
 
 from django.db import transaction
 
+from deployments import actions
+from deployments.choices import DeploymentState as S
+from deployments.models import Deployment
 from portal import kube
 from portal.audit.services import record
+from portal.errors import GantryError
 
 GANTRY_LABELS = {"app.kubernetes.io/managed-by": "gantry"}
 QUOTA_NAME = "gantry-quota"
@@ -157,10 +161,6 @@ def deploy_template_services(env, log):
     """Request a deployment of each template service: the release that last succeeded in its
     `from_environment`, through the normal deployment path (approvals, windows, the deploy job).
     A retry does not request the same release twice. Returns the deployments (new or existing)."""
-    from deployments import actions
-    from deployments.choices import DeploymentState as S
-    from deployments.models import Deployment
-    from portal.errors import GantryError
 
     found = []
     for item in (env.guardrails or {}).get("services") or []:

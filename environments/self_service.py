@@ -14,12 +14,15 @@ from portal.accounts import policies as roles
 from portal.audit.services import diff, record
 from portal.audit.writes import change_audited, create_audited, delete_audited
 from portal.errors import Conflict, InvalidInput, deny, deny_if
+from portal.jobs.services import enqueue_job
 from portal.validation import slugify_name
 
 from . import guardrails
 from .choices import TIERS, EnvironmentStatus
+from .clusters import default_cluster
 from .models import Cluster, Environment, EnvironmentTemplate
 from .schemas import EnvironmentCreate, TemplateChange, TemplateCreate
+from .snapshot import env_snapshot
 
 TEMPLATE_FIELDS = ("name", "description", "tier", "cluster", "quota", "limit_range", "network_policy",
                    "ingress_namespace", "ttl_hours", "max_ttl_hours", "requires_approval", "required_approvals",
@@ -114,8 +117,6 @@ def check_request(user, data):
             errors.append(f"cluster: template '{template.name}' places environments on '{cluster.name}'")
         cluster = named or cluster
     if cluster is None:
-        from .clusters import default_cluster
-
         cluster = default_cluster()
     if cluster is None:
         errors.append("cluster: no cluster is registered yet; an admin must add one first")
@@ -166,7 +167,6 @@ def request_environment(user, data, request=None):
         env.prevent_self_approval, env.required_approvals = True, 1
     if env.ttl_hours:
         env.expires_at = timezone.now() + timedelta(hours=env.ttl_hours)
-    from .lifecycle import env_snapshot
 
     try:
         with transaction.atomic():
@@ -178,8 +178,6 @@ def request_environment(user, data, request=None):
             record("environment.create", actor=user, request=request, target=env,
                    changes=diff({}, env_snapshot(env)), detail=detail)
             if not approval:
-                from portal.jobs.services import enqueue_job
-
                 enqueue_job("environment.provision", target=env, environment=env, requested_by=user, request=request)
     except IntegrityError:
         raise Conflict(f"name: an environment '{clean['slug']}' was created at the same moment; "

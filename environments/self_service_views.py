@@ -1,16 +1,40 @@
 """Pages of self-service environments: the create form (checked as you type), the provisioning
 page, approving or rejecting a request, extending, and the template admin pages. Views parse
 input, call environments.self_service / approvals / expiry, and render; they hold no rule."""
+import json
+
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from deployments.models import Deployment
+from portal import kube, live
+from portal.accounts import policies
+from portal.audit.models import AuditEvent
 from portal.errors import Conflict, InvalidInput
-from portal.pages import button_action, delete_page, form_action, needs_role, safe_next, require
+from portal.live import state_of
+from portal.pages import (
+    button_action,
+    delete_page,
+    field_errors,
+    form_action,
+    form_page,
+    needs_role,
+    require,
+    safe_next,
+)
+from portal.quantity import QuantityError, parse
 
-from . import approvals, expiry
+from . import approvals, expiry, self_service
+from .approvals import pending_purpose, required_approvals
+from .choices import TIERS
+from .guardrails import approval_reason, parameter_bounds, ttl_bounds
+from .models import Cluster, EnvironmentTemplate
+from .provisioning import QUOTA_NAME
 from .queries import visible_environment
+from .self_service import check_request, request_environment, request_refusal, template_snapshot
+from .serializers import template_out
 
 
 def _back(request, env):
@@ -56,9 +80,6 @@ def _request_data(post):
 
 
 def _form_context(request, values, template_name=None):
-    from .guardrails import parameter_bounds, ttl_bounds
-    from .models import EnvironmentTemplate
-
     templates = list(EnvironmentTemplate.objects.order_by("name"))
     chosen = next((t for t in templates if t.name == (template_name or values.get("template"))), None)
     chosen = chosen or (templates[0] if templates else None)
@@ -77,10 +98,7 @@ def _form_context(request, values, template_name=None):
 
 def _check_context(request, data):
     """What the form shows as the user types: each problem by field, whether approval is needed."""
-    from portal.pages import field_errors
 
-    from .guardrails import approval_reason
-    from .self_service import check_request
 
     clean, errors, taken = check_request(request.user, data) if data.get("template") else ({}, [], [])
     problems = errors + taken
@@ -96,10 +114,8 @@ def _check_context(request, data):
 @needs_role
 def environment_request(request):
     """Create an environment from a template: the short form, checked as you type."""
-    from django.shortcuts import render
 
 
-    from .self_service import request_environment, request_refusal
 
     require(request_refusal(request.user))
     if request.method != "POST":
@@ -117,7 +133,6 @@ def environment_request(request):
 @needs_role
 def environment_request_check(request):
     """htmx: the form's check panel (name free and a DNS label, values within the bounds shown)."""
-    from django.shortcuts import render
 
     data = _request_data(request.POST if request.method == "POST" else request.GET)
     context = _form_context(request, data) | _check_context(request, data)
@@ -127,21 +142,12 @@ def environment_request_check(request):
 # ---------------------------------------------------------------- provisioning page and quota
 
 def _provisioning_parts(env):
-    from deployments.models import Deployment
-    from portal.audit.models import AuditEvent
-    from portal.live import state_of
-
     return (env.status, env.updated_at.isoformat(),
             state_of(AuditEvent.objects.filter(environment=env.slug, action="environment.resource_apply"), "at"),
             state_of(Deployment.objects.filter(environment=env)))
 
 
 def _provisioning_context(request, env):
-    from deployments.models import Deployment
-    from portal.audit.models import AuditEvent
-
-    from .approvals import pending_purpose, required_approvals
-
     events = list(AuditEvent.objects.filter(environment=env.slug, action="environment.resource_apply")
                   .order_by("seq").only("seq", "at", "outcome", "detail"))
     resources = {}
@@ -169,9 +175,7 @@ def _provisioning_context(request, env):
 @needs_role
 def environment_provisioning(request, slug):
     """Each resource applied, each service deployed, then "ready" with links; live while it moves."""
-    from django.shortcuts import render
 
-    from portal import live
 
     env = visible_environment(request.user, slug)
     poll = live.Poll(request)
@@ -192,10 +196,7 @@ def environment_provisioning(request, slug):
 
 def quota_usage(env):
     """Rows of the namespace's ResourceQuota: (key, used, hard, percent), read from its status."""
-    from portal import kube
-    from portal.quantity import QuantityError, parse
 
-    from .provisioning import QUOTA_NAME
 
     quota = kube.get(env.cluster, "v1", "ResourceQuota", env.namespace, QUOTA_NAME)
     if quota is None:
@@ -216,9 +217,7 @@ def quota_usage(env):
 @needs_role
 def environment_quota(request, slug):
     """The quota bars (used / hard from the ResourceQuota's status), loaded by htmx after the page."""
-    from django.shortcuts import render
 
-    from portal import kube
 
     env = visible_environment(request.user, slug)
     rows, error = None, ""
@@ -238,23 +237,12 @@ JSON_FIELDS = ("quota", "limit_range", "parameters", "services")
 @login_required
 @needs_role
 def template_list(request):
-    from django.shortcuts import render
-
-    from portal.accounts import policies
-
-    from .models import EnvironmentTemplate
-    from .serializers import template_out
-
     templates = [template_out(t) for t in EnvironmentTemplate.objects.select_related("cluster").order_by("name")]
     return render(request, "environments/templates.html", {"section": "environments", "templates": templates,
                                                            "can_manage": policies.is_admin(request.user)})
 
 
 def _template_values(template):
-    import json
-
-    from .self_service import template_snapshot
-
     values = template_snapshot(template)
     for field in JSON_FIELDS:
         values[field] = json.dumps(values[field], indent=2)
@@ -265,16 +253,9 @@ def _template_values(template):
 @needs_role
 def template_edit(request, name=None):
     """Create (no name) or edit a template; the guardrail fields are JSON, checked by the policy."""
-    import json
 
-    from django.shortcuts import get_object_or_404, render
 
-    from portal.accounts import policies
-    from portal.pages import form_page
 
-    from . import self_service
-    from .choices import TIERS
-    from .models import Cluster, EnvironmentTemplate
 
     template = get_object_or_404(EnvironmentTemplate, name=name) if name else None
     context = {"section": "environments", "template": template, "tiers": TIERS,
@@ -320,11 +301,6 @@ def template_edit(request, name=None):
 @login_required
 @needs_role
 def template_delete(request, name):
-    from django.shortcuts import get_object_or_404
-
-    from . import self_service
-    from .models import EnvironmentTemplate
-
     template = get_object_or_404(EnvironmentTemplate, name=name)
     return delete_page(request, confirm={
         "section": "environments", "title": f"Delete template {template.name}?",

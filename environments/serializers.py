@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 from portal.schema_types import OptionalTimestamp, Out, Timestamp, iso
 
 from . import policies as rules
+from .guardrails import parameter_bounds, ttl_bounds
 
 
 def masked_url(url):
@@ -77,8 +78,6 @@ def environment_out(env, *, with_rules=True):
 
 
 def template_out(template):
-    from .guardrails import parameter_bounds, ttl_bounds
-
     return {
         "id": template.pk,
         "name": template.name,

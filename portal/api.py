@@ -4,15 +4,30 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from deployments.approvals_api import router as approvals_router
+from deployments.catalog_api import router as catalog_router
+from deployments.compliance.api import router as compliance_router
+from deployments.deployments_api import router as deployments_router
+from deployments.health_api import router as health_router
+from deployments.monitoring.api import router as live_health_router
+from deployments.releases_api import router as releases_router
+from deployments.restore_approvals_api import router as restore_approvals_router
+from environments.backups.api import router as backups_router
+from environments.clusters_api import router as clusters_router
+from environments.environments_api import router as environments_router
+from environments.self_service_api import router as self_service_router
 from portal.api_auth import API_AUTH
+from portal.audit.api import router as audit_router
 from portal.error_pages import database_unavailable, log_database_down
 from portal.errors import Conflict, GantryError, audit_conflict, audit_refusal
+from portal.jobs.api import router as jobs_router
+from portal.openapi_errors import declare_errors
 from portal.schema_types import error_messages
+
 
 class GantryAPI(NinjaAPI):
     def get_openapi_schema(self, *args, **kwargs):
         """Ninja's document, with every operation's error statuses declared (portal.openapi_errors)."""
-        from portal.openapi_errors import declare_errors
 
         return declare_errors(super().get_openapi_schema(*args, **kwargs))
 
@@ -84,21 +99,6 @@ def http_error(request, exc):
 
 
 def _add_routers():
-    from deployments.approvals_api import router as approvals_router
-    from deployments.compliance.api import router as compliance_router
-    from deployments.catalog_api import router as catalog_router
-    from deployments.deployments_api import router as deployments_router
-    from deployments.health_api import router as health_router
-    from deployments.releases_api import router as releases_router
-    from environments.clusters_api import router as clusters_router
-    from environments.environments_api import router as environments_router
-    from deployments.restore_approvals_api import router as restore_approvals_router
-    from environments.backups.api import router as backups_router
-    from environments.self_service_api import router as self_service_router
-    from portal.audit.api import router as audit_router
-    from portal.jobs.api import router as jobs_router
-    from deployments.monitoring.api import router as live_health_router
-
     api.add_router("", clusters_router)
     api.add_router("", environments_router)
     api.add_router("", self_service_router)

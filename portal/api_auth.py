@@ -1,13 +1,15 @@
 """API authentication: bearer tokens (hashed at rest) and browser sessions (with CSRF)."""
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from ninja.security import HttpBearer, SessionAuth
 
+from portal import throttle
 from portal.accounts import policies as roles
 from portal.accounts.models import ApiToken, hash_token
-from portal.audit.services import record
+from portal.audit.services import client_ip, record
 from portal.errors import Forbidden, NotFound, Throttled, refuse_unsafe
 from portal.validation import unsafe_character
 
@@ -30,10 +32,7 @@ def reject_token(request, token):
     address gets 429 with Retry-After until the window ends. A flood of made-up tokens thus costs
     one counter update each, never a second audit row (nor the chain lock) for that address and
     window; the server log notes when an address reaches the limit."""
-    from django.conf import settings
 
-    from portal import throttle
-    from portal.audit.services import client_ip
 
     seconds, limit = settings.GANTRY_TOKEN_FAILURE_WINDOW_SECONDS, settings.GANTRY_TOKEN_FAILURES_PER_WINDOW
     address = client_ip(request) or "unknown"

@@ -1,5 +1,8 @@
 """Errors services raise; the API turns them into status codes, pages into messages."""
-from portal.audit.services import record_denied
+from django.db import transaction
+
+from portal.audit.services import record, record_denied
+from portal.validation import check_safe_text
 
 
 class GantryError(Exception):
@@ -66,9 +69,7 @@ def audit_refusal(request, exception, reason, action="access.denied"):
     what it was raised from) is not audited again."""
     if _audited(exception):
         return
-    from django.db import transaction
 
-    from portal.audit.services import record
 
     path = "".join(c for c in request.path[:300] if c.isprintable())
     with transaction.atomic():
@@ -89,7 +90,6 @@ def refuse_unsafe(values):
     (NUL, other control characters, unpaired surrogates, bidirectional overrides): the database
     cannot store or even compare some of them. Call it after the role check, so that a caller
     without the role still gets the audited 403."""
-    from portal.validation import check_safe_text
 
     errors = []
     for field, value in values.items():

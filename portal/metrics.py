@@ -3,9 +3,18 @@
 The core reports jobs; each app registers its own gauges with `register_gauge` from its
 AppConfig.ready() (environments: environments by tier and status).
 """
+import hmac
+import ipaddress
+
+from django.conf import settings
 from django.db.models import Count
+from django.http import HttpResponse
+from django_prometheus.exports import ExportToDjangoView
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 
+from portal.accounts import policies
+from portal.accounts.models import ApiToken, hash_token
+from portal.audit.services import client_ip
 from portal.jobs.models import Job
 
 _gauges = []  # (name, help, labels, rows): rows() yields (label values..., value)
@@ -61,12 +70,8 @@ def scrape_refusal(request):
     Allowed: a client address in GANTRY_METRICS_ALLOWED_IPS (addresses or networks), the bearer
     token GANTRY_METRICS_TOKEN, or the API token of a user with a global role (viewer or admin).
     """
-    import hmac
-    import ipaddress
 
-    from django.conf import settings
 
-    from portal.audit.services import client_ip
 
     address = client_ip(request)
     for allowed in settings.GANTRY_METRICS_ALLOWED_IPS:
@@ -81,8 +86,6 @@ def scrape_refusal(request):
     token = header[7:].strip()
     if settings.GANTRY_METRICS_TOKEN and hmac.compare_digest(token.encode(), settings.GANTRY_METRICS_TOKEN.encode()):
         return None
-    from portal.accounts import policies
-    from portal.accounts.models import ApiToken, hash_token
 
     found = (ApiToken.objects.select_related("user")
              .filter(digest=hash_token(token), revoked_at__isnull=True, user__is_active=True).first())
@@ -95,8 +98,6 @@ def scrape_refusal(request):
 
 def metrics_view(request):
     """Prometheus text format for allowed scrapers only: it names environments, jobs and view latencies."""
-    from django.http import HttpResponse
-    from django_prometheus.exports import ExportToDjangoView
 
     refusal = scrape_refusal(request)
     if refusal is not None:

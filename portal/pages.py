@@ -7,10 +7,12 @@ Pages parse input, call a service, render (DESIGN rule 1). Who may see or do wha
 from functools import wraps
 
 from django.conf import settings
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404
-from django.shortcuts import render
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from portal.accounts import policies
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound, audit_conflict, refuse_unsafe
@@ -71,7 +73,6 @@ def paginate(request, queryset, per_page=None, count=None):
 def safe_next(request, fallback):
     """Where a button's form asks to go back to (its `next` field) when that is a page of this site;
     `fallback` otherwise, so that a crafted link cannot send the user elsewhere."""
-    from django.utils.http import url_has_allowed_host_and_scheme
 
     target = request.POST.get("next", "")
     if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
@@ -104,8 +105,6 @@ def form_action(request, action, *, template, context, done, then, conflict_stat
     again (`template` with `context`, the messages by field; 400, or `conflict_status` for a Conflict);
     success flashes `done` (or `done(result)`, nothing when it is empty) and redirects to `then` (or
     `then(result)`): a URL or a URL name."""
-    from django.contrib import messages
-    from django.shortcuts import redirect
 
     try:
         result = action()
@@ -126,9 +125,6 @@ def button_action(request, action, *, done, back, then=None, refusals=(Conflict,
     the `refused` format, e.g. "Cannot retry: {}."); success as the message `done` (or
     `done(result)`) on `then` (or `then(result)`, else `back`). `back`/`then`: a response, or what
     `redirect` takes (a URL or a URL name)."""
-    from django.contrib import messages
-    from django.http import HttpResponse
-    from django.shortcuts import redirect
 
     def go(target):
         return target if isinstance(target, HttpResponse) else redirect(target)

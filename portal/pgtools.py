@@ -11,6 +11,7 @@ A DSN's password never appears on a command line (it goes through PGPASSWORD) no
 Failures raise `PgToolError` with a sentence that says what to fix: a pg_dump older than the
 server, a wrong password, an unreachable or unknown host, a missing database.
 """
+import fcntl
 import os
 import re
 import shutil
@@ -19,7 +20,10 @@ import threading
 import time
 from contextlib import suppress
 
+import psycopg
 from django.conf import settings
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 CHUNK = 1024 * 1024
 CONNECT_TIMEOUT = 10
@@ -40,7 +44,6 @@ def _binary(name):
 
 def parse_dsn(dsn):
     """The DSN's parts as a dict (libpq's own parser: URLs and key=value both work)."""
-    from psycopg.conninfo import conninfo_to_dict
 
     try:
         return conninfo_to_dict(dsn)
@@ -58,14 +61,12 @@ def describe(dsn, dbname=None):
 
 def with_database(dsn, dbname):
     """The same server and credentials, another database (as a key=value DSN)."""
-    from psycopg.conninfo import make_conninfo
 
     return make_conninfo(**(parse_dsn(dsn) | {"dbname": dbname}))
 
 
 def _command_parts(dsn, dbname=None):
     """(conninfo without password, environment with PGPASSWORD) for a tool's --dbname."""
-    from psycopg.conninfo import make_conninfo
 
     parts = parse_dsn(dsn)
     password = parts.pop("password", None)
@@ -122,7 +123,6 @@ def _widen_pipe(stream):
 
     On a busy machine the tool and the worker are rarely scheduled together: with a 64 KiB pipe the
     tool stalls as soon as the worker is off the CPU (or busy hashing, writing, uploading)."""
-    import fcntl
 
     try:
         return fcntl.fcntl(stream.fileno(), _F_SETPIPE_SZ, PIPE_SIZE) >= PIPE_SIZE
@@ -192,8 +192,6 @@ class _SnapshotCounter:
     the rows of every table in a thread while the dump streams. It stays open until pg_dump ends."""
 
     def __init__(self, dsn, into):
-        import psycopg
-
         self.dsn, self.into, self.error = dsn, into, None
         self.conn = connect(dsn)
         try:
@@ -207,8 +205,6 @@ class _SnapshotCounter:
         self.thread = threading.Thread(target=self._count, daemon=True)
 
     def _count(self):
-        import psycopg
-
         try:
             self.into.update(_count_rows(self.conn))
         except psycopg.Error as exc:
@@ -290,7 +286,6 @@ def list_dump_tables(chunks):
 
 def connect(dsn, dbname=None):
     """An autocommit psycopg connection to the target's server (PgToolError with a sentence when it fails)."""
-    import psycopg
 
     parts = parse_dsn(dsn) | ({"dbname": dbname} if dbname else {})
     parts.setdefault("connect_timeout", str(CONNECT_TIMEOUT))
@@ -301,8 +296,6 @@ def connect(dsn, dbname=None):
 
 
 def _quote(name):
-    from psycopg import sql
-
     return sql.Identifier(name)
 
 
@@ -312,15 +305,11 @@ def database_exists(dsn, name):
 
 
 def create_database(dsn, name):
-    from psycopg import sql
-
     with connect(dsn, "postgres") as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(_quote(name)))
 
 
 def drop_database(dsn, name):
-    from psycopg import sql
-
     with connect(dsn, "postgres") as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(_quote(name)))
 
@@ -337,7 +326,6 @@ def user_tables(dsn, dbname=None):
 
 def largest_tables_row_counts(dsn, dbname=None, limit=5):
     """[(schema, table, exact rows)] of the `limit` largest tables by size on disk."""
-    from psycopg import sql
 
     with connect(dsn, dbname) as conn:
         rows = conn.execute(
@@ -359,8 +347,6 @@ _COUNTED_TABLES = (
 
 
 def _count_rows(conn):
-    from psycopg import sql
-
     tables = conn.execute(_COUNTED_TABLES).fetchall()
     return {f"{schema}.{table}": conn.execute(sql.SQL("SELECT count(*) FROM ONLY {}.{}").format(
         _quote(schema), _quote(table))).fetchone()[0] for schema, table in tables}
@@ -375,7 +361,6 @@ def count_rows(dsn, dbname=None):
 
 def sanity_check(dsn, query, dbname=None):
     """Run a read-only query; (True, detail) when its first column of the first row is true."""
-    import psycopg
 
     with connect(dsn, dbname) as conn:
         try:

@@ -5,6 +5,7 @@ ALLOWED_HOSTS (comma-separated), GANTRY_* for Gantry's own options.
 """
 import os
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dj_database_url
 
@@ -150,7 +151,6 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 def redis_url_with_timeouts(url):
     """Bounded waits on Redis (unless the URL sets its own), so a Redis outage delays a page by
     seconds at most: the request is answered and the job waits `queued` (portal/jobs/queue.py)."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))

@@ -16,10 +16,17 @@ never holds more than two parts in memory:
 
 Errors are `StorageError` with a sentence that says what to fix.
 """
+import base64
 import errno
+import hashlib
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
 MiB, GiB, TiB = 1024 ** 2, 1024 ** 3, 1024 ** 4
 PART_SIZE = 8 * MiB  # the first parts; S3 wants >= 5 MiB per part except the last
@@ -194,8 +201,6 @@ class S3Store:
         tiny."""
         self.part_size, self.parts_per_step, self.max_part_size = part_size, parts_per_step, max_part_size
         self.max_parts, self.max_object_size = max_parts, max_object_size
-        import boto3
-        from botocore.config import Config
 
         self.bucket = bucket
         self.endpoint_url = endpoint_url
@@ -211,8 +216,6 @@ class S3Store:
         return f"s3://{self.bucket}/{key}"
 
     def _explain(self, exc, action):
-        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
-
         where = f"s3://{self.bucket}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
         if isinstance(exc, NoCredentialsError):
             return StorageError(f"no S3 credentials for {where}: give the destination an access key id and secret, "
@@ -265,9 +268,7 @@ class S3Store:
         flight at the old size plus one new buffer, which is less), i.e. 16 MiB for dumps up to
         7.8 GiB, 32 MiB up to 23 GiB, 64 MiB up to 55 GiB, then about 2 MiB per GiB of dump (0.2 %):
         256 MiB at 117 GiB, 2 GiB at 1 TiB, 8 GiB only past 3.9 TiB (the price of S3's 10,000 parts)."""
-        from concurrent.futures import ThreadPoolExecutor
 
-        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
@@ -329,7 +330,6 @@ class S3Store:
 
     def abandon(self, key, upload_ref):
         """Abort an interrupted multipart upload (its parts are discarded). Safe to call twice."""
-        from botocore.exceptions import BotoCoreError, ClientError
 
         if not upload_ref:
             return
@@ -338,7 +338,6 @@ class S3Store:
 
     def pending_uploads(self, prefix=""):
         """Keys of multipart uploads started and neither completed nor aborted."""
-        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             answer = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix)
@@ -347,8 +346,6 @@ class S3Store:
         return [(u["Key"], u["UploadId"]) for u in answer.get("Uploads", [])]
 
     def download(self, key, chunk_size=READ_CHUNK):
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
         except (BotoCoreError, ClientError) as exc:
@@ -359,16 +356,12 @@ class S3Store:
             body.close()
 
     def delete(self, key):
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
         except (BotoCoreError, ClientError) as exc:
             raise self._explain(exc, "delete") from exc
 
     def exists(self, key):
-        from botocore.exceptions import ClientError
-
         try:
             self.client.head_object(Bucket=self.bucket, Key=key)
             return True
@@ -376,8 +369,6 @@ class S3Store:
             return False
 
     def list(self, prefix=""):
-        from botocore.exceptions import BotoCoreError, ClientError
-
         found = []
         try:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
@@ -391,7 +382,6 @@ class S3Store:
     def object_lock(self):
         """The bucket's Object Lock, or None when it is not enabled: `{"mode", "days"}` of its default
         retention (both None when it has no default rule)."""
-        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             config = self.client.get_object_lock_configuration(Bucket=self.bucket)["ObjectLockConfiguration"]
@@ -410,10 +400,7 @@ class S3Store:
     def put_locked(self, key, data, mode, retain_until):
         """Write one small object with its own Object Lock retention (`mode` COMPLIANCE or GOVERNANCE,
         until `retain_until`), whatever the bucket's default. Returns the object's version id."""
-        import base64
-        import hashlib
 
-        from botocore.exceptions import BotoCoreError, ClientError
 
         md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()  # S3 wants it with a lock
         try:

@@ -5,10 +5,10 @@ RETURNING, so concurrent attempts each get their own count and none is lost: 30 
 attempts against a limit of 10 let exactly 10 through. Works on PostgreSQL and SQLite (3.35+).
 """
 import math
-from datetime import datetime, timedelta
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from portal.accounts.models import ThrottleCounter
@@ -45,7 +45,6 @@ def hit(bucket, seconds, now=None):
 
 def forgive(bucket, seconds, now=None):
     """Take one attempt back (a sign-in that turned out right does not count against the address)."""
-    from django.db.models import F
 
     start = _window_start(now or timezone.now(), seconds)
     ThrottleCounter.objects.filter(bucket=bucket[:200], window_start=start, count__gt=0).update(count=F("count") - 1)

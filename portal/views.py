@@ -2,6 +2,8 @@
 from django.contrib.auth.decorators import login_required
 
 from deployments.models import Service
+from deployments.monitoring.board import shown_environments
+from deployments.monitoring.views import board_context, render_board
 from environments.choices import TIERS_IN_ORDER
 from environments.models import Environment
 from portal.accounts import policies
@@ -11,9 +13,6 @@ from portal.pages import needs_role
 @login_required
 @needs_role
 def dashboard(request):
-    from deployments.monitoring.board import shown_environments
-    from deployments.monitoring.views import board_context, render_board
-
     environments = shown_environments(request.user, Environment.objects.select_related("cluster", "owner").only(
         "id", "slug", "name", "tier", "team", "status", "namespace", "cluster__name", "owner__username"))
     groups = [(tier, [env for env in environments if env.tier == tier]) for tier in TIERS_IN_ORDER]

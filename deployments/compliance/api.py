@@ -1,10 +1,15 @@
 """Evidence and reports in the v1 API (API.md: evidence, reports)."""
-from django.http import HttpResponse
+import uuid
+
+from django.http import FileResponse, HttpResponse
 from ninja import Router, Status
+
+from portal.errors import Conflict, NotFound
 
 from .evidence import pack_text
 from .packs import evidence_for
-from .reports import require_auditor
+from .period import period_job, start_period_evidence, zip_path
+from .reports import access_review, require_auditor, separation_of_duties
 from .schemas import AccessReviewOut, EvidencePackOut, PeriodJobOut, PeriodRequest, SeparationOfDutiesOut
 
 router = Router(tags=["compliance"])
@@ -24,7 +29,6 @@ def deployment_evidence(request, deployment_id: int):
 def separation_of_duties_report(request, since: str = "", until: str = "", environment: str = ""):
     """Production deployments without independent approval, self-approvals, break-glass overrides and
     starts outside windows or during freezes, each with links to the deployment and its evidence."""
-    from .reports import separation_of_duties
 
     require_auditor(request.user)
     return separation_of_duties({"since": since, "until": until, "environment": environment})
@@ -34,7 +38,6 @@ def separation_of_duties_report(request, since: str = "", until: str = "", envir
 def access_report(request, at: str = "", since: str = "", until: str = ""):
     """Who held which role where at `at` (default now) and who granted it, rebuilt from the audit log;
     with `since`/`until`, also each grant and revoke in that period."""
-    from .reports import access_review
 
     require_auditor(request.user)
     return access_review({"at": at, "since": since, "until": until})
@@ -45,7 +48,6 @@ def start_evidence_period(request, payload: PeriodRequest):
     """Start building one ZIP with the evidence packs of every production deployment requested between
     `since` and `until` (dates or ISO times; `until` as a date includes that day). Follow the job at
     /api/v1/jobs/{id}; download with GET /api/v1/reports/evidence-period/{id}.zip once it succeeded."""
-    from .period import start_period_evidence
 
     job = start_period_evidence(request.user, payload, request=request)
     return Status(202, {"id": str(job.pk), "state": job.state, "job": f"/api/v1/jobs/{job.pk}",
@@ -54,14 +56,6 @@ def start_evidence_period(request, payload: PeriodRequest):
 
 @router.get("/reports/evidence-period/{job_id}.zip", response={200: None})
 def download_evidence_period(request, job_id: str):
-    import uuid
-
-    from django.http import FileResponse
-
-    from portal.errors import Conflict, NotFound
-
-    from .period import period_job, zip_path
-
     try:
         uuid.UUID(job_id)
     except ValueError:

@@ -13,6 +13,7 @@ from django.db import transaction
 from deployments.models import Deployment
 from portal.errors import NotFound
 from portal.jobs.models import Job
+from portal.jobs.services import enqueue_job
 
 from .evidence import build_pack
 from .packs import add_pack, require_auditor
@@ -39,7 +40,6 @@ def start_period_evidence(user, data, request=None):
     require_auditor(user)
     period = PeriodRequest.validated(data)
     since, until = period["since"], period["until"]
-    from portal.jobs.services import enqueue_job
 
     with transaction.atomic():
         return enqueue_job(KIND, requested_by=user, request=request,

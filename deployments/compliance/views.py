@@ -1,16 +1,19 @@
 """Compliance pages: the printable evidence pack and its download, the reports with their CSV."""
 import csv
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
 
 from portal.errors import InvalidInput
+from portal.jobs.models import Job, JobLogLine
 from portal.live import Poll, state_of
 from portal.pages import needs_role
 
 from . import reports
 from .packs import evidence_for, pack_zip
+from .period import KIND, period_job, progress, start_period_evidence, zip_path
 
 
 @login_required
@@ -92,12 +95,8 @@ BUILDS_FRAGMENT = "period-builds"
 @needs_role
 def period_evidence(request):
     """Start a period's evidence job; list the recent ones with their progress and downloads."""
-    from django.contrib import messages
-    from django.shortcuts import redirect
 
-    from portal.jobs.models import Job, JobLogLine
 
-    from .period import KIND, progress, start_period_evidence
 
     reports.require_auditor(request.user)
     values, error, status = {"since": "", "until": ""}, "", 200
@@ -133,10 +132,6 @@ def period_evidence(request):
 @login_required
 @needs_role
 def period_evidence_zip(request, job_id):
-    from django.http import FileResponse
-
-    from .period import period_job, zip_path
-
     job = period_job(request.user, job_id)  # a refusal is the 403 or 404 page (needs_role)
     path = zip_path(job.pk)
     if job.state != "succeeded" or not path.exists():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from django.db import connection
 from django.db.models import Count, Max, Sum
@@ -54,7 +55,6 @@ class Filters:
 
     def query(self):
         parts = {"team": self.team, "tier": self.tier, "status": self.status, "problems": "1" if self.problems else ""}
-        from urllib.parse import urlencode
 
         return urlencode({k: v for k, v in parts.items() if v})
 

@@ -4,20 +4,18 @@ from datetime import timedelta
 from django.utils import timezone
 
 from .models import HealthCheck, HealthMinute
+from .probing import probe_all as enqueue_shards
+from .verification import verify_due as step
 
 CHECKS_KEPT = timedelta(hours=48)
 MINUTES_KEPT = timedelta(days=30)
 
 
 def probe_all():
-    from .probing import probe_all as enqueue_shards
-
     return enqueue_shards()
 
 
 def verify_due():
-    from .verification import verify_due as step
-
     return step()
 
 

@@ -12,20 +12,28 @@ status changed one HealthChange row and one audit event each.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import django_rq
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from rq.job import JobStatus
 
 from deployments import health
+from deployments.live import live_deployments
+from deployments.models import Deployment, Service
+from environments.models import Environment
 from portal import kube
 from portal.audit.services import record_many
 
 from . import restarts as restart_window
+from .config import settings_for_many
 from .models import CellHealth, HealthChange, HealthCheck
 
 ORDER = health.ORDER
@@ -149,7 +157,6 @@ def restarts_of(cell, deployment):
 def _workloads(work, cells):
     """Each (environment, deployment)'s Workload: the cell's copy while the same deployment runs, else
     read from the manifests (fetched only for those)."""
-    from deployments.models import Deployment
 
     found, missing = {}, []
     for environment, deployment in work:
@@ -169,15 +176,12 @@ def _workloads(work, cells):
 
 def probe_environments(environment_ids, now=None):
     """Probe every live service of the given environments (one shard). Returns the Outcomes."""
-    from environments.models import Environment
 
-    from .config import settings_for_many
 
     now = now or timezone.now()
     environments = list(Environment.objects.select_related("cluster").filter(pk__in=environment_ids, cluster__isnull=False))
     thresholds = {env.pk: s.failure_threshold for env, s in zip(environments, settings_for_many(environments), strict=False)}
     cells = {(c.environment_id, c.service_id): c for c in CellHealth.objects.filter(environment_id__in=environment_ids)}
-    from deployments.live import live_deployments  # (here: deployments.live and deployments.policies import each other)
 
     by_pk = {environment.pk: environment for environment in environments}
     pairs = [(by_pk[deployment.environment_id], deployment) for deployment in live_deployments(by_pk)]
@@ -371,8 +375,6 @@ def _update_cells(cells):
 
 def _changes(changes, now, names):
     """One HealthChange row and one audit event per status change, in bulk."""
-    from deployments.models import Service
-    from environments.models import Environment
 
     missing = [(c.environment_id, c.service_id) for c, _, _ in changes if (c.environment_id, c.service_id) not in names]
     if missing:
@@ -399,7 +401,6 @@ def shard_size():
 
 def shards():
     """Ready environments on a cluster, in shards of GANTRY_PROBE_SHARD_SIZE."""
-    from environments.models import Environment
 
     ids = list(Environment.objects.filter(status="ready", cluster__isnull=False).order_by("pk").values_list("pk", flat=True))
     size = shard_size()
@@ -408,7 +409,6 @@ def shards():
 
 def shard_job_id(environment_ids):
     """The RQ id of a shard's probe job: the same shard gets the same id from one cycle to the next."""
-    import hashlib
 
     digest = hashlib.sha256(",".join(map(str, environment_ids)).encode()).hexdigest()[:16]
     return f"probe-shard-{digest}"
@@ -418,10 +418,7 @@ def probe_all():
     """Periodic (queue ``health``): enqueue one probe job per shard of environments; returns the shard
     count sent. A shard whose job from an earlier cycle is still waiting or running is not sent again
     (a cycle that overruns its interval must not pile jobs up on the queue); that is logged."""
-    import logging
 
-    import django_rq
-    from rq.job import JobStatus
 
     pending = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
     queue = django_rq.get_queue("health")

@@ -5,18 +5,16 @@ from datetime import timedelta
 
 from django.db.models import OuterRef, Subquery, Sum
 from django.utils import timezone
-
-from deployments.choices import DeploymentState as S
-from deployments.models import Service
-from environments.queries import visible_environment
 from pydantic import Field
 
+from deployments.choices import DeploymentState as S
+from deployments.models import Deployment, Service
+from environments.queries import visible_environment
 from portal.accounts import policies as roles
 from portal.errors import NotFound
 from portal.schema_types import OptionalTimestamp, Out, Timestamp, iso
 
 from .models import CellHealth, HealthChange, HealthCheck, HealthMinute
-
 
 # One cell as the API gives it, read as a tuple (5,000 cells as model instances with three related
 # objects each cost more than everything else in the answer).
@@ -190,7 +188,6 @@ def verification_out(verification):
 
 def deployment_fields(deployment):
     """The health fields of a deployment in the API: verification, rolled_back_by, auto (and why)."""
-    from deployments.models import Deployment
 
     # one query: the deployment's verification, its automatic rollback and the one that started it (reverse
     # one-to-ones, joined) and its newest live rollback

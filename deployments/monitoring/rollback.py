@@ -11,9 +11,10 @@ from __future__ import annotations
 from django.db import transaction
 
 from deployments import actions, state
-from deployments.live import live_deployment
 from deployments.choices import DeploymentState as S
+from deployments.live import live_deployment
 from deployments.models import Deployment
+from deployments.notifications import notify
 from portal.audit.services import record
 
 from .models import AutoRollback
@@ -62,7 +63,6 @@ def auto_rollback(deployment_id, reason, rule=None):
             record("deployment.auto_rollback_refused", actor_name="gantry", target=deployment, environment=environment,
                    outcome="failure", detail={"reason": reason[:500], "why": "no earlier release passed verification here; "
                                                                              "traffic left alone, a person must decide"} | triggered)
-            from deployments.notifications import notify
 
             notify(deployment, "rollback_impossible")
             return row

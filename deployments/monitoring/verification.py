@@ -10,13 +10,16 @@ Every time is passed in (``now``), so tests drive the clock.
 from __future__ import annotations
 
 import operator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
-from deployments.choices import ROLLBACK, DeploymentState as S
+from deployments.choices import ROLLBACK
+from deployments.choices import DeploymentState as S
 from deployments.health import workload_of
+from deployments.models import Deployment
+from deployments.notifications import notify
 from portal import prometheus
 from portal.audit.services import record
 
@@ -24,6 +27,7 @@ from . import probing
 from . import restarts as restart_window
 from .config import render_query, settings_for
 from .models import Verification
+from .rollback import auto_rollback
 
 OPS = {">": operator.gt, "<": operator.lt}
 OPEN = ("pending", "running")
@@ -67,7 +71,6 @@ def start_verification(deployment, now=None):
 
 def _superseded(deployment):
     """Why verifying this deployment no longer makes sense (a person rolled it back, a newer one runs), or None."""
-    from deployments.models import Deployment
 
     rollback = (deployment.rollbacks.exclude(state__in=[S.FAILED, S.CANCELLED, S.REJECTED]).order_by("pk").first())
     if rollback is not None:
@@ -168,8 +171,6 @@ def _evaluate_rules(verification, url, now):
 
 
 def _parse(value):
-    from datetime import datetime
-
     return datetime.fromisoformat(value)
 
 
@@ -186,11 +187,9 @@ def _close(verification, state, reason, now, rule=None):
 def _fail(verification, reason, now, rule=None):
     """Close the verification as failed; `rule` is the check that failed (probe, metric rule, unknown rules),
     recorded with the failure and with the automatic rollback it triggers."""
-    from .rollback import auto_rollback
 
     _close(verification, "failed", reason, now, rule)
     deployment = verification.deployment
-    from deployments.notifications import notify
 
     notify(deployment, "verification_failed")
     if deployment.kind == ROLLBACK:
@@ -207,7 +206,6 @@ def _fail(verification, reason, now, rule=None):
 
 def start_missing(now=None, hours=1):
     """Open the verification of recent successful deployments that have none (a worker died in between)."""
-    from deployments.models import Deployment
 
     now = now or timezone.now()
     missing = (Deployment.objects.select_related("environment", "service")

@@ -2,6 +2,9 @@
 and the verification panel of a deployment. They read through queries/board and render."""
 from __future__ import annotations
 
+from datetime import timedelta
+from urllib.parse import urlencode
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -14,12 +17,13 @@ from deployments.models import Deployment
 from portal import live
 from portal.accounts import policies as roles
 from portal.errors import NotFound
-from portal.views import needs_role
+from portal.pages import needs_role
 
 from . import board, charts, queries
 from .board_html import CellWriter
 from .config import settings_for
-from .models import CellHealth, HealthChange, Verification
+from .models import CellHealth, HealthChange, Verification, VerificationSettings
+from .policies import source_verification
 
 BOARD_FRAGMENT = "board-updates"
 # Where the grid's rows go in a rendered page: the rows (megabytes at 5,000 cells) are put into the response
@@ -76,16 +80,12 @@ def _grid_and_body(environments, filters, catalog, parts):
 
 
 def _updates_url(filters, since, shape):
-    from urllib.parse import urlencode
-
     query = filters.query()
     return (reverse("board_updates") + "?" + urlencode({"since": since.isoformat(), "shape": shape})
             + (f"&{query}" if query else ""))
 
 
 def _metric_rules_off(environments):
-    from .models import VerificationSettings
-
     if not environments:
         return False
     with_url = VerificationSettings.objects.filter(environment__in=environments).exclude(prometheus_url="").count()
@@ -136,8 +136,6 @@ def service_health(request, slug, name):
 
 
 def _service_context(env, service, cell, now, tag):
-    from datetime import timedelta
-
     deployments = list(Deployment.objects.select_related("release").filter(
         environment=env, service=service, finished_at__gte=now - timedelta(hours=24)).order_by("finished_at"))
     return {
@@ -167,8 +165,6 @@ def deployment_verification(request, deployment_id):
     settings = settings_for(deployment.environment)
     gate = None
     if settings.require_verified_promotion and deployment.environment.promotion_from_id:
-        from .policies import source_verification
-
         gate = {"source": deployment.environment.promotion_from,
                 "verification": source_verification(deployment.release, deployment.environment)}
 

@@ -1,6 +1,11 @@
 """The demo's backup target: production's "shop" database, backed up into the local store, with one drill."""
 import time
 
+from environments.models import Environment
+
+from . import services
+from .models import Backup, BackupTarget, Drill
+
 SHOP_SQL = """
 CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, email text);
 CREATE TABLE orders (id serial PRIMARY KEY, customer_id int REFERENCES customers(id), total numeric(10, 2),
@@ -22,10 +27,7 @@ def _wait(model, pk, states, timeout=90):
 
 def seed_backups(admin, dsn, directory):
     """Create (or point again) the target, take one backup and drill it, through the worker. Returns a line to print."""
-    from environments.models import Environment
 
-    from . import services
-    from .models import Backup, BackupTarget, Drill
 
     env = Environment.objects.get(slug="production")
     target = BackupTarget.objects.filter(environment=env, name="shop-db").first()

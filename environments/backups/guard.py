@@ -6,20 +6,22 @@ there, inside the deployment's job and logged in it (a failed backup fails the d
 `refuse` fails the deployment with the reason. Rollbacks are not held: they return to a state
 that was already running.
 """
+from django.db import transaction
 from django.utils import timezone
 
+from portal.audit.services import record
 from portal.errors import Conflict
+from portal.jobs.services import JobFailed
 
 from . import policies, services
+from .choices import BackupState
 from .models import Backup, BackupTarget
+from .runner import run_backup
 
 
 def backup_before_deploy(environment, log, now=None):
     """None when the deployment may go on; otherwise the sentence that refuses it."""
-    from portal.audit.services import record
-    from portal.jobs.services import JobFailed
 
-    from .runner import run_backup
 
     for target in BackupTarget.objects.filter(environment=environment, enabled=True).exclude(deploy_guard="off") \
             .select_related("environment"):
@@ -47,10 +49,6 @@ def backup_before_deploy(environment, log, now=None):
 
 
 def _queue_backup_for_deployment(target, job, record):
-    from django.db import transaction
-
-    from .choices import BackupState
-
     with transaction.atomic():
         BackupTarget.objects.select_for_update().filter(pk=target.pk).first()
         running = Backup.objects.filter(target=target, state__in=BackupState.ACTIVE).first()

@@ -10,10 +10,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.errors import Conflict
+from portal.jobs.models import Job, JobState
+from portal.jobs.services import enqueue_job
 
 from . import policies, services
 from .choices import BackupState
 from .models import Backup, BackupTarget
+from .runner import fail_interrupted as clean
 from .schedule import due
 
 # Collected by portal.jobs.periodic (the scheduler).
@@ -42,19 +45,14 @@ def tick(now=None):
                 if good is not None:
                     started["drills"].append(services.start_drill(good, trigger="schedule").pk)
         backups = list(Backup.objects.filter(target=target, state__in=(BackupState.SUCCEEDED, BackupState.FAILED)))
-        if policies.prunable(target, backups, now, in_use):
-            from portal.jobs.models import Job, JobState
-            from portal.jobs.services import enqueue_job
-
-            if not Job.objects.filter(kind="backup.prune", target_id=str(target.pk),
-                                      state__in=(JobState.QUEUED, JobState.RUNNING)).exists():
-                with transaction.atomic():
-                    started["prunes"].append(str(enqueue_job("backup.prune", target=target,
-                                                             environment=target.environment).pk))
+        prune_pending = Job.objects.filter(kind="backup.prune", target_id=str(target.pk),
+                                           state__in=(JobState.QUEUED, JobState.RUNNING))
+        if policies.prunable(target, backups, now, in_use) and not prune_pending.exists():
+            with transaction.atomic():
+                started["prunes"].append(str(enqueue_job("backup.prune", target=target,
+                                                         environment=target.environment).pk))
     return started
 
 
 def fail_interrupted(now=None):
-    from .runner import fail_interrupted as clean
-
     return clean(now)

@@ -4,6 +4,8 @@ Each change and its audit event are written in one transaction (DESIGN rule 3). 
 attempts are audited with outcome `denied` through `portal.errors.deny`. Token values and
 passwords never reach an audit event.
 """
+import zoneinfo
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -15,7 +17,7 @@ from portal.errors import Conflict, InvalidInput, NotFound, deny, deny_if
 
 from . import policies
 from .choices import ADMIN
-from .models import ApiToken, RoleAssignment, environment_model
+from .models import ApiToken, Profile, RoleAssignment, environment_model
 from .schemas import RoleGrant, TokenCreate
 
 
@@ -157,9 +159,7 @@ def revoke_api_token(user, token, request=None):
 
 def set_time_zone(user, name, request=None):
     """The zone this user's pages show times in ("" = the browser's, else UTC). Audited."""
-    import zoneinfo
 
-    from .models import Profile
 
     name = (name or "").strip()
     if name:

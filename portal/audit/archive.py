@@ -17,9 +17,14 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from portal.jobs.models import Job
+from portal.jobs.services import enqueue_job
+from portal.storage import StorageError, open_store
+
 from .chain import GENESIS, ChainError, compute_hash
 from .models import ArchiveSegment, AuditEvent
 from .queries import export_jsonl
+from .services import record
 
 SEGMENT_EVENTS = 10000
 
@@ -40,7 +45,6 @@ def destination():
 
 def store(where=None):
     """(store, key prefix) for a destination (default: the configured one)."""
-    from portal.storage import open_store
 
     where = where or destination()
     if where["kind"] == "local":
@@ -113,7 +117,6 @@ def _archive_one(destination, cutoff, segment_events, log):  # destination: (sto
     if _read(target, key) != data:
         raise ArchiveError(f"the archive copy at {location} does not read back the same; nothing was removed")
     digest = hashlib.sha256(data).hexdigest()
-    from .services import record
 
     with transaction.atomic():
         segment = ArchiveSegment.objects.create(
@@ -160,8 +163,6 @@ def _verify_from(rows, first_seq, first_prev):
 def archived_rows():
     """Every archived event in chain order, each segment checked against its recorded SHA-256."""
     for segment in ArchiveSegment.objects.order_by("first_seq"):
-        from portal.storage import StorageError
-
         try:
             target, key = store_for(segment)
             data = _read(target, key)
@@ -189,8 +190,6 @@ def enqueue_archiving():
     cutoff = timezone.now() - timedelta(days=days)
     if not AuditEvent.objects.filter(at__lt=cutoff).exists():
         return None
-    from portal.jobs.models import Job
-    from portal.jobs.services import enqueue_job
 
     if Job.objects.filter(kind="audit.archive", state__in=["queued", "running"]).exists():
         return None

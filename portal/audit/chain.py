@@ -1,7 +1,9 @@
 """The audit hash chain: canonical content, hashing and verification (also of exports)."""
 import hashlib
 import json
-from datetime import datetime, UTC
+from datetime import UTC, datetime
+
+from .keys import key_for, sign
 
 GENESIS = "0" * 64
 
@@ -31,8 +33,6 @@ def compute_hash(fields):
     """SHA-256 of the canonical content, or HMAC-SHA-256 under the key named by `key_id` (portal.audit.keys)."""
     key_id = fields.get("key_id")
     if key_id:
-        from .keys import key_for, sign
-
         key = key_for(key_id)
         if key is None:
             raise ChainError(fields.get("seq"), f"is signed with audit key {key_id}, which is not configured here "

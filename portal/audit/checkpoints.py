@@ -9,12 +9,15 @@ it before it expires; see `_retention`). Someone who can write SQL can then
 still empty the table or delete its newest rows, but `audit_verify` compares the chain with the
 latest checkpoint and reports it: the chain must reach the checkpoint's seq with the same hash.
 """
+import hmac
 import json
 import logging
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
+
+from portal.storage import StorageError, open_store
 
 from .keys import current_key, key_for, sign
 from .models import AuditEvent
@@ -32,8 +35,6 @@ def _canonical(body):
 
 
 def _store():
-    from portal.storage import StorageError, open_store
-
     directory = getattr(settings, "GANTRY_AUDIT_CHECKPOINT_DIR", "")
     bucket = getattr(settings, "GANTRY_AUDIT_CHECKPOINT_S3_BUCKET", "")
     try:
@@ -72,7 +73,6 @@ def write_checkpoint():
     checkpoint = body | {"signature": sign(key, _canonical(body))}
     data = json.dumps(checkpoint, sort_keys=True).encode()
     name = f"{PREFIX}{body['seq']:012d}-{timezone.now():%Y%m%dT%H%M%S%f}.json"
-    from portal.storage import StorageError
 
     try:
         retention = _retention(store)
@@ -116,7 +116,6 @@ def verify_checkpoint(checkpoint):
     if key is None:
         raise CheckpointError(f"the checkpoint is signed with audit key {body.get('key_id')!r}, which is not "
                               "configured (GANTRY_AUDIT_KEY or GANTRY_AUDIT_OLD_KEYS)")
-    import hmac
 
     if not hmac.compare_digest(sign(key, _canonical(body)), str(checkpoint.get("signature", ""))):
         raise CheckpointError("the checkpoint's signature is wrong: it was altered or forged")
@@ -128,7 +127,6 @@ def latest_checkpoint():
     store = _store()
     if store is None:
         return None
-    from portal.storage import StorageError
 
     try:
         names = sorted(key for key, _size in store.list(PREFIX) if key.endswith(".json"))

@@ -3,8 +3,12 @@ import csv
 import io
 import json
 
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, transaction
 from django.db.models import BigIntegerField, Subquery, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
+from psycopg import ClientCursor
 
 from portal.accounts import policies
 from portal.errors import Forbidden
@@ -172,8 +176,6 @@ def _column_sql(name):
 
 
 def _copy_supported():
-    from django.db import connection
-
     return connection.vendor == "postgresql"
 
 
@@ -181,9 +183,6 @@ def _copy(queryset, selects, options):
     """Stream `COPY (SELECT <selects> FROM the filtered events ORDER BY seq) TO STDOUT (<options>)` as
     text chunks of about CHUNK_BYTES: PostgreSQL formats the rows and Python only passes blocks on, so
     memory stays flat and the rate is close to a plain COPY's. Nothing when the filters match nothing."""
-    from django.core.exceptions import EmptyResultSet
-    from django.db import connection
-    from django.db.models.expressions import RawSQL
 
     names = [f"export_{index}" for index in range(len(selects))]
     # the expressions are this module's constants (column names and SQL literals); values come only as params
@@ -192,7 +191,6 @@ def _copy(queryset, selects, options):
         sql, params = queryset.annotate(**columns).order_by("seq").values_list(*names).query.sql_with_params()
     except EmptyResultSet:
         return
-    from psycopg import ClientCursor
 
     connection.ensure_connection()
     raw = connection.connection
@@ -295,7 +293,6 @@ def chain_rows(chunk=5000):
     On PostgreSQL: a server-side cursor of plain tuples with `at` already formatted by the database
     (about six times less Python per row than a Django queryset), in one transaction, so the whole
     check reads one snapshot and memory stays flat. Elsewhere: a queryset iterator."""
-    from django.db import connection, transaction
 
     names = (*CANONICAL_FIELDS, "hash")
     if not _copy_supported():

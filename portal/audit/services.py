@@ -2,6 +2,7 @@
 import json
 import re
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
@@ -36,7 +37,6 @@ def mask_secrets(value):
 def client_ip(request):
     if request is None:
         return ""
-    from django.conf import settings
 
     if settings.GANTRY_TRUST_X_FORWARDED_FOR:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")

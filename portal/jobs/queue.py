@@ -7,10 +7,14 @@ locks the row and starts only a job that is still `queued`.
 """
 import logging
 
+import django_rq
+
 # Every send here goes to Redis at once (commit_mode="auto"): callers decide when, usually from
 # `transaction.on_commit`, or inside a row lock on purpose (reconcile.py, scheduler.py).
 from django.conf import settings
 from redis.exceptions import RedisError
+from rq import Queue
+from rq.registry import DeferredJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from .models import JobLogLine
 
@@ -24,8 +28,6 @@ class QueueUnreachable(Exception):
 
 
 def connection(queue="default"):
-    import django_rq
-
     return django_rq.get_connection(queue)
 
 
@@ -36,7 +38,6 @@ def message_id(job):
 
 def send(job):
     """Put the job's id on its RQ queue; raise QueueUnreachable when Redis does not take it."""
-    import django_rq
 
     try:
         django_rq.get_queue(job.queue, commit_mode="auto").enqueue(
@@ -49,7 +50,6 @@ def send(job):
 
 def send_periodic(queue_name, func, *args):
     """Put one run of periodic work on a queue; raise QueueUnreachable when Redis does not take it."""
-    import django_rq
 
     try:
         django_rq.get_queue(queue_name, commit_mode="auto").enqueue(func, *args, result_ttl=600, failure_ttl=86400)
@@ -74,12 +74,6 @@ def send_or_wait(job):
 def held_message_ids(queues):
     """Every RQ job id that RQ will still run or is running: waiting in a queue (or being taken from
     it), started, scheduled or deferred. Raises QueueUnreachable when Redis does not answer."""
-    from rq import Queue
-    from rq.registry import (
-        DeferredJobRegistry,
-        ScheduledJobRegistry,
-        StartedJobRegistry,
-    )
 
     conn = connection()
     held = set()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import import_module
 
+from croniter import croniter
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
@@ -59,7 +60,6 @@ class Entry:
         epoch = int(now.timestamp())
         if self.interval:
             return epoch - epoch % self.interval
-        from croniter import croniter
 
         local = now.astimezone(timezone.get_default_timezone())
         return int(croniter(self.cron, local + timedelta(seconds=1)).get_prev(datetime).timestamp())

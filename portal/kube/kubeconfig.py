@@ -7,6 +7,7 @@ import os
 
 import yaml
 
+from portal import safe_yaml
 
 # In a kubeconfig pasted into Gantry these would run a program or read a file on Gantry's host.
 HOST_REACHING_USER_KEYS = ("exec", "auth-provider", "tokenFile", "client-certificate", "client-key")
@@ -21,7 +22,6 @@ def parse_kubeconfig(text, context="", pasted=False):
     Gantry) may not run programs or read files on Gantry's host: embed tokens and certificates
     (`token`, `client-certificate-data`, `certificate-authority-data`) instead.
     """
-    from portal import safe_yaml
 
     try:
         data = safe_yaml.safe_load(text or "")

@@ -162,8 +162,8 @@ def test_deleting_an_environment_on_a_cluster_tears_down_its_namespace_first(api
 
 
 def test_an_expired_environment_is_torn_down_but_a_foreign_namespace_is_left(admin, cluster):
-    from environments.lifecycle import expire_environments
     from environments.models import Environment
+    from environments.teardown import expire_environments
     from portal import kube
     from portal.jobs.models import Job
     from portal.jobs.services import run_job

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from environments.expiry import notify_expiring
 from environments.models import Environment
-from environments.lifecycle import expire_environments
+from environments.teardown import expire_environments
 from portal.audit.models import AuditEvent
 from portal.jobs.models import Job
 from portal.jobs.services import run_job

@@ -2,13 +2,13 @@
 (for the environment page and the board)."""
 from django import template
 
+from environments.backups.views import status_rows_by_environment, status_rows_for
+
 register = template.Library()
 
 
 @register.inclusion_tag("backups/_status.html")
 def backup_status(environment):
-    from environments.backups.views import status_rows_for
-
     return {"backup_rows": status_rows_for(environment)}
 
 
@@ -16,7 +16,6 @@ def backup_status(environment):
 def backup_statuses(environments):
     """`{% backup_statuses board.environments as backup_status %}`: the board badges of every environment
     in one query (views.status_rows_by_environment), read per column with `backup_rows_for`."""
-    from environments.backups.views import status_rows_by_environment
 
     return status_rows_by_environment(environments)
 

@@ -1,6 +1,9 @@
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from portal.jobs.models import Job
+from portal.jobs.services import enqueue_job, run_job
+
 
 class Command(BaseCommand):
     help = ("Archive audit events older than GANTRY_AUDIT_RETENTION_DAYS to JSONL segments (GANTRY_AUDIT_ARCHIVE_DIR) "
@@ -8,9 +11,6 @@ class Command(BaseCommand):
             "archive + database.")
 
     def handle(self, **options):
-        from portal.jobs.models import Job
-        from portal.jobs.services import enqueue_job, run_job
-
         with transaction.atomic():
             job = enqueue_job("audit.archive")
         run_job(str(job.pk))

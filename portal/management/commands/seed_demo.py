@@ -9,6 +9,7 @@ from deployments import actions, catalog
 from deployments.models import Release, Service
 from deployments.releases import register_release
 from environments import clusters, lifecycle
+from environments.backups.demo import seed_backups
 from environments.models import Cluster, Environment
 from portal.accounts.services import grant_role
 from portal.audit.services import record
@@ -62,8 +63,6 @@ class Command(BaseCommand):
 
         self.seed_history(users)
         if backup_dsn:
-            from environments.backups.demo import seed_backups
-
             try:
                 self.stdout.write(seed_backups(admin, backup_dsn, backup_dir))
             except Exception as exc:  # the rest of the demo is worth having without it
