@@ -34,6 +34,9 @@ class CellHealth(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["environment", "service"], name="one_cell_per_service_env")]
 
+    def __str__(self):
+        return f"service {self.service_id} in environment {self.environment_id}: {self.status}"
+
 
 class HealthCheck(models.Model):
     """One probe's outcome. Kept 48 hours (pruned by periodic work)."""
@@ -48,6 +51,9 @@ class HealthCheck(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["environment", "service", "at"]), models.Index(fields=["at"])]
+
+    def __str__(self):
+        return f"probe of service {self.service_id} in environment {self.environment_id} at {self.at:%Y-%m-%d %H:%M:%S}: {self.status}"
 
 
 class HealthMinute(models.Model):
@@ -66,6 +72,9 @@ class HealthMinute(models.Model):
         constraints = [models.UniqueConstraint(fields=["environment", "service", "minute"], name="one_aggregate_per_minute")]
         indexes = [models.Index(fields=["minute"])]
 
+    def __str__(self):
+        return f"service {self.service_id} in environment {self.environment_id}, minute {self.minute:%Y-%m-%d %H:%M}"
+
 
 class HealthChange(models.Model):
     """A status change of a cell, with its reason: one row per change, never one per probe."""
@@ -80,6 +89,9 @@ class HealthChange(models.Model):
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["environment", "service", "at"])]
+
+    def __str__(self):
+        return f"service {self.service_id} in environment {self.environment_id}: {self.from_status} to {self.to_status}"
 
 
 def default_rules():
@@ -124,6 +136,9 @@ class VerificationSettings(models.Model):
         default=False, help_text="Go/no-go: a release must have passed verification in promotion_from first.")
     updated_at = models.DateTimeField(auto_now=True)
 
+    def __str__(self):
+        return f"verification settings of environment {self.environment_id}"
+
 
 class Verification(models.Model):
     """The verification window of one deployment: probes and rules, then passed or failed."""
@@ -144,6 +159,9 @@ class Verification(models.Model):
     settings_snapshot = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    def __str__(self):
+        return f"verification of deployment #{self.deployment_id}: {self.state}"
+
 
 class AutoRollback(models.Model):
     """Gantry's automatic rollback of a deployment. Unique per deployment: it happens at most once."""
@@ -155,3 +173,6 @@ class AutoRollback(models.Model):
     reason = models.CharField(max_length=1000)
     outcome = models.CharField(max_length=16, choices=[("started", "started"), ("no_target", "no target"),
                                                        ("superseded", "superseded")])
+
+    def __str__(self):
+        return f"automatic rollback of deployment #{self.deployment_id}: {self.outcome}"
