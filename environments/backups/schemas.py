@@ -130,8 +130,8 @@ MINUTES_A_YEAR = 525600
 
 class TargetChange(InputSchema):
     """Change a backup target: what it backs up, when, how long it keeps backups, where they go, how
-    often a restore is proven, and whether deployments wait for a fresh backup. A blank DSN or S3 key
-    keeps the stored one (the service's to do)."""
+    often a restore is proven, and whether deployments wait for a fresh backup. A DSN or S3 key left
+    out (or blank) keeps the stored one."""
 
     name: Annotated[str | None, checked(check_dns_label)] = None
     dsn: Annotated[str | None, rule(_dsn)] = None
@@ -159,7 +159,7 @@ class TargetCreate(TargetChange):
 
 
 class BackupStart(InputSchema):
-    """Back up now: the environment's one target, or the one named (services.pick_target finds it)."""
+    """Back up now: the environment's one target, or the one named."""
 
     target: str | None = None
 
