@@ -120,8 +120,6 @@ def show_dry_run(user, deployment, request=None):
     """The dry run for `user`'s approval page, recorded as `deployment.dry_run` (what it showed, see
     facts.dry_run_summary): each decision then records the dry run its approver had in front of them."""
 
-
-
     result = preview(deployment)
     summary = dry_run_summary(deployment, result)
     if dry_run_shown(deployment, user).get("sha256") == summary["sha256"]:

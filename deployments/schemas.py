@@ -18,7 +18,6 @@ from .manifests import ManifestError, format_problem, validate_manifest
 STRATEGIES = [value for value, _ in STRATEGY_CHOICES]
 
 
-
 def _strategy(value, field):
     strategy = value or "rolling"
     if strategy not in STRATEGIES:

@@ -312,7 +312,6 @@ def template_problems(clean, instance=None):
     alone: the name is free, the cluster and services exist, the time to live is within its maximum,
     and each parameter's range holds the quota's value. Sets `clean["cluster"]` to the Cluster."""
 
-
     errors = []
     if "name" in clean and EnvironmentTemplate.objects.filter(name=clean["name"]).exclude(
             pk=getattr(instance, "pk", None)).exists():

@@ -70,7 +70,6 @@ def provision_environment_job(job, log):
 def wait_until_namespace_gone(env, log, timeout=None, interval=1.0):
     """A deleted namespace terminates (its finalizers run) before it disappears: wait for that."""
 
-
     timeout = timeout if timeout is not None else getattr(settings, "GANTRY_NAMESPACE_DELETE_TIMEOUT", 300)
     deadline = time.monotonic() + timeout
     while kube.get(env.cluster, "v1", "Namespace", "", env.namespace) is not None:

@@ -24,7 +24,7 @@ from .schemas import EnvironmentChange, EnvironmentCreate
 from .self_service import request_environment
 from .snapshot import RULE_FIELDS, env_snapshot
 from .status import TransitionError, set_environment_status
-from .teardown import tear_down
+from .teardown import expire_environments, tear_down  # noqa: F401  (expire_environments: see periodic.py)
 
 
 def _clean_references(clean, instance=None):

@@ -260,4 +260,4 @@ class TemplateCreate(TemplateChange):
 class Extension(InputSchema):
     """Push an environment's expiry later (its template's maximum is the service's to check)."""
 
-    hours: Annotated[int, whole_number(1, 2**31 - 1, message="{field}: a whole number of hours, at least 1")]
+    hours: Annotated[int, whole_number(1, guardrails.MAX_TTL_HOURS, unit="hours")]

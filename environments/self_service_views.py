@@ -99,7 +99,6 @@ def _form_context(request, values, template_name=None):
 def _check_context(request, data):
     """What the form shows as the user types: each problem by field, whether approval is needed."""
 
-
     clean, errors, taken = check_request(request.user, data) if data.get("template") else ({}, [], [])
     problems = errors + taken
     if not data.get("name"):
@@ -114,8 +113,6 @@ def _check_context(request, data):
 @needs_role
 def environment_request(request):
     """Create an environment from a template: the short form, checked as you type."""
-
-
 
     require(request_refusal(request.user))
     if request.method != "POST":
@@ -176,7 +173,6 @@ def _provisioning_context(request, env):
 def environment_provisioning(request, slug):
     """Each resource applied, each service deployed, then "ready" with links; live while it moves."""
 
-
     env = visible_environment(request.user, slug)
     poll = live.Poll(request)
     parts = _provisioning_parts(env)
@@ -197,7 +193,6 @@ def environment_provisioning(request, slug):
 def quota_usage(env):
     """Rows of the namespace's ResourceQuota: (key, used, hard, percent), read from its status."""
 
-
     quota = kube.get(env.cluster, "v1", "ResourceQuota", env.namespace, QUOTA_NAME)
     if quota is None:
         return None
@@ -217,7 +212,6 @@ def quota_usage(env):
 @needs_role
 def environment_quota(request, slug):
     """The quota bars (used / hard from the ResourceQuota's status), loaded by htmx after the page."""
-
 
     env = visible_environment(request.user, slug)
     rows, error = None, ""
@@ -254,9 +248,6 @@ def _template_values(template):
 def template_edit(request, name=None):
     """Create (no name) or edit a template; the guardrail fields are JSON, checked by the policy."""
 
-
-
-
     template = get_object_or_404(EnvironmentTemplate, name=name) if name else None
     context = {"section": "environments", "template": template, "tiers": TIERS,
                "clusters": Cluster.objects.only("name"), "network_policies": ("default-deny", "none")}
@@ -289,6 +280,7 @@ def template_edit(request, name=None):
             errors.append(f"{field}: not valid JSON ({exc})")
     if errors:
         return form_page(request, "environments/template_form.html", context | {"values": values}, errors)
+
     def save():
         if template is None:
             return self_service.create_template(request.user, data, request=request)

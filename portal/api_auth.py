@@ -33,7 +33,6 @@ def reject_token(request, token):
     one counter update each, never a second audit row (nor the chain lock) for that address and
     window; the server log notes when an address reaches the limit."""
 
-
     seconds, limit = settings.GANTRY_TOKEN_FAILURE_WINDOW_SECONDS, settings.GANTRY_TOKEN_FAILURES_PER_WINDOW
     address = client_ip(request) or "unknown"
     window = throttle.hit(f"token:{address}", seconds)

@@ -70,7 +70,6 @@ def audit_refusal(request, exception, reason, action="access.denied"):
     if _audited(exception):
         return
 
-
     path = "".join(c for c in request.path[:300] if c.isprintable())
     with transaction.atomic():
         record(action, request=request, outcome="denied",

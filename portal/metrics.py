@@ -71,8 +71,6 @@ def scrape_refusal(request):
     token GANTRY_METRICS_TOKEN, or the API token of a user with a global role (viewer or admin).
     """
 
-
-
     address = client_ip(request)
     for allowed in settings.GANTRY_METRICS_ALLOWED_IPS:
         try:

@@ -80,14 +80,14 @@ def safe_next(request, fallback):
     return fallback
 
 
-def field_errors(messages):
+def field_errors(texts):
     """Split service messages ("field: text") into {field: [text, ...]} to show them by their inputs.
 
     "deployment_windows[0].start: ..." is filed under "deployment_windows"; messages without a
     field prefix go under "__all__".
     """
     grouped = {}
-    for message in messages:
+    for message in texts:
         head, sep, rest = message.partition(": ")
         key = head.split("[")[0].split(".")[0] if sep and " " not in head else "__all__"
         grouped.setdefault(key, []).append(message)

@@ -269,7 +269,6 @@ class S3Store:
         7.8 GiB, 32 MiB up to 23 GiB, 64 MiB up to 55 GiB, then about 2 MiB per GiB of dump (0.2 %):
         256 MiB at 117 GiB, 2 GiB at 1 TiB, 8 GiB only past 3.9 TiB (the price of S3's 10,000 parts)."""
 
-
         try:
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
         except (BotoCoreError, ClientError) as exc:
@@ -400,7 +399,6 @@ class S3Store:
     def put_locked(self, key, data, mode, retain_until):
         """Write one small object with its own Object Lock retention (`mode` COMPLIANCE or GOVERNANCE,
         until `retain_until`), whatever the bucket's default. Returns the object's version id."""
-
 
         md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()  # S3 wants it with a lock
         try:

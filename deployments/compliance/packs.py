@@ -9,7 +9,6 @@ from portal.errors import NotFound
 from .evidence import build_pack, pack_text
 
 
-
 def require_auditor(user):
     """Evidence packs (one deployment's or a period's) are for auditors (portal.audit.queries' rule)."""
     audit_rule.require_auditor(user, needs="evidence packs need")

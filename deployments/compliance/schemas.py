@@ -17,9 +17,10 @@ def _moment(end_of_day):
     """A date (its start; with `end_of_day` the next day's start, so that the day is in) or an ISO 8601
     time with its zone; blank: none."""
     def validate(value, field):
+        if value is not None and not isinstance(value, str):
+            refuse(f"{field}: '{value}' is not a date (2026-11-21) or an ISO 8601 time (2026-11-21T03:00:00+09:00)")
         try:
-            return parse_moment(field, value if isinstance(value, str) else "", error=InvalidInput,
-                                end_of_day=end_of_day)
+            return parse_moment(field, value or "", error=InvalidInput, end_of_day=end_of_day)
         except InvalidInput as exc:
             refuse(*exc.messages)
     return rule(validate)

@@ -96,8 +96,6 @@ BUILDS_FRAGMENT = "period-builds"
 def period_evidence(request):
     """Start a period's evidence job; list the recent ones with their progress and downloads."""
 
-
-
     reports.require_auditor(request.user)
     values, error, status = {"since": "", "until": ""}, "", 200
     if request.method == "POST":

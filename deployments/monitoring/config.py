@@ -15,7 +15,6 @@ from .models import VerificationSettings, default_rules
 from .schemas import Verification
 
 
-
 def _defaults(environment):
     return {"auto_rollback": environment.tier != "development"}
 

@@ -53,7 +53,7 @@ class HealthCheck(models.Model):
         indexes = [models.Index(fields=["environment", "service", "at"]), models.Index(fields=["at"])]
 
     def __str__(self):
-        return f"probe of service {self.service_id} in environment {self.environment_id} at {self.at:%Y-%m-%d %H:%M:%S}: {self.status}"
+        return f"probe of service {self.service_id} in environment {self.environment_id} at {self.at}: {self.status}"
 
 
 class HealthMinute(models.Model):
@@ -73,7 +73,7 @@ class HealthMinute(models.Model):
         indexes = [models.Index(fields=["minute"])]
 
     def __str__(self):
-        return f"service {self.service_id} in environment {self.environment_id}, minute {self.minute:%Y-%m-%d %H:%M}"
+        return f"service {self.service_id} in environment {self.environment_id}, minute {self.minute}"
 
 
 class HealthChange(models.Model):

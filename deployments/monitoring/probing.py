@@ -177,7 +177,6 @@ def _workloads(work, cells):
 def probe_environments(environment_ids, now=None):
     """Probe every live service of the given environments (one shard). Returns the Outcomes."""
 
-
     now = now or timezone.now()
     environments = list(Environment.objects.select_related("cluster").filter(pk__in=environment_ids, cluster__isnull=False))
     thresholds = {env.pk: s.failure_threshold for env, s in zip(environments, settings_for_many(environments), strict=False)}
@@ -198,6 +197,7 @@ def probe_environments(environment_ids, now=None):
             # Slowest first (by the last probe's latency; a timeout counts as the whole timeout): the
             # endpoints that hold a thread longest start at once, and the quick ones fill in around them,
             # so a shard lasts about one timeout rather than a queue's wait plus one.
+
             def last_latency(index):
                 previous = cells.get((work[index][0].pk, work[index][1].service_id))
                 return (previous.latency_ms or 0) if previous else 0
@@ -418,7 +418,6 @@ def probe_all():
     """Periodic (queue ``health``): enqueue one probe job per shard of environments; returns the shard
     count sent. A shard whose job from an earlier cycle is still waiting or running is not sent again
     (a cycle that overruns its interval must not pile jobs up on the queue); that is logged."""
-
 
     pending = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
     queue = django_rq.get_queue("health")

@@ -28,7 +28,6 @@ def _wait(model, pk, states, timeout=90):
 def seed_backups(admin, dsn, directory):
     """Create (or point again) the target, take one backup and drill it, through the worker. Returns a line to print."""
 
-
     env = Environment.objects.get(slug="production")
     target = BackupTarget.objects.filter(environment=env, name="shop-db").first()
     data = {"dsn": dsn, "destination": {"kind": "local", "path": directory}}

@@ -22,7 +22,6 @@ from .runner import run_backup
 def backup_before_deploy(environment, log, now=None):
     """None when the deployment may go on; otherwise the sentence that refuses it."""
 
-
     for target in BackupTarget.objects.filter(environment=environment, enabled=True).exclude(deploy_guard="off") \
             .select_related("environment"):
         now = now or timezone.now()
@@ -37,7 +36,7 @@ def backup_before_deploy(environment, log, now=None):
                    "then deploy again"
         log(f"backup rule: {blocker}; backing it up now, before deploying")
         try:
-            backup = _queue_backup_for_deployment(target, getattr(log, "job", None), record)
+            backup = _queue_backup_for_deployment(target, getattr(log, "job", None))
         except Conflict as exc:
             return f"{blocker}, and a backup cannot start now ({exc}); deploy again when it has finished"
         try:
@@ -48,7 +47,7 @@ def backup_before_deploy(environment, log, now=None):
     return None
 
 
-def _queue_backup_for_deployment(target, job, record):
+def _queue_backup_for_deployment(target, job):
     with transaction.atomic():
         BackupTarget.objects.select_for_update().filter(pk=target.pk).first()
         running = Backup.objects.filter(target=target, state__in=BackupState.ACTIVE).first()

@@ -185,13 +185,19 @@ def _restore_dsn(value, field):
     return value
 
 
+def _true_or_false(value, field):
+    if not isinstance(value, bool):
+        refuse(f"{field}: true or false")
+    return value
+
+
 class RestoreRequest(InputSchema):
     """Restore a backup into a new database on the target's server (`database`), or into the database a
     DSN names; into one that has tables only with `allow_existing`."""
 
     database: Annotated[str | None, rule(_database)] = None
     dsn: Annotated[str | None, rule(_restore_dsn)] = None
-    allow_existing: TrueOrFalse = False
+    allow_existing: Annotated[bool | None, rule(_true_or_false)] = False
 
     @model_validator(mode="after")
     def _one_place(self, info: ValidationInfo):

@@ -100,7 +100,8 @@ def create_target(user, environment, data, request=None):
     if refusal:
         deny("backup.target.create", user=user, request=request, environment=environment, reason=refusal)
     clean = {"timezone": getattr(environment, "timezone", "") or settings.TIME_ZONE,
-             "destination": {"kind": "local", "path": default_local_path()}} | _validated(TargetCreate, data)
+             "destination": {"kind": "local", "path": default_local_path()}} | _validated(
+        TargetCreate, {"name": "", "dsn": ""} | TargetCreate.given(data))  # left blank: the rules say so
     if BackupTarget.objects.filter(environment=environment, name=clean["name"]).exists():
         raise InvalidInput(f"name: {environment.slug} already has a backup target named {clean['name']}")
     target = BackupTarget(environment=environment, created_by=user if user.is_authenticated else None,
@@ -119,9 +120,10 @@ def update_target(user, target, data, request=None):
     if BackupTarget.objects.filter(environment=environment, name=clean.get("name", target.name)).exclude(
             pk=target.pk).exists():
         raise InvalidInput(f"name: {environment.slug} already has a backup target named {clean['name']}")
-    return change_audited(target, _target_values(clean, instance=target), "backup.target.updated",
-                          snapshot=_snapshot, actor=user, request=request,
-                          replaced=("dsn",) if "dsn" in clean else (), environment=environment)
+    values = _target_values(clean, instance=target)
+    replaced = tuple(name for name in ("dsn", "credentials") if values.get(name))  # a new DSN, new S3 keys
+    return change_audited(target, values, "backup.target.updated", snapshot=_snapshot, actor=user,
+                          request=request, replaced=replaced, environment=environment)
 
 
 def delete_target(user, target, request=None):

@@ -15,6 +15,7 @@ from portal.pages import button_action, form_page, needs_role, paginate, require
 from . import policies, queries, services
 from .choices import BackupState
 from .models import Backup, BackupTarget, Drill, Restore
+from .schemas import default_local_path
 
 
 def target_rows(targets, now=None):
@@ -128,7 +129,7 @@ def _target_form(request, context, initial, save, what, done):
 @needs_role
 def target_create(request, slug):
     env = visible_environment(request.user, slug)
-    context = {"section": "environments", "env": env, "default_path": services.default_local_path(),
+    context = {"section": "environments", "env": env, "default_path": default_local_path(),
                "default_timezone": getattr(env, "timezone", "") or "UTC"}
     return _target_form(request, context, {"destination_kind": "local"},
                         lambda data: services.create_target(request.user, env, data, request=request),
@@ -154,7 +155,7 @@ def target_edit(request, slug, name):
     the stored one."""
     target = queries.visible_target(request.user, slug, name)
     env = target.environment
-    context = {"section": "environments", "env": env, "target": target, "default_path": services.default_local_path(),
+    context = {"section": "environments", "env": env, "target": target, "default_path": default_local_path(),
                "default_timezone": target.timezone}
     return _target_form(request, context, _target_values(target),
                         lambda data: services.update_target(request.user, target,

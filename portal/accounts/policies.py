@@ -96,8 +96,6 @@ def can_view_audit(user):
     return has_role(user, VIEWER) or is_admin(user)
 
 
-
-
 def can_edit_environment(user, environment):
     return has_role(user, ADMIN, environment)
 

@@ -160,7 +160,6 @@ def revoke_api_token(user, token, request=None):
 def set_time_zone(user, name, request=None):
     """The zone this user's pages show times in ("" = the browser's, else UTC). Audited."""
 
-
     name = (name or "").strip()
     if name:
         try:

@@ -127,7 +127,6 @@ def _heartbeat(job_id, stop):
     connections.close_all()  # this thread's own connection, so none lingers after the job
 
 
-
 def worker_name():
     return f"{socket.gethostname()}:{os.getpid()}"
 

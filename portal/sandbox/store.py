@@ -47,7 +47,6 @@ PATCH_TYPES = {
 }
 
 
-
 def now_iso():
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

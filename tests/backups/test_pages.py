@@ -51,6 +51,15 @@ def test_the_target_form_shows_every_problem_and_never_refills_the_dsn(admin, st
     assert not BackupTarget.objects.exists()
 
 
+def test_a_blank_add_form_names_the_name_and_the_dsn_in_gantrys_words(admin, staging, login):
+    response = login(admin).post("/environments/staging/backups/targets/new/", {
+        "name": "", "dsn": "", "destination_kind": "local"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "name: required" in html and "dsn: the database&#x27;s connection string is required" in html
+    assert "Field required" not in html and not BackupTarget.objects.exists()
+
+
 def test_a_viewer_cannot_open_the_target_form(viewer, staging, login):
     assert login(viewer).get("/environments/staging/backups/targets/new/").status_code == 403
 

@@ -111,3 +111,14 @@ def test_moving_a_target_from_s3_to_a_directory_drops_its_s3_keys(client, admin,
     assert target.destination == {"kind": "local", "path": str(tmp_path)}
     assert target.credentials == {} and target.credentials_encrypted == ""
     assert "credentials" in AuditEvent.objects.get(action="backup.target.updated").changes
+
+
+def test_new_s3_keys_alone_are_recorded_as_replaced_never_shown(client, admin, s3_target):
+    client.force_login(admin)
+    response = client.post(URL, form_post(destination_secret_access_key="new-secret-key"))
+    assert response.status_code == 302
+    target = BackupTarget.objects.get()
+    assert target.credentials == {"access_key_id": "AKIA-OLD-KEY", "secret_access_key": "new-secret-key"}
+    event = AuditEvent.objects.get(action="backup.target.updated")
+    assert set(event.changes) == {"credentials"}  # the key is recorded as changed; its value is masked
+    assert "new-secret-key" not in str(event.detail) + str(event.changes)
