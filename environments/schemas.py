@@ -10,7 +10,7 @@ from pydantic import BeforeValidator, ValidationInfo, model_validator
 from portal import outbound
 from portal.schema_types import (
     Description, InputSchema, OptionalFlag, ShortTexts, StrictInt, Team, TrueOrFalse, Windows, checked, checking_rules,
-    refuse, rule, text_list, whole_number,
+    one_of, refuse, rule, text_list, whole_number,
 )
 from portal.validation import DNS_LABEL, check_dns_label, check_text, slugify_name
 
@@ -35,10 +35,7 @@ def check_dns_or_blank(value, field):
 Label = Annotated[str | None, rule(check_dns_or_blank)]
 
 
-def _one_of_tiers(value, field):
-    if value not in TIERS:
-        refuse(f"tier: '{value}' is not one of {', '.join(TIERS)}")
-    return value
+_tier = one_of(TIERS, "{field}: '{value}' is not one of {choices}")
 
 
 def _webhook_url(value, field):
@@ -91,7 +88,7 @@ class EnvironmentCreate(InputSchema):
     requested from a self-service template (`template`, whose guardrails then decide the rest)."""
 
     name: Name
-    tier: Annotated[str | None, rule(_one_of_tiers)] = None
+    tier: Annotated[str | None, _tier] = None
     slug: Label = None
     cluster: str | None = None
     namespace: Label = None
@@ -197,14 +194,6 @@ def _template_name(value, field):
     return value
 
 
-def _one_of(choices, message):
-    def validate(value, field):
-        if value not in choices:
-            refuse(message)
-        return value
-    return rule(validate)
-
-
 def _with_errors(check):
     """A guardrails check (value, errors) -> clean value, as a field rule."""
     return checked(lambda value, field, errors: check(value, errors))
@@ -233,12 +222,12 @@ class TemplateChange(InputSchema):
     parameters) and what environments made from it get (approvals, services)."""
 
     description: Annotated[str | None, rule(lambda value, field: str(value or "")[:2000])] = None
-    tier: Annotated[str | None, rule(_one_of_tiers)] = None
+    tier: Annotated[str | None, _tier] = None
     cluster: str | None = None
     quota: Annotated[dict[str, Any] | None, _with_errors(lambda v, e: guardrails.clean_quantity_map(v, "quota", e))] = None
     limit_range: Annotated[dict[str, Any] | None, _with_errors(guardrails.clean_limit_range)] = None
-    network_policy: Annotated[str | None, _one_of(guardrails.NETWORK_POLICIES, "network_policy: use one of "
-                                                  + ", ".join(guardrails.NETWORK_POLICIES))] = None
+    network_policy: Annotated[str | None, one_of(guardrails.NETWORK_POLICIES,
+                                                 "{field}: use one of {choices}")] = None
     ingress_namespace: Annotated[str | None, rule(_ingress_namespace)] = None
     ttl_hours: Hours = None
     max_ttl_hours: Hours = None
@@ -252,7 +241,7 @@ class TemplateCreate(TemplateChange):
     """Define an environment template: its name and tier (fixed from then on) and its guardrails."""
 
     name: Annotated[str, rule(_template_name)]
-    tier: Annotated[str, rule(_one_of_tiers)]
+    tier: Annotated[str, _tier]
 
 
 # ---------------------------------------------------------------- extending an environment's time to live

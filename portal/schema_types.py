@@ -143,13 +143,26 @@ def whole_number(low, high, unit="", optional=False, message=""):
     return BeforeValidator(validate)
 
 
-def _true_or_false(value, field):
-    if not isinstance(value, bool):
-        refuse(f"{field}: must be true or false")
-    return value
+def true_or_false(message="{field}: must be true or false"):
+    """A field rule: `true` or `false`, nothing else; `message` (formatted with the field) when not."""
+    def validate(value, field):
+        if not isinstance(value, bool):
+            refuse(message.format(field=field))
+        return value
+    return rule(validate)
 
 
-TrueOrFalse = Annotated[StrictBool | None, rule(_true_or_false)]
+def one_of(choices, message):
+    """A field rule: one of `choices`; `message` (formatted with field, value and the choices, joined with
+    ", ") when not."""
+    def validate(value, field):
+        if value not in choices:
+            refuse(message.format(field=field, value=value, choices=", ".join(choices)))
+        return value
+    return rule(validate)
+
+
+TrueOrFalse = Annotated[StrictBool | None, true_or_false()]
 
 # A team and a description, of a service as of an environment (the board filters both by team).
 Team = Annotated[str | None, checked(check_text, required=False, max_length=100)]

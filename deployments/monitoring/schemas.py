@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationInfo, model_validator
 
-from portal.schema_types import InputSchema, checked, checking_rules, refuse
+from portal.schema_types import InputSchema, checked, checking_rules, one_of, refuse, true_or_false
 from portal.schema_types import rule as field_rule
 
 FIELDS = ("window_seconds", "probe_interval_seconds", "failure_threshold", "auto_rollback", "prometheus_url", "rules",
@@ -26,16 +26,9 @@ def _whole_number(low, high):
     return field_rule(validate)
 
 
-def _true_or_false(value, field):
-    if not isinstance(value, bool):
-        refuse(f"verification.{field}: true or false")
-    return value
-
-
-def _unknown_rule(value, field):
-    if value not in ("fail", "ignore"):
-        refuse("verification.unknown_rule: 'fail' (a rule Prometheus cannot answer fails the verification) or 'ignore'")
-    return value
+_true_or_false = true_or_false("verification.{field}: true or false")
+_unknown_rule = one_of(("fail", "ignore"), "verification.unknown_rule: 'fail' (a rule Prometheus cannot answer fails "
+                                           "the verification) or 'ignore'")
 
 
 def _prometheus_url(value, field):
@@ -94,11 +87,11 @@ class Verification(InputSchema):
     window_seconds: Annotated[Any, _whole_number(10, 86400)] = None
     probe_interval_seconds: Annotated[Any, _whole_number(1, 3600)] = None
     failure_threshold: Annotated[Any, _whole_number(1, 100)] = None
-    auto_rollback: Annotated[Any, field_rule(_true_or_false)] = None
+    auto_rollback: Annotated[Any, _true_or_false] = None
     prometheus_url: Annotated[Any, field_rule(_prometheus_url)] = None
     rules: Annotated[Any, checked(lambda value, field, errors: _clean_rules(value, errors))] = None
-    unknown_rule: Annotated[Any, field_rule(_unknown_rule)] = None
-    require_verified_promotion: Annotated[Any, field_rule(_true_or_false)] = None
+    unknown_rule: Annotated[Any, _unknown_rule] = None
+    require_verified_promotion: Annotated[Any, _true_or_false] = None
 
     @model_validator(mode="before")
     @classmethod

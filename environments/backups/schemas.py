@@ -10,7 +10,9 @@ from django.conf import settings
 from pydantic import ValidationInfo, model_validator
 
 from portal import pgtools
-from portal.schema_types import InputSchema, TrueOrFalse, checked, checking_rules, refuse, rule, whole_number
+from portal.schema_types import (
+    InputSchema, TrueOrFalse, checked, checking_rules, one_of, refuse, rule, true_or_false, whole_number,
+)
 from portal.validation import check_dns_label
 
 from .choices import DEPLOY_GUARDS
@@ -28,16 +30,22 @@ def _kind(value, field):
     return "postgresql"
 
 
-def _dsn(value, field):
-    if not isinstance(value, str) or not value.strip():
-        refuse("dsn: the database's connection string is required (postgres://user:password@host:5432/db)")
+def _naming_a_database(dsn, unnamed):
+    """`dsn` when it is a PostgreSQL connection string that names its database; else refused (`unnamed`
+    says what to do when only the database is missing)."""
     try:
-        parts = pgtools.parse_dsn(value.strip())
+        parts = pgtools.parse_dsn(dsn)
     except pgtools.PgToolError as exc:
         refuse(f"dsn: {exc}")
     if not parts.get("dbname"):
-        refuse("dsn: name the database (postgres://user:password@host:5432/DATABASE)")
-    return value.strip()
+        refuse(unnamed)
+    return dsn
+
+
+def _dsn(value, field):
+    if not isinstance(value, str) or not value.strip():
+        refuse("dsn: the database's connection string is required (postgres://user:password@host:5432/db)")
+    return _naming_a_database(value.strip(), "dsn: name the database (postgres://user:password@host:5432/DATABASE)")
 
 
 def _cron(required):
@@ -64,12 +72,6 @@ def _verify_sql(value, field):
     if value is not None and not isinstance(value, str):
         refuse("verify_sql: must be text (a query whose first value is true)")
     return (value or "").strip()
-
-
-def _deploy_guard(value, field):
-    if value not in DEPLOY_GUARDS:
-        refuse(f"deploy_guard: '{value}' is not one of: {', '.join(DEPLOY_GUARDS)}")
-    return value
 
 
 LOCAL_FIELDS = {"kind", "path"}
@@ -143,7 +145,7 @@ class TargetChange(InputSchema):
     rpo_minutes: Annotated[int | None, _count(1, MINUTES_A_YEAR)] = None
     rto_minutes: Annotated[int | None, _count(1, MINUTES_A_YEAR)] = None
     verify_sql: Annotated[str | None, rule(_verify_sql)] = None
-    deploy_guard: Annotated[str | None, rule(_deploy_guard)] = None
+    deploy_guard: Annotated[str | None, one_of(DEPLOY_GUARDS, "{field}: '{value}' is not one of: {choices}")] = None
     deploy_guard_minutes: Annotated[int | None, _count(1, MINUTES_A_YEAR)] = None
     destination: Annotated[dict[str, Any] | None, rule(_destination)] = None
     enabled: TrueOrFalse = None
@@ -174,21 +176,7 @@ def _database(value, field):
 
 
 def _restore_dsn(value, field):
-    if not value:
-        return None
-    try:
-        parts = pgtools.parse_dsn(value)
-    except pgtools.PgToolError as exc:
-        refuse(f"dsn: {exc}")
-    if not parts.get("dbname"):
-        refuse("dsn: name the database to restore into")
-    return value
-
-
-def _true_or_false(value, field):
-    if not isinstance(value, bool):
-        refuse(f"{field}: true or false")
-    return value
+    return _naming_a_database(value, "dsn: name the database to restore into") if value else None
 
 
 class RestoreRequest(InputSchema):
@@ -197,7 +185,7 @@ class RestoreRequest(InputSchema):
 
     database: Annotated[str | None, rule(_database)] = None
     dsn: Annotated[str | None, rule(_restore_dsn)] = None
-    allow_existing: Annotated[bool | None, rule(_true_or_false)] = False
+    allow_existing: Annotated[bool | None, true_or_false("{field}: true or false")] = False
 
     @model_validator(mode="after")
     def _one_place(self, info: ValidationInfo):

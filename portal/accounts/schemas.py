@@ -3,23 +3,17 @@ operation, for the page and the command alike. Whether the environment exists, a
 rules of the user to be created, are the service's to check (portal.accounts.services)."""
 from typing import Annotated
 
-from portal.schema_types import InputSchema, checked, refuse, rule
+from portal.schema_types import InputSchema, checked, one_of
 from portal.validation import check_text
 
 from .choices import ROLES
-
-
-def _role(value, field):
-    if value not in ROLES:
-        refuse(f"role: '{value}' is not one of {', '.join(ROLES)}")
-    return value
 
 
 class RoleGrant(InputSchema):
     """Give a user (by name) a role, globally or for one environment (its slug; none: global)."""
 
     username: Annotated[str | None, checked(check_text, max_length=150)]
-    role: Annotated[str | None, rule(_role)]
+    role: Annotated[str | None, one_of(ROLES, "{field}: '{value}' is not one of {choices}")]
     environment: str | None = None
 
 
